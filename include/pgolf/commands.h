@@ -1,0 +1,32 @@
+// The subcommands of the pgolf binary, one function each; src/main.cpp maps
+// command-line options onto these.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "pgolf/config.h"
+#include "pgolf/corpus.h"
+
+namespace pgolf {
+
+// --config files and --set assignments; the environment is read in between.
+struct ConfigArgs {
+  std::vector<std::string> files, sets;
+};
+Config resolve_config(const ConfigArgs& args, std::map<std::string, std::string>* sources = nullptr);
+
+// `pgolf config`: the resolved configuration with the source of every value,
+// or with `list`, the documentation of every key.
+int cmd_config(const ConfigArgs& args, bool list);
+// `pgolf info`: build and device facts.
+int cmd_info();
+// `pgolf tokenizer`: trains the SPEC §1 SentencePiece model on a corpus.
+int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output);
+// `pgolf shard`: tokenises a corpus into train/val shards.
+int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts);
+// `pgolf data`: checks the shards and tokenizer of a configuration and prints
+// their statistics.
+int cmd_data(const ConfigArgs& args);
+
+}  // namespace pgolf

@@ -1,0 +1,137 @@
+// Configuration: every hyperparameter of SPEC.md under the reference's env-var
+// names, typed, with defaults equal to the 12-layer record configuration.
+//
+// Precedence (later wins): defaults < --config FILE (KEY=VALUE lines) <
+// environment (only our own keys are read) < --set KEY=VALUE.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace pgolf {
+
+struct Config {
+  // Data and run
+  std::string data_path = "./data/datasets/fineweb10B_sp1024";
+  std::string tokenizer_path = "./data/tokenizers/fineweb_1024_bpe.model";
+  std::string run_id;
+  std::string log_dir = "logs";
+  std::int64_t seed = 1337;
+  // Model (SPEC §3)
+  std::int64_t vocab_size = 1024;
+  std::int64_t num_layers = 12;
+  std::int64_t model_dim = 512;
+  std::int64_t num_heads = 8;
+  std::int64_t num_kv_heads = 4;
+  std::int64_t mlp_mult = 3;
+  bool tie_embeddings = true;
+  double tied_embed_init_std = 0.005;
+  double rope_base = 10000.0;
+  double logit_softcap = 30.0;
+  double qk_gain_init = 1.5;
+  std::int64_t bigram_vocab_size = 2048;
+  std::int64_t bigram_dim = 96;
+  std::int64_t xsa_last_n = 0;
+  // Training loop and schedule (SPEC §1, §4)
+  std::int64_t iterations = 20000;
+  std::int64_t warmup_steps = 20;
+  std::int64_t warmdown_iters = 2000;
+  std::int64_t train_batch_tokens = 524288;
+  std::int64_t train_seq_len = 1024;
+  double max_wallclock_seconds = 600.0;
+  std::int64_t val_loss_every = 1000;
+  std::int64_t val_batch_size = 524288;
+  std::int64_t train_log_every = 200;
+  // Optimisers (SPEC §4)
+  double matrix_lr = 0.025;
+  double scalar_lr = 0.025;
+  double tied_embed_lr = 0.035;
+  double muon_momentum = 0.98;
+  double muon_momentum_warmup_start = 0.92;
+  std::int64_t muon_momentum_warmup_steps = 1500;
+  std::int64_t muon_backend_steps = 5;
+  double muon_wd = 0.04;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double adam_eps = 1e-8;
+  double adam_wd = 0.0;
+  double grad_clip_norm = 0.3;
+  // Weight averaging and quantisation-aware training (SPEC §4)
+  bool swa_enabled = true;
+  double swa_start_frac = 0.4;
+  std::int64_t swa_every = 50;
+  bool ema_enabled = false;
+  double ema_decay = 0.997;
+  double qat_start_frac = 0.0;
+  // Export (SPEC §5)
+  double prune_frac = 0.03;
+  std::int64_t quant_attn_bits = 6;
+  std::int64_t quant_mlp_bits = 5;
+  std::string fp16_keep_name_patterns = "tok_emb";
+  // Evaluation (SPEC §2)
+  std::int64_t eval_stride = 64;
+  std::int64_t eval_batch_seqs = 32;
+  std::int64_t eval_seq_len = 0;  // 0 = TRAIN_SEQ_LEN
+  // Runtime
+  std::string device = "auto";
+  std::int64_t num_threads = 0;  // 0 = every core this process may run on
+};
+
+// Any problem with configuration input; the message names the key (and the
+// file and line, or the variable) and says how to fix it.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+using ConfigField = std::variant<std::int64_t Config::*, double Config::*, bool Config::*, std::string Config::*>;
+
+struct ConfigKey {
+  const char* name;   // env-var name, e.g. "MATRIX_LR"
+  const char* group;  // section of --list output
+  ConfigField field;
+  const char* help;
+};
+
+const std::vector<ConfigKey>& config_keys();
+const ConfigKey* find_config_key(std::string_view name);
+// The valid key with the smallest edit distance to `name`.
+std::string closest_config_key(std::string_view name);
+const char* type_name(const ConfigKey& key);
+
+// Parses `value` into the field of `key`. `origin` says where it came from
+// ("--set", "env", "file.env:12") and is part of any error message.
+void set_config_value(Config& cfg, const ConfigKey& key, std::string_view value, const std::string& origin);
+std::string get_config_value(const Config& cfg, const ConfigKey& key);
+
+// Applies one KEY=VALUE assignment; unknown keys are an error naming the closest key.
+void apply_assignment(Config& cfg, std::string_view assignment, const std::string& origin,
+                      std::map<std::string, std::string>* sources = nullptr);
+// Applies a config file: KEY=VALUE lines, optional `export ` prefix, optional
+// matching quotes around the value, `#` comments, blank lines.
+void apply_config_file(Config& cfg, const std::string& path, std::map<std::string, std::string>* sources = nullptr);
+
+using Getenv = std::function<const char*(const char*)>;
+
+// Resolves the full precedence chain and validates the result. When `sources`
+// is given it records, per key, where the final value came from.
+Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& sets,
+                   const Getenv& getenv, std::map<std::string, std::string>* sources = nullptr);
+
+// Cross-field checks (dimensions divide, fractions in range, ...).
+void validate_config(const Config& cfg);
+
+// KEY=VALUE lines for every key, readable back by apply_config_file.
+std::string format_config(const Config& cfg, const std::map<std::string, std::string>* sources = nullptr);
+// The documentation table: every key with type, default and meaning.
+std::string describe_config_keys();
+
+// Values derived from the configuration, named as in SPEC.
+inline std::int64_t head_dim(const Config& c) { return c.model_dim / c.num_heads; }
+inline std::int64_t eval_seq_len(const Config& c) { return c.eval_seq_len > 0 ? c.eval_seq_len : c.train_seq_len; }
+
+}  // namespace pgolf

@@ -1,0 +1,68 @@
+// Text corpora: documents read from JSONL or plain-text files, and turned into
+// token shards (`pgolf shard`) in the official format of SPEC §1.
+#pragma once
+#include <cstdint>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "pgolf/tokenizer.h"
+
+namespace pgolf {
+
+// Input files are read in the order given.
+//  - JSONL (name ends in .jsonl or .json, or format "jsonl"): one JSON object
+//    per line; the document is its "text" field.
+//  - plain text: the whole file is one document, or, with a separator, the
+//    file is split at every line equal to it (e.g. "%" for fortune files).
+// Documents that are empty or only white space are skipped.
+struct CorpusOptions {
+  std::vector<std::string> inputs;
+  std::string format = "auto";  // auto, jsonl or text
+  std::string separator;        // text only; empty = one document per file
+  std::int64_t max_docs = 0;    // 0 = all
+};
+
+class DocumentReader {
+ public:
+  explicit DocumentReader(CorpusOptions opts);
+  // Reads the next document into `doc`; false at the end of the corpus.
+  bool next(std::string& doc);
+  // "file:line" of the last line read, for messages.
+  std::string where() const;
+
+ private:
+  bool open_next_file();
+  bool next_jsonl(std::string& doc);
+  bool next_text(std::string& doc);
+
+  CorpusOptions opts_;
+  std::size_t file_index_ = 0;
+  std::ifstream in_;
+  bool jsonl_ = false;
+  std::int64_t line_ = 0, docs_ = 0;
+};
+
+struct ShardOptions {
+  std::string output_dir;
+  std::int64_t val_docs = 50000;          // the first N documents form the val split
+  std::int64_t shard_tokens = 100000000;  // tokens per shard (the last may hold fewer)
+  bool force = false;                     // replace an existing output folder
+  std::uint64_t shuffle_seed = 0;         // 0 = keep input order; else shuffle documents first (in memory)
+};
+
+struct SplitStats {
+  std::int64_t docs = 0, bytes = 0, tokens = 0, shards = 0;
+};
+struct ShardStats {
+  SplitStats train, val;
+};
+
+// Tokenises every document, prefixes BOS, and writes fineweb_val_NNNNNN.bin and
+// fineweb_train_NNNNNN.bin. The shards are built in a temporary folder that is
+// renamed to `output_dir` only when all of them are written.
+ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOptions& opts);
+
+std::string format_stats(const ShardStats& s);
+
+}  // namespace pgolf

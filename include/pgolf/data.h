@@ -1,0 +1,97 @@
+// Token data (SPEC §1): the official shard format, the training token stream
+// with its per-rank slicing, and the validation tokens.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pgolf/io.h"
+
+namespace pgolf {
+
+constexpr std::int32_t kShardMagic = 20240520;
+constexpr std::int32_t kShardVersion = 1;
+constexpr std::size_t kShardHeaderInts = 256;
+constexpr std::size_t kShardHeaderBytes = kShardHeaderInts * sizeof(std::int32_t);
+constexpr std::uint16_t kBosId = 1;
+
+// Every way a shard can be unusable; the message names the file and the fix.
+struct ShardError : std::runtime_error {
+  enum Kind { NoFiles, TruncatedHeader, BadMagic, BadVersion, TruncatedBody, SizeMismatch };
+  ShardError(Kind kind, const std::string& msg) : std::runtime_error(msg), kind(kind) {}
+  Kind kind;
+};
+
+// A validated, memory-mapped shard: header checked, body viewed in place.
+class Shard {
+ public:
+  explicit Shard(const std::string& path);
+  const std::uint16_t* tokens() const;
+  std::size_t num_tokens() const { return num_tokens_; }
+  const std::string& path() const { return file_.path(); }
+
+ private:
+  MappedFile file_;
+  std::size_t num_tokens_ = 0;
+};
+
+// Writes one shard atomically in the official format.
+void write_shard(const std::string& path, const std::vector<std::uint16_t>& tokens);
+
+// Sorted paths matching `pattern`; an empty match is ShardError::NoFiles.
+std::vector<std::string> shard_files(const std::string& pattern);
+std::string train_pattern(const std::string& data_path);  // DATA_PATH/fineweb_train_*.bin
+std::string val_pattern(const std::string& data_path);    // DATA_PATH/fineweb_val_*.bin
+
+// The shared training stream: shards in sorted order, wrapping around at the
+// end. Shards are opened lazily, one at a time.
+class TokenStream {
+ public:
+  struct Position {
+    std::size_t file = 0;
+    std::size_t offset = 0;
+    bool operator==(const Position& o) const { return file == o.file && offset == o.offset; }
+  };
+
+  explicit TokenStream(std::vector<std::string> files);
+  // The next n tokens of the stream.
+  std::vector<std::uint16_t> take(std::size_t n);
+  Position position() const { return pos_; }
+  void seek(Position p);  // restores a saved position (e.g. after warm-up)
+
+ private:
+  void open(std::size_t file);
+  std::vector<std::string> files_;
+  Shard current_;
+  Position pos_;
+};
+
+// One micro-batch of one rank: `rows` sequences of `seq_len` tokens.
+struct Batch {
+  std::vector<std::int64_t> inputs, targets;
+  std::int64_t rows = 0, seq_len = 0;
+};
+
+// Batch arithmetic of SPEC §1: each micro-step takes (local+1)*world_size
+// tokens from the shared stream, local = global_tokens / (world_size*grad_accum);
+// rank r uses slice [r*(local+1), (r+1)*(local+1)); inputs are its first
+// `local` tokens, targets the same shifted by one.
+class DistributedTokenLoader {
+ public:
+  DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size);
+  Batch next_batch(std::int64_t global_tokens, std::int64_t seq_len, std::int64_t grad_accum);
+  TokenStream& stream() { return stream_; }
+
+ private:
+  TokenStream stream_;
+  int rank_, world_size_;
+};
+
+// grad_accum = 8 / world_size; world size must divide 8.
+std::int64_t grad_accum_steps(int world_size);
+
+// All val shards concatenated, truncated to floor((N-1)/seq_len)*seq_len + 1.
+std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len);
+
+}  // namespace pgolf

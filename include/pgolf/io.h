@@ -1,0 +1,60 @@
+// Files: read-only memory maps, atomic writes (temp file, then rename), globbing.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgolf {
+
+// A read-only, private memory map of a whole file. Empty files map to size 0.
+class MappedFile {
+ public:
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& other) noexcept;
+  MappedFile& operator=(MappedFile&& other) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// Writes `path` so that readers never see a partial file: the bytes go to
+// `path.tmp.<pid>`, are flushed, and the temp file is renamed over `path`.
+// On any failure the temp file is removed and the error names `path`.
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::string path);
+  ~AtomicFile();  // removes the temp file unless commit() succeeded
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, std::size_t n);
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  void commit();  // fsync, close, rename
+
+ private:
+  std::string path_, tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+void write_file_atomic(const std::string& path, std::string_view contents);
+std::string read_file(const std::string& path);
+
+// Sorted list of paths matching a shell pattern (no error when nothing matches).
+std::vector<std::string> glob_sorted(const std::string& pattern);
+
+// Creates a directory and its parents; no-op when it exists.
+void make_dirs(const std::string& path);
+
+}  // namespace pgolf

@@ -1,0 +1,21 @@
+// Process runtime: torch thread count and the compute device.
+#pragma once
+#include <string>
+
+namespace pgolf {
+
+// Cores this process may run on (its CPU affinity mask), at least 1.
+int available_cores();
+
+// Sets torch's intra-op threads: `num_threads` if positive, else available_cores().
+// Returns the count in effect.
+int init_threads(long num_threads);
+
+// Resolves DEVICE: "cpu", "cuda", or "auto" (cuda when this build has the CUDA
+// path and a GPU is visible). Asking for cuda where it is not there is an error.
+std::string resolve_device(const std::string& requested);
+
+// Human-readable build and device facts for `pgolf info`.
+std::string runtime_info();
+
+}  // namespace pgolf

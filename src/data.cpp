@@ -1,0 +1,141 @@
+#include "pgolf/data.h"
+
+#include <cstring>
+
+namespace pgolf {
+
+Shard::Shard(const std::string& path) : file_(path) {
+  const std::size_t size = file_.size();
+  auto fail = [&](ShardError::Kind kind, const std::string& what) {
+    throw ShardError(kind, "corrupt shard '" + path + "': " + what +
+                               " (re-create it with `pgolf shard` or download it again)");
+  };
+  if (size < kShardHeaderBytes)
+    fail(ShardError::TruncatedHeader, "file has " + std::to_string(size) + " bytes, less than the " +
+                                          std::to_string(kShardHeaderBytes) + "-byte header");
+  std::int32_t header[3];
+  std::memcpy(header, file_.data(), sizeof header);
+  if (header[0] != kShardMagic)
+    fail(ShardError::BadMagic, "bad magic " + std::to_string(header[0]) + ", expected " + std::to_string(kShardMagic));
+  if (header[1] != kShardVersion)
+    fail(ShardError::BadVersion, "unsupported version " + std::to_string(header[1]) + ", expected " +
+                                     std::to_string(kShardVersion));
+  if (header[2] < 0) fail(ShardError::SizeMismatch, "negative token count " + std::to_string(header[2]));
+  num_tokens_ = static_cast<std::size_t>(header[2]);
+  const std::size_t expected = kShardHeaderBytes + 2 * num_tokens_;
+  if (size < expected)
+    fail(ShardError::TruncatedBody, "truncated body: header says " + std::to_string(num_tokens_) + " tokens (" +
+                                        std::to_string(expected) + " bytes) but the file has " + std::to_string(size));
+  if (size > expected)
+    fail(ShardError::SizeMismatch, "size mismatch: header says " + std::to_string(num_tokens_) + " tokens (" +
+                                       std::to_string(expected) + " bytes) but the file has " + std::to_string(size));
+}
+
+// The body starts 1024 bytes into a page-aligned map, so it is 2-byte aligned.
+const std::uint16_t* Shard::tokens() const {
+  return reinterpret_cast<const std::uint16_t*>(file_.data() + kShardHeaderBytes);
+}
+
+void write_shard(const std::string& path, const std::vector<std::uint16_t>& tokens) {
+  if (tokens.size() > static_cast<std::size_t>(INT32_MAX))
+    throw std::runtime_error("cannot write shard '" + path + "': more than 2^31-1 tokens");
+  std::int32_t header[kShardHeaderInts] = {};
+  header[0] = kShardMagic;
+  header[1] = kShardVersion;
+  header[2] = static_cast<std::int32_t>(tokens.size());
+  AtomicFile f(path);
+  f.write(header, sizeof header);
+  f.write(tokens.data(), tokens.size() * sizeof(std::uint16_t));
+  f.commit();
+}
+
+std::vector<std::string> shard_files(const std::string& pattern) {
+  auto files = glob_sorted(pattern);
+  if (files.empty())
+    throw ShardError(ShardError::NoFiles, "no shard files match '" + pattern +
+                                              "' (set DATA_PATH to the folder holding the .bin shards, or create "
+                                              "them with `pgolf shard`)");
+  return files;
+}
+
+std::string train_pattern(const std::string& data_path) { return data_path + "/fineweb_train_*.bin"; }
+std::string val_pattern(const std::string& data_path) { return data_path + "/fineweb_val_*.bin"; }
+
+namespace {
+const std::string& first_shard(const std::vector<std::string>& files) {
+  if (files.empty()) throw ShardError(ShardError::NoFiles, "the training stream needs at least one shard");
+  return files.front();
+}
+}  // namespace
+
+TokenStream::TokenStream(std::vector<std::string> files) : files_(std::move(files)), current_(first_shard(files_)) {}
+
+void TokenStream::open(std::size_t file) {
+  if (file != pos_.file) current_ = Shard(files_[file]);
+  pos_ = {file, 0};
+}
+
+void TokenStream::seek(Position p) {
+  open(p.file);
+  pos_.offset = p.offset;
+}
+
+std::vector<std::uint16_t> TokenStream::take(std::size_t n) {
+  std::vector<std::uint16_t> out;
+  out.reserve(n);
+  std::size_t empty_files = 0;
+  while (out.size() < n) {
+    if (pos_.offset >= current_.num_tokens()) {
+      if (++empty_files > files_.size()) throw std::runtime_error("training shards hold no tokens");
+      open((pos_.file + 1) % files_.size());
+      continue;
+    }
+    empty_files = 0;
+    std::size_t k = std::min(n - out.size(), current_.num_tokens() - pos_.offset);
+    out.insert(out.end(), current_.tokens() + pos_.offset, current_.tokens() + pos_.offset + k);
+    pos_.offset += k;
+  }
+  return out;
+}
+
+DistributedTokenLoader::DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size)
+    : stream_(std::move(files)), rank_(rank), world_size_(world_size) {}
+
+Batch DistributedTokenLoader::next_batch(std::int64_t global_tokens, std::int64_t seq_len, std::int64_t grad_accum) {
+  const std::int64_t local = global_tokens / (world_size_ * grad_accum);
+  if (local <= 0 || local % seq_len != 0)
+    throw std::invalid_argument("per-rank micro-batch of " + std::to_string(local) +
+                                " tokens is not a positive multiple of TRAIN_SEQ_LEN=" + std::to_string(seq_len));
+  const std::int64_t span = local + 1;
+  std::vector<std::uint16_t> chunk = stream_.take(static_cast<std::size_t>(span * world_size_));
+  const std::uint16_t* mine = chunk.data() + rank_ * span;
+  Batch b;
+  b.rows = local / seq_len;
+  b.seq_len = seq_len;
+  b.inputs.assign(mine, mine + local);
+  b.targets.assign(mine + 1, mine + span);
+  return b;
+}
+
+std::int64_t grad_accum_steps(int world_size) {
+  if (world_size <= 0 || 8 % world_size != 0)
+    throw std::invalid_argument("world size " + std::to_string(world_size) +
+                                " does not divide 8 (SPEC §1: grad_accum = 8 / world_size); use 1, 2, 4 or 8 processes");
+  return 8 / world_size;
+}
+
+std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len) {
+  std::vector<std::uint16_t> tokens;
+  for (const auto& path : shard_files(pattern)) {
+    Shard s(path);
+    tokens.insert(tokens.end(), s.tokens(), s.tokens() + s.num_tokens());
+  }
+  const std::size_t L = static_cast<std::size_t>(seq_len);
+  if (tokens.size() < L + 1)
+    throw std::runtime_error("validation split '" + pattern + "' has " + std::to_string(tokens.size()) +
+                             " tokens, fewer than one sequence of " + std::to_string(seq_len) + " plus one");
+  tokens.resize((tokens.size() - 1) / L * L + 1);
+  return tokens;
+}
+
+}  // namespace pgolf

@@ -1,0 +1,82 @@
+// pgolf: wires the subcommands of src/commands.cpp to the command line.
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+
+#include "pgolf/commands.h"
+
+namespace {
+
+void add_config_options(CLI::App* cmd, pgolf::ConfigArgs& args) {
+  cmd->add_option("--config", args.files, "KEY=VALUE config file(s), applied in order (see configs/)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--set", args.sets, "KEY=VALUE override, applied last (repeatable)");
+  cmd->footer(
+      "Configuration precedence: defaults < --config FILE < environment < --set KEY=VALUE.\n"
+      "Environment variables and keys (type, default, meaning):\n\n" +
+      pgolf::describe_config_keys());
+}
+
+void add_corpus_options(CLI::App* cmd, pgolf::CorpusOptions& c) {
+  cmd->add_option("--input", c.inputs, "input files: JSONL with a \"text\" field, or plain text")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--format", c.format, "auto (JSONL if the name ends in .jsonl/.json), jsonl or text")
+      ->check(CLI::IsMember({"auto", "jsonl", "text"}));
+  cmd->add_option("--separator", c.separator,
+                  "plain text: a line equal to this ends a document (e.g. %); default: one document per file");
+  cmd->add_option("--max-docs", c.max_docs, "read at most this many documents (0 = all)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pgolf: train, compress and score a parameter-golf language model (see README.md)"};
+  app.require_subcommand(1);
+
+  pgolf::ConfigArgs cfg_args;
+  bool list = false;
+  auto* config = app.add_subcommand("config", "print the resolved configuration and where each value came from");
+  add_config_options(config, cfg_args);
+  config->add_flag("--list", list, "document every key instead");
+
+  auto* info = app.add_subcommand("info", "print the LibTorch version, CUDA support and thread count");
+
+  pgolf::CorpusOptions corpus;
+  int vocab_size = 1024;
+  std::string tok_output;
+  auto* tokenizer = app.add_subcommand("tokenizer", "train the SentencePiece BPE tokenizer of SPEC §1 on a corpus");
+  add_corpus_options(tokenizer, corpus);
+  tokenizer->add_option("--vocab-size", vocab_size, "number of pieces")->capture_default_str();
+  tokenizer->add_option("--output", tok_output, "model file to write, e.g. data/tokenizers/fineweb_1024_bpe.model")
+      ->required();
+
+  pgolf::ShardOptions shard_opts;
+  std::string shard_tokenizer;
+  auto* shard = app.add_subcommand("shard", "tokenise a corpus into fineweb_{train,val}_NNNNNN.bin shards");
+  add_corpus_options(shard, corpus);
+  shard->add_option("--tokenizer", shard_tokenizer, "SentencePiece model")->required()->check(CLI::ExistingFile);
+  shard->add_option("--output-dir", shard_opts.output_dir, "folder to create (becomes DATA_PATH)")->required();
+  shard->add_option("--val-docs", shard_opts.val_docs, "the first N documents form the val split")
+      ->capture_default_str();
+  shard->add_option("--shard-tokens", shard_opts.shard_tokens, "tokens per shard")->capture_default_str();
+  shard->add_option("--shuffle-seed", shard_opts.shuffle_seed,
+                    "shuffle documents with this seed before splitting (0 = keep order; holds the corpus in memory)");
+  shard->add_flag("--force", shard_opts.force, "replace the output folder if it exists");
+
+  auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
+  add_config_options(data, cfg_args);
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*config) return pgolf::cmd_config(cfg_args, list);
+    if (*info) return pgolf::cmd_info();
+    if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output);
+    if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
+    if (*data) return pgolf::cmd_data(cfg_args);
+  } catch (const std::exception& e) {
+    std::cerr << "pgolf: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

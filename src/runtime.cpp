@@ -1,0 +1,77 @@
+#include "pgolf/runtime.h"
+
+#include <ATen/Context.h>
+#include <ATen/Parallel.h>
+#include <sched.h>
+#include <torch/version.h>
+
+#include <sstream>
+#include <stdexcept>
+
+#ifdef PGOLF_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
+#endif
+
+namespace pgolf {
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+int init_threads(long num_threads) {
+  int n = num_threads > 0 ? static_cast<int>(num_threads) : available_cores();
+  at::set_num_threads(n);
+  return at::get_num_threads();
+}
+
+namespace {
+
+int cuda_device_count() {
+#ifdef PGOLF_WITH_CUDA
+  return static_cast<int>(c10::cuda::device_count());
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+std::string resolve_device(const std::string& requested) {
+  const int gpus = cuda_device_count();
+  if (requested == "cpu") return "cpu";
+  if (requested == "cuda") {
+    if (gpus == 0)
+      throw std::runtime_error(
+#ifdef PGOLF_WITH_CUDA
+          "DEVICE=cuda but no GPU is visible (check CUDA_VISIBLE_DEVICES and the driver)"
+#else
+          "DEVICE=cuda but this pgolf was built without the CUDA path (rebuild with -DPGOLF_CUDA=ON)"
+#endif
+      );
+    return "cuda";
+  }
+  if (requested == "auto") return gpus > 0 ? "cuda" : "cpu";
+  throw std::invalid_argument("DEVICE must be auto, cpu or cuda, got '" + requested + "'");
+}
+
+std::string runtime_info() {
+  std::ostringstream out;
+  out << "libtorch: " << TORCH_VERSION << "\n";
+#ifdef PGOLF_WITH_CUDA
+  int runtime = 0;
+  cudaRuntimeGetVersion(&runtime);
+  out << "cuda path: built (CUDA runtime " << runtime / 1000 << "." << (runtime % 1000) / 10 << ")\n";
+#else
+  out << "cuda path: not built\n";
+#endif
+  out << "cuda devices: " << cuda_device_count() << "\n";
+  out << "cpu cores available: " << available_cores() << "\n";
+  out << "torch threads: " << at::get_num_threads() << "\n";
+  return out.str();
+}
+
+}  // namespace pgolf

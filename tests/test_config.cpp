@@ -1,0 +1,175 @@
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "helpers.h"
+#include "pgolf/config.h"
+
+using namespace pgolf;
+using pgolf::test::TempDir;
+using pgolf::test::write_text;
+
+namespace {
+
+Getenv env_of(const std::map<std::string, std::string>& vars) {
+  return [vars](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Config, DefaultsAreThe12LayerConfiguration) {
+  Config c = load_config({}, {}, env_of({}));
+  EXPECT_EQ(c.num_layers, 12);
+  EXPECT_EQ(c.model_dim, 512);
+  EXPECT_EQ(c.num_heads, 8);
+  EXPECT_EQ(c.num_kv_heads, 4);
+  EXPECT_EQ(c.mlp_mult, 3);
+  EXPECT_EQ(c.train_batch_tokens, 524288);
+  EXPECT_EQ(c.train_seq_len, 1024);
+  EXPECT_EQ(c.bigram_vocab_size, 2048);
+  EXPECT_EQ(c.bigram_dim, 96);
+  EXPECT_DOUBLE_EQ(c.matrix_lr, 0.025);
+  EXPECT_DOUBLE_EQ(c.muon_wd, 0.04);
+  EXPECT_EQ(c.swa_every, 50);
+  EXPECT_EQ(c.eval_stride, 64);
+  EXPECT_EQ(c.quant_mlp_bits, 5);
+  EXPECT_EQ(c.quant_attn_bits, 6);
+  EXPECT_EQ(head_dim(c), 64);
+  EXPECT_EQ(eval_seq_len(c), 1024);
+}
+
+TEST(Config, PrecedenceDefaultsFileEnvSet) {
+  TempDir dir;
+  write_text(dir.file("a.env"),
+             "# comment\n\nNUM_LAYERS=10\nMODEL_DIM = 256 # trailing comment\nexport SEED=7\nRUN_ID=\"my run\"\n"
+             "MATRIX_LR=0.01\n");
+  std::map<std::string, std::string> sources;
+  Config c = load_config({dir.file("a.env")}, {"MATRIX_LR=0.02", "SEED=9"},
+                         env_of({{"NUM_LAYERS", "11"}, {"SEED", "8"}, {"HOME", "/root"}, {"NOT_OURS", "x"}}), &sources);
+  EXPECT_EQ(c.model_dim, 256);        // file over default
+  EXPECT_EQ(c.num_layers, 11);        // env over file
+  EXPECT_EQ(c.seed, 9);               // --set over env over file
+  EXPECT_DOUBLE_EQ(c.matrix_lr, 0.02);  // --set over file
+  EXPECT_EQ(c.run_id, "my run");      // quotes stripped
+  EXPECT_EQ(c.num_heads, 8);          // untouched default
+  EXPECT_EQ(sources["MODEL_DIM"], dir.file("a.env") + ":4");
+  EXPECT_EQ(sources["NUM_LAYERS"], "env");
+  EXPECT_EQ(sources["SEED"], "--set SEED=9");
+  EXPECT_EQ(sources.count("NUM_HEADS"), 0u);
+}
+
+TEST(Config, LaterFilesOverrideEarlierOnes) {
+  TempDir dir;
+  write_text(dir.file("a.env"), "NUM_LAYERS=10\n");
+  write_text(dir.file("b.env"), "NUM_LAYERS=9\n");
+  EXPECT_EQ(load_config({dir.file("a.env"), dir.file("b.env")}, {}, env_of({})).num_layers, 9);
+}
+
+TEST(Config, UnknownKeyNamesClosestValidKey) {
+  TempDir dir;
+  write_text(dir.file("a.env"), "NUM_LAYERS=10\nMATRX_LR=0.1\n");
+  std::string e = error_of([&] { load_config({dir.file("a.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("a.env:2"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key 'MATRX_LR'"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean MATRIX_LR"), std::string::npos) << e;
+
+  e = error_of([&] { load_config({}, {"NUM_LAYER=3"}, env_of({})); });
+  EXPECT_NE(e.find("--set NUM_LAYER=3"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean NUM_LAYERS"), std::string::npos) << e;
+}
+
+TEST(Config, UnparsableValuesNameKeyAndValue) {
+  struct Case {
+    std::string set, expect;
+  } cases[] = {
+      {"NUM_LAYERS=twelve", "NUM_LAYERS='twelve' is not an integer"},
+      {"NUM_LAYERS=12.5", "NUM_LAYERS='12.5' is not an integer"},
+      {"NUM_LAYERS=", "NUM_LAYERS='' is not an integer"},
+      {"MATRIX_LR=fast", "MATRIX_LR='fast' is not a finite number"},
+      {"MATRIX_LR=0.1x", "MATRIX_LR='0.1x' is not a finite number"},
+      {"MATRIX_LR=inf", "MATRIX_LR='inf' is not a finite number"},
+      {"SWA_ENABLED=maybe", "SWA_ENABLED='maybe' is not a boolean"},
+  };
+  for (const auto& c : cases) {
+    std::string e = error_of([&] { load_config({}, {c.set}, env_of({})); });
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.set << " -> " << e;
+  }
+  std::string e = error_of([&] { load_config({}, {}, env_of({{"SEED", "abc"}})); });
+  EXPECT_NE(e.find("environment variable SEED"), std::string::npos) << e;
+  EXPECT_NE(e.find("SEED='abc'"), std::string::npos) << e;
+}
+
+TEST(Config, MalformedLinesAndMissingFiles) {
+  TempDir dir;
+  write_text(dir.file("bad.env"), "NUM_LAYERS 12\n");
+  std::string e = error_of([&] { load_config({dir.file("bad.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("bad.env:1: expected KEY=VALUE"), std::string::npos) << e;
+  e = error_of([&] { load_config({}, {"NUM_LAYERS"}, env_of({})); });
+  EXPECT_NE(e.find("expected KEY=VALUE"), std::string::npos) << e;
+  e = error_of([&] { load_config({dir.file("missing.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("cannot read config file"), std::string::npos) << e;
+}
+
+TEST(Config, BooleansAcceptCommonSpellings) {
+  for (std::string v : {"1", "true", "TRUE", "yes", "on"})
+    EXPECT_TRUE(load_config({}, {"EMA_ENABLED=" + v}, env_of({})).ema_enabled) << v;
+  for (std::string v : {"0", "false", "No", "off"})
+    EXPECT_FALSE(load_config({}, {"SWA_ENABLED=" + v}, env_of({})).swa_enabled) << v;
+}
+
+TEST(Config, ValidationRejectsInconsistentShapes) {
+  struct Case {
+    std::vector<std::string> sets;
+    std::string expect;
+  } cases[] = {
+      {{"NUM_HEADS=7"}, "MODEL_DIM must be divisible by NUM_HEADS"},
+      {{"NUM_KV_HEADS=3"}, "NUM_HEADS must be divisible by NUM_KV_HEADS"},
+      {{"TRAIN_BATCH_TOKENS=1000"}, "TRAIN_BATCH_TOKENS must be a positive multiple of 8 * TRAIN_SEQ_LEN"},
+      {{"PRUNE_FRAC=1.5"}, "PRUNE_FRAC must be in [0, 1]"},
+      {{"EVAL_STRIDE=2048"}, "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]"},
+      {{"DEVICE=tpu"}, "DEVICE must be auto, cpu or cuda"},
+      {{"VOCAB_SIZE=70000"}, "VOCAB_SIZE must fit"},
+      {{"TIE_EMBEDDINGS=0"}, "TIE_EMBEDDINGS=0"},
+  };
+  for (const auto& c : cases) {
+    std::string e = error_of([&] { load_config({}, c.sets, env_of({})); });
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.sets[0] << " -> " << e;
+  }
+}
+
+TEST(Config, FormattedConfigReadsBackIdentically) {
+  TempDir dir;
+  Config c = load_config({}, {"MATRIX_LR=0.0123456789", "RUN_ID=a b#c", "ADAM_EPS=1e-8", "EMA_ENABLED=1"}, env_of({}));
+  write_text(dir.file("out.env"), format_config(c));
+  Config back = load_config({dir.file("out.env")}, {}, env_of({}));
+  EXPECT_EQ(format_config(back), format_config(c));
+  EXPECT_DOUBLE_EQ(back.matrix_lr, 0.0123456789);
+  EXPECT_EQ(back.run_id, "a b#c");
+}
+
+TEST(Config, EveryKeyIsDocumentedWithTypeAndDefault) {
+  std::string doc = describe_config_keys();
+  for (const auto& k : config_keys()) {
+    EXPECT_NE(doc.find(std::string(k.name) + " (" + type_name(k) + ", default "), std::string::npos) << k.name;
+    EXPECT_GT(std::string(k.help).size(), 5u) << k.name;
+  }
+}
+
+TEST(Config, PresetsInConfigsFolderAllLoad) {
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(PGOLF_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".env") continue;
+    EXPECT_NO_THROW(load_config({entry.path().string()}, {}, env_of({}))) << entry.path();
+  }
+}

@@ -1,0 +1,192 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <numeric>
+
+#include "helpers.h"
+#include "pgolf/data.h"
+
+using namespace pgolf;
+using pgolf::test::TempDir;
+using pgolf::test::write_text;
+
+namespace {
+
+std::vector<std::uint16_t> iota_tokens(std::size_t n, std::uint16_t start = 0) {
+  std::vector<std::uint16_t> t(n);
+  std::iota(t.begin(), t.end(), start);
+  return t;
+}
+
+ShardError::Kind error_kind(const std::string& path, std::string* message = nullptr) {
+  try {
+    Shard s(path);
+  } catch (const ShardError& e) {
+    if (message) *message = e.what();
+    return e.kind;
+  }
+  ADD_FAILURE() << "no error for " << path;
+  return ShardError::NoFiles;
+}
+
+// A valid shard's bytes with one int32 of the header or the size changed.
+std::string shard_bytes(std::size_t tokens) {
+  std::string b(kShardHeaderBytes + 2 * tokens, '\0');
+  std::int32_t h[3] = {kShardMagic, kShardVersion, static_cast<std::int32_t>(tokens)};
+  std::memcpy(b.data(), h, sizeof h);
+  return b;
+}
+
+void set_header(std::string& b, int index, std::int32_t v) { std::memcpy(b.data() + 4 * index, &v, 4); }
+
+}  // namespace
+
+TEST(Shard, WriteReadRoundTrip) {
+  TempDir dir;
+  auto tokens = iota_tokens(1000, 60000);  // values above 32767 check unsigned reads
+  write_shard(dir.file("s.bin"), tokens);
+  EXPECT_EQ(std::filesystem::file_size(dir.file("s.bin")), 1024u + 2 * 1000);
+  Shard s(dir.file("s.bin"));
+  ASSERT_EQ(s.num_tokens(), 1000u);
+  EXPECT_TRUE(std::equal(tokens.begin(), tokens.end(), s.tokens()));
+  // Nothing but the final file is left behind.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
+}
+
+TEST(Shard, HeaderIsTheOfficialLayout) {
+  TempDir dir;
+  write_shard(dir.file("s.bin"), iota_tokens(3));
+  std::string b = read_file(dir.file("s.bin"));
+  std::int32_t h[256];
+  std::memcpy(h, b.data(), sizeof h);
+  EXPECT_EQ(h[0], 20240520);
+  EXPECT_EQ(h[1], 1);
+  EXPECT_EQ(h[2], 3);
+  for (int i = 3; i < 256; ++i) EXPECT_EQ(h[i], 0);
+  EXPECT_EQ(static_cast<unsigned char>(b[1024 + 2]), 1);  // token 1, little endian
+}
+
+TEST(Shard, EachCorruptionHasItsOwnError) {
+  TempDir dir;
+  std::string msg;
+
+  write_text(dir.file("short.bin"), std::string(100, '\0'));
+  EXPECT_EQ(error_kind(dir.file("short.bin"), &msg), ShardError::TruncatedHeader);
+  EXPECT_NE(msg.find("short.bin"), std::string::npos);
+
+  std::string b = shard_bytes(10);
+  set_header(b, 0, 12345);
+  write_text(dir.file("magic.bin"), b);
+  EXPECT_EQ(error_kind(dir.file("magic.bin"), &msg), ShardError::BadMagic);
+  EXPECT_NE(msg.find("magic.bin': bad magic 12345"), std::string::npos) << msg;
+
+  b = shard_bytes(10);
+  set_header(b, 1, 2);
+  write_text(dir.file("version.bin"), b);
+  EXPECT_EQ(error_kind(dir.file("version.bin"), &msg), ShardError::BadVersion);
+  EXPECT_NE(msg.find("version.bin': unsupported version 2"), std::string::npos) << msg;
+
+  b = shard_bytes(10);
+  b.resize(b.size() - 3);
+  write_text(dir.file("trunc.bin"), b);
+  EXPECT_EQ(error_kind(dir.file("trunc.bin"), &msg), ShardError::TruncatedBody);
+  EXPECT_NE(msg.find("trunc.bin': truncated body"), std::string::npos) << msg;
+
+  b = shard_bytes(10) + "xx";
+  write_text(dir.file("long.bin"), b);
+  EXPECT_EQ(error_kind(dir.file("long.bin"), &msg), ShardError::SizeMismatch);
+  EXPECT_NE(msg.find("long.bin': size mismatch"), std::string::npos) << msg;
+
+  try {
+    shard_files(dir.file("nothing_*.bin"));
+    ADD_FAILURE() << "empty glob accepted";
+  } catch (const ShardError& e) {
+    EXPECT_EQ(e.kind, ShardError::NoFiles);
+    EXPECT_NE(std::string(e.what()).find("nothing_*.bin"), std::string::npos);
+  }
+}
+
+TEST(TokenStream, ReadsSortedShardsAndWrapsAround) {
+  TempDir dir;
+  write_shard(dir.file("fineweb_train_000001.bin"), iota_tokens(5, 100));  // 100..104
+  write_shard(dir.file("fineweb_train_000000.bin"), iota_tokens(3, 0));    // 0..2
+  TokenStream s(shard_files(train_pattern(dir.path())));
+  EXPECT_EQ(s.take(4), (std::vector<std::uint16_t>{0, 1, 2, 100}));
+  auto saved = s.position();
+  EXPECT_EQ(s.take(6), (std::vector<std::uint16_t>{101, 102, 103, 104, 0, 1}));
+  s.seek(saved);
+  EXPECT_EQ(s.take(2), (std::vector<std::uint16_t>{101, 102}));
+  EXPECT_EQ(s.take(13).size(), 13u);  // more than a whole pass
+}
+
+// SPEC §1 by hand: a stream of 0,1,2,...; world size W, grad_accum 8/W,
+// global batch G, seq_len L. Per micro-step local = G/(W*A), each rank reads
+// local+1 tokens starting at step*(local+1)*W + r*(local+1).
+TEST(DistributedTokenLoader, SlicesMatchHandComputationForWorldSizes1248) {
+  TempDir dir;
+  write_shard(dir.file("fineweb_train_000000.bin"), iota_tokens(50000));
+  const std::int64_t G = 512, L = 16;
+  for (int W : {1, 2, 4, 8}) {
+    const std::int64_t A = grad_accum_steps(W);
+    EXPECT_EQ(A, 8 / W);
+    const std::int64_t local = G / (W * A);
+    EXPECT_EQ(local, 64);  // G / 8 whatever the world size
+    for (int r = 0; r < W; ++r) {
+      DistributedTokenLoader loader(shard_files(train_pattern(dir.path())), r, W);
+      for (int step = 0; step < 3; ++step) {
+        Batch b = loader.next_batch(G, L, A);
+        ASSERT_EQ(b.rows, local / L);
+        ASSERT_EQ(b.seq_len, L);
+        ASSERT_EQ(b.inputs.size(), static_cast<std::size_t>(local));
+        const std::int64_t start = step * (local + 1) * W + r * (local + 1);
+        for (std::int64_t i = 0; i < local; ++i) {
+          ASSERT_EQ(b.inputs[i], start + i) << "W=" << W << " r=" << r << " step=" << step;
+          ASSERT_EQ(b.targets[i], start + i + 1);
+        }
+      }
+    }
+  }
+}
+
+TEST(DistributedTokenLoader, RanksTogetherCoverEachChunkWithoutOverlap) {
+  TempDir dir;
+  write_shard(dir.file("fineweb_train_000000.bin"), iota_tokens(4000));
+  const int W = 4;
+  std::vector<int> seen(4000, 0);
+  for (int r = 0; r < W; ++r) {
+    DistributedTokenLoader loader(shard_files(train_pattern(dir.path())), r, W);
+    Batch b = loader.next_batch(256, 8, grad_accum_steps(W));
+    for (auto t : b.inputs) seen[t]++;
+    seen[b.targets.back()]++;  // the extra token of the rank's span
+  }
+  for (int i = 0; i < (256 / 8 + 1) * W; ++i) EXPECT_EQ(seen[i], 1) << i;
+  EXPECT_EQ(seen[(256 / 8 + 1) * W], 0);
+}
+
+TEST(DistributedTokenLoader, RejectsWorldSizesThatDoNotDivideEight) {
+  for (int w : {0, 3, 5, 6, 7, 16}) EXPECT_THROW(grad_accum_steps(w), std::invalid_argument) << w;
+}
+
+TEST(ValidationTokens, ConcatenatesAndTruncates) {
+  TempDir dir;
+  write_shard(dir.file("fineweb_val_000000.bin"), iota_tokens(30));
+  write_shard(dir.file("fineweb_val_000001.bin"), iota_tokens(17, 30));
+  auto v = load_validation_tokens(val_pattern(dir.path()), 10);
+  // N = 47 -> floor(46/10)*10 + 1 = 41
+  ASSERT_EQ(v.size(), 41u);
+  EXPECT_EQ(v.front(), 0);
+  EXPECT_EQ(v.back(), 40);
+  EXPECT_THROW(load_validation_tokens(val_pattern(dir.path()), 100), std::runtime_error);
+}
+
+TEST(AtomicFile, LeavesNothingWhenNotCommitted) {
+  TempDir dir;
+  {
+    AtomicFile f(dir.file("x"));
+    f.write("partial");
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("x")));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 0);
+  write_file_atomic(dir.file("x"), "whole");
+  EXPECT_EQ(read_file(dir.file("x")), "whole");
+}

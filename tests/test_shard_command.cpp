@@ -1,0 +1,142 @@
+// `pgolf shard`, `pgolf data` and the CLI error path, run as the real binary.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "helpers.h"
+#include "pgolf/config.h"
+#include "pgolf/corpus.h"
+#include "pgolf/data.h"
+#include "tiny_corpus.h"
+
+using namespace pgolf;
+using test::run_pgolf;
+using test::TempDir;
+
+namespace {
+
+std::vector<std::uint16_t> read_split(const std::string& dir, const std::string& split, std::size_t* shards) {
+  std::vector<std::uint16_t> all;
+  auto files = shard_files(dir + "/fineweb_" + split + "_*.bin");
+  *shards = files.size();
+  for (const auto& f : files) {
+    Shard s(f);
+    all.insert(all.end(), s.tokens(), s.tokens() + s.num_tokens());
+  }
+  return all;
+}
+
+// BOS + tokens of each document, concatenated.
+std::vector<std::uint16_t> expected_stream(const std::vector<std::string>& docs, std::size_t begin, std::size_t end) {
+  std::vector<std::uint16_t> out;
+  for (std::size_t i = begin; i < end; ++i) {
+    out.push_back(kBosId);
+    for (int id : test::tiny_tokenizer().encode(docs[i])) out.push_back(static_cast<std::uint16_t>(id));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(ShardCommand, JsonlGivesOfficialShardsWithBosAndValTrainSplit) {
+  TempDir dir;
+  auto docs = test::tiny_documents(12);
+  {
+    std::ofstream out(dir.file("docs.jsonl"));
+    for (std::size_t i = 0; i < docs.size(); ++i) {
+      out << nlohmann::json{{"id", i}, {"text", docs[i]}}.dump() << "\n";
+      if (i == 4) out << "\n" << nlohmann::json{{"text", "   "}}.dump() << "\n";  // blank line, blank doc: skipped
+    }
+  }
+  auto r = run_pgolf("shard --input " + dir.file("docs.jsonl") + " --tokenizer " + test::tiny_tokenizer_path() +
+                     " --output-dir " + dir.file("out") + " --val-docs 3 --shard-tokens 100");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("val: docs:3 "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train: docs:9 "), std::string::npos) << r.output;
+
+  std::size_t val_shards = 0, train_shards = 0;
+  auto val = read_split(dir.file("out"), "val", &val_shards);
+  auto train = read_split(dir.file("out"), "train", &train_shards);
+  EXPECT_EQ(val, expected_stream(docs, 0, 3));
+  EXPECT_EQ(train, expected_stream(docs, 3, docs.size()));
+  // Every shard but the last of a split holds exactly --shard-tokens tokens.
+  EXPECT_EQ(train_shards, (train.size() + 99) / 100);
+  EXPECT_EQ(Shard(dir.file("out/fineweb_train_000000.bin")).num_tokens(), 100u);
+  EXPECT_EQ(val_shards, (val.size() + 99) / 100);
+  // BOS positions are exactly the document starts.
+  std::size_t bos = std::count(train.begin(), train.end(), kBosId);
+  EXPECT_EQ(bos, docs.size() - 3);
+  EXPECT_EQ(train.front(), kBosId);
+
+  // The output folder is never silently overwritten.
+  auto again = run_pgolf("shard --input " + dir.file("docs.jsonl") + " --tokenizer " + test::tiny_tokenizer_path() +
+                         " --output-dir " + dir.file("out") + " --val-docs 3");
+  EXPECT_EQ(again.exit_code, 1);
+  EXPECT_NE(again.output.find("exists (pass --force"), std::string::npos) << again.output;
+}
+
+TEST(ShardCommand, PlainTextWithSeparator) {
+  TempDir dir;
+  test::write_text(dir.file("a.txt"), "first doc\nline two\n%\nsecond doc\n%\n%\nthird doc\n");
+  test::write_text(dir.file("b.txt"), "fourth doc\n%\nfifth doc");
+  DocumentReader reader({{dir.file("a.txt"), dir.file("b.txt")}, "auto", "%", 0});
+  std::vector<std::string> got;
+  for (std::string d; reader.next(d);) got.push_back(d);
+  EXPECT_EQ(got, (std::vector<std::string>{"first doc\nline two", "second doc", "third doc", "fourth doc", "fifth doc"}));
+
+  DocumentReader whole({{dir.file("a.txt"), dir.file("b.txt")}, "text", "", 2});
+  got.clear();
+  for (std::string d; whole.next(d);) got.push_back(d);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1], "fourth doc\n%\nfifth doc");
+}
+
+TEST(ShardCommand, BadJsonNamesFileAndLine) {
+  TempDir dir;
+  test::write_text(dir.file("bad.jsonl"), "{\"text\": \"ok\"}\n{\"txt\": \"no text field\"}\n");
+  DocumentReader reader({{dir.file("bad.jsonl")}, "auto", "", 0});
+  std::string d;
+  EXPECT_TRUE(reader.next(d));
+  try {
+    reader.next(d);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.jsonl:2: JSON line has no string field \"text\""), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(DataCommand, ReportsStatsOfAShardedCorpus) {
+  TempDir dir;
+  auto docs = test::tiny_documents(30);
+  {
+    std::ofstream out(dir.file("docs.jsonl"));
+    for (const auto& d : docs) out << nlohmann::json{{"text", d}}.dump() << "\n";
+  }
+  ASSERT_EQ(run_pgolf("shard --input " + dir.file("docs.jsonl") + " --tokenizer " + test::tiny_tokenizer_path() +
+                      " --output-dir " + dir.file("out") + " --val-docs 10")
+                .exit_code,
+            0);
+  auto r = run_pgolf("data --set DATA_PATH=" + dir.file("out") + " --set TOKENIZER_PATH=" +
+                     test::tiny_tokenizer_path() + " --set VOCAB_SIZE=" + std::to_string(test::kTinyVocab) +
+                     " --set TRAIN_SEQ_LEN=8 --set TRAIN_BATCH_TOKENS=64 --set EVAL_STRIDE=4");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto val = expected_stream(docs, 0, 10);
+  EXPECT_NE(r.output.find("val: scored_tokens:" + std::to_string((val.size() - 1) / 8 * 8)), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("train: shards:1 tokens:" + std::to_string(expected_stream(docs, 10, 30).size())),
+            std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, UnknownKeyFailsWithHint) {
+  auto r = run_pgolf("config --set NUM_LAYRS=3");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("did you mean NUM_LAYERS"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ConfigListDocumentsEveryKey) {
+  auto r = run_pgolf("config --list");
+  ASSERT_EQ(r.exit_code, 0);
+  for (const auto& k : config_keys()) EXPECT_NE(r.output.find(k.name), std::string::npos) << k.name;
+}
