@@ -29,18 +29,16 @@ fail() {
   exit 1
 }
 
-# Runs a command quietly; on failure shows the end of its output and stops.
+# Runs a command with its output in $QUIET_LOG; on failure shows the end of it and stops.
+QUIET_LOG=$(mktemp)
+trap 'rm -f "$QUIET_LOG"' EXIT
 quiet() {
   local what=$1
   shift
-  local log
-  log=$(mktemp)
-  if ! "$@" >"$log" 2>&1; then
-    tail -n 40 "$log" >&2
-    rm -f "$log"
+  if ! "$@" >"$QUIET_LOG" 2>&1; then
+    tail -n 40 "$QUIET_LOG" >&2
     fail "$what (command: $*)"
   fi
-  rm -f "$log"
 }
 
 install_apt_packages() {
@@ -89,14 +87,12 @@ torch_prefix() {
 build() {
   export PATH=/usr/local/cuda/bin:$PATH
   if [[ ! -f $BUILD_DIR/build.ninja ]]; then
-    echo "setup: configuring $BUILD_DIR"
+    echo "setup: configuring and building $BUILD_DIR (a few minutes the first time)"
     quiet "cmake configure" cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$(torch_prefix)" -DPGOLF_CUDA="${PGOLF_CUDA:-AUTO}"
   fi
-  if ! ninja -C "$BUILD_DIR" -n 2>/dev/null | grep -q "no work to do"; then
-    echo "setup: building $BUILD_DIR (a few minutes the first time)"
-    quiet "build" ninja -C "$BUILD_DIR"
-  fi
+  quiet "build" ninja -C "$BUILD_DIR"
+  grep -q "no work to do" "$QUIET_LOG" || echo "setup: built $BUILD_DIR/pgolf and $BUILD_DIR/pgolf_tests"
 }
 
 install_apt_packages
