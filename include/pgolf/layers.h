@@ -1,0 +1,47 @@
+// The layer maths of SPEC §3 as plain functions on tensors. The model in
+// model.h composes them; tests check each against a slow re-computation.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <utility>
+
+namespace pgolf {
+
+// RMSNorm without weight over the last dimension:
+//   x / sqrt(mean(x^2) + eps), eps = machine epsilon of x's dtype.
+at::Tensor rms_norm(const at::Tensor& x);
+
+// x @ w^T with w cast to x's dtype (weights are stored fp32, activations may be bf16).
+at::Tensor cast_linear(const at::Tensor& x, const at::Tensor& w);
+
+// RoPE tables for positions 0..T-1 and head_dim D (rotate-half layout):
+//   inv_freq_j = base^(-2j/D), theta[t, j] = t * inv_freq_j, j < D/2.
+// Returns (cos theta, sin theta), each [T, D/2], float32.
+std::pair<at::Tensor, at::Tensor> rope_tables(std::int64_t T, std::int64_t D, double base, at::Device device);
+// x [..., T, D] = [x1, x2] (halves)  ->  [x1 cos + x2 sin, -x1 sin + x2 cos].
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// SmearGate: g = sigmoid(gate); x_i = (1-g) x_i + g x_{i-1}, x_{-1} = 0. x [B, T, D].
+at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate);
+
+// BigramHash buckets, computed in int32 like the reference:
+//   position 0 -> B-1;  i > 0 -> ((36313 t_i) XOR (27191 t_{i-1})) mod (B-1).
+// tokens [B, T] (any integer type) -> int64 buckets [B, T].
+at::Tensor bigram_buckets(const at::Tensor& tokens, std::int64_t num_buckets);
+
+// Causal softmax attention with scale 1/sqrt(D); q [B, H, T, D], k and v
+// [B, Hkv, T, D] with H a multiple of Hkv (grouped-query attention).
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
+
+// XSA: subtract from each head's output its projection onto the unit value
+// vector of the same position in the head's KV group: y -= (y . v^) v^.
+// y [B, T, H, D], v [B, T, Hkv, D].
+at::Tensor xsa(const at::Tensor& y, const at::Tensor& v);
+
+// relu(x)^2
+at::Tensor relu_squared(const at::Tensor& x);
+
+// c * tanh(x / c)
+at::Tensor softcap(const at::Tensor& x, double c);
+
+}  // namespace pgolf

@@ -1,0 +1,81 @@
+// The GPT of SPEC §3: token embedding tied with the head, BigramHash,
+// RMSNorm + SmearGate, U-Net of blocks with GQA attention and relu^2 MLP.
+// Parameters carry the reference's state-dict names.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "pgolf/config.h"
+
+namespace pgolf {
+
+struct NamedTensor {
+  std::string name;
+  at::Tensor tensor;
+};
+
+// SPEC §3 control tensors: names containing attn_scale, mlp_scale, resid_mix,
+// q_gain, skip_weight, smear or bigram.scale. They stay fp32 and go to the
+// scalar AdamW, never to Muon.
+bool is_control_tensor(const std::string& name);
+
+// SPEC §4 optimiser groups.
+enum class ParamGroup { Muon, Embedding, Scalar };
+ParamGroup param_group(const std::string& name, const at::Tensor& t);
+
+struct ModelOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType param_dtype = at::kFloat;    // master weights
+  at::ScalarType compute_dtype = at::kFloat;  // activations (bf16 on CUDA)
+};
+
+class GPT {
+ public:
+  // Builds and initialises the model (SPEC §3 Init) from cfg.seed.
+  GPT(const Config& cfg, ModelOptions opts);
+
+  // Every parameter, in a fixed order. The tensors are the model's own
+  // (leaf tensors with requires_grad); change them in place only.
+  const std::vector<NamedTensor>& parameters() const { return params_; }
+  const at::Tensor& param(const std::string& name) const;
+  std::int64_t num_params() const;
+  const ModelOptions& options() const { return opts_; }
+  const Config& config() const { return cfg_; }
+
+  // Mean cross-entropy over all targets (inputs, targets: [B, T] int64).
+  at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets);
+  // Per-target negative log-likelihood [B, T], float32.
+  at::Tensor token_nll(const at::Tensor& inputs, const at::Tensor& targets);
+  // Soft-capped logits [B, T, V], float32.
+  at::Tensor logits(const at::Tensor& inputs);
+
+  // Late QAT: while on, quantised matrices enter the forward pass fake-quantised.
+  void set_qat(bool on) { qat_ = on; }
+  bool qat() const { return qat_; }
+
+ private:
+  struct Block {
+    at::Tensor c_q, c_k, c_v, proj, q_gain, fc, mlp_proj, attn_scale, mlp_scale, resid_mix;
+    bool xsa = false;
+  };
+  at::Tensor& add(const std::string& name, at::Tensor t);
+  at::Tensor weight(const at::Tensor& w) const;  // a matrix as the forward pass sees it
+  at::Tensor attention(const Block& b, const at::Tensor& x);
+  at::Tensor block(const Block& b, const at::Tensor& x, const at::Tensor& x0);
+  at::Tensor hidden(const at::Tensor& inputs);
+
+  Config cfg_;
+  ModelOptions opts_;
+  std::vector<NamedTensor> params_;
+  at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, smear_gate_, skip_weights_;
+  std::vector<Block> blocks_;
+  std::map<const void*, int> qat_bits_;  // tensor identity -> bits, for quantised matrices
+  bool qat_ = false;
+  std::int64_t rope_len_ = 0;
+  at::Tensor rope_cos_, rope_sin_;
+};
+
+}  // namespace pgolf

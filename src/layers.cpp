@@ -1,0 +1,62 @@
+#include "pgolf/layers.h"
+
+#include <limits>
+
+namespace pgolf {
+
+at::Tensor rms_norm(const at::Tensor& x) {
+  // at::rms_norm with eps unset uses the machine epsilon of x's dtype (as the reference does).
+  return at::rms_norm(x, {x.size(-1)});
+}
+
+at::Tensor cast_linear(const at::Tensor& x, const at::Tensor& w) { return at::linear(x, w.to(x.scalar_type())); }
+
+std::pair<at::Tensor, at::Tensor> rope_tables(std::int64_t T, std::int64_t D, double base, at::Device device) {
+  auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  at::Tensor inv_freq = 1.0 / at::pow(base, at::arange(0, D, 2, f32) / static_cast<double>(D));
+  at::Tensor theta = at::outer(at::arange(T, f32), inv_freq);
+  return {theta.cos(), theta.sin()};
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const std::int64_t half = x.size(-1) / 2;
+  at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
+  return at::cat({x1 * c + x2 * s, x2 * c - x1 * s}, -1);
+}
+
+at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate) {
+  at::Tensor g = at::sigmoid(gate.to(x.scalar_type()));
+  const std::int64_t T = x.size(1);
+  at::Tensor prev = at::constant_pad_nd(x.narrow(1, 0, T - 1), {0, 0, 1, 0});
+  return (1 - g) * x + g * prev;
+}
+
+at::Tensor bigram_buckets(const at::Tensor& tokens, std::int64_t num_buckets) {
+  const std::int64_t mod = num_buckets - 1;
+  at::Tensor t = tokens.to(at::kInt);
+  const std::int64_t T = t.size(-1);
+  at::Tensor cur = t.narrow(-1, 1, T - 1), prev = t.narrow(-1, 0, T - 1);
+  at::Tensor h = at::remainder(at::bitwise_xor(cur * 36313, prev * 27191), mod);
+  at::Tensor first = at::full_like(t.narrow(-1, 0, 1), mod);
+  return at::cat({first, h}, -1).to(at::kLong);
+}
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const bool gqa = q.size(1) != k.size(1);
+  return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
+}
+
+at::Tensor xsa(const at::Tensor& y, const at::Tensor& v) {
+  const std::int64_t B = y.size(0), T = y.size(1), H = y.size(2), D = y.size(3), Hkv = v.size(2);
+  at::Tensor yg = y.reshape({B, T, Hkv, H / Hkv, D});
+  at::Tensor vn = (v / v.norm(2, -1, true).clamp_min(1e-12)).unsqueeze(-2);  // [B, T, Hkv, 1, D]
+  at::Tensor proj = (yg * vn).sum(-1, true) * vn;
+  return (yg - proj).reshape({B, T, H, D});
+}
+
+at::Tensor relu_squared(const at::Tensor& x) { return at::relu(x).square(); }
+
+at::Tensor softcap(const at::Tensor& x, double c) { return c * at::tanh(x / c); }
+
+}  // namespace pgolf

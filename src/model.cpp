@@ -1,0 +1,186 @@
+#include "pgolf/model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
+#include "pgolf/layers.h"
+#include "pgolf/quant.h"
+
+namespace pgolf {
+
+bool is_control_tensor(const std::string& name) {
+  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight", "smear", "bigram.scale"})
+    if (name.find(p) != std::string::npos) return true;
+  return false;
+}
+
+ParamGroup param_group(const std::string& name, const at::Tensor& t) {
+  if (name == "tok_emb.weight" || name == "bigram.embed.weight") return ParamGroup::Embedding;
+  if (is_control_tensor(name)) return ParamGroup::Scalar;
+  if (t.dim() == 2 && (name.rfind("blocks.", 0) == 0 || name == "bigram.proj.weight")) return ParamGroup::Muon;
+  return ParamGroup::Scalar;
+}
+
+namespace {
+
+// Orthogonal init (gain 1): QR of a Gaussian matrix, signs fixed by diag(R).
+at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) {
+  at::Tensor a = at::normal(0.0, 1.0, {rows, cols}, gen, at::kFloat);
+  const bool wide = rows < cols;
+  if (wide) a = a.t();
+  auto [q, r] = at::linalg_qr(a);
+  q = q * at::sign(at::diagonal(r));
+  return wide ? q.t().contiguous() : q;
+}
+
+}  // namespace
+
+GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
+  validate_config(cfg);
+  const std::int64_t V = cfg.vocab_size, D = cfg.model_dim, L = cfg.num_layers, H = cfg.num_heads;
+  const std::int64_t kv = cfg.num_kv_heads * head_dim(cfg), hidden = cfg.mlp_mult * D;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
+  auto f32 = at::TensorOptions().dtype(at::kFloat);
+
+  // SPEC §3 Init: matrices with both sides >= 64 orthogonal, and those named
+  // *.proj then scaled by 1/sqrt(2L); smaller matrices keep the default
+  // Linear init U(-1/sqrt(in), 1/sqrt(in)). Output projections start at zero.
+  auto matrix = [&](std::int64_t out, std::int64_t in, bool is_proj) {
+    if (out >= 64 && in >= 64) {
+      at::Tensor w = orthogonal(out, in, gen);
+      return is_proj ? w / std::sqrt(2.0 * static_cast<double>(L)) : w;
+    }
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+    return at::empty({out, in}, f32).uniform_(-bound, bound, gen);
+  };
+
+  tok_emb_ = add("tok_emb.weight", at::normal(0.0, cfg.tied_embed_init_std, {V, D}, gen, f32));
+  if (cfg.bigram_vocab_size > 0) {
+    bigram_embed_ = add("bigram.embed.weight", at::zeros({cfg.bigram_vocab_size, cfg.bigram_dim}, f32));
+    bigram_proj_ = add("bigram.proj.weight", matrix(D, cfg.bigram_dim, true));
+    bigram_scale_ = add("bigram.scale", at::full({}, 0.05, f32));
+  }
+  smear_gate_ = add("smear.gate", at::zeros({D}, f32));
+  const std::int64_t enc = L / 2, dec = L - enc;
+  skip_weights_ = add("skip_weights", at::ones({std::min(enc, dec), D}, f32));
+  for (std::int64_t i = 0; i < L; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    Block b;
+    b.c_q = add(p + "attn.c_q.weight", matrix(D, D, false));
+    b.c_k = add(p + "attn.c_k.weight", matrix(kv, D, false));
+    b.c_v = add(p + "attn.c_v.weight", matrix(kv, D, false));
+    b.proj = add(p + "attn.proj.weight", at::zeros({D, D}, f32));
+    b.q_gain = add(p + "attn.q_gain", at::full({H}, cfg.qk_gain_init, f32));
+    b.fc = add(p + "mlp.fc.weight", matrix(hidden, D, false));
+    b.mlp_proj = add(p + "mlp.proj.weight", at::zeros({D, hidden}, f32));
+    b.attn_scale = add(p + "attn_scale", at::ones({D}, f32));
+    b.mlp_scale = add(p + "mlp_scale", at::ones({D}, f32));
+    b.resid_mix = add(p + "resid_mix", at::stack({at::ones({D}, f32), at::zeros({D}, f32)}));
+    b.xsa = i >= L - cfg.xsa_last_n;
+    blocks_.push_back(b);
+  }
+  for (const auto& p : params_) {
+    TensorPlan plan = plan_tensor(p.name, p.tensor, cfg);
+    if (plan.scheme == Scheme::IntRow && p.tensor.dim() == 2) qat_bits_[p.tensor.unsafeGetTensorImpl()] = plan.bits;
+  }
+}
+
+at::Tensor& GPT::add(const std::string& name, at::Tensor t) {
+  t = t.to(opts_.device, opts_.param_dtype).contiguous().requires_grad_(true);
+  params_.push_back({name, t});
+  return params_.back().tensor;
+}
+
+const at::Tensor& GPT::param(const std::string& name) const {
+  for (const auto& p : params_)
+    if (p.name == name) return p.tensor;
+  throw std::out_of_range("model has no parameter '" + name + "'");
+}
+
+std::int64_t GPT::num_params() const {
+  std::int64_t n = 0;
+  for (const auto& p : params_) n += p.tensor.numel();
+  return n;
+}
+
+at::Tensor GPT::weight(const at::Tensor& w) const {
+  if (qat_) {
+    auto it = qat_bits_.find(w.unsafeGetTensorImpl());
+    if (it != qat_bits_.end()) return fake_quantize_rows(w, it->second).to(opts_.compute_dtype);
+  }
+  return w.to(opts_.compute_dtype);
+}
+
+at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
+  const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = head_dim(cfg_);
+  at::Tensor q = cast_linear(x, weight(b.c_q)).view({B, T, H, hd}).transpose(1, 2);
+  at::Tensor k = cast_linear(x, weight(b.c_k)).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor v = cast_linear(x, weight(b.c_v)).view({B, T, Hkv, hd}).transpose(1, 2);
+  if (T != rope_len_) {
+    std::tie(rope_cos_, rope_sin_) = rope_tables(T, hd, cfg_.rope_base, x.device());
+    rope_len_ = T;
+  }
+  q = apply_rope(rms_norm(q), rope_cos_, rope_sin_) * b.q_gain.to(x.scalar_type()).view({1, H, 1, 1});
+  k = apply_rope(rms_norm(k), rope_cos_, rope_sin_);
+  at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
+  if (b.xsa) y = xsa(y, v.transpose(1, 2));
+  return cast_linear(y.reshape({B, T, H * hd}), weight(b.proj));
+}
+
+// x = mix0*x + mix1*x0; x += attn_scale*Attn(norm(x)); x += mlp_scale*MLP(norm(x))
+at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& x0) {
+  const auto dt = x_in.scalar_type();
+  at::Tensor mix = b.resid_mix.to(dt);
+  at::Tensor x = mix[0] * x_in + mix[1] * x0;
+  x = x + b.attn_scale.to(dt) * attention(b, rms_norm(x));
+  at::Tensor m = cast_linear(relu_squared(cast_linear(rms_norm(x), weight(b.fc))), weight(b.mlp_proj));
+  return x + b.mlp_scale.to(dt) * m;
+}
+
+// Embedding (+ BigramHash), RMSNorm, SmearGate, then the U-Net: encoder block
+// outputs are pushed on a stack; each decoder block first adds
+// skip_weights[i] * pop() while the stack is not empty.
+at::Tensor GPT::hidden(const at::Tensor& idx) {
+  const auto dt = opts_.compute_dtype;
+  at::Tensor x = at::embedding(tok_emb_, idx).to(dt);
+  if (bigram_embed_.defined()) {
+    at::Tensor h = at::embedding(weight(bigram_embed_), bigram_buckets(idx, cfg_.bigram_vocab_size));
+    x = x + cast_linear(h, weight(bigram_proj_)) * bigram_scale_.to(dt);
+  }
+  x = smear_gate(rms_norm(x), smear_gate_);
+  const at::Tensor x0 = x;
+  const std::size_t enc = blocks_.size() / 2;
+  std::vector<at::Tensor> skips;
+  for (std::size_t i = 0; i < enc; ++i) {
+    x = block(blocks_[i], x, x0);
+    skips.push_back(x);
+  }
+  for (std::size_t i = enc; i < blocks_.size(); ++i) {
+    if (!skips.empty()) {
+      x = x + skip_weights_[static_cast<std::int64_t>(i - enc)].to(dt) * skips.back();
+      skips.pop_back();
+    }
+    x = block(blocks_[i], x, x0);
+  }
+  return rms_norm(x);
+}
+
+at::Tensor GPT::logits(const at::Tensor& inputs) {
+  // Logits and the loss in float32 (float64 when the whole model is float64).
+  const auto out = opts_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
+  return softcap(cast_linear(hidden(inputs), tok_emb_).to(out), cfg_.logit_softcap);
+}
+
+at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {
+  at::Tensor l = logits(inputs);
+  return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}));
+}
+
+at::Tensor GPT::token_nll(const at::Tensor& inputs, const at::Tensor& targets) {
+  at::Tensor l = logits(inputs);
+  return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}), {}, at::Reduction::None)
+      .view(targets.sizes());
+}
+
+}  // namespace pgolf
