@@ -1,0 +1,266 @@
+// The assembled GPT: names and shapes, parameter count, initialisation, the
+// full forward pass against an independent re-implementation, gradients
+// against finite differences, and fake quantisation.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "pgolf/model.h"
+#include "pgolf/quant.h"
+
+using namespace pgolf;
+
+namespace {
+
+Config tiny_config() {
+  Config c;
+  c.vocab_size = 64;
+  c.num_layers = 5;  // 2 encoder, 3 decoder blocks: the last decoder block gets no skip
+  c.model_dim = 16;
+  c.num_heads = 4;
+  c.num_kv_heads = 2;
+  c.mlp_mult = 2;
+  c.bigram_vocab_size = 32;
+  c.bigram_dim = 8;
+  c.xsa_last_n = 2;
+  c.train_seq_len = 8;
+  c.train_batch_tokens = 64;
+  c.eval_stride = 4;
+  c.seed = 7;
+  return c;
+}
+
+// Replaces every parameter by random values so no path is trivially zero.
+void randomise(GPT& m, std::uint64_t seed, double scale = 0.3) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& p : m.parameters())
+    p.tensor.detach().copy_(at::normal(0.0, scale, p.tensor.sizes(), gen, at::kDouble) +
+                                            (p.name.find("scale") != std::string::npos ? 1.0 : 0.0));
+}
+
+at::Tensor tokens(std::int64_t B, std::int64_t T, std::int64_t V, std::uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(V, {B, T}, gen, at::kLong);
+}
+
+// ---- an independent forward pass, written from SPEC §3 with plain ops ----
+at::Tensor ref_norm(const at::Tensor& x) {
+  return x / at::sqrt(x.pow(2).mean(-1, true) + std::numeric_limits<double>::epsilon());
+}
+
+at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tensor& tgt) {
+  const Config& c = m.config();
+  auto P = [&](const std::string& n) { return m.param(n).detach(); };
+  const std::int64_t B = idx.size(0), T = idx.size(1), D = c.model_dim, H = c.num_heads, Hkv = c.num_kv_heads,
+                     hd = D / H, L = c.num_layers;
+  at::Tensor x = P("tok_emb.weight").index_select(0, idx.reshape(-1)).view({B, T, D});
+  // BigramHash
+  at::Tensor bucket = at::empty({B, T}, at::kLong);
+  for (std::int64_t b = 0; b < B; ++b)
+    for (std::int64_t t = 0; t < T; ++t) {
+      std::int64_t cur = idx[b][t].item<std::int64_t>(), prev = t ? idx[b][t - 1].item<std::int64_t>() : 0;
+      bucket[b][t] = t == 0 ? c.bigram_vocab_size - 1 : ((36313 * cur) ^ (27191 * prev)) % (c.bigram_vocab_size - 1);
+    }
+  at::Tensor bg = P("bigram.embed.weight").index_select(0, bucket.reshape(-1)).view({B, T, -1});
+  x = x + at::matmul(bg, P("bigram.proj.weight").t()) * P("bigram.scale");
+  x = ref_norm(x);
+  at::Tensor g = at::sigmoid(P("smear.gate"));
+  at::Tensor prev = at::cat({at::zeros({B, 1, D}, at::kDouble), x.narrow(1, 0, T - 1)}, 1);
+  x = (1 - g) * x + g * prev;
+  at::Tensor x0 = x;
+  at::Tensor mask = at::ones({T, T}, at::kBool).tril();
+  std::vector<at::Tensor> stack;
+  for (std::int64_t i = 0; i < L; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    if (i >= L / 2 && !stack.empty()) {
+      x = x + P("skip_weights")[i - L / 2] * stack.back();
+      stack.pop_back();
+    }
+    at::Tensor mix = P(p + "resid_mix");
+    x = mix[0] * x + mix[1] * x0;
+    at::Tensor n = ref_norm(x);
+    at::Tensor q = at::matmul(n, P(p + "attn.c_q.weight").t()).view({B, T, H, hd});
+    at::Tensor k = at::matmul(n, P(p + "attn.c_k.weight").t()).view({B, T, Hkv, hd});
+    at::Tensor v = at::matmul(n, P(p + "attn.c_v.weight").t()).view({B, T, Hkv, hd});
+    q = ref_norm(q);
+    k = ref_norm(k);
+    at::Tensor pos = at::arange(T, at::kDouble).view({T, 1, 1});
+    at::Tensor inv = at::pow(c.rope_base, -2.0 * at::arange(hd / 2, at::kDouble) / hd);
+    at::Tensor cs = at::cos(pos * inv), sn = at::sin(pos * inv);
+    auto rope = [&](const at::Tensor& z) {
+      at::Tensor z1 = z.narrow(-1, 0, hd / 2), z2 = z.narrow(-1, hd / 2, hd / 2);
+      return at::cat({z1 * cs + z2 * sn, -z1 * sn + z2 * cs}, -1);
+    };
+    q = rope(q) * P(p + "attn.q_gain").view({1, 1, H, 1});
+    k = rope(k);
+    at::Tensor kr = k.repeat_interleave(H / Hkv, 2), vr = v.repeat_interleave(H / Hkv, 2);
+    at::Tensor s = at::einsum("bihd,bjhd->bhij", {q, kr}) / std::sqrt(double(hd));
+    s = s.masked_fill(~mask, -INFINITY).softmax(-1);
+    at::Tensor y = at::einsum("bhij,bjhd->bihd", {s, vr});  // [B, T, H, hd]
+    if (i >= L - c.xsa_last_n) {
+      at::Tensor vh = vr / vr.norm(2, -1, true);
+      y = y - (y * vh).sum(-1, true) * vh;
+    }
+    x = x + P(p + "attn_scale") * at::matmul(y.reshape({B, T, D}), P(p + "attn.proj.weight").t());
+    at::Tensor h = at::matmul(ref_norm(x), P(p + "mlp.fc.weight").t()).clamp_min(0).pow(2);
+    x = x + P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
+    if (i < L / 2) stack.push_back(x);
+  }
+  at::Tensor logits = at::matmul(ref_norm(x), P("tok_emb.weight").t());
+  logits = c.logit_softcap * at::tanh(logits / c.logit_softcap);
+  at::Tensor logp = logits.log_softmax(-1).view({B * T, -1});
+  return -logp.gather(1, tgt.reshape({-1, 1})).mean();
+}
+
+ModelOptions f64() { return {at::kCPU, at::kDouble, at::kDouble}; }
+
+}  // namespace
+
+TEST(Model, ParameterNamesAndShapesFollowTheReference) {
+  Config c = tiny_config();
+  GPT m(c, {});
+  std::map<std::string, std::vector<std::int64_t>> got;
+  for (const auto& p : m.parameters()) got[p.name] = p.tensor.sizes().vec();
+  std::map<std::string, std::vector<std::int64_t>> want = {
+      {"tok_emb.weight", {64, 16}}, {"bigram.embed.weight", {32, 8}}, {"bigram.proj.weight", {16, 8}},
+      {"bigram.scale", {}},         {"smear.gate", {16}},             {"skip_weights", {2, 16}}};
+  for (int i = 0; i < 5; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    want[p + "attn.c_q.weight"] = {16, 16};
+    want[p + "attn.c_k.weight"] = {8, 16};
+    want[p + "attn.c_v.weight"] = {8, 16};
+    want[p + "attn.proj.weight"] = {16, 16};
+    want[p + "attn.q_gain"] = {4};
+    want[p + "mlp.fc.weight"] = {32, 16};
+    want[p + "mlp.proj.weight"] = {16, 32};
+    want[p + "attn_scale"] = {16};
+    want[p + "mlp_scale"] = {16};
+    want[p + "resid_mix"] = {2, 16};
+  }
+  EXPECT_EQ(got, want);
+}
+
+TEST(Model, ParameterCountOfThe12LayerDefault) {
+  Config c;  // 12L default
+  GPT m(c, {});
+  const std::int64_t V = 1024, D = 512, L = 12, kv = 256, hid = 1536, H = 8;
+  const std::int64_t per_block = D * D + 2 * kv * D + D * D + H + 2 * hid * D + D + D + 2 * D;
+  const std::int64_t want = V * D + 2048 * 96 + D * 96 + 1 + D + 6 * D + L * per_block;
+  EXPECT_EQ(m.num_params(), want);
+  EXPECT_NEAR(static_cast<double>(want), 29e6, 1.5e6);  // "about 29M" (SPEC §3)
+}
+
+TEST(Model, InitialisationFollowsSpec) {
+  Config c;
+  c.num_layers = 4;
+  c.model_dim = 128;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.bigram_dim = 64;
+  GPT m(c, {});
+  EXPECT_EQ(m.param("blocks.0.attn.proj.weight").abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(m.param("blocks.3.mlp.proj.weight").abs().max().item<float>(), 0.0f);
+  EXPECT_EQ(m.param("bigram.embed.weight").abs().max().item<float>(), 0.0f);
+  EXPECT_FLOAT_EQ(m.param("bigram.scale").item<float>(), 0.05f);
+  EXPECT_FLOAT_EQ(m.param("blocks.1.attn.q_gain")[1].item<float>(), 1.5f);
+  EXPECT_TRUE(m.param("blocks.2.resid_mix")[0].eq(1).all().item<bool>());
+  EXPECT_TRUE(m.param("blocks.2.resid_mix")[1].eq(0).all().item<bool>());
+  // Orthogonal: W W^T = I for the wide c_k [64, 128], W^T W = I for the tall fc [512, 128].
+  at::Tensor ck = m.param("blocks.0.attn.c_k.weight").detach();
+  EXPECT_LT((at::matmul(ck, ck.t()) - at::eye(64)).abs().max().item<float>(), 1e-4);
+  at::Tensor fc = m.param("blocks.0.mlp.fc.weight").detach();
+  EXPECT_LT((at::matmul(fc.t(), fc) - at::eye(128)).abs().max().item<float>(), 1e-4);
+  // bigram.proj [128, 64]: orthogonal, then scaled by 1/sqrt(2L).
+  at::Tensor bp = m.param("bigram.proj.weight").detach();
+  EXPECT_LT((at::matmul(bp.t(), bp) - at::eye(64) / 8.0).abs().max().item<float>(), 1e-4);
+  double std = m.param("tok_emb.weight").std().item<double>();
+  EXPECT_NEAR(std, 0.005, 0.0005);
+  // Same seed, same weights; other seed, other weights.
+  GPT same(c, {}), other([&] { Config o = c; o.seed = 1; return o; }(), {});
+  EXPECT_TRUE(at::equal(same.param("blocks.1.attn.c_q.weight"), m.param("blocks.1.attn.c_q.weight")));
+  EXPECT_FALSE(at::equal(other.param("blocks.1.attn.c_q.weight"), m.param("blocks.1.attn.c_q.weight")));
+}
+
+TEST(Model, ForwardMatchesIndependentReimplementation) {
+  GPT m(tiny_config(), f64());
+  randomise(m, 11);
+  at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
+  double got = m.loss(idx, tgt).item<double>();
+  double want = ref_forward_loss(m, idx, tgt).item<double>();
+  EXPECT_NEAR(got, want, 1e-8);  // RoPE tables are float32, as in the reference
+  // token_nll averages to the loss.
+  EXPECT_NEAR(m.token_nll(idx, tgt).mean().item<double>(), got, 1e-12);
+}
+
+TEST(Model, GradientsMatchFiniteDifferencesInFloat64) {
+  GPT m(tiny_config(), f64());
+  randomise(m, 21);
+  at::Tensor idx = tokens(2, 8, 64, 22), tgt = tokens(2, 8, 64, 23);
+  at::Tensor loss = m.loss(idx, tgt);
+  loss.backward();
+  const double h = 1e-6;
+  int checked = 0;
+  for (const auto& p : m.parameters()) {
+    at::Tensor flat = p.tensor.detach().view({-1});
+    at::Tensor grad = p.tensor.grad().view({-1});
+    // A few entries per tensor, spread over it.
+    for (std::int64_t j : {std::int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
+      double orig = flat[j].item<double>();
+      flat[j] = orig + h;
+      double lp = m.loss(idx, tgt).item<double>();
+      flat[j] = orig - h;
+      double lm = m.loss(idx, tgt).item<double>();
+      flat[j] = orig;
+      double fd = (lp - lm) / (2 * h), ad = grad[j].item<double>();
+      EXPECT_NEAR(ad, fd, 1e-6 + 1e-5 * std::abs(fd)) << p.name << "[" << j << "]";
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 3 * static_cast<int>(m.parameters().size()));
+}
+
+TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  at::Tensor w = at::normal(0.0, 1.0, {6, 40}, gen, at::kFloat).requires_grad_(true);
+  at::Tensor fq = fake_quantize_rows(w, 5);
+  EXPECT_TRUE(at::equal(fq.detach(), dequantize_rows(quantize_rows(w, 5))));
+  (fq * 3.0).sum().backward();
+  EXPECT_TRUE(at::allclose(w.grad(), at::full_like(w, 3.0)));
+
+  // In the model, QAT changes the loss and still gives gradients to the
+  // matrices. fc [192, 64] is large enough (> 8192 entries) to be quantised.
+  Config c = tiny_config();
+  c.bigram_vocab_size = 0;
+  c.model_dim = 64;
+  c.mlp_mult = 3;
+  GPT m(c, f64());
+  randomise(m, 31);
+  at::Tensor idx = tokens(2, 8, 64, 32), tgt = tokens(2, 8, 64, 33);
+  double plain = m.loss(idx, tgt).item<double>();
+  m.set_qat(true);
+  at::Tensor q = m.loss(idx, tgt);
+  EXPECT_GT(std::abs(q.item<double>() - plain), 1e-6);
+  q.backward();
+  EXPECT_GT(m.param("blocks.0.mlp.fc.weight").grad().abs().sum().item<double>(), 0.0);
+}
+
+TEST(Model, ParameterGroupsFollowSpec) {
+  GPT m(tiny_config(), {});
+  std::set<std::string> muon, emb, scalar;
+  for (const auto& p : m.parameters()) {
+    switch (param_group(p.name, p.tensor)) {
+      case ParamGroup::Muon: muon.insert(p.name); break;
+      case ParamGroup::Embedding: emb.insert(p.name); break;
+      case ParamGroup::Scalar: scalar.insert(p.name); break;
+    }
+  }
+  EXPECT_EQ(emb, (std::set<std::string>{"tok_emb.weight", "bigram.embed.weight"}));
+  EXPECT_EQ(muon.size(), 5u * 6 + 1);  // 6 matrices per block + bigram.proj
+  EXPECT_TRUE(muon.count("bigram.proj.weight"));
+  EXPECT_TRUE(scalar.count("skip_weights"));
+  EXPECT_TRUE(scalar.count("blocks.0.resid_mix"));  // 2-D but a control tensor
+  EXPECT_TRUE(scalar.count("smear.gate"));
+  EXPECT_TRUE(scalar.count("bigram.scale"));
+  EXPECT_EQ(scalar.size(), 5u * 4 + 3);
+}
