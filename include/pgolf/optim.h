@@ -1,0 +1,91 @@
+// Optimisers of SPEC §4: Muon (written out here), AdamW (ATen's fused kernel)
+// and global-norm gradient clipping, plus the grouping that wires them to a GPT.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <vector>
+
+#include "pgolf/config.h"
+#include "pgolf/model.h"
+
+namespace pgolf {
+
+// Quintic Newton-Schulz orthogonalisation of a matrix G, in `dtype`:
+//   X = G / (||G||_F + 1e-7), transposed if rows > cols; `steps` times
+//   A = X X^T;  B = b A + c A A;  X = a X + B X,  (a, b, c) = (3.4445, -4.7750, 2.0315).
+// Returns X (transposed back) in `dtype`; its singular values are near 1.
+at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarType dtype);
+
+// Muon with Nesterov momentum and decoupled weight decay. For each matrix p
+// with gradient g and momentum buffer buf:
+//   buf = m*buf + g;  g' = g + m*buf;  u = NS5(g') * sqrt(max(1, rows/cols))
+//   p *= 1 - lr*wd;  p -= lr*u
+// Work is split round-robin over ranks: rank r orthogonalises matrices
+// i % world == r into a flat buffer; `all_reduce_sum` (none for one process)
+// sums that buffer so every rank applies every update.
+class Muon {
+ public:
+  struct Options {
+    std::int64_t backend_steps = 5;
+    double weight_decay = 0.0;
+    at::ScalarType ns_dtype = at::kBFloat16;
+    int rank = 0, world_size = 1;
+    std::function<void(at::Tensor&)> all_reduce_sum;
+  };
+  Muon(std::vector<at::Tensor> params, Options opts);
+  void step(double lr, double momentum);
+  // Momentum buffers, one per parameter (state to save and restore).
+  std::vector<at::Tensor>& state() { return buffers_; }
+
+ private:
+  std::vector<at::Tensor> params_, buffers_;
+  Options opts_;
+  std::int64_t total_numel_ = 0;
+};
+
+// AdamW through ATen's fused kernel:
+//   p *= 1 - lr*wd;  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2
+//   p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+class AdamW {
+ public:
+  struct Options {
+    double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
+  };
+  AdamW(std::vector<at::Tensor> params, Options opts);
+  void step(double lr);
+  // exp_avg, exp_avg_sq and step counters (state to save and restore).
+  std::vector<at::Tensor> state() const;
+
+ private:
+  std::vector<at::Tensor> params_, exp_avg_, exp_avg_sq_, steps_;
+  Options opts_;
+};
+
+// If the global gradient norm exceeds max_norm, scales every gradient by
+// max_norm / (norm + 1e-6). Returns the norm before clipping (a 0-d tensor;
+// no host synchronisation).
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
+// The three optimisers of SPEC §4 over one model, with the LR schedule applied
+// as a multiplier of each group's base rate.
+class Optimizers {
+ public:
+  Optimizers(const GPT& model, const Config& cfg, Muon::Options muon_opts);
+  // Muon momentum warmed up linearly from MUON_MOMENTUM_WARMUP_START to
+  // MUON_MOMENTUM over MUON_MOMENTUM_WARMUP_STEPS steps.
+  double muon_momentum(std::int64_t step) const;
+  // Clips (GRAD_CLIP_NORM), then steps every optimiser with lr = base * lr_mult.
+  void step(std::int64_t step, double lr_mult);
+  void zero_grad();
+  // Every state tensor of every optimiser, in a fixed order.
+  std::vector<at::Tensor> state();
+
+ private:
+  Config cfg_;
+  std::vector<at::Tensor> all_params_;
+  Muon muon_;
+  AdamW embed_, scalar_;
+};
+
+}  // namespace pgolf

@@ -1,0 +1,146 @@
+#include "pgolf/optim.h"
+
+#include <algorithm>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+
+namespace pgolf {
+
+at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarType dtype) {
+  TORCH_CHECK(G.dim() == 2, "newton_schulz5 expects a matrix, got ", G.sizes());
+  const double a = 3.4445, b = -4.7750, c = 2.0315;
+  at::Tensor X = G.to(dtype);
+  X = X / (X.norm() + 1e-7);
+  const bool tall = G.size(0) > G.size(1);
+  if (tall) X = X.t();
+  for (std::int64_t i = 0; i < steps; ++i) {
+    at::Tensor A = at::matmul(X, X.t());
+    at::Tensor B = b * A + c * at::matmul(A, A);
+    X = a * X + at::matmul(B, X);
+  }
+  return tall ? X.t() : X;
+}
+
+Muon::Muon(std::vector<at::Tensor> params, Options opts) : params_(std::move(params)), opts_(std::move(opts)) {
+  for (const auto& p : params_) {
+    TORCH_CHECK(p.dim() == 2, "Muon only takes matrices");
+    buffers_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous).detach());
+    total_numel_ += p.numel();
+  }
+}
+
+void Muon::step(double lr, double momentum) {
+  if (params_.empty()) return;
+  at::NoGradGuard no_grad;
+  at::Tensor flat = at::zeros({total_numel_}, params_[0].options().dtype(opts_.ns_dtype));
+  std::int64_t offset = 0;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = params_[i];
+    if (static_cast<int>(i % opts_.world_size) == opts_.rank && p.grad().defined()) {
+      at::Tensor g = p.grad();
+      buffers_[i].mul_(momentum).add_(g);
+      at::Tensor nesterov = g.add(buffers_[i], momentum);
+      at::Tensor u = newton_schulz5(nesterov, opts_.backend_steps, opts_.ns_dtype);
+      u.mul_(std::sqrt(std::max(1.0, static_cast<double>(p.size(0)) / static_cast<double>(p.size(1)))));
+      flat.narrow(0, offset, p.numel()).copy_(u.reshape({-1}));
+    }
+    offset += p.numel();
+  }
+  if (opts_.world_size > 1) opts_.all_reduce_sum(flat);
+  offset = 0;
+  for (const auto& p : params_) {
+    if (opts_.weight_decay > 0) p.mul_(1.0 - lr * opts_.weight_decay);
+    p.add_(flat.narrow(0, offset, p.numel()).view_as(p).to(p.scalar_type()), -lr);
+    offset += p.numel();
+  }
+}
+
+AdamW::AdamW(std::vector<at::Tensor> params, Options opts) : params_(std::move(params)), opts_(opts) {
+  for (const auto& p : params_) {
+    exp_avg_.push_back(at::zeros_like(p).detach());
+    exp_avg_sq_.push_back(at::zeros_like(p).detach());
+    steps_.push_back(at::zeros({}, p.options().dtype(at::kFloat)).detach());
+  }
+}
+
+void AdamW::step(double lr) {
+  if (params_.empty()) return;
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params_) grads.push_back(p.grad().defined() ? p.grad() : at::zeros_like(p));
+  at::_foreach_add_(steps_, 1.0);  // the kernel reads t, it does not advance it
+  at::_fused_adamw_(params_, grads, exp_avg_, exp_avg_sq_, {}, steps_, lr, opts_.beta1, opts_.beta2,
+                    opts_.weight_decay, opts_.eps, /*amsgrad=*/false, /*maximize=*/false);
+}
+
+std::vector<at::Tensor> AdamW::state() const {
+  std::vector<at::Tensor> s = exp_avg_;
+  s.insert(s.end(), exp_avg_sq_.begin(), exp_avg_sq_.end());
+  s.insert(s.end(), steps_.begin(), steps_.end());
+  return s;
+}
+
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return at::zeros({});
+  at::Tensor norm = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads)).to(at::kFloat));
+  if (max_norm > 0) {
+    at::Tensor coef = (max_norm / (norm + 1e-6)).clamp_max(1.0);
+    at::_foreach_mul_(grads, coef);
+  }
+  return norm;
+}
+
+namespace {
+
+std::vector<at::Tensor> group(const GPT& model, ParamGroup g) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : model.parameters())
+    if (param_group(p.name, p.tensor) == g) out.push_back(p.tensor);
+  return out;
+}
+
+}  // namespace
+
+Optimizers::Optimizers(const GPT& model, const Config& cfg, Muon::Options muon_opts)
+    : cfg_(cfg),
+      muon_(group(model, ParamGroup::Muon), [&] {
+        muon_opts.backend_steps = cfg.muon_backend_steps;
+        muon_opts.weight_decay = cfg.muon_wd;
+        return muon_opts;
+      }()),
+      embed_(group(model, ParamGroup::Embedding), {cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.adam_wd}),
+      scalar_(group(model, ParamGroup::Scalar), {cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.adam_wd}) {
+  for (const auto& p : model.parameters()) all_params_.push_back(p.tensor);
+}
+
+double Optimizers::muon_momentum(std::int64_t step) const {
+  const double frac = cfg_.muon_momentum_warmup_steps > 0
+                          ? std::min(1.0, static_cast<double>(step) / static_cast<double>(cfg_.muon_momentum_warmup_steps))
+                          : 1.0;
+  return (1 - frac) * cfg_.muon_momentum_warmup_start + frac * cfg_.muon_momentum;
+}
+
+void Optimizers::step(std::int64_t step, double lr_mult) {
+  if (cfg_.grad_clip_norm > 0) clip_grad_norm(all_params_, cfg_.grad_clip_norm);
+  muon_.step(cfg_.matrix_lr * lr_mult, muon_momentum(step));
+  embed_.step(cfg_.tied_embed_lr * lr_mult);
+  scalar_.step(cfg_.scalar_lr * lr_mult);
+}
+
+void Optimizers::zero_grad() {
+  for (auto& p : all_params_) p.mutable_grad() = at::Tensor();
+}
+
+std::vector<at::Tensor> Optimizers::state() {
+  std::vector<at::Tensor> s = muon_.state();
+  for (const auto& t : embed_.state()) s.push_back(t);
+  for (const auto& t : scalar_.state()) s.push_back(t);
+  return s;
+}
+
+}  // namespace pgolf

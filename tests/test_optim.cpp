@@ -1,0 +1,127 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "pgolf/optim.h"
+
+using namespace pgolf;
+
+namespace {
+
+at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed, at::ScalarType dt = at::kFloat) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::normal(0.0, 1.0, shape, gen, dt);
+}
+
+// Newton-Schulz written out in float64 from SPEC §4, independently of the library.
+at::Tensor ns_reference(const at::Tensor& G, int steps) {
+  at::Tensor X = G.to(at::kDouble);
+  X = X / (X.norm() + 1e-7);
+  bool tall = X.size(0) > X.size(1);
+  if (tall) X = X.t();
+  for (int i = 0; i < steps; ++i) {
+    at::Tensor A = X.mm(X.t());
+    X = 3.4445 * X + (-4.7750 * A + 2.0315 * A.mm(A)).mm(X);
+  }
+  return tall ? X.t() : X;
+}
+
+}  // namespace
+
+// Observed on Gaussian matrices of the model's aspect ratios (seeds 1-5):
+// float32 singular values in [0.6818, 1.1344], bfloat16 in [0.6597, 1.1516].
+// (Square Gaussian matrices have near-zero singular values that five steps
+// cannot lift, so they are left out.) The band tested is [0.6, 1.2].
+TEST(NewtonSchulz, SingularValuesNearOne) {
+  for (auto dt : {at::kFloat, at::kBFloat16})
+    for (std::vector<std::int64_t> shape : {std::vector<std::int64_t>{64, 192}, {192, 64}, {256, 512}, {512, 1536}}) {
+      at::Tensor X = newton_schulz5(gaussian(shape, shape[0] + shape[1]), 5, dt);
+      EXPECT_EQ(X.scalar_type(), dt);
+      EXPECT_EQ(X.sizes(), at::IntArrayRef(shape));
+      at::Tensor sv = at::linalg_svdvals(X.to(at::kFloat));
+      EXPECT_GT(sv.min().item<double>(), 0.6) << dt << " " << shape[0] << "x" << shape[1];
+      EXPECT_LT(sv.max().item<double>(), 1.2) << dt << " " << shape[0] << "x" << shape[1];
+    }
+}
+
+TEST(NewtonSchulz, MatchesFloat64Reference) {
+  at::Tensor G = gaussian({48, 80}, 3);
+  EXPECT_LT((newton_schulz5(G, 5, at::kFloat).to(at::kDouble) - ns_reference(G, 5)).abs().max().item<double>(), 1e-4);
+  at::Tensor T = gaussian({80, 48}, 4);
+  EXPECT_LT((newton_schulz5(T, 5, at::kFloat).to(at::kDouble) - ns_reference(T, 5)).abs().max().item<double>(), 1e-4);
+}
+
+TEST(Muon, TwoStepsMatchDirectRecomputation) {
+  const double lr = 0.02, wd = 0.04, m1 = 0.9, m2 = 0.95;
+  at::Tensor tall = gaussian({24, 8}, 5).requires_grad_(true), wide = gaussian({8, 16}, 6).requires_grad_(true);
+  at::Tensor tall0 = tall.detach().to(at::kDouble), wide0 = wide.detach().to(at::kDouble);
+  Muon muon({tall, wide}, {5, wd, at::kFloat});
+  std::vector<at::Tensor> g1 = {gaussian({24, 8}, 7), gaussian({8, 16}, 8)};
+  std::vector<at::Tensor> g2 = {gaussian({24, 8}, 9), gaussian({8, 16}, 10)};
+
+  tall.mutable_grad() = g1[0].clone();
+  wide.mutable_grad() = g1[1].clone();
+  muon.step(lr, m1);
+  tall.mutable_grad() = g2[0].clone();
+  wide.mutable_grad() = g2[1].clone();
+  muon.step(lr, m2);
+
+  // By hand: buf = m buf + g; g' = g + m buf; u = NS(g') sqrt(max(1, r/c)); p = p(1 - lr wd) - lr u.
+  auto expected = [&](at::Tensor p, const at::Tensor& a, const at::Tensor& b) {
+    at::Tensor buf = a.to(at::kDouble);
+    double scale = std::sqrt(std::max(1.0, double(p.size(0)) / double(p.size(1))));
+    p = p * (1 - lr * wd) - lr * ns_reference(a.to(at::kDouble) + m1 * buf, 5) * scale;
+    buf = m2 * buf + b.to(at::kDouble);
+    p = p * (1 - lr * wd) - lr * ns_reference(b.to(at::kDouble) + m2 * buf, 5) * scale;
+    return p;
+  };
+  EXPECT_LT((tall.detach().to(at::kDouble) - expected(tall0, g1[0], g2[0])).abs().max().item<double>(), 1e-5);
+  EXPECT_LT((wide.detach().to(at::kDouble) - expected(wide0, g1[1], g2[1])).abs().max().item<double>(), 1e-5);
+  // The momentum buffer holds m2*g1 + g2.
+  EXPECT_TRUE(at::allclose(muon.state()[0], m2 * g1[0] + g2[0], 1e-5, 1e-6));
+}
+
+TEST(AdamW, TwoStepsMatchFormula) {
+  const double lr = 0.01, b1 = 0.9, b2 = 0.95, eps = 1e-8, wd = 0.1;
+  at::Tensor p = gaussian({5}, 11).requires_grad_(true);
+  at::Tensor x = p.detach().to(at::kDouble).clone();
+  AdamW adam({p}, {b1, b2, eps, wd});
+  at::Tensor m = at::zeros({5}, at::kDouble), v = at::zeros({5}, at::kDouble);
+  for (int t = 1; t <= 2; ++t) {
+    at::Tensor g = gaussian({5}, 20 + t);
+    p.mutable_grad() = g.clone();
+    adam.step(lr);
+    at::Tensor gd = g.to(at::kDouble);
+    x = x * (1 - lr * wd);
+    m = b1 * m + (1 - b1) * gd;
+    v = b2 * v + (1 - b2) * gd * gd;
+    at::Tensor mhat = m / (1 - std::pow(b1, t)), vhat = v / (1 - std::pow(b2, t));
+    x = x - lr * mhat / (vhat.sqrt() + eps);
+    EXPECT_LT((p.detach().to(at::kDouble) - x).abs().max().item<double>(), 1e-6) << "step " << t;
+  }
+  EXPECT_EQ(adam.state()[2].item<float>(), 2.0f);  // step counter
+}
+
+TEST(ClipGradNorm, ScalesToMaxNormOnlyWhenAbove) {
+  at::Tensor a = at::zeros({3}).requires_grad_(true), b = at::zeros({4}).requires_grad_(true);
+  a.mutable_grad() = at::tensor({3.0f, 0.0f, 0.0f});
+  b.mutable_grad() = at::tensor({0.0f, 4.0f, 0.0f, 0.0f});
+  at::Tensor n = clip_grad_norm({a, b}, 1.0);
+  EXPECT_NEAR(n.item<double>(), 5.0, 1e-6);
+  EXPECT_NEAR(a.grad()[0].item<double>(), 3.0 / 5.0, 1e-5);
+  EXPECT_NEAR(b.grad()[1].item<double>(), 4.0 / 5.0, 1e-5);
+  clip_grad_norm({a, b}, 10.0);  // norm 1 < 10: unchanged
+  EXPECT_NEAR(a.grad()[0].item<double>(), 3.0 / 5.0, 1e-5);
+}
+
+TEST(Optimizers, MomentumWarmupIsLinear) {
+  Config c;
+  c.num_layers = 2;
+  c.model_dim = 64;
+  GPT m(c, {});
+  Optimizers opt(m, c, {});
+  EXPECT_DOUBLE_EQ(opt.muon_momentum(0), 0.92);
+  EXPECT_NEAR(opt.muon_momentum(750), 0.95, 1e-12);
+  EXPECT_DOUBLE_EQ(opt.muon_momentum(1500), 0.98);
+  EXPECT_DOUBLE_EQ(opt.muon_momentum(5000), 0.98);
+}
