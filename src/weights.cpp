@@ -1,0 +1,128 @@
+#include "pgolf/weights.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <stdexcept>
+
+#include "pgolf/io.h"
+
+namespace pgolf {
+namespace {
+
+const std::map<std::string, at::ScalarType>& dtypes() {
+  static const std::map<std::string, at::ScalarType> m = {
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16}, {"I64", at::kLong},
+      {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},   {"U8", at::kByte},       {"BOOL", at::kBool}};
+  return m;
+}
+
+std::string dtype_name(at::ScalarType t) {
+  for (const auto& [name, type] : dtypes())
+    if (type == t) return name;
+  throw std::invalid_argument(std::string("safetensors: unsupported dtype ") + c10::toString(t));
+}
+
+}  // namespace
+
+void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
+  nlohmann::ordered_json header;
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<at::Tensor> cpu;
+  std::uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    at::Tensor c = t.tensor.detach().to(at::kCPU).contiguous();
+    const std::uint64_t n = c.numel() * c.element_size();
+    header[t.name] = {{"dtype", dtype_name(c.scalar_type())}, {"shape", c.sizes().vec()}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+    cpu.push_back(c);
+  }
+  std::string h = header.dump();
+  h.append((8 - h.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
+  const std::uint64_t len = h.size();
+  AtomicFile f(path);
+  f.write(&len, sizeof len);  // little endian on every platform pgolf builds for
+  f.write(h);
+  for (const auto& c : cpu) f.write(c.data_ptr(), c.numel() * c.element_size());
+  f.commit();
+}
+
+std::vector<NamedTensor> load_safetensors(const std::string& path) {
+  MappedFile file(path);
+  auto fail = [&](const std::string& what) -> std::runtime_error {
+    return std::runtime_error("bad safetensors file '" + path + "': " + what);
+  };
+  if (file.size() < 8) throw fail("shorter than the 8-byte header length");
+  std::uint64_t len = 0;
+  std::memcpy(&len, file.data(), 8);
+  if (len > file.size() - 8) throw fail("header length " + std::to_string(len) + " exceeds the file size");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(file.data() + 8, file.data() + 8 + len);
+  } catch (const nlohmann::json::exception& e) {
+    throw fail(std::string("header is not valid JSON (") + e.what() + ")");
+  }
+  if (!header.is_object()) throw fail("header is not a JSON object");
+  const std::uint8_t* data = file.data() + 8 + len;
+  const std::uint64_t data_size = file.size() - 8 - len;
+  std::vector<NamedTensor> out;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  for (const auto& [name, entry] : header.items()) {
+    if (name == "__metadata__") continue;
+    const std::string where = "tensor '" + name + "'";
+    if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
+      throw fail(where + " lacks dtype, shape or data_offsets");
+    auto dt = dtypes().find(entry["dtype"].is_string() ? entry["dtype"].get<std::string>() : "");
+    if (dt == dtypes().end()) throw fail(where + " has unknown dtype " + entry["dtype"].dump());
+    std::vector<std::int64_t> shape;
+    std::uint64_t numel = 1;
+    for (const auto& d : entry["shape"]) {
+      if (!d.is_number_unsigned()) throw fail(where + " has a bad shape " + entry["shape"].dump());
+      shape.push_back(d.get<std::int64_t>());
+      numel *= d.get<std::uint64_t>();
+    }
+    const auto& off = entry["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw fail(where + " has bad data_offsets " + off.dump());
+    const std::uint64_t begin = off[0], end = off[1];
+    if (begin > end || end > data_size)
+      throw fail(where + " data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
+                 "] fall outside the " + std::to_string(data_size) + " data bytes");
+    const std::uint64_t bytes = numel * c10::elementSize(dt->second);
+    if (end - begin != bytes)
+      throw fail(where + " shape " + entry["shape"].dump() + " needs " + std::to_string(bytes) + " bytes but its range has " +
+                 std::to_string(end - begin));
+    ranges.emplace_back(begin, end);
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt->second));
+    std::memcpy(t.data_ptr(), data + begin, bytes);
+    out.push_back({name, t});
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (std::size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second) throw fail("tensor byte ranges overlap");
+  return out;
+}
+
+void load_weights(GPT& model, const std::string& path) {
+  std::map<std::string, at::Tensor> loaded;
+  for (auto& t : load_safetensors(path)) loaded[t.name] = t.tensor;
+  for (const auto& p : model.parameters()) {
+    auto it = loaded.find(p.name);
+    if (it == loaded.end()) throw std::runtime_error("weights file '" + path + "' has no tensor '" + p.name + "'");
+    if (it->second.sizes() != p.tensor.sizes())
+      throw std::runtime_error("weights file '" + path + "': '" + p.name + "' has shape " +
+                               c10::str(it->second.sizes()) + " but the configured model expects " +
+                               c10::str(p.tensor.sizes()) + " (check NUM_LAYERS, MODEL_DIM, ... against the file)");
+  }
+  std::set<std::string> expected;
+  for (const auto& p : model.parameters()) expected.insert(p.name);
+  for (const auto& [name, t] : loaded)
+    if (!expected.count(name)) throw std::runtime_error("weights file '" + path + "' has tensor '" + name + "' that the model lacks");
+  at::NoGradGuard no_grad;
+  for (const auto& p : model.parameters()) p.tensor.copy_(loaded[p.name]);
+}
+
+}  // namespace pgolf
