@@ -5,8 +5,10 @@
 #include <iostream>
 
 #include "pgolf/data.h"
+#include "pgolf/run.h"
 #include "pgolf/runtime.h"
 #include "pgolf/tokenizer.h"
+#include "pgolf/train.h"
 
 namespace pgolf {
 
@@ -50,6 +52,19 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
   DocumentReader reader(corpus);
   ShardStats stats = make_shards(reader, tok, opts);
   std::cout << "shards: " << opts.output_dir << "\n" << format_stats(stats);
+  return 0;
+}
+
+int cmd_train(const ConfigArgs& args) {
+  std::map<std::string, std::string> sources;
+  Config cfg = resolve_config(args, &sources);
+  const int threads = init_threads(cfg.num_threads);
+  RunLog log(cfg);
+  log.line("run: " + log.dir() + " threads:" + std::to_string(threads));
+  log.line("config:\n" + format_config(cfg, &sources));
+  TrainResult r = train(cfg, log);
+  log.line("done: steps:" + std::to_string(r.steps) + " val_bpb:" + std::to_string(r.final_eval.val_bpb()) +
+           " weights:" + r.weights_path);
   return 0;
 }
 

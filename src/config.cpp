@@ -43,6 +43,7 @@ const std::vector<ConfigKey>& config_keys() {
       {"VAL_LOSS_EVERY", "training", &C::val_loss_every, "run the standard evaluation every N steps (0 = only at the end)"},
       {"VAL_BATCH_SIZE", "training", &C::val_batch_size, "tokens per standard-evaluation batch over all ranks"},
       {"TRAIN_LOG_EVERY", "training", &C::train_log_every, "print a train_loss line every N steps"},
+      {"INIT_WEIGHTS", "training", &C::init_weights, "start from this .safetensors file instead of the random init"},
 
       {"MATRIX_LR", "optimiser", &C::matrix_lr, "Muon learning rate for block matrices"},
       {"SCALAR_LR", "optimiser", &C::scalar_lr, "AdamW learning rate for control tensors"},

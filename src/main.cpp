@@ -64,6 +64,9 @@ int main(int argc, char** argv) {
                     "shuffle documents with this seed before splitting (0 = keep order; holds the corpus in memory)");
   shard->add_flag("--force", shard_opts.force, "replace the output folder if it exists");
 
+  auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID");
+  add_config_options(train, cfg_args);
+
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);
 
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
     if (*info) return pgolf::cmd_info();
     if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output);
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
+    if (*train) return pgolf::cmd_train(cfg_args);
     if (*data) return pgolf::cmd_data(cfg_args);
   } catch (const std::exception& e) {
     std::cerr << "pgolf: error: " << e.what() << "\n";

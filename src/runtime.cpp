@@ -3,12 +3,14 @@
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <torch/version.h>
 
 #include <sstream>
 #include <stdexcept>
 
 #ifdef PGOLF_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <cuda_runtime_api.h>
 #endif
@@ -56,6 +58,32 @@ std::string resolve_device(const std::string& requested) {
   }
   if (requested == "auto") return gpus > 0 ? "cuda" : "cpu";
   throw std::invalid_argument("DEVICE must be auto, cpu or cuda, got '" + requested + "'");
+}
+
+void synchronize(const c10::Device& device) {
+#ifdef PGOLF_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::device_synchronize();
+#else
+  (void)device;
+#endif
+}
+
+std::string peak_memory_report(const c10::Device& device) {
+  std::ostringstream out;
+#ifdef PGOLF_WITH_CUDA
+  if (device.is_cuda()) {
+    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index() < 0 ? 0 : device.index());
+    const auto all = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    out << "peak memory allocated: " << stats.allocated_bytes[all].peak / (1 << 20)
+        << " MiB reserved: " << stats.reserved_bytes[all].peak / (1 << 20) << " MiB";
+    return out.str();
+  }
+#endif
+  (void)device;
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  out << "peak memory allocated: " << ru.ru_maxrss / 1024 << " MiB (process peak RSS, CPU)";
+  return out.str();
 }
 
 std::string runtime_info() {

@@ -25,6 +25,8 @@ int cmd_info();
 int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output);
 // `pgolf shard`: tokenises a corpus into train/val shards.
 int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts);
+// `pgolf train`: trains the configured model (SPEC §4) and saves its weights.
+int cmd_train(const ConfigArgs& args);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
 // their statistics.
 int cmd_data(const ConfigArgs& args);

@@ -47,6 +47,7 @@ struct Config {
   std::int64_t val_loss_every = 1000;
   std::int64_t val_batch_size = 524288;
   std::int64_t train_log_every = 200;
+  std::string init_weights;  // .safetensors to start from instead of the random init
   // Optimisers (SPEC §4)
   double matrix_lr = 0.025;
   double scalar_lr = 0.025;

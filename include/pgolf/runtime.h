@@ -1,5 +1,7 @@
 // Process runtime: torch thread count and the compute device.
 #pragma once
+#include <c10/core/Device.h>
+
 #include <string>
 
 namespace pgolf {
@@ -14,6 +16,13 @@ int init_threads(long num_threads);
 // Resolves DEVICE: "cpu", "cuda", or "auto" (cuda when this build has the CUDA
 // path and a GPU is visible). Asking for cuda where it is not there is an error.
 std::string resolve_device(const std::string& requested);
+
+// Waits for all queued work on `device` (no-op on CPU).
+void synchronize(const c10::Device& device);
+
+// "peak memory allocated: X MiB reserved: Y MiB" on CUDA; the process's peak
+// resident set on CPU.
+std::string peak_memory_report(const c10::Device& device);
 
 // Human-readable build and device facts for `pgolf info`.
 std::string runtime_info();

@@ -1,0 +1,39 @@
+// Evaluation of SPEC §2: val_loss (mean NLL per token, nats) and val_bpb
+// (bits per UTF-8 byte of the text, via the tokenizer's byte tables).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "pgolf/model.h"
+#include "pgolf/tokenizer.h"
+
+namespace pgolf {
+
+// Float64 sums that ranks add together before the ratios are taken.
+struct EvalSums {
+  double nll = 0, tokens = 0, bytes = 0;
+  double val_loss() const { return nll / tokens; }
+  // (nll / ln 2) / bytes
+  double val_bpb() const;
+};
+
+// The byte tables on the compute device.
+struct DeviceLuts {
+  DeviceLuts(const ByteLuts& luts, at::Device device);
+  // bytes[t] = base_bytes[t] + (has_leading_space[t] && !is_boundary[prev])
+  at::Tensor bytes(const at::Tensor& prev, const at::Tensor& target) const;
+  at::Tensor base_bytes, has_leading_space, is_boundary;
+};
+
+// Validation tokens as an int64 CPU tensor.
+at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens);
+
+// Standard evaluation: the N-1 targets of `val` (length k*seq_len + 1) in
+// non-overlapping windows of seq_len, `batch_seqs` windows at a time; this
+// rank takes windows [total*rank/world, total*(rank+1)/world).
+EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+                           std::int64_t batch_seqs, int rank = 0, int world_size = 1);
+
+}  // namespace pgolf

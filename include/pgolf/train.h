@@ -1,0 +1,51 @@
+// Training of SPEC §4 in one process: warm-up with full restore, the LR
+// schedule (iteration or wall-clock warm-down), Muon + AdamW steps, periodic
+// validation, SWA/EMA, late QAT; saves the final fp32 weights.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+
+#include "pgolf/data.h"
+#include "pgolf/eval.h"
+#include "pgolf/model.h"
+#include "pgolf/optim.h"
+#include "pgolf/run.h"
+
+namespace pgolf {
+
+// LR multiplier: 1 until the warm-down, then linear to 0.
+//  - no cap (MAX_WALLCLOCK_SECONDS=0): over the last WARMDOWN_ITERS of ITERATIONS,
+//    mult = (ITERATIONS - step) / WARMDOWN_ITERS;
+//  - with a cap: in time, mult = remaining_ms / (WARMDOWN_ITERS * step_ms) once
+//    remaining_ms <= WARMDOWN_ITERS * step_ms, step_ms being the average step
+//    time so far without start-up costs.
+double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms);
+
+// Late QAT starts once elapsed time reaches QAT_START_FRAC of the cap, or,
+// without a cap, once step reaches QAT_START_FRAC of ITERATIONS. 0 = never.
+bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms);
+
+// Average step time for the schedule: the first timed step (allocator growth,
+// kernel selection) is left out once there are later steps to average.
+double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first_step_ms);
+
+// One optimiser step: grad_accum micro-batches of loss/grad_accum backward,
+// then `sync_gradients` (averaging over ranks; empty for one process), then
+// clipping and the optimisers. Returns the mean micro-batch loss (0-d tensor).
+at::Tensor train_step(GPT& model, Optimizers& opt, DistributedTokenLoader& loader, const Config& cfg,
+                      std::int64_t grad_accum, std::int64_t step, double lr_mult,
+                      const std::function<void()>& sync_gradients = {});
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  double train_time_ms = 0;
+  EvalSums final_eval;  // standard evaluation of the final (averaged) weights
+  std::string weights_path;
+};
+
+// The whole single-process run, logging to `log` (SPEC §6 lines).
+TrainResult train(const Config& cfg, RunLog& log);
+
+}  // namespace pgolf

@@ -1,0 +1,49 @@
+#include "pgolf/run.h"
+
+#include <unistd.h>
+
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "pgolf/io.h"
+
+namespace pgolf {
+
+RunLog::RunLog(const Config& cfg, bool writer) : writer_(writer), tty_(::isatty(1)), run_id_(cfg.run_id) {
+  if (run_id_.empty()) {
+    char buf[32];
+    std::time_t now = std::time(nullptr);
+    std::strftime(buf, sizeof buf, "%Y%m%d_%H%M%S", std::localtime(&now));
+    run_id_ = std::string(buf) + "_seed" + std::to_string(cfg.seed);
+  }
+  dir_ = cfg.log_dir + "/" + run_id_;
+  if (!writer_) return;
+  make_dirs(dir_);
+  write_file_atomic(dir_ + "/config.env", format_config(cfg));
+  log_.open(dir_ + "/train.log", std::ios::app);
+  metrics_.open(dir_ + "/metrics.jsonl", std::ios::app);
+  if (!log_ || !metrics_) throw std::runtime_error("cannot write logs in '" + dir_ + "' (check LOG_DIR)");
+}
+
+void RunLog::line(const std::string& s) {
+  if (!writer_) return;
+  if (tty_) std::cout << "\r\033[K";
+  std::cout << s << std::endl;
+  log_ << s << std::endl;
+}
+
+void RunLog::metric(const std::string& event, std::initializer_list<std::pair<const char*, double>> values) {
+  if (!writer_) return;
+  nlohmann::ordered_json j;
+  j["event"] = event;
+  for (const auto& [k, v] : values) j[k] = v;
+  metrics_ << j.dump() << std::endl;
+}
+
+void RunLog::progress(const std::string& s) {
+  if (!writer_ || !tty_) return;
+  std::cout << "\r\033[K" << s << std::flush;
+}
+
+}  // namespace pgolf
