@@ -1,0 +1,200 @@
+// Schedule, averaging and whole training runs on a tiny model and corpus.
+#include <gtest/gtest.h>
+
+#include "helpers.h"
+#include "pgolf/averaging.h"
+#include "pgolf/train.h"
+#include "pgolf/weights.h"
+#include "tiny_corpus.h"
+
+using namespace pgolf;
+using test::TempDir;
+
+namespace {
+
+Config schedule_config(double cap_seconds) {
+  Config c;
+  c.iterations = 1000;
+  c.warmdown_iters = 200;
+  c.max_wallclock_seconds = cap_seconds;
+  return c;
+}
+
+// A tiny model on shards of the tiny corpus, tokenised with the tiny tokenizer.
+Config tiny_run(const TempDir& dir, std::int64_t iterations) {
+  static bool made = false;
+  static TempDir data;
+  if (!made) {
+    std::vector<std::uint16_t> stream;
+    for (const auto& d : test::tiny_documents(300)) {
+      stream.push_back(kBosId);
+      for (int id : test::tiny_tokenizer().encode(d)) stream.push_back(static_cast<std::uint16_t>(id));
+    }
+    const std::size_t cut = stream.size() / 5;
+    write_shard(data.file("fineweb_val_000000.bin"), {stream.begin(), stream.begin() + cut});
+    write_shard(data.file("fineweb_train_000000.bin"), {stream.begin() + cut, stream.end()});
+    made = true;
+  }
+  Config c;
+  c.data_path = data.path();
+  c.tokenizer_path = test::tiny_tokenizer_path();
+  c.log_dir = dir.path();
+  c.run_id = "run";
+  c.device = "cpu";
+  c.vocab_size = test::kTinyVocab;
+  c.num_layers = 2;
+  c.model_dim = 32;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.mlp_mult = 2;
+  c.bigram_vocab_size = 64;
+  c.bigram_dim = 16;
+  c.train_seq_len = 16;
+  c.train_batch_tokens = 8 * 16 * 2;
+  c.iterations = iterations;
+  c.warmup_steps = 0;
+  c.warmdown_iters = 4;
+  c.max_wallclock_seconds = 0;
+  c.val_loss_every = 0;
+  c.val_batch_size = 8 * 16 * 8;
+  c.train_log_every = 100;
+  c.swa_every = 2;
+  c.eval_stride = 8;
+  return c;
+}
+
+std::vector<NamedTensor> run_and_load(const Config& c) {
+  TempDir out;
+  Config cfg = c;
+  cfg.log_dir = out.path();
+  RunLog log(cfg);
+  TrainResult r = train(cfg, log);
+  return load_safetensors(r.weights_path);
+}
+
+bool bit_identical(const std::vector<NamedTensor>& a, const std::vector<NamedTensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || !at::equal(a[i].tensor, b[i].tensor)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(Schedule, IterationWarmdown) {
+  Config c = schedule_config(0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 0, 0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 799, 0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 800, 0, 0), 1.0);  // (1000-800)/200
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 900, 0, 0), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 999, 0, 0), 0.005);
+  c.warmdown_iters = 0;
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 999, 0, 0), 1.0);
+}
+
+TEST(Schedule, WallclockWarmdownInTime) {
+  Config c = schedule_config(600);  // 600 s cap, 200 warm-down steps
+  // At 100 ms/step the warm-down takes 20 s: it starts at 580 s.
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5000, 500e3, 100), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5800, 580e3, 100), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5900, 590e3, 100), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5990, 599e3, 100), 0.05);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 6100, 610e3, 100), 0.0);
+  // Start-up costs stay out of the step time: a 5 s first step and 9 steps of 100 ms.
+  EXPECT_DOUBLE_EQ(schedule_step_ms(10, 5000 + 900, 5000), 100.0);
+  EXPECT_DOUBLE_EQ(schedule_step_ms(1, 5000, 5000), 5000.0);
+}
+
+TEST(Schedule, QatStart) {
+  Config c = schedule_config(600);
+  EXPECT_FALSE(qat_active(c, 10, 599e3));  // QAT_START_FRAC = 0: never
+  c.qat_start_frac = 0.85;
+  EXPECT_FALSE(qat_active(c, 10, 509e3));
+  EXPECT_TRUE(qat_active(c, 10, 510e3));
+  c.max_wallclock_seconds = 0;
+  EXPECT_FALSE(qat_active(c, 849, 0));
+  EXPECT_TRUE(qat_active(c, 850, 0));
+}
+
+TEST(Averaging, SwaIsTheArithmeticMean) {
+  at::Tensor p = at::zeros({3});
+  Swa swa;
+  std::vector<at::Tensor> snaps = {at::tensor({1.0f, 2.0f, 3.0f}), at::tensor({3.0f, 2.0f, 1.0f}), at::tensor({2.0f, 5.0f, 8.0f})};
+  for (const auto& s : snaps) {
+    p.copy_(s);
+    swa.add({p});
+  }
+  p.zero_();
+  swa.apply({p});
+  EXPECT_EQ(swa.count(), 3);
+  EXPECT_TRUE(at::allclose(p, (snaps[0] + snaps[1] + snaps[2]) / 3.0));
+}
+
+TEST(Averaging, EmaFollowsRecurrence) {
+  at::Tensor p = at::tensor({1.0f, -1.0f});
+  Ema ema({p}, 0.9);
+  at::Tensor want = p.clone();
+  for (float v : {2.0f, 4.0f, -3.0f}) {
+    p.fill_(v);
+    ema.update({p});
+    want = 0.9 * want + 0.1 * p;
+  }
+  EXPECT_TRUE(at::allclose(ema.state()[0], want, 1e-6, 1e-7));
+  ema.apply({p});
+  EXPECT_TRUE(at::allclose(p, want, 1e-6, 1e-7));
+}
+
+TEST(Training, OverfitsOneBatch) {
+  Config c = tiny_run(TempDir(), 1);
+  c.seed = 3;
+  GPT model(c, {});
+  Optimizers opt(model, c, {5, 0.0, at::kFloat});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  at::Tensor x = at::randint(c.vocab_size, {4, 16}, gen, at::kLong), y = at::randint(c.vocab_size, {4, 16}, gen, at::kLong);
+  double first = 0, last = 0;
+  for (int i = 0; i < 150; ++i) {
+    opt.zero_grad();
+    at::Tensor loss = model.loss(x, y);
+    loss.backward();
+    opt.step(i, 1.0);
+    (i == 0 ? first : last) = loss.item<double>();
+  }
+  EXPECT_GT(first, 5.5);  // ~ln(400) = 6.0 at the start
+  EXPECT_LT(last, 0.5);   // memorised: 64 random targets
+}
+
+TEST(Training, SameSeedGivesBitIdenticalWeights) {
+  TempDir dir;
+  Config c = tiny_run(dir, 6);
+  auto a = run_and_load(c), b = run_and_load(c);
+  EXPECT_TRUE(bit_identical(a, b));
+  c.seed = 99;
+  EXPECT_FALSE(bit_identical(a, run_and_load(c)));
+}
+
+TEST(Training, WarmupRestoresEverything) {
+  TempDir dir;
+  Config c = tiny_run(dir, 6);
+  c.ema_enabled = true;  // EMA state starts from the restored weights too
+  auto without = run_and_load(c);
+  c.warmup_steps = 3;
+  auto with = run_and_load(c);
+  EXPECT_TRUE(bit_identical(without, with));
+}
+
+TEST(Training, LossFallsAndRunFolderHasOutputs) {
+  TempDir dir;
+  Config c = tiny_run(dir, 30);
+  c.val_loss_every = 15;
+  c.warmdown_iters = 10;
+  RunLog log(c);
+  TrainResult r = train(c, log);
+  EXPECT_EQ(r.steps, 30);
+  EXPECT_LT(r.final_eval.val_loss(), 5.0);  // from ~ln(400) = 6.0
+  EXPECT_GT(r.final_eval.bytes, 0);
+  for (const char* f : {"config.env", "train.log", "metrics.jsonl", "model.safetensors"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("run/") + f))) << f;
+  std::string logtext = read_file(dir.file("run/train.log"));
+  for (const char* key : {"model_params:", "world_size:1 grad_accum_steps:8", "step:30/30 val_loss:", "swa:applying averaged"})
+    EXPECT_NE(logtext.find(key), std::string::npos) << key;
+}
