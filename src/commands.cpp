@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "pgolf/bench.h"
 #include "pgolf/data.h"
 #include "pgolf/run.h"
 #include "pgolf/runtime.h"
@@ -68,11 +69,31 @@ int cmd_train(const ConfigArgs& args) {
   return 0;
 }
 
+int cmd_bench(const ConfigArgs& args, int steps, int warmup) {
+  Config cfg = resolve_config(args);
+  const int threads = init_threads(cfg.num_threads);
+  std::cout << "bench: NUM_LAYERS=" << cfg.num_layers << " MODEL_DIM=" << cfg.model_dim
+            << " TRAIN_BATCH_TOKENS=" << cfg.train_batch_tokens << " TRAIN_SEQ_LEN=" << cfg.train_seq_len
+            << " threads:" << threads << std::endl;
+  std::cout << format_bench(run_bench(cfg, steps, warmup));
+  return 0;
+}
+
 int cmd_data(const ConfigArgs& args) {
   Config cfg = resolve_config(args);
   std::int64_t train_tokens = 0;
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(cfg.vocab_size), 0);
   auto train = shard_files(train_pattern(cfg.data_path));
-  for (const auto& f : train) train_tokens += static_cast<std::int64_t>(Shard(f).num_tokens());
+  for (const auto& f : train) {
+    Shard s(f);
+    train_tokens += static_cast<std::int64_t>(s.num_tokens());
+    for (std::size_t i = 0; i < s.num_tokens(); ++i) {
+      if (s.tokens()[i] >= cfg.vocab_size)
+        throw std::runtime_error("shard '" + f + "' holds token id " + std::to_string(s.tokens()[i]) +
+                                 " >= VOCAB_SIZE=" + std::to_string(cfg.vocab_size));
+      ++counts[s.tokens()[i]];
+    }
+  }
   auto val = load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len);
   Tokenizer tok(cfg.tokenizer_path);
   ByteLuts luts = build_byte_luts(tok, static_cast<int>(cfg.vocab_size));
@@ -83,6 +104,7 @@ int cmd_data(const ConfigArgs& args) {
             << "train: shards:" << train.size() << " tokens:" << train_tokens << "\n"
             << "val: scored_tokens:" << val.size() - 1 << " bytes:" << val_bytes
             << " bytes_per_token:" << static_cast<double>(val_bytes) / static_cast<double>(val.size() - 1) << "\n"
+            << "unigram_baseline val_bpb:" << unigram_bpb(counts, val, luts) << "\n"
             << "tokenizer: " << cfg.tokenizer_path << " pieces:" << tok.vocab_size() << "\n";
   return 0;
 }

@@ -46,4 +46,17 @@ EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& 
   return {nll.item<double>(), static_cast<double>((last - first) * seq_len), static_cast<double>(bytes.item<std::int64_t>())};
 }
 
+double unigram_bpb(const std::vector<std::int64_t>& train_counts, const std::vector<std::uint16_t>& val,
+                   const ByteLuts& luts) {
+  double total = 0;
+  for (auto c : train_counts) total += static_cast<double>(c);
+  const double denom = total + static_cast<double>(train_counts.size());
+  double bits = 0, bytes = 0;
+  for (std::size_t i = 1; i < val.size(); ++i) {
+    bits -= std::log2((static_cast<double>(train_counts[val[i]]) + 1.0) / denom);
+    bytes += static_cast<double>(luts.token_bytes(val[i - 1], val[i]));
+  }
+  return bits / bytes;
+}
+
 }  // namespace pgolf

@@ -67,6 +67,12 @@ int main(int argc, char** argv) {
   auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID");
   add_config_options(train, cfg_args);
 
+  int bench_steps = 5, bench_warmup = 1;
+  auto* bench = app.add_subcommand("bench", "time training steps (forward, backward, optimiser) on random tokens");
+  add_config_options(bench, cfg_args);
+  bench->add_option("--steps", bench_steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  bench->add_option("--warmup", bench_warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);
 
@@ -77,6 +83,7 @@ int main(int argc, char** argv) {
     if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output);
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
     if (*train) return pgolf::cmd_train(cfg_args);
+    if (*bench) return pgolf::cmd_bench(cfg_args, bench_steps, bench_warmup);
     if (*data) return pgolf::cmd_data(cfg_args);
   } catch (const std::exception& e) {
     std::cerr << "pgolf: error: " << e.what() << "\n";

@@ -27,6 +27,8 @@ int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string
 int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts);
 // `pgolf train`: trains the configured model (SPEC §4) and saves its weights.
 int cmd_train(const ConfigArgs& args);
+// `pgolf bench`: times training steps of the configured model on random tokens.
+int cmd_bench(const ConfigArgs& args, int steps, int warmup);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
 // their statistics.
 int cmd_data(const ConfigArgs& args);

@@ -36,4 +36,10 @@ at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens);
 EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
                            std::int64_t batch_seqs, int rank = 0, int world_size = 1);
 
+// The baseline a model must beat: bits per byte of a unigram model with
+// add-one smoothing, p(t) = (count[t] + 1) / (N + V), fitted on `train_counts`
+// and scored on the N-1 targets of `val`.
+double unigram_bpb(const std::vector<std::int64_t>& train_counts, const std::vector<std::uint16_t>& val,
+                   const ByteLuts& luts);
+
 }  // namespace pgolf
