@@ -66,6 +66,10 @@ int main(int argc, char** argv) {
 
   auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID");
   add_config_options(train, cfg_args);
+  train->add_option_function<std::string>(
+           "--init-weights", [&](const std::string& f) { cfg_args.sets.push_back("INIT_WEIGHTS=" + f); },
+           "start from this .safetensors file (same as --set INIT_WEIGHTS=FILE)")
+      ->check(CLI::ExistingFile);
 
   int bench_steps = 5, bench_warmup = 1;
   auto* bench = app.add_subcommand("bench", "time training steps (forward, backward, optimiser) on random tokens");
