@@ -1,0 +1,221 @@
+#include "pgolf/artifact.h"
+
+#include <ATen/core/grad_mode.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "pgolf/io.h"
+
+namespace pgolf {
+namespace {
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);  // little endian on every supported platform
+}
+
+std::uint32_t crc32_of(const void* data, std::size_t n) {
+  return static_cast<std::uint32_t>(::crc32(0L, static_cast<const Bytef*>(data), static_cast<uInt>(n)));
+}
+
+std::string zstd_compress(const std::string& in) {
+  std::string out(ZSTD_compressBound(in.size()), '\0');
+  ZSTD_CCtx* ctx = ZSTD_createCCtx();
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, kZstdLevel);
+  ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1);
+  std::size_t n = ZSTD_compress2(ctx, out.data(), out.size(), in.data(), in.size());
+  ZSTD_freeCCtx(ctx);
+  if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
+  out.resize(n);
+  return out;
+}
+
+std::size_t element_bytes(Scheme s) {
+  switch (s) {
+    case Scheme::Fp16: return 2;
+    case Scheme::Fp32: return 4;
+    default: return 1;
+  }
+}
+
+// Reads fixed-size fields from the payload, failing on any overrun.
+class Reader {
+ public:
+  Reader(const std::string& buf, const std::string& path) : buf_(buf), path_(path) {}
+  template <typename T>
+  T get(const std::string& what) {
+    T v;
+    std::memcpy(&v, take(sizeof v, what), sizeof v);
+    return v;
+  }
+  const char* take(std::uint64_t n, const std::string& what) {
+    if (n > buf_.size() - pos_) fail("payload ends inside " + what);
+    const char* p = buf_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  bool done() const { return pos_ == buf_.size(); }
+  [[noreturn]] void fail(const std::string& what) const {
+    throw ArtifactError(ArtifactError::BadPayload, "corrupt artifact '" + path_ + "': " + what);
+  }
+
+ private:
+  const std::string& buf_;
+  const std::string& path_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
+  std::string out;
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(tensors.size()));
+  for (const auto& t : tensors) {
+    put<std::uint16_t>(out, static_cast<std::uint16_t>(t.name.size()));
+    out += t.name;
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.scheme));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.bits));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.shape.size()));
+    put<std::uint8_t>(out, 0);
+    for (auto d : t.shape) put<std::int64_t>(out, d);
+    const std::uint64_t data_bytes = t.data.numel() * t.data.element_size();
+    put<std::uint64_t>(out, data_bytes);
+    out.append(static_cast<const char*>(t.data.data_ptr()), data_bytes);
+    const std::uint64_t scale_bytes = t.scale.defined() ? t.scale.numel() * t.scale.element_size() : 0;
+    put<std::uint64_t>(out, scale_bytes);
+    if (scale_bytes) out.append(static_cast<const char*>(t.scale.data_ptr()), scale_bytes);
+  }
+  return out;
+}
+
+std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const std::string& path) {
+  Reader r(payload, path);
+  const auto count = r.get<std::uint32_t>("the tensor count");
+  std::vector<QuantTensor> out;
+  std::set<std::string> names;
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::string where = "tensor record " + std::to_string(i);
+    const auto name_len = r.get<std::uint16_t>(where);
+    QuantTensor t;
+    t.name.assign(r.take(name_len, where + " name"), name_len);
+    if (!names.insert(t.name).second) r.fail("tensor '" + t.name + "' appears twice");
+    const auto scheme = r.get<std::uint8_t>(t.name);
+    t.bits = r.get<std::uint8_t>(t.name);
+    const auto ndim = r.get<std::uint8_t>(t.name);
+    r.get<std::uint8_t>(t.name);
+    if (scheme > static_cast<int>(Scheme::Int8Clip)) r.fail("tensor '" + t.name + "' has unknown scheme " + std::to_string(scheme));
+    t.scheme = static_cast<Scheme>(scheme);
+    if (ndim > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
+    std::uint64_t numel = 1;
+    for (int d = 0; d < ndim; ++d) {
+      const auto n = r.get<std::int64_t>(t.name + " shape");
+      if (n < 0 || (n > 0 && numel > kArtifactMaxPayload / static_cast<std::uint64_t>(n)))
+        r.fail("tensor '" + t.name + "' has an absurd dimension " + std::to_string(n));
+      t.shape.push_back(n);
+      numel *= static_cast<std::uint64_t>(n);
+    }
+    const bool quantised = t.scheme == Scheme::IntRow || t.scheme == Scheme::Int8Clip;
+    if (quantised && (t.bits < 2 || t.bits > 8)) r.fail("tensor '" + t.name + "' has " + std::to_string(t.bits) + " bits");
+    const auto data_bytes = r.get<std::uint64_t>(t.name + " data length");
+    if (data_bytes != numel * element_bytes(t.scheme))
+      r.fail("tensor '" + t.name + "' data length " + std::to_string(data_bytes) + " does not fit its shape");
+    const char* data = r.take(data_bytes, "tensor '" + t.name + "' data");
+    const auto dtype = t.scheme == Scheme::Fp16 ? at::kHalf : t.scheme == Scheme::Fp32 ? at::kFloat : at::kChar;
+    t.data = at::empty({static_cast<std::int64_t>(numel)}, dtype);
+    std::memcpy(t.data.data_ptr(), data, data_bytes);
+    const std::uint64_t rows = quantised ? (t.shape.empty() ? 1 : static_cast<std::uint64_t>(t.shape[0])) : 0;
+    const auto scale_bytes = r.get<std::uint64_t>(t.name + " scale length");
+    if (scale_bytes != rows * 2)
+      r.fail("tensor '" + t.name + "' scale length " + std::to_string(scale_bytes) + " does not fit its scheme");
+    if (quantised) {
+      t.scale = at::empty({static_cast<std::int64_t>(rows)}, at::kHalf);
+      std::memcpy(t.scale.data_ptr(), r.take(scale_bytes, "tensor '" + t.name + "' scales"), scale_bytes);
+    }
+    out.push_back(std::move(t));
+  }
+  if (!r.done()) r.fail("trailing bytes after the last tensor");
+  return out;
+}
+
+std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors) {
+  const std::string payload = serialize_tensors(tensors);
+  const std::string packed = zstd_compress(payload);
+  std::string header(kArtifactMagic, sizeof kArtifactMagic);
+  put<std::uint32_t>(header, kArtifactVersion);
+  put<std::uint32_t>(header, 0);
+  put<std::uint64_t>(header, payload.size());
+  put<std::uint64_t>(header, packed.size());
+  put<std::uint32_t>(header, crc32_of(packed.data(), packed.size()));
+  put<std::uint32_t>(header, crc32_of(header.data(), header.size()));
+  AtomicFile f(path);
+  f.write(header);
+  f.write(packed);
+  f.commit();
+  return header.size() + packed.size();
+}
+
+std::vector<QuantTensor> read_artifact(const std::string& path) {
+  MappedFile file(path);
+  auto fail = [&](ArtifactError::Kind k, const std::string& what) {
+    return ArtifactError(k, "bad artifact '" + path + "': " + what);
+  };
+  if (file.size() < kArtifactHeaderBytes)
+    throw fail(ArtifactError::Truncated, "file has " + std::to_string(file.size()) + " bytes, less than the 40-byte header");
+  const std::uint8_t* h = file.data();
+  if (std::memcmp(h, kArtifactMagic, sizeof kArtifactMagic) != 0)
+    throw fail(ArtifactError::BadMagic, "not a pgolf artifact (bad magic)");
+  auto field = [&](std::size_t off, auto v) {
+    std::memcpy(&v, h + off, sizeof v);
+    return v;
+  };
+  const auto version = field(8, std::uint32_t{});
+  if (crc32_of(h, 36) != field(36, std::uint32_t{}))
+    throw fail(ArtifactError::HeaderChecksum, "header checksum mismatch (the file is corrupted)");
+  if (version != kArtifactVersion)
+    throw fail(ArtifactError::BadVersion, "unsupported version " + std::to_string(version) + " (this pgolf reads version " +
+                                              std::to_string(kArtifactVersion) + ")");
+  const auto payload_size = field(16, std::uint64_t{}), packed_size = field(24, std::uint64_t{});
+  if (payload_size > kArtifactMaxPayload || packed_size > kArtifactMaxPayload)
+    throw fail(ArtifactError::AbsurdLength, "declared payload of " + std::to_string(payload_size) + " bytes (" +
+                                                std::to_string(packed_size) + " compressed) exceeds the 4 GiB limit");
+  if (file.size() != kArtifactHeaderBytes + packed_size)
+    throw fail(ArtifactError::SizeMismatch, "file has " + std::to_string(file.size()) + " bytes but the header says " +
+                                                std::to_string(kArtifactHeaderBytes + packed_size) + " (truncated or padded)");
+  const std::uint8_t* packed = h + kArtifactHeaderBytes;
+  if (crc32_of(packed, packed_size) != field(32, std::uint32_t{}))
+    throw fail(ArtifactError::PayloadChecksum, "payload checksum mismatch (the file is corrupted)");
+  std::string payload(payload_size, '\0');
+  const std::size_t n = ZSTD_decompress(payload.data(), payload.size(), packed, packed_size);
+  if (ZSTD_isError(n)) throw fail(ArtifactError::Decompress, std::string("zstd: ") + ZSTD_getErrorName(n));
+  if (n != payload_size)
+    throw fail(ArtifactError::Decompress, "decompressed to " + std::to_string(n) + " bytes, header says " + std::to_string(payload_size));
+  return deserialize_tensors(payload, path);
+}
+
+void load_artifact_into(GPT& model, const std::vector<QuantTensor>& tensors, const std::string& path) {
+  std::map<std::string, const QuantTensor*> byname;
+  for (const auto& t : tensors) byname[t.name] = &t;
+  for (const auto& p : model.parameters()) {
+    auto it = byname.find(p.name);
+    if (it == byname.end()) throw std::runtime_error("artifact '" + path + "' has no tensor '" + p.name + "'");
+    if (at::IntArrayRef(it->second->shape) != p.tensor.sizes())
+      throw std::runtime_error("artifact '" + path + "': '" + p.name + "' has shape " + c10::str(at::IntArrayRef(it->second->shape)) +
+                               " but the configured model expects " + c10::str(p.tensor.sizes()) +
+                               " (pass the config the artifact was trained with)");
+  }
+  if (byname.size() != model.parameters().size())
+    throw std::runtime_error("artifact '" + path + "' has " + std::to_string(byname.size()) + " tensors, the model " +
+                             std::to_string(model.parameters().size()));
+  at::NoGradGuard no_grad;
+  for (const auto& p : model.parameters()) p.tensor.detach().copy_(dequantize(*byname[p.name]));
+}
+
+std::uint64_t compressed_record_size(const QuantTensor& t) {
+  return zstd_compress(serialize_tensors({t})).size();
+}
+
+}  // namespace pgolf
