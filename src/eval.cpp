@@ -46,6 +46,42 @@ EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& 
   return {nll.item<double>(), static_cast<double>((last - first) * seq_len), static_cast<double>(bytes.item<std::int64_t>())};
 }
 
+std::int64_t sliding_window_count(std::int64_t targets, std::int64_t seq_len, std::int64_t stride) {
+  if (targets <= seq_len) return 1;
+  return 1 + (targets - seq_len + stride - 1) / stride;
+}
+
+EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+                          std::int64_t stride, std::int64_t batch_seqs, int rank, int world_size,
+                          const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  at::NoGradGuard no_grad;
+  const at::Device device = model.options().device;
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(device);
+  const at::Tensor tokens = val.to(device);
+  const std::int64_t T = val.numel() - 1, L = seq_len;
+  const std::int64_t windows = sliding_window_count(T, L, stride);
+  const std::int64_t first = windows * rank / world_size, last = windows * (rank + 1) / world_size;
+  const at::Tensor offsets = at::arange(L, longs).unsqueeze(0);  // [1, L]
+  at::Tensor nll = at::zeros({}, longs.dtype(at::kDouble)), bytes = at::zeros({}, longs), count = at::zeros({}, longs);
+  const std::int64_t batches = (last - first + batch_seqs - 1) / batch_seqs;
+  for (std::int64_t b = 0, w0 = first; w0 < last; ++b, w0 += batch_seqs) {
+    const std::int64_t w1 = std::min(last, w0 + batch_seqs);
+    at::Tensor starts = at::arange(w0, w1, longs).mul_(stride).unsqueeze(1);  // ws per window
+    at::Tensor pos = starts + offsets;                                        // input positions
+    at::Tensor x = tokens.index({pos.clamp_max(T - 1)});
+    at::Tensor y = tokens.index({(pos + 1).clamp_max(T)});
+    // Scored: offsets in [from, len) with from = 0 for window 0, else L - stride,
+    // and len = min(L, T - ws) (the last window may be short; its tail is padding).
+    at::Tensor from = at::where(starts == 0, at::zeros_like(starts), at::full_like(starts, L - stride));
+    at::Tensor mask = (offsets >= from) & (pos < T);
+    nll += model.token_nll(x, y).to(at::kDouble).masked_fill(~mask, 0).sum();
+    bytes += luts.bytes(x, y).masked_fill(~mask, 0).sum();
+    count += mask.sum();
+    if (progress) progress(b + 1, batches);
+  }
+  return {nll.item<double>(), static_cast<double>(count.item<std::int64_t>()), static_cast<double>(bytes.item<std::int64_t>())};
+}
+
 double unigram_bpb(const std::vector<std::int64_t>& train_counts, const std::vector<std::uint16_t>& val,
                    const ByteLuts& luts) {
   double total = 0;

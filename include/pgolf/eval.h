@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "pgolf/model.h"
@@ -35,6 +36,18 @@ at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens);
 // rank takes windows [total*rank/world, total*(rank+1)/world).
 EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
                            std::int64_t batch_seqs, int rank = 0, int world_size = 1);
+
+// Sliding-window evaluation, the reported score. With T = N-1 targets,
+// windows of seq_len start at 0, stride, 2*stride, ... while targets remain;
+// window 0 scores all its targets, a window at ws > 0 scores the targets at
+// offsets [seq_len - stride, seq_len) of the window, clipped to the data, so
+// every target is scored exactly once with at least seq_len - stride tokens
+// of context (or all there are). Windows are split contiguously over ranks
+// and run batch_seqs at a time; `progress(done, total)` follows the batches.
+std::int64_t sliding_window_count(std::int64_t targets, std::int64_t seq_len, std::int64_t stride);
+EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+                          std::int64_t stride, std::int64_t batch_seqs, int rank = 0, int world_size = 1,
+                          const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
 // The baseline a model must beat: bits per byte of a unigram model with
 // add-one smoothing, p(t) = (count[t] + 1) / (N + V), fitted on `train_counts`
