@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <zlib.h>
+
+#include "helpers.h"
+#include "pgolf/artifact.h"
+#include "pgolf/io.h"
+
+using namespace pgolf;
+using test::TempDir;
+
+namespace {
+
+Config small_config() {
+  Config c;
+  c.num_layers = 2;
+  c.model_dim = 128;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.vocab_size = 256;
+  return c;
+}
+
+ArtifactError::Kind read_error(const std::string& path, std::string* msg) {
+  try {
+    read_artifact(path);
+  } catch (const ArtifactError& e) {
+    *msg = e.what();
+    return e.kind;
+  }
+  ADD_FAILURE() << "no error for " << path;
+  return ArtifactError::BadPayload;
+}
+
+void put32(std::string& b, std::size_t off, std::uint32_t v) { std::memcpy(b.data() + off, &v, 4); }
+void put64(std::string& b, std::size_t off, std::uint64_t v) { std::memcpy(b.data() + off, &v, 8); }
+void fix_header_crc(std::string& b) {
+  put32(b, 36, static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(b.data()), 36)));
+}
+
+}  // namespace
+
+TEST(Artifact, WriteReadIsExact) {
+  TempDir dir;
+  Config c = small_config();
+  GPT m(c, {});
+  auto q = quantize_tensors(m.parameters(), c);
+  std::uint64_t size = write_artifact(dir.file("a.pgolf"), q);
+  EXPECT_EQ(size, std::filesystem::file_size(dir.file("a.pgolf")));
+  auto back = read_artifact(dir.file("a.pgolf"));
+  ASSERT_EQ(back.size(), q.size());
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    EXPECT_EQ(back[i].name, q[i].name);
+    EXPECT_EQ(back[i].scheme, q[i].scheme);
+    EXPECT_EQ(back[i].bits, q[i].bits);
+    EXPECT_EQ(back[i].shape, q[i].shape);
+    EXPECT_TRUE(at::equal(back[i].data, q[i].data.reshape({-1}))) << q[i].name;
+    EXPECT_EQ(back[i].scale.defined(), q[i].scale.defined());
+    if (q[i].scale.defined()) EXPECT_TRUE(at::equal(back[i].scale, q[i].scale)) << q[i].name;
+  }
+  // Loading it into a fresh model gives exactly the dequantised weights.
+  c.seed = 5;
+  GPT fresh(c, {});
+  load_artifact_into(fresh, back, "a.pgolf");
+  for (std::size_t i = 0; i < q.size(); ++i)
+    EXPECT_TRUE(at::equal(fresh.parameters()[i].tensor.detach(), dequantize(q[i]))) << q[i].name;
+  // Nothing but the artifact is left in the folder.
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
+}
+
+TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
+  TempDir dir;
+  Config c = small_config();
+  GPT m(c, {});
+  write_artifact(dir.file("good"), quantize_tensors(m.parameters(), c));
+  const std::string good = read_file(dir.file("good"));
+  std::string msg;
+  auto check = [&](const std::string& name, const std::string& bytes, ArtifactError::Kind kind, const std::string& text) {
+    test::write_text(dir.file(name), bytes);
+    EXPECT_EQ(read_error(dir.file(name), &msg), kind) << name << ": " << msg;
+    EXPECT_NE(msg.find(text), std::string::npos) << name << ": " << msg;
+    EXPECT_NE(msg.find(name), std::string::npos) << msg;
+  };
+  check("short", good.substr(0, 20), ArtifactError::Truncated, "less than the 40-byte header");
+  std::string b = good;
+  b[0] = 'X';
+  check("magic", b, ArtifactError::BadMagic, "bad magic");
+  b = good;
+  b[10] ^= 1;  // a header field without fixing its checksum
+  check("headerflip", b, ArtifactError::HeaderChecksum, "header checksum mismatch");
+  b = good;
+  put32(b, 8, 7);
+  fix_header_crc(b);
+  check("version", b, ArtifactError::BadVersion, "unsupported version 7");
+  check("truncated", good.substr(0, good.size() - 100), ArtifactError::SizeMismatch, "truncated or padded");
+  check("padded", good + "junk", ArtifactError::SizeMismatch, "truncated or padded");
+  b = good;
+  put64(b, 16, std::uint64_t{1} << 50);
+  fix_header_crc(b);
+  check("absurd", b, ArtifactError::AbsurdLength, "exceeds the 4 GiB limit");
+  b = good;
+  b[good.size() / 2] ^= 0x40;  // one flipped bit in the compressed payload
+  check("payloadflip", b, ArtifactError::PayloadChecksum, "payload checksum mismatch");
+}
+
+TEST(Artifact, MalformedPayloadsAreRejected) {
+  Config c = small_config();
+  GPT m(c, {});
+  auto q = quantize_tensors(m.parameters(), c);
+  const std::string payload = serialize_tensors(q);
+  auto error = [&](const std::string& p) {
+    try {
+      deserialize_tensors(p, "x.pgolf");
+    } catch (const ArtifactError& e) {
+      EXPECT_EQ(e.kind, ArtifactError::BadPayload);
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error(payload.substr(0, payload.size() - 1)).find("payload ends inside"), std::string::npos);
+  EXPECT_NE(error(payload + "x").find("trailing bytes"), std::string::npos);
+  std::string p = payload;
+  std::uint32_t huge = 0xFFFFFFFF;
+  std::memcpy(p.data(), &huge, 4);  // absurd tensor count: runs out of bytes, no huge allocation
+  EXPECT_NE(error(p).find("payload ends inside"), std::string::npos);
+  // First record: name "tok_emb.weight" (14 bytes); its scheme byte at 4 + 2 + 14.
+  p = payload;
+  p[4 + 2 + 14] = 9;
+  EXPECT_NE(error(p).find("unknown scheme 9"), std::string::npos);
+  p = payload;
+  std::int64_t dim = 3;
+  std::memcpy(p.data() + 4 + 2 + 14 + 4, &dim, 8);  // shape no longer fits the data length
+  EXPECT_NE(error(p).find("does not fit its shape"), std::string::npos);
+}
+
+TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
+  TempDir dir;
+  Config c = small_config();
+  GPT m(c, {});
+  write_artifact(dir.file("a.pgolf"), quantize_tensors(m.parameters(), c));
+  c.num_layers = 3;
+  GPT other(c, {});
+  try {
+    load_artifact_into(other, read_artifact(dir.file("a.pgolf")), dir.file("a.pgolf"));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no tensor 'blocks.2.attn.c_q.weight'"), std::string::npos) << e.what();
+  }
+}
