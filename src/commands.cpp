@@ -1,12 +1,17 @@
 #include "pgolf/commands.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <iostream>
 
+#include "pgolf/artifact.h"
 #include "pgolf/bench.h"
 #include "pgolf/data.h"
 #include "pgolf/run.h"
+#include "pgolf/submission.h"
 #include "pgolf/runtime.h"
 #include "pgolf/tokenizer.h"
 #include "pgolf/train.h"
@@ -64,8 +69,12 @@ int cmd_train(const ConfigArgs& args) {
   log.line("run: " + log.dir() + " threads:" + std::to_string(threads));
   log.line("config:\n" + format_config(cfg, &sources));
   TrainResult r = train(cfg, log);
-  log.line("done: steps:" + std::to_string(r.steps) + " val_bpb:" + std::to_string(r.final_eval.val_bpb()) +
-           " weights:" + r.weights_path);
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",
+                static_cast<long long>(r.steps), r.exported.path.c_str(), static_cast<unsigned long long>(r.exported.total()),
+                static_cast<unsigned long long>(kSubmissionBudget), r.roundtrip.val_bpb());
+  log.line(buf);
   return 0;
 }
 
@@ -76,6 +85,55 @@ int cmd_bench(const ConfigArgs& args, int steps, int warmup) {
             << " TRAIN_BATCH_TOKENS=" << cfg.train_batch_tokens << " TRAIN_SEQ_LEN=" << cfg.train_seq_len
             << " threads:" << threads << std::endl;
   std::cout << format_bench(run_bench(cfg, steps, warmup));
+  return 0;
+}
+
+int cmd_eval(const ConfigArgs& args, const std::string& path) {
+  Config cfg = resolve_config(args);
+  init_threads(cfg.num_threads);
+  RunLog log(cfg, RunLog::Mode::Console);
+  const at::Device device(resolve_device(cfg.device) == "cuda" ? at::kCUDA : at::kCPU);
+  GPT model(cfg, {device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat});
+  load_model_file(model, path);
+  log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()));
+  const bool weights = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
+  score_sliding(model, cfg, load_scoring_data(cfg, device), log,
+                weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true);
+  return 0;
+}
+
+int cmd_inspect(const std::string& path) {
+  const auto tensors = read_artifact(path);
+  const std::uint64_t file_bytes = std::filesystem::file_size(path);
+  std::vector<std::uint64_t> packed;
+  std::uint64_t packed_sum = 0, raw_sum = 0, params = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (::isatty(2)) std::cerr << "\rcompressing tensor " << i + 1 << "/" << tensors.size() << std::flush;
+    packed.push_back(compressed_record_size(tensors[i]));
+    packed_sum += packed.back();
+  }
+  if (::isatty(2)) std::cerr << "\r\033[K";
+  char buf[256];
+  std::printf("%-32s %-14s %-10s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "zstd_bytes", "share");
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    std::string scheme = scheme_name(t.scheme);
+    if (t.scheme == Scheme::IntRow) scheme = "int" + std::to_string(t.bits);
+    const std::uint64_t raw = t.data.numel() * t.data.element_size() + (t.scale.defined() ? t.scale.numel() * 2 : 0);
+    raw_sum += raw;
+    params += static_cast<std::uint64_t>(t.data.numel());
+    std::printf("%-32s %-14s %-10s %12llu %12llu %6.2f%%\n", t.name.c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
+                scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
+                100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
+  }
+  std::snprintf(buf, sizeof buf,
+                "tensors:%zu params:%llu raw_bytes:%llu artifact_bytes:%llu code_bytes:%llu total:%llu budget:%llu %s\n",
+                tensors.size(), static_cast<unsigned long long>(params), static_cast<unsigned long long>(raw_sum),
+                static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code_bytes()),
+                static_cast<unsigned long long>(file_bytes + code_bytes()),
+                static_cast<unsigned long long>(kSubmissionBudget),
+                file_bytes + code_bytes() <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
+  std::cout << buf << "(zstd_bytes compresses each tensor alone; share is of their sum)\n";
   return 0;
 }
 

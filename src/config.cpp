@@ -74,6 +74,7 @@ const std::vector<ConfigKey>& config_keys() {
       {"EVAL_STRIDE", "evaluation", &C::eval_stride, "sliding-window stride"},
       {"EVAL_BATCH_SEQS", "evaluation", &C::eval_batch_seqs, "windows per sliding-evaluation batch"},
       {"EVAL_SEQ_LEN", "evaluation", &C::eval_seq_len, "sliding-window length (0 = TRAIN_SEQ_LEN)"},
+      {"PREQUANT_EVAL", "evaluation", &C::prequant_eval, "also score the fp32 weights before export (shows the quantisation penalty)"},
 
       {"DEVICE", "runtime", &C::device, "auto, cpu or cuda"},
       {"NUM_THREADS", "runtime", &C::num_threads, "CPU threads for torch (0 = every core this process may use)"},

@@ -77,6 +77,14 @@ int main(int argc, char** argv) {
   bench->add_option("--steps", bench_steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
   bench->add_option("--warmup", bench_warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
 
+  std::string model_path;
+  auto* eval = app.add_subcommand("eval", "score an artifact (or .safetensors weights) with the sliding-window evaluation");
+  eval->add_option("path", model_path, "artifact or .safetensors file")->required()->check(CLI::ExistingFile);
+  add_config_options(eval, cfg_args);
+
+  auto* inspect = app.add_subcommand("inspect", "list an artifact's tensors, schemes and compressed sizes");
+  inspect->add_option("path", model_path, "artifact file")->required()->check(CLI::ExistingFile);
+
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);
 
@@ -88,6 +96,8 @@ int main(int argc, char** argv) {
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
     if (*train) return pgolf::cmd_train(cfg_args);
     if (*bench) return pgolf::cmd_bench(cfg_args, bench_steps, bench_warmup);
+    if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
+    if (*inspect) return pgolf::cmd_inspect(model_path);
     if (*data) return pgolf::cmd_data(cfg_args);
   } catch (const std::exception& e) {
     std::cerr << "pgolf: error: " << e.what() << "\n";

@@ -10,7 +10,7 @@
 
 namespace pgolf {
 
-RunLog::RunLog(const Config& cfg, bool writer) : writer_(writer), tty_(::isatty(1)), run_id_(cfg.run_id) {
+RunLog::RunLog(const Config& cfg, Mode mode) : mode_(mode), tty_(::isatty(1)), run_id_(cfg.run_id) {
   if (run_id_.empty()) {
     char buf[32];
     std::time_t now = std::time(nullptr);
@@ -18,7 +18,7 @@ RunLog::RunLog(const Config& cfg, bool writer) : writer_(writer), tty_(::isatty(
     run_id_ = std::string(buf) + "_seed" + std::to_string(cfg.seed);
   }
   dir_ = cfg.log_dir + "/" + run_id_;
-  if (!writer_) return;
+  if (mode_ != Mode::Files) return;
   make_dirs(dir_);
   write_file_atomic(dir_ + "/config.env", format_config(cfg));
   log_.open(dir_ + "/train.log", std::ios::app);
@@ -27,14 +27,14 @@ RunLog::RunLog(const Config& cfg, bool writer) : writer_(writer), tty_(::isatty(
 }
 
 void RunLog::line(const std::string& s) {
-  if (!writer_) return;
+  if (mode_ == Mode::Silent) return;
   if (tty_) std::cout << "\r\033[K";
   std::cout << s << std::endl;
-  log_ << s << std::endl;
+  if (mode_ == Mode::Files) log_ << s << std::endl;
 }
 
 void RunLog::metric(const std::string& event, std::initializer_list<std::pair<const char*, double>> values) {
-  if (!writer_) return;
+  if (mode_ != Mode::Files) return;
   nlohmann::ordered_json j;
   j["event"] = event;
   for (const auto& [k, v] : values) j[k] = v;
@@ -42,7 +42,7 @@ void RunLog::metric(const std::string& event, std::initializer_list<std::pair<co
 }
 
 void RunLog::progress(const std::string& s) {
-  if (!writer_ || !tty_) return;
+  if (mode_ == Mode::Silent || !tty_) return;
   std::cout << "\r\033[K" << s << std::flush;
 }
 

@@ -9,7 +9,6 @@
 
 #include "pgolf/averaging.h"
 #include "pgolf/runtime.h"
-#include "pgolf/tokenizer.h"
 #include "pgolf/weights.h"
 
 namespace pgolf {
@@ -92,9 +91,9 @@ TrainResult train(const Config& cfg, RunLog& log) {
   const int world_size = 1, rank = 0;
   const std::int64_t grad_accum = grad_accum_steps(world_size);
 
-  Tokenizer tok(cfg.tokenizer_path);
-  const DeviceLuts luts(build_byte_luts(tok, static_cast<int>(cfg.vocab_size)), device);
-  const at::Tensor val = to_tensor(load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len));
+  const ScoringData data = load_scoring_data(cfg, device);
+  const at::Tensor& val = data.val;
+  const DeviceLuts& luts = data.luts;
   DistributedTokenLoader loader(shard_files(train_pattern(cfg.data_path)), rank, world_size);
   const std::int64_t val_batch_seqs =
       std::max<std::int64_t>(1, cfg.val_batch_size / (world_size * grad_accum) / cfg.train_seq_len);
@@ -213,8 +212,17 @@ TrainResult train(const Config& cfg, RunLog& log) {
   result.weights_path = log.dir() + "/model.safetensors";
   save_safetensors(result.weights_path, model.parameters(), {{"format", "pt"}, {"run_id", log.run_id()}});
   log.line("saved weights: " + result.weights_path);
-  log.metric("final", {{"steps", double(step)}, {"train_time_ms", train_ms}, {"val_loss", result.final_eval.val_loss()},
-                       {"val_bpb", result.final_eval.val_bpb()}});
+
+  // SPEC §5: prune, quantise, pack; then read the file back into a fresh
+  // model and score it. The round-trip score is the result.
+  if (cfg.prequant_eval) result.prequant = score_sliding(model, cfg, data, log, "final_prequant_sliding", false);
+  result.exported = export_submission(model, cfg, log.dir() + "/final_model.pgolf", log);
+  GPT restored(cfg, mopts);
+  load_model_file(restored, result.exported.path);
+  result.roundtrip = score_sliding(restored, cfg, data, log, "final_int8_zlib_roundtrip", true);
+  log.metric("final", {{"steps", double(step)}, {"train_time_ms", train_ms}, {"val_loss", result.roundtrip.val_loss()},
+                       {"val_bpb", result.roundtrip.val_bpb()}, {"artifact_bytes", double(result.exported.artifact_bytes)},
+                       {"total_bytes", double(result.exported.total())}});
   return result;
 }
 

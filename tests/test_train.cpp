@@ -4,6 +4,7 @@
 #include "helpers.h"
 #include "pgolf/averaging.h"
 #include "pgolf/train.h"
+#include "pgolf/io.h"
 #include "pgolf/weights.h"
 #include "tiny_corpus.h"
 
@@ -192,9 +193,36 @@ TEST(Training, LossFallsAndRunFolderHasOutputs) {
   EXPECT_EQ(r.steps, 30);
   EXPECT_LT(r.final_eval.val_loss(), 5.0);  // from ~ln(400) = 6.0
   EXPECT_GT(r.final_eval.bytes, 0);
-  for (const char* f : {"config.env", "train.log", "metrics.jsonl", "model.safetensors"})
+  for (const char* f : {"config.env", "train.log", "metrics.jsonl", "model.safetensors", "final_model.pgolf"})
     EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("run/") + f))) << f;
   std::string logtext = read_file(dir.file("run/train.log"));
-  for (const char* key : {"model_params:", "world_size:1 grad_accum_steps:8", "step:30/30 val_loss:", "swa:applying averaged"})
+  for (const char* key : {"model_params:", "world_size:1 grad_accum_steps:8", "step:30/30 val_loss:", "swa:applying averaged",
+                          "final_prequant_sliding val_loss:", "Serialized model int6+zstd: ", "Total submission size int6+zstd: ",
+                          "final_int8_zlib_roundtrip val_loss:", "final_int8_zlib_roundtrip_exact val_loss:"})
     EXPECT_NE(logtext.find(key), std::string::npos) << key;
+  EXPECT_EQ(r.exported.total(), r.exported.artifact_bytes + code_bytes());
+  EXPECT_GT(code_bytes(), 50000u);  // the sources really are counted
+  EXPECT_EQ(r.roundtrip.tokens, r.final_eval.tokens);  // every target scored once, as in the standard evaluation
+  EXPECT_LT(r.roundtrip.val_bpb(), r.prequant.val_bpb() + 0.05);  // small quantisation penalty
+}
+
+// `pgolf eval` on the artifact reproduces the training run's final line.
+TEST(Training, EvalCommandReproducesTheFinalLine) {
+  TempDir dir;
+  Config c = tiny_run(dir, 8);
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto final_line = [](const std::string& out) {
+    auto at = out.find("final_int8_zlib_roundtrip_exact");
+    return at == std::string::npos ? std::string("missing") : out.substr(at, out.find('\n', at) - at);
+  };
+  auto eval = test::run_pgolf("eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_NE(final_line(run.output), "missing") << run.output;
+  EXPECT_EQ(final_line(eval.output), final_line(run.output));
+  auto inspect = test::run_pgolf("inspect " + dir.file("run/final_model.pgolf"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("blocks.1.mlp.fc.weight"), std::string::npos);
+  EXPECT_NE(inspect.output.find("(fits)"), std::string::npos);
 }

@@ -29,6 +29,10 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 int cmd_train(const ConfigArgs& args);
 // `pgolf bench`: times training steps of the configured model on random tokens.
 int cmd_bench(const ConfigArgs& args, int steps, int warmup);
+// `pgolf eval`: scores an artifact or .safetensors file with the sliding window.
+int cmd_eval(const ConfigArgs& args, const std::string& path);
+// `pgolf inspect`: per-tensor table of an artifact and its size against the budget.
+int cmd_inspect(const std::string& path);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
 // their statistics.
 int cmd_data(const ConfigArgs& args);

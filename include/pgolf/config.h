@@ -78,6 +78,7 @@ struct Config {
   std::int64_t eval_stride = 64;
   std::int64_t eval_batch_seqs = 32;
   std::int64_t eval_seq_len = 0;  // 0 = TRAIN_SEQ_LEN
+  bool prequant_eval = true;
   // Runtime
   std::string device = "auto";
   std::int64_t num_threads = 0;  // 0 = every core this process may run on

@@ -13,8 +13,10 @@ namespace pgolf {
 
 class RunLog {
  public:
-  // `writer` is false on ranks that only print nothing (multi-process runs).
-  RunLog(const Config& cfg, bool writer = true);
+  // Files: console and run folder. Console: printing only (pgolf eval).
+  // Silent: nothing (ranks other than 0 of a multi-process run).
+  enum class Mode { Files, Console, Silent };
+  explicit RunLog(const Config& cfg, Mode mode = Mode::Files);
   // Prints a line to stdout and appends it to train.log.
   void line(const std::string& s);
   // Appends {"event": event, key: value, ...} to metrics.jsonl.
@@ -26,7 +28,8 @@ class RunLog {
   const std::string& run_id() const { return run_id_; }
 
  private:
-  bool writer_, tty_;
+  Mode mode_;
+  bool tty_;
   std::string run_id_, dir_;
   std::ofstream log_, metrics_;
 };

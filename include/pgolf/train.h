@@ -1,6 +1,7 @@
 // Training of SPEC §4 in one process: warm-up with full restore, the LR
 // schedule (iteration or wall-clock warm-down), Muon + AdamW steps, periodic
-// validation, SWA/EMA, late QAT; saves the final fp32 weights.
+// validation, SWA/EMA, late QAT; saves the final fp32 weights, then exports
+// and scores the artifact (SPEC §5).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -12,6 +13,7 @@
 #include "pgolf/model.h"
 #include "pgolf/optim.h"
 #include "pgolf/run.h"
+#include "pgolf/submission.h"
 
 namespace pgolf {
 
@@ -43,6 +45,9 @@ struct TrainResult {
   double train_time_ms = 0;
   EvalSums final_eval;  // standard evaluation of the final (averaged) weights
   std::string weights_path;
+  EvalSums prequant;   // sliding evaluation of the fp32 weights (if PREQUANT_EVAL)
+  ExportResult exported;
+  EvalSums roundtrip;  // sliding evaluation of the artifact read back from disk: the score
 };
 
 // The whole single-process run, logging to `log` (SPEC §6 lines).

@@ -1,0 +1,48 @@
+// The scored submission (SPEC §5): prune, quantise and pack the trained model
+// into the artifact, account for its size against the 16,000,000-byte budget,
+// read it back and score it with the sliding-window evaluation.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "pgolf/eval.h"
+#include "pgolf/model.h"
+#include "pgolf/run.h"
+
+namespace pgolf {
+
+constexpr std::uint64_t kSubmissionBudget = 16000000;
+
+// Bytes of the source needed to rebuild pgolf (CMakeLists.txt, cmake/,
+// include/, src/), counted at build time.
+std::uint64_t code_bytes();
+
+struct ExportResult {
+  std::string path;
+  std::uint64_t artifact_bytes = 0, code_bytes = 0;
+  std::int64_t pruned = 0;
+  double export_ms = 0;
+  std::uint64_t total() const { return artifact_bytes + code_bytes; }
+};
+
+// Prunes the model's weights in place (PRUNE_FRAC), quantises and writes the
+// artifact to `path`; logs the SPEC §6 size lines and warns over budget.
+ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log);
+
+// Validation data and byte tables for scoring.
+struct ScoringData {
+  at::Tensor val;  // int64, CPU
+  DeviceLuts luts;
+};
+ScoringData load_scoring_data(const Config& cfg, at::Device device);
+
+// Sliding-window evaluation (EVAL_SEQ_LEN, EVAL_STRIDE, EVAL_BATCH_SEQS) with a
+// progress line; logs "<label> val_loss:X val_bpb:Y eval_time:Mms" and, when
+// `exact_line` is set, "<label>_exact val_loss:X val_bpb:Y" with full precision.
+EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
+                       bool exact_line);
+
+// Loads `path` into the model: an artifact, or a .safetensors weights file.
+void load_model_file(GPT& model, const std::string& path);
+
+}  // namespace pgolf
