@@ -15,6 +15,7 @@
 #include "pgolf/runtime.h"
 #include "pgolf/tokenizer.h"
 #include "pgolf/train.h"
+#include "pgolf/weights.h"
 
 namespace pgolf {
 
@@ -99,6 +100,18 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   const bool weights = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
   score_sliding(model, cfg, load_scoring_data(cfg, device), log,
                 weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true);
+  return 0;
+}
+
+int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output) {
+  Config cfg = resolve_config(args);
+  init_threads(cfg.num_threads);
+  RunLog log(cfg, RunLog::Mode::Console);
+  GPT model(cfg, {});
+  if (!weights.empty()) load_weights(model, weights);
+  log.line("export: " + (weights.empty() ? std::string("initial weights (SEED=") + std::to_string(cfg.seed) + ")" : weights) +
+           " model_params:" + std::to_string(model.num_params()));
+  export_submission(model, cfg, output, log);
   return 0;
 }
 

@@ -30,8 +30,12 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   ExportResult r;
   r.path = path;
   r.pruned = prune_small_weights(model.parameters(), cfg.prune_frac);
-  log.progress("quantising and compressing (zstd -22)...");
-  r.artifact_bytes = write_artifact(path, quantize_tensors(model.parameters(), cfg));
+  const double prune_ms = ms_since(t0);
+  log.progress("quantising...");
+  const auto tensors = quantize_tensors(model.parameters(), cfg);
+  const double quant_ms = ms_since(t0) - prune_ms;
+  log.progress("compressing (zstd -22)...");
+  r.artifact_bytes = write_artifact(path, tensors);
   r.code_bytes = code_bytes();
   r.export_ms = ms_since(t0);
   log.line("pruned " + std::to_string(r.pruned) + " weights (PRUNE_FRAC=" + get_config_value(cfg, *find_config_key("PRUNE_FRAC")) + ")");
@@ -39,7 +43,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   log.line("Code size: " + std::to_string(r.code_bytes) + " bytes");
   log.line("Total submission size int6+zstd: " + std::to_string(r.total()) + " bytes");
   char buf[128];
-  std::snprintf(buf, sizeof buf, "export_time:%.0fms budget_left:%lld bytes", r.export_ms,
+  std::snprintf(buf, sizeof buf, "export_time:%.0fms (prune %.0f, quantise %.0f, pack+zstd %.0f) budget_left:%lld bytes",
+                r.export_ms, prune_ms, quant_ms, r.export_ms - prune_ms - quant_ms,
                 static_cast<long long>(kSubmissionBudget) - static_cast<long long>(r.total()));
   log.line(buf);
   if (r.total() > kSubmissionBudget)

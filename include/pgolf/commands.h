@@ -31,6 +31,9 @@ int cmd_train(const ConfigArgs& args);
 int cmd_bench(const ConfigArgs& args, int steps, int warmup);
 // `pgolf eval`: scores an artifact or .safetensors file with the sliding window.
 int cmd_eval(const ConfigArgs& args, const std::string& path);
+// `pgolf export`: prunes, quantises and packs a weights file (or, without one,
+// the freshly initialised model of the configuration, for sizing).
+int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output);
 // `pgolf inspect`: per-tensor table of an artifact and its size against the budget.
 int cmd_inspect(const std::string& path);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
