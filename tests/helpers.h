@@ -5,7 +5,19 @@
 #include <fstream>
 #include <string>
 
+#include "pgolf/config.h"
+
 namespace pgolf::test {
+
+// A small valid model: `layers` blocks of width `dim`, 2 query heads sharing one KV head.
+inline Config small_model(std::int64_t layers, std::int64_t dim) {
+  Config c;
+  c.num_layers = layers;
+  c.model_dim = dim;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  return c;
+}
 
 // A fresh folder under the system temp dir, removed with everything in it.
 class TempDir {

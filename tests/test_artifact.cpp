@@ -13,11 +13,7 @@ using test::TempDir;
 namespace {
 
 Config small_config() {
-  Config c;
-  c.num_layers = 2;
-  c.model_dim = 128;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
+  Config c = test::small_model(2, 128);
   c.vocab_size = 256;
   return c;
 }

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "helpers.h"
 #include "pgolf/eval.h"
 
 using namespace pgolf;
@@ -33,12 +34,8 @@ TEST(Eval, DeviceLutsCountBytesAsSpec) {
 }
 
 TEST(Eval, StandardEvaluationMatchesPerWindowSumsAndSplitsAcrossRanks) {
-  Config c;
+  Config c = test::small_model(2, 16);
   c.vocab_size = 4;
-  c.num_layers = 2;
-  c.model_dim = 16;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
   c.bigram_vocab_size = 0;
   c.train_seq_len = 4;
   c.train_batch_tokens = 32;

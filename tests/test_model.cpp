@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "helpers.h"
 #include "pgolf/model.h"
 #include "pgolf/quant.h"
 
@@ -152,11 +153,7 @@ TEST(Model, ParameterCountOfThe12LayerDefault) {
 }
 
 TEST(Model, InitialisationFollowsSpec) {
-  Config c;
-  c.num_layers = 4;
-  c.model_dim = 128;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
+  Config c = test::small_model(4, 128);
   c.bigram_dim = 64;
   GPT m(c, {});
   EXPECT_EQ(m.param("blocks.0.attn.proj.weight").abs().max().item<float>(), 0.0f);

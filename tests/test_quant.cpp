@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "helpers.h"
 #include "pgolf/quant.h"
 
 using namespace pgolf;
@@ -93,11 +94,7 @@ TEST(Quant, PruningZeroesTheStatedFractionOfLargeMatrices) {
 }
 
 TEST(Quant, QuantizeAndDequantizeAModelsTensors) {
-  Config c;
-  c.num_layers = 2;
-  c.model_dim = 128;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
+  Config c = test::small_model(2, 128);
   GPT m(c, {});
   auto q = quantize_tensors(m.parameters(), c);
   ASSERT_EQ(q.size(), m.parameters().size());
