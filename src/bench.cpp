@@ -14,7 +14,7 @@ namespace pgolf {
 
 BenchResult run_bench(const Config& cfg, int steps, int warmup) {
   using Clock = std::chrono::steady_clock;
-  const at::Device device(resolve_device(cfg.device) == "cuda" ? at::kCUDA : at::kCPU);
+  const at::Device device = select_device(cfg.device);
   auto timed = [&](auto&& f) {
     synchronize(device);
     auto t = Clock::now();
@@ -28,9 +28,9 @@ BenchResult run_bench(const Config& cfg, int steps, int warmup) {
   const std::int64_t grad_accum = grad_accum_steps(1), rows = cfg.train_batch_tokens / grad_accum / cfg.train_seq_len;
 
   std::unique_ptr<GPT> model;
-  r.build_ms = timed([&] { model = std::make_unique<GPT>(cfg, ModelOptions{device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat}); });
+  r.build_ms = timed([&] { model = std::make_unique<GPT>(cfg, model_options_for(device)); });
   r.params = model->num_params();
-  Optimizers opt(*model, cfg, {5, 0.0, device.is_cuda() ? at::kBFloat16 : at::kFloat});
+  Optimizers opt(*model, cfg, {5, 0.0, ns_dtype_for(device)});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
   std::vector<at::Tensor> xs, ys;
   for (std::int64_t m = 0; m < grad_accum; ++m) {

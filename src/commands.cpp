@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include "pgolf/artifact.h"
 #include "pgolf/bench.h"
 #include "pgolf/data.h"
+#include "pgolf/dist.h"
 #include "pgolf/run.h"
 #include "pgolf/submission.h"
 #include "pgolf/runtime.h"
@@ -65,11 +67,19 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 int cmd_train(const ConfigArgs& args) {
   std::map<std::string, std::string> sources;
   Config cfg = resolve_config(args, &sources);
+  const LaunchInfo launch = detect_launch([](const char* name) { return std::getenv(name); });
   const int threads = init_threads(cfg.num_threads);
-  RunLog log(cfg);
-  log.line("run: " + log.dir() + " threads:" + std::to_string(threads));
+  const at::Device device = select_device(cfg.device, launch.local_rank);
+  std::unique_ptr<Dist> dist = launch.world_size > 1
+                                   ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
+                                   : std::make_unique<Dist>();
+  // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
+  cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
+  RunLog log(cfg, dist->is_main() ? RunLog::Mode::Files : RunLog::Mode::Silent);
+  log.line("run: " + log.dir() + " launcher:" + launch.launcher + " world_size:" + std::to_string(launch.world_size) +
+           " device:" + device.str() + " threads:" + std::to_string(threads));
   log.line("config:\n" + format_config(cfg, &sources));
-  TrainResult r = train(cfg, log);
+  TrainResult r = train(cfg, log, *dist, device);
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",
@@ -93,13 +103,14 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   Config cfg = resolve_config(args);
   init_threads(cfg.num_threads);
   RunLog log(cfg, RunLog::Mode::Console);
-  const at::Device device(resolve_device(cfg.device) == "cuda" ? at::kCUDA : at::kCPU);
-  GPT model(cfg, {device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat});
+  const at::Device device = select_device(cfg.device);
+  GPT model(cfg, model_options_for(device));
   load_model_file(model, path);
   log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()));
   const bool weights = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
+  Dist single;
   score_sliding(model, cfg, load_scoring_data(cfg, device), log,
-                weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true);
+                weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, single);
   return 0;
 }
 

@@ -78,6 +78,7 @@ const std::vector<ConfigKey>& config_keys() {
 
       {"DEVICE", "runtime", &C::device, "auto, cpu or cuda"},
       {"NUM_THREADS", "runtime", &C::num_threads, "CPU threads for torch (0 = every core this process may use)"},
+      {"DIST_TIMEOUT_SECONDS", "runtime", &C::dist_timeout_seconds, "multi-process runs: how long a collective may wait for a peer before the run stops with an error"},
   };
   return keys;
 }
@@ -303,6 +304,7 @@ void validate_config(const Config& c) {
   require(c.eval_stride > 0 && c.eval_stride <= eval_seq_len(c), "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]");
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "DEVICE must be auto, cpu or cuda, got '" + c.device + "'");
   require(c.num_threads >= 0, "NUM_THREADS must be >= 0");
+  positive(c.dist_timeout_seconds, "DIST_TIMEOUT_SECONDS");
 }
 
 std::string format_config(const Config& cfg, const std::map<std::string, std::string>* sources) {

@@ -8,6 +8,13 @@ namespace pgolf {
 
 double EvalSums::val_bpb() const { return nll / std::log(2.0) / bytes; }
 
+EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device) {
+  at::Tensor t = at::tensor({local.nll, local.tokens, local.bytes}, at::kDouble).to(device);
+  dist.all_reduce_sum(t, "evaluation sums");
+  t = t.cpu();
+  return {t[0].item<double>(), t[1].item<double>(), t[2].item<double>()};
+}
+
 DeviceLuts::DeviceLuts(const ByteLuts& luts, at::Device device) {
   const auto n = static_cast<std::int64_t>(luts.base_bytes.size());
   std::vector<std::int64_t> base(luts.base_bytes.begin(), luts.base_bytes.end());

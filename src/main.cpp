@@ -1,9 +1,11 @@
 // pgolf: wires the subcommands of src/commands.cpp to the command line.
 #include <CLI/CLI.hpp>
+#include <cstdlib>
 #include <exception>
 #include <iostream>
 
 #include "pgolf/commands.h"
+#include "pgolf/dist.h"
 
 namespace {
 
@@ -107,6 +109,12 @@ int main(int argc, char** argv) {
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output);
     if (*inspect) return pgolf::cmd_inspect(model_path);
     if (*data) return pgolf::cmd_data(cfg_args);
+  } catch (const pgolf::DistError& e) {
+    // A peer is dead or hung: leave without running the process group's
+    // destructors, which would wait on it.
+    std::cerr << "pgolf: error: " << e.what() << std::endl;
+    std::cout.flush();
+    std::_Exit(1);
   } catch (const std::exception& e) {
     std::cerr << "pgolf: error: " << e.what() << "\n";
     return 1;

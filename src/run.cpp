@@ -10,13 +10,15 @@
 
 namespace pgolf {
 
-RunLog::RunLog(const Config& cfg, Mode mode) : mode_(mode), tty_(::isatty(1)), run_id_(cfg.run_id) {
-  if (run_id_.empty()) {
-    char buf[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(buf, sizeof buf, "%Y%m%d_%H%M%S", std::localtime(&now));
-    run_id_ = std::string(buf) + "_seed" + std::to_string(cfg.seed);
-  }
+std::string resolve_run_id(const Config& cfg) {
+  if (!cfg.run_id.empty()) return cfg.run_id;
+  char buf[32];
+  std::time_t now = std::time(nullptr);
+  std::strftime(buf, sizeof buf, "%Y%m%d_%H%M%S", std::localtime(&now));
+  return std::string(buf) + "_seed" + std::to_string(cfg.seed);
+}
+
+RunLog::RunLog(const Config& cfg, Mode mode) : mode_(mode), tty_(::isatty(1)), run_id_(resolve_run_id(cfg)) {
   dir_ = cfg.log_dir + "/" + run_id_;
   if (mode_ != Mode::Files) return;
   make_dirs(dir_);

@@ -42,10 +42,10 @@ int cuda_device_count() {
 
 }  // namespace
 
-std::string resolve_device(const std::string& requested) {
+c10::Device select_device(const std::string& requested, int local_rank) {
   const int gpus = cuda_device_count();
-  if (requested == "cpu") return "cpu";
-  if (requested == "cuda") {
+  if (requested == "cpu") return c10::kCPU;
+  if (requested == "cuda" || (requested == "auto" && gpus > 0)) {
     if (gpus == 0)
       throw std::runtime_error(
 #ifdef PGOLF_WITH_CUDA
@@ -54,9 +54,15 @@ std::string resolve_device(const std::string& requested) {
           "DEVICE=cuda but this pgolf was built without the CUDA path (rebuild with -DPGOLF_CUDA=ON)"
 #endif
       );
-    return "cuda";
+    if (local_rank >= gpus)
+      throw std::runtime_error("local rank " + std::to_string(local_rank) + " has no GPU: only " + std::to_string(gpus) +
+                               " visible (launch at most one process per GPU)");
+#ifdef PGOLF_WITH_CUDA
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(local_rank));
+#endif
+    return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
   }
-  if (requested == "auto") return gpus > 0 ? "cuda" : "cpu";
+  if (requested == "auto") return c10::kCPU;
   throw std::invalid_argument("DEVICE must be auto, cpu or cuda, got '" + requested + "'");
 }
 

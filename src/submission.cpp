@@ -63,13 +63,14 @@ ScoringData load_scoring_data(const Config& cfg, at::Device device) {
 }
 
 EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
-                       bool exact_line) {
+                       bool exact_line, Dist& dist) {
   const auto t0 = std::chrono::steady_clock::now();
   auto progress = [&](std::int64_t done, std::int64_t total) {
     log.progress(label + ": batch " + std::to_string(done) + "/" + std::to_string(total));
   };
-  EvalSums e = evaluate_sliding(model, data.val, data.luts, eval_seq_len(cfg), cfg.eval_stride, cfg.eval_batch_seqs,
-                                0, 1, progress);
+  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.luts, eval_seq_len(cfg), cfg.eval_stride,
+                                           cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
+                          dist, model.options().device);
   const double ms = ms_since(t0);
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", label.c_str(), e.val_loss(),

@@ -83,12 +83,16 @@ at::Tensor train_step(GPT& model, Optimizers& opt, DistributedTokenLoader& loade
 }
 
 TrainResult train(const Config& cfg, RunLog& log) {
+  Dist single;
+  return train(cfg, log, single, select_device(cfg.device));
+}
+
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device) {
   using Clock = std::chrono::steady_clock;
   auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
 
-  const at::Device device(resolve_device(cfg.device) == "cuda" ? at::kCUDA : at::kCPU);
-  const ModelOptions mopts{device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat};
-  const int world_size = 1, rank = 0;
+  const ModelOptions mopts = model_options_for(device);
+  const int world_size = dist.world_size(), rank = dist.rank();
   const std::int64_t grad_accum = grad_accum_steps(world_size);
 
   const ScoringData data = load_scoring_data(cfg, device);
@@ -105,8 +109,10 @@ TrainResult train(const Config& cfg, RunLog& log) {
   }
   std::vector<at::Tensor> params;
   for (const auto& p : model.parameters()) params.push_back(p.tensor);
-  // Newton-Schulz in bf16 on CUDA (SPEC); fp32 on CPU, where bf16 matmuls are slow.
-  Optimizers opt(model, cfg, {5, 0.0, device.is_cuda() ? at::kBFloat16 : at::kFloat});
+  Muon::Options muon{5, 0.0, ns_dtype_for(device), rank, world_size,
+                     [&](at::Tensor& flat) { dist.all_reduce_sum(flat, "Muon update all-reduce"); }};
+  Optimizers opt(model, cfg, muon);
+  const std::function<void()> sync_gradients = [&] { dist.average_gradients(params); };
   log.line("device:" + device.str() + " model_params:" + std::to_string(model.num_params()));
   log.line("world_size:" + std::to_string(world_size) + " grad_accum_steps:" + std::to_string(grad_accum));
   log.line("val_tokens:" + std::to_string(val.numel() - 1) + " train_shards:" +
@@ -115,7 +121,8 @@ TrainResult train(const Config& cfg, RunLog& log) {
   auto validate = [&](std::int64_t step, double train_ms) {
     auto t = Clock::now();
     log.progress("validating...");
-    EvalSums e = evaluate_standard(model, val, luts, cfg.train_seq_len, val_batch_seqs, rank, world_size);
+    EvalSums e = all_reduce(evaluate_standard(model, val, luts, cfg.train_seq_len, val_batch_seqs, rank, world_size),
+                            dist, device);
     log.line("step:" + std::to_string(step) + "/" + std::to_string(cfg.iterations) + fmt(" val_loss:%.4f", e.val_loss()) +
              fmt(" val_bpb:%.4f", e.val_bpb()) + fmt(" train_time:%.0fms", train_ms) +
              fmt(" step_avg:%.2fms", train_ms / std::max<std::int64_t>(step, 1)) + fmt(" eval_time:%.0fms", ms_since(t)));
@@ -131,7 +138,7 @@ TrainResult train(const Config& cfg, RunLog& log) {
     const auto position0 = loader.stream().position();
     for (std::int64_t i = 0; i < cfg.warmup_steps; ++i) {
       log.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg.warmup_steps));
-      train_step(model, opt, loader, cfg, grad_accum, i, 1.0);
+      train_step(model, opt, loader, cfg, grad_accum, i, 1.0, sync_gradients);
     }
     copy_all(params, weights0);
     copy_all(opt.state(), state0);
@@ -169,7 +176,7 @@ TrainResult train(const Config& cfg, RunLog& log) {
       model.set_qat(true);
       log.line("qat:start step:" + std::to_string(step));
     }
-    at::Tensor loss = train_step(model, opt, loader, cfg, grad_accum, step, mult);
+    at::Tensor loss = train_step(model, opt, loader, cfg, grad_accum, step, mult, sync_gradients);
     ++step;
     if (step == 1) {
       synchronize(device);
@@ -182,14 +189,20 @@ TrainResult train(const Config& cfg, RunLog& log) {
     }
     if (ema) ema->update(params);
     if (step <= 10 || step % cfg.train_log_every == 0 || stop_after >= 0) {
-      const double l = loss.item<double>();
+      dist.all_reduce_sum(loss, "train loss");  // every rank logs on the same steps
+      const double l = loss.item<double>() / world_size;
       log.line("step:" + std::to_string(step) + "/" + std::to_string(cfg.iterations) + fmt(" train_loss:%.4f", l) +
                fmt(" train_time:%.0fms", approx_ms) + fmt(" step_avg:%.2fms", approx_ms / step));
       log.metric("train", {{"step", double(step)}, {"train_loss", l}, {"lr_mult", mult}, {"train_time_ms", approx_ms}});
     } else {
       log.progress("step " + std::to_string(step) + "/" + std::to_string(cfg.iterations));
     }
-    if (stop_after < 0 && cap_ms > 0 && approx_ms >= cap_ms) stop_after = step;
+    if (stop_after < 0 && cap_ms > 0) {
+      // Every rank stops after the same step: the first at which any rank reached the cap.
+      at::Tensor reached = at::full({}, approx_ms >= cap_ms ? 1.0 : 0.0, at::TensorOptions().device(device));
+      dist.all_reduce_max(reached, "wall-clock stop agreement");
+      if (reached.item<double>() > 0) stop_after = step;
+    }
   }
   log.line(peak_memory_report(device));
 
@@ -202,24 +215,32 @@ TrainResult train(const Config& cfg, RunLog& log) {
     swa.apply(params);
   }
   if (averaged) {
-    final_eval = evaluate_standard(model, val, luts, cfg.train_seq_len, val_batch_seqs, rank, world_size);
+    final_eval = all_reduce(evaluate_standard(model, val, luts, cfg.train_seq_len, val_batch_seqs, rank, world_size),
+                            dist, device);
     log.line(fmt("final_averaged val_loss:%.4f", final_eval.val_loss()) + fmt(" val_bpb:%.4f", final_eval.val_bpb()));
   }
   TrainResult result;
   result.steps = step;
   result.train_time_ms = train_ms;
   result.final_eval = final_eval;
+  dist.check_in_sync(params);
+  if (world_size > 1) log.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_size) + " ranks");
   result.weights_path = log.dir() + "/model.safetensors";
-  save_safetensors(result.weights_path, model.parameters(), {{"format", "pt"}, {"run_id", log.run_id()}});
-  log.line("saved weights: " + result.weights_path);
+  if (dist.is_main()) {
+    save_safetensors(result.weights_path, model.parameters(), {{"format", "pt"}, {"run_id", log.run_id()}});
+    log.line("saved weights: " + result.weights_path);
+  }
 
-  // SPEC §5: prune, quantise, pack; then read the file back into a fresh
-  // model and score it. The round-trip score is the result.
-  if (cfg.prequant_eval) result.prequant = score_sliding(model, cfg, data, log, "final_prequant_sliding", false);
-  result.exported = export_submission(model, cfg, log.dir() + "/final_model.pgolf", log);
+  // SPEC §5: prune, quantise, pack (rank 0); then every rank reads the file
+  // back into a fresh model and scores its share. The round-trip score is the result.
+  if (cfg.prequant_eval) result.prequant = score_sliding(model, cfg, data, log, "final_prequant_sliding", false, dist);
+  const std::string artifact = log.dir() + "/final_model.pgolf";
+  if (dist.is_main()) result.exported = export_submission(model, cfg, artifact, log);
+  dist.barrier("artifact written by rank 0");
+  result.exported.path = artifact;
   GPT restored(cfg, mopts);
-  load_model_file(restored, result.exported.path);
-  result.roundtrip = score_sliding(restored, cfg, data, log, "final_int8_zlib_roundtrip", true);
+  load_model_file(restored, artifact);
+  result.roundtrip = score_sliding(restored, cfg, data, log, "final_int8_zlib_roundtrip", true, dist);
   log.metric("final", {{"steps", double(step)}, {"train_time_ms", train_ms}, {"val_loss", result.roundtrip.val_loss()},
                        {"val_bpb", result.roundtrip.val_bpb()}, {"artifact_bytes", double(result.exported.artifact_bytes)},
                        {"total_bytes", double(result.exported.total())}});

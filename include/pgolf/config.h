@@ -82,6 +82,7 @@ struct Config {
   // Runtime
   std::string device = "auto";
   std::int64_t num_threads = 0;  // 0 = every core this process may run on
+  std::int64_t dist_timeout_seconds = 300;
 };
 
 // Any problem with configuration input; the message names the key (and the

@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "pgolf/dist.h"
 #include "pgolf/model.h"
 #include "pgolf/tokenizer.h"
 
@@ -19,6 +20,9 @@ struct EvalSums {
   // (nll / ln 2) / bytes
   double val_bpb() const;
 };
+
+// The sums of every rank, added in float64 (identity for one process).
+EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device);
 
 // The byte tables on the compute device.
 struct DeviceLuts {

@@ -32,6 +32,11 @@ struct ModelOptions {
   at::ScalarType compute_dtype = at::kFloat;  // activations (bf16 on CUDA)
 };
 
+// Precision on a device: fp32 master weights; bf16 activations on CUDA, fp32 on CPU.
+inline ModelOptions model_options_for(const at::Device& device) {
+  return {device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat};
+}
+
 class GPT {
  public:
   // Builds and initialises the model (SPEC §3 Init) from cfg.seed.

@@ -24,6 +24,10 @@ at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarTyp
 // Work is split round-robin over ranks: rank r orthogonalises matrices
 // i % world == r into a flat buffer; `all_reduce_sum` (none for one process)
 // sums that buffer so every rank applies every update.
+// Newton-Schulz precision: bf16 on CUDA (SPEC §4); fp32 on CPU, where bf16
+// matrix products are slow.
+inline at::ScalarType ns_dtype_for(const at::Device& device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
+
 class Muon {
  public:
   struct Options {

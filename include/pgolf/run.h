@@ -11,6 +11,9 @@
 
 namespace pgolf {
 
+// RUN_ID, or when it is empty a new one from the date, time and SEED.
+std::string resolve_run_id(const Config& cfg);
+
 class RunLog {
  public:
   // Files: console and run folder. Console: printing only (pgolf eval).

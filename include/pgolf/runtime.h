@@ -15,7 +15,9 @@ int init_threads(long num_threads);
 
 // Resolves DEVICE: "cpu", "cuda", or "auto" (cuda when this build has the CUDA
 // path and a GPU is visible). Asking for cuda where it is not there is an error.
-std::string resolve_device(const std::string& requested);
+// A CUDA device is the GPU of index `local_rank`, made the current one.
+c10::Device select_device(const std::string& requested, int local_rank = 0);
+
 
 // Waits for all queued work on `device` (no-op on CPU).
 void synchronize(const c10::Device& device);

@@ -39,8 +39,9 @@ ScoringData load_scoring_data(const Config& cfg, at::Device device);
 // Sliding-window evaluation (EVAL_SEQ_LEN, EVAL_STRIDE, EVAL_BATCH_SEQS) with a
 // progress line; logs "<label> val_loss:X val_bpb:Y eval_time:Mms" and, when
 // `exact_line` is set, "<label>_exact val_loss:X val_bpb:Y" with full precision.
+// Each rank scores its share of the windows; the sums are all-reduced.
 EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
-                       bool exact_line);
+                       bool exact_line, Dist& dist);
 
 // Loads `path` into the model: an artifact, or a .safetensors weights file.
 void load_model_file(GPT& model, const std::string& path);

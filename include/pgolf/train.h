@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pgolf/data.h"
+#include "pgolf/dist.h"
 #include "pgolf/eval.h"
 #include "pgolf/model.h"
 #include "pgolf/optim.h"
@@ -50,7 +51,12 @@ struct TrainResult {
   EvalSums roundtrip;  // sliding evaluation of the artifact read back from disk: the score
 };
 
-// The whole single-process run, logging to `log` (SPEC §6 lines).
+// The whole run of this rank on `device`, logging to `log` (SPEC §6 lines).
+// Ranks share the token stream by slices, average gradients, split the
+// Newton-Schulz work and the evaluation windows; rank 0 writes the weights
+// and the artifact, which every rank then reads back and scores.
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device);
+// One process on select_device(DEVICE).
 TrainResult train(const Config& cfg, RunLog& log);
 
 }  // namespace pgolf

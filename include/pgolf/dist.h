@@ -1,0 +1,68 @@
+// Multi-process runs over PyTorch's c10d: launch detection (torchrun, mpirun,
+// Slurm), a TCPStore rendezvous, and the collectives training needs, on
+// ProcessGroupNCCL (CUDA) or ProcessGroupGloo (CPU). Every collective carries
+// a name and the DIST_TIMEOUT_SECONDS limit: a dead or hung peer becomes a
+// DistError naming this rank and the operation, never a silent hang.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pgolf/config.h"
+
+namespace pgolf {
+
+struct LaunchInfo {
+  int rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+  std::string launcher = "single";  // torchrun, openmpi, slurm or single
+};
+
+// Rank, world size and local rank from torchrun-style variables (RANK,
+// WORLD_SIZE, LOCAL_RANK), else OpenMPI's (OMPI_COMM_WORLD_RANK, _SIZE,
+// _LOCAL_RANK), else Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID);
+// MASTER_ADDR / MASTER_PORT for the rendezvous (default 127.0.0.1:29500).
+// Without any of them: one process. The world size must divide 8 (SPEC §1).
+LaunchInfo detect_launch(const Getenv& getenv);
+
+struct DistError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Dist {
+ public:
+  Dist();  // one process: no process group, every collective is the identity
+  // Joins the group of `info` on `device` (NCCL for CUDA, Gloo for CPU).
+  Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::seconds timeout);
+  ~Dist();
+  Dist(const Dist&) = delete;
+  Dist& operator=(const Dist&) = delete;
+
+  int rank() const { return rank_; }
+  int world_size() const { return world_; }
+  bool is_main() const { return rank_ == 0; }
+
+  void all_reduce_sum(at::Tensor& t, const std::string& what);
+  void all_reduce_max(at::Tensor& t, const std::string& what);
+  void broadcast(at::Tensor& t, const std::string& what);  // from rank 0
+  void barrier(const std::string& what);
+  // Rank 0's value of `value` on every rank (through the store).
+  std::string share(const std::string& key, const std::string& value);
+  // Gradients averaged over ranks: flattened into buckets of up to 25 MB,
+  // all-reduced together, divided by the world size.
+  void average_gradients(const std::vector<at::Tensor>& params);
+  // Throws unless every rank holds bit-identical copies of `params`.
+  void check_in_sync(const std::vector<at::Tensor>& params);
+
+ private:
+  struct Group;
+  std::unique_ptr<Group> group_;
+  int rank_ = 0, world_ = 1;
+};
+
+}  // namespace pgolf
