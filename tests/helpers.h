@@ -44,14 +44,18 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the pgolf binary built alongside the tests with `args` (shell syntax).
-inline CommandResult run_pgolf(const std::string& args) {
+// Runs a bash command line, capturing its output.
+inline CommandResult run_shell(const std::string& command) {
   TempDir out;
-  std::string cmd = std::string(PGOLF_BINARY) + " " + args + " > " + out.file("log") + " 2>&1";
+  std::ofstream(out.file("cmd.sh")) << command << "\n";
+  std::string cmd = "bash " + out.file("cmd.sh") + " > " + out.file("log") + " 2>&1";
   int rc = std::system(cmd.c_str());
   std::ifstream in(out.file("log"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, text};
 }
+
+// Runs the pgolf binary built alongside the tests with `args` (shell syntax).
+inline CommandResult run_pgolf(const std::string& args) { return run_shell(std::string(PGOLF_BINARY) + " " + args); }
 
 }  // namespace pgolf::test

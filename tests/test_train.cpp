@@ -21,49 +21,6 @@ Config schedule_config(double cap_seconds) {
   return c;
 }
 
-// A tiny model on shards of the tiny corpus, tokenised with the tiny tokenizer.
-Config tiny_run(const TempDir& dir, std::int64_t iterations) {
-  static bool made = false;
-  static TempDir data;
-  if (!made) {
-    std::vector<std::uint16_t> stream;
-    for (const auto& d : test::tiny_documents(300)) {
-      stream.push_back(kBosId);
-      for (int id : test::tiny_tokenizer().encode(d)) stream.push_back(static_cast<std::uint16_t>(id));
-    }
-    const std::size_t cut = stream.size() / 5;
-    write_shard(data.file("fineweb_val_000000.bin"), {stream.begin(), stream.begin() + cut});
-    write_shard(data.file("fineweb_train_000000.bin"), {stream.begin() + cut, stream.end()});
-    made = true;
-  }
-  Config c;
-  c.data_path = data.path();
-  c.tokenizer_path = test::tiny_tokenizer_path();
-  c.log_dir = dir.path();
-  c.run_id = "run";
-  c.device = "cpu";
-  c.vocab_size = test::kTinyVocab;
-  c.num_layers = 2;
-  c.model_dim = 32;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
-  c.mlp_mult = 2;
-  c.bigram_vocab_size = 64;
-  c.bigram_dim = 16;
-  c.train_seq_len = 16;
-  c.train_batch_tokens = 8 * 16 * 2;
-  c.iterations = iterations;
-  c.warmup_steps = 0;
-  c.warmdown_iters = 4;
-  c.max_wallclock_seconds = 0;
-  c.val_loss_every = 0;
-  c.val_batch_size = 8 * 16 * 8;
-  c.train_log_every = 100;
-  c.swa_every = 2;
-  c.eval_stride = 8;
-  return c;
-}
-
 std::vector<NamedTensor> run_and_load(const Config& c) {
   TempDir out;
   Config cfg = c;
@@ -146,7 +103,7 @@ TEST(Averaging, EmaFollowsRecurrence) {
 }
 
 TEST(Training, OverfitsOneBatch) {
-  Config c = tiny_run(TempDir(), 1);
+  Config c = test::tiny_run(TempDir(), 1);
   c.seed = 3;
   GPT model(c, {});
   Optimizers opt(model, c, {5, 0.0, at::kFloat});
@@ -166,7 +123,7 @@ TEST(Training, OverfitsOneBatch) {
 
 TEST(Training, SameSeedGivesBitIdenticalWeights) {
   TempDir dir;
-  Config c = tiny_run(dir, 6);
+  Config c = test::tiny_run(dir, 6);
   auto a = run_and_load(c), b = run_and_load(c);
   EXPECT_TRUE(bit_identical(a, b));
   c.seed = 99;
@@ -175,7 +132,7 @@ TEST(Training, SameSeedGivesBitIdenticalWeights) {
 
 TEST(Training, WarmupRestoresEverything) {
   TempDir dir;
-  Config c = tiny_run(dir, 6);
+  Config c = test::tiny_run(dir, 6);
   c.ema_enabled = true;  // EMA state starts from the restored weights too
   auto without = run_and_load(c);
   c.warmup_steps = 3;
@@ -185,7 +142,7 @@ TEST(Training, WarmupRestoresEverything) {
 
 TEST(Training, LossFallsAndRunFolderHasOutputs) {
   TempDir dir;
-  Config c = tiny_run(dir, 30);
+  Config c = test::tiny_run(dir, 30);
   c.val_loss_every = 15;
   c.warmdown_iters = 10;
   RunLog log(c);
@@ -209,7 +166,7 @@ TEST(Training, LossFallsAndRunFolderHasOutputs) {
 // `pgolf eval` on the artifact reproduces the training run's final line.
 TEST(Training, EvalCommandReproducesTheFinalLine) {
   TempDir dir;
-  Config c = tiny_run(dir, 8);
+  Config c = test::tiny_run(dir, 8);
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
   ASSERT_EQ(run.exit_code, 0) << run.output;

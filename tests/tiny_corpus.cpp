@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "helpers.h"
+#include "pgolf/data.h"
 
 namespace pgolf::test {
 
@@ -56,6 +57,49 @@ const std::string& tiny_tokenizer_path() {
     return p;
   }();
   return path;
+}
+
+// A tiny model on shards of the tiny corpus, tokenised with the tiny tokenizer.
+Config tiny_run(const TempDir& dir, std::int64_t iterations) {
+  static bool made = false;
+  static TempDir data;
+  if (!made) {
+    std::vector<std::uint16_t> stream;
+    for (const auto& d : tiny_documents(300)) {
+      stream.push_back(kBosId);
+      for (int id : tiny_tokenizer().encode(d)) stream.push_back(static_cast<std::uint16_t>(id));
+    }
+    const std::size_t cut = stream.size() / 5;
+    write_shard(data.file("fineweb_val_000000.bin"), {stream.begin(), stream.begin() + cut});
+    write_shard(data.file("fineweb_train_000000.bin"), {stream.begin() + cut, stream.end()});
+    made = true;
+  }
+  Config c;
+  c.data_path = data.path();
+  c.tokenizer_path = tiny_tokenizer_path();
+  c.log_dir = dir.path();
+  c.run_id = "run";
+  c.device = "cpu";
+  c.vocab_size = kTinyVocab;
+  c.num_layers = 2;
+  c.model_dim = 32;
+  c.num_heads = 2;
+  c.num_kv_heads = 1;
+  c.mlp_mult = 2;
+  c.bigram_vocab_size = 64;
+  c.bigram_dim = 16;
+  c.train_seq_len = 16;
+  c.train_batch_tokens = 8 * 16 * 2;
+  c.iterations = iterations;
+  c.warmup_steps = 0;
+  c.warmdown_iters = 4;
+  c.max_wallclock_seconds = 0;
+  c.val_loss_every = 0;
+  c.val_batch_size = 8 * 16 * 8;
+  c.train_log_every = 100;
+  c.swa_every = 2;
+  c.eval_stride = 8;
+  return c;
 }
 
 const Tokenizer& tiny_tokenizer() {

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "pgolf/config.h"
 #include "pgolf/tokenizer.h"
 
 namespace pgolf::test {
@@ -16,5 +17,10 @@ std::vector<std::string> tiny_documents(int count);
 // Trained on tiny_documents(400) on first use; the file lives for the process.
 const Tokenizer& tiny_tokenizer();
 const std::string& tiny_tokenizer_path();
+
+class TempDir;
+// A training configuration for a 2-layer, width-32 model on shards of the
+// tiny corpus (made once per process), logging to dir/run.
+Config tiny_run(const TempDir& dir, std::int64_t iterations);
 
 }  // namespace pgolf::test

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Trains the same configuration once per seed and tabulates the results:
+# round-trip val_bpb, total submission bytes and training time from each run's
+# metrics.jsonl, with mean and standard deviation. The table is printed and
+# saved as LOG_DIR/<NAME>_sweep.md.
+#
+#   scripts/sweep_seeds.sh [--seeds "1337 42 2024"] [--nproc N] [--name NAME] -- PGOLF_TRAIN_ARGS...
+#   scripts/sweep_seeds.sh -- --config configs/cpu_demo.env
+#   scripts/sweep_seeds.sh --nproc 8 --name record -- --config configs/12l_int5mlp.env
+#
+# Each run is RUN_ID=<NAME>_seed<SEED> under LOG_DIR (default logs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seeds="1337 42 2024"
+nproc=1
+name="sweep_$(date +%Y%m%d_%H%M%S)"
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --seeds) seeds=$2; shift 2 ;;
+    --nproc) nproc=$2; shift 2 ;;
+    --name) name=$2; shift 2 ;;
+    --) shift; break ;;
+    *) echo "sweep_seeds: unknown option $1 (train arguments go after --)" >&2; exit 2 ;;
+  esac
+done
+PGOLF=${PGOLF:-build/pgolf}
+log_dir=$("$PGOLF" config "$@" | sed -n 's/^LOG_DIR=\([^ ]*\).*/\1/p')
+
+runs=()
+for seed in $seeds; do
+  run="${name}_seed${seed}"
+  echo "sweep: seed $seed -> $log_dir/$run"
+  if [[ $nproc -gt 1 ]]; then
+    bash scripts/launch.sh "$nproc" train "$@" --set "SEED=$seed" --set "RUN_ID=$run"
+  else
+    "$PGOLF" train "$@" --set "SEED=$seed" --set "RUN_ID=$run"
+  fi
+  runs+=("$log_dir/$run")
+done
+
+python3 - "$log_dir/${name}_sweep.md" "${runs[@]}" <<'PY'
+import json, statistics, sys
+out, runs = sys.argv[1], sys.argv[2:]
+rows = []
+for run in runs:
+    events = {}
+    for line in open(f"{run}/metrics.jsonl"):
+        event = json.loads(line)
+        events[event["event"]] = event
+    seed = next(l.split("=", 1)[1].strip() for l in open(f"{run}/config.env") if l.startswith("SEED="))
+    rows.append((seed, events["final"]["val_bpb"], events["export"]["total_bytes"], events["final"]["train_time_ms"] / 1000))
+def stats(i):
+    vals = [r[i] for r in rows]
+    return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
+lines = ["| seed | val_bpb (round trip) | total bytes | train time (s) |", "|---|---|---|---|"]
+lines += [f"| {s} | {b:.4f} | {n:,.0f} | {t:.1f} |" for s, b, n, t in rows]
+(mb, sb), (mn, sn), (mt, st) = stats(1), stats(2), stats(3)
+lines.append(f"| mean | {mb:.4f} | {mn:,.0f} | {mt:.1f} |")
+lines.append(f"| std | {sb:.4f} | {sn:,.0f} | {st:.1f} |")
+text = "\n".join(lines) + "\n"
+open(out, "w").write(text)
+print(text + f"saved: {out}")
+PY
