@@ -97,7 +97,7 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
 
 namespace {
 
-void wait(const c10::intrusive_ptr<c10d::Work>& work, int rank, int world, const std::string& what,
+void wait_work(const c10::intrusive_ptr<c10d::Work>& work, int rank, int world, const std::string& what,
           std::chrono::milliseconds timeout) {
   auto fail = [&](const std::string& why) {
     return DistError("rank " + std::to_string(rank) + " of " + std::to_string(world) + ": collective '" + what +
@@ -117,7 +117,7 @@ void wait(const c10::intrusive_ptr<c10d::Work>& work, int rank, int world, const
 void Dist::all_reduce_sum(at::Tensor& t, const std::string& what) {
   if (world_ == 1) return;
   std::vector<at::Tensor> v{t};
-  wait(group_->backend->allreduce(v, c10d::AllreduceOptions{}), rank_, world_, what, group_->timeout);
+  wait_work(group_->backend->allreduce(v, c10d::AllreduceOptions{}), rank_, world_, what, group_->timeout);
 }
 
 void Dist::all_reduce_max(at::Tensor& t, const std::string& what) {
@@ -125,18 +125,18 @@ void Dist::all_reduce_max(at::Tensor& t, const std::string& what) {
   std::vector<at::Tensor> v{t};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::MAX;
-  wait(group_->backend->allreduce(v, opts), rank_, world_, what, group_->timeout);
+  wait_work(group_->backend->allreduce(v, opts), rank_, world_, what, group_->timeout);
 }
 
 void Dist::broadcast(at::Tensor& t, const std::string& what) {
   if (world_ == 1) return;
   std::vector<at::Tensor> v{t};
-  wait(group_->backend->broadcast(v, c10d::BroadcastOptions{}), rank_, world_, what, group_->timeout);
+  wait_work(group_->backend->broadcast(v, c10d::BroadcastOptions{}), rank_, world_, what, group_->timeout);
 }
 
 void Dist::barrier(const std::string& what) {
   if (world_ == 1) return;
-  wait(group_->backend->barrier(c10d::BarrierOptions{}), rank_, world_, what, group_->timeout);
+  wait_work(group_->backend->barrier(c10d::BarrierOptions{}), rank_, world_, what, group_->timeout);
 }
 
 std::string Dist::share(const std::string& key, const std::string& value) {
@@ -150,40 +150,18 @@ std::string Dist::share(const std::string& key, const std::string& value) {
   }
 }
 
-void Dist::average_gradients(const std::vector<at::Tensor>& params) {
-  if (world_ == 1) return;
-  at::NoGradGuard no_grad;
-  constexpr std::int64_t kBucketBytes = 25 << 20;
-  std::vector<std::vector<at::Tensor>> buckets(1);
-  std::int64_t bytes = 0;
-  for (const auto& p : params) {
-    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-    const std::int64_t n = p.grad().numel() * p.grad().element_size();
-    if (!buckets.back().empty() && (bytes + n > kBucketBytes || buckets.back().front().scalar_type() != p.grad().scalar_type())) {
-      buckets.emplace_back();
-      bytes = 0;
-    }
-    buckets.back().push_back(p.grad());
-    bytes += n;
-  }
-  std::vector<at::Tensor> flats;
-  std::vector<c10::intrusive_ptr<c10d::Work>> works;
-  for (const auto& b : buckets) {
-    std::vector<at::Tensor> pieces;
-    for (const auto& g : b) pieces.push_back(g.reshape({-1}));
-    flats.push_back(at::cat(pieces));
-    std::vector<at::Tensor> v{flats.back()};
-    works.push_back(group_->backend->allreduce(v, c10d::AllreduceOptions{}));
-  }
-  for (std::size_t i = 0; i < buckets.size(); ++i) {
-    wait(works[i], rank_, world_, "gradient all-reduce", group_->timeout);
-    flats[i].div_(world_);
-    std::int64_t offset = 0;
-    for (auto& g : buckets[i]) {
-      g.copy_(flats[i].narrow(0, offset, g.numel()).view_as(g));
-      offset += g.numel();
-    }
-  }
+struct Dist::Pending {
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+std::shared_ptr<Dist::Pending> Dist::all_reduce_sum_async(at::Tensor& t) {
+  if (world_ == 1) return nullptr;
+  std::vector<at::Tensor> v{t};
+  return std::make_shared<Pending>(Pending{group_->backend->allreduce(v, c10d::AllreduceOptions{})});
+}
+
+void Dist::wait(const std::shared_ptr<Pending>& pending, const std::string& what) {
+  if (pending) wait_work(pending->work, rank_, world_, what, group_->timeout);
 }
 
 void Dist::check_in_sync(const std::vector<at::Tensor>& params) {
@@ -203,6 +181,80 @@ void Dist::check_in_sync(const std::vector<at::Tensor>& params) {
                     (first_bad >= 0 ? " (rank " + std::to_string(rank_) + " differs from rank 0 in parameter " +
                                           std::to_string(first_bad) + ")"
                                     : std::string()));
+}
+
+}  // namespace pgolf
+
+namespace pgolf {
+
+struct GradientSync::Bucket {
+  std::vector<std::size_t> params;
+  std::vector<at::Tensor> grads;
+  std::int64_t bytes = 0;
+  at::Tensor flat;
+  std::shared_ptr<Dist::Pending> pending;
+};
+
+GradientSync::GradientSync(Dist& dist, const std::vector<at::Tensor>& params)
+    : dist_(dist), params_(params), seen_(params.size(), false) {
+  if (dist_.world_size() == 1) return;
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    hooks_.push_back(params_[i].register_hook([this, i](const at::Tensor& grad) {
+      if (!armed_) return;
+      // The gradient autograd is about to accumulate, plus what is already there.
+      const at::Tensor& acc = params_[i].grad();
+      add(i, acc.defined() ? acc + grad : grad.clone());
+    }));
+}
+
+GradientSync::~GradientSync() {
+  for (std::size_t i = 0; i < hooks_.size(); ++i) params_[i].remove_hook(hooks_[i]);
+}
+
+void GradientSync::arm() {
+  if (dist_.world_size() == 1) return;
+  std::fill(seen_.begin(), seen_.end(), false);
+  buckets_.clear();
+  armed_ = true;
+}
+
+void GradientSync::add(std::size_t index, const at::Tensor& full_grad) {
+  constexpr std::int64_t kBucketBytes = 25 << 20;
+  if (buckets_.empty() || buckets_.back()->flat.defined()) buckets_.push_back(std::make_unique<Bucket>());
+  Bucket& b = *buckets_.back();
+  b.params.push_back(index);
+  b.grads.push_back(full_grad.reshape({-1}));
+  b.bytes += full_grad.numel() * full_grad.element_size();
+  seen_[index] = true;
+  if (b.bytes >= kBucketBytes) launch();
+}
+
+void GradientSync::launch() {
+  Bucket& b = *buckets_.back();
+  b.flat = at::cat(b.grads);
+  b.grads.clear();
+  b.pending = dist_.all_reduce_sum_async(b.flat);
+}
+
+void GradientSync::finish() {
+  if (dist_.world_size() == 1) return;
+  armed_ = false;
+  at::NoGradGuard no_grad;
+  // Parameters the last micro-batch did not reach still need their sum.
+  for (std::size_t i = 0; i < params_.size(); ++i)
+    if (!seen_[i]) add(i, params_[i].grad().defined() ? params_[i].grad() : at::zeros_like(params_[i]));
+  if (!buckets_.empty() && !buckets_.back()->flat.defined()) launch();
+  for (auto& b : buckets_) {
+    dist_.wait(b->pending, "gradient all-reduce");
+    b->flat.div_(dist_.world_size());
+    std::int64_t offset = 0;
+    for (std::size_t i : b->params) {
+      const at::Tensor& p = params_[i];
+      p.mutable_grad() = b->flat.narrow(0, offset, p.numel()).view_as(p).clone();
+      offset += p.numel();
+    }
+  }
+  buckets_.clear();
 }
 
 }  // namespace pgolf

@@ -66,18 +66,19 @@ std::string fmt(const char* f, double v) {
 }  // namespace
 
 at::Tensor train_step(GPT& model, Optimizers& opt, DistributedTokenLoader& loader, const Config& cfg,
-                      std::int64_t grad_accum, std::int64_t step, double lr_mult,
-                      const std::function<void()>& sync_gradients) {
+                      std::int64_t grad_accum, std::int64_t step, double lr_mult, GradientSync* sync) {
   opt.zero_grad();
   at::Tensor total;
   for (std::int64_t micro = 0; micro < grad_accum; ++micro) {
     Batch b = loader.next_batch(cfg.train_batch_tokens, cfg.train_seq_len, grad_accum);
     auto [x, y] = batch_tensors(b, model.options().device);
     at::Tensor loss = model.loss(x, y);
+    const bool last = micro + 1 == grad_accum;
+    if (last && sync) sync->arm();
     (loss / static_cast<double>(grad_accum)).backward();
+    if (last && sync) sync->finish();
     total = micro == 0 ? loss.detach() : total + loss.detach();
   }
-  if (sync_gradients) sync_gradients();
   opt.step(step, lr_mult);
   return total / static_cast<double>(grad_accum);
 }
@@ -112,7 +113,7 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
   Muon::Options muon{5, 0.0, ns_dtype_for(device), rank, world_size,
                      [&](at::Tensor& flat) { dist.all_reduce_sum(flat, "Muon update all-reduce"); }};
   Optimizers opt(model, cfg, muon);
-  const std::function<void()> sync_gradients = [&] { dist.average_gradients(params); };
+  GradientSync sync(dist, params);
   log.line("device:" + device.str() + " model_params:" + std::to_string(model.num_params()));
   log.line("world_size:" + std::to_string(world_size) + " grad_accum_steps:" + std::to_string(grad_accum));
   log.line("val_tokens:" + std::to_string(val.numel() - 1) + " train_shards:" +
@@ -138,7 +139,7 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
     const auto position0 = loader.stream().position();
     for (std::int64_t i = 0; i < cfg.warmup_steps; ++i) {
       log.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg.warmup_steps));
-      train_step(model, opt, loader, cfg, grad_accum, i, 1.0, sync_gradients);
+      train_step(model, opt, loader, cfg, grad_accum, i, 1.0, &sync);
     }
     copy_all(params, weights0);
     copy_all(opt.state(), state0);
@@ -176,7 +177,7 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
       model.set_qat(true);
       log.line("qat:start step:" + std::to_string(step));
     }
-    at::Tensor loss = train_step(model, opt, loader, cfg, grad_accum, step, mult, sync_gradients);
+    at::Tensor loss = train_step(model, opt, loader, cfg, grad_accum, step, mult, &sync);
     ++step;
     if (step == 1) {
       synchronize(device);

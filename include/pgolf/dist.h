@@ -53,9 +53,10 @@ class Dist {
   void barrier(const std::string& what);
   // Rank 0's value of `value` on every rank (through the store).
   std::string share(const std::string& key, const std::string& value);
-  // Gradients averaged over ranks: flattened into buckets of up to 25 MB,
-  // all-reduced together, divided by the world size.
-  void average_gradients(const std::vector<at::Tensor>& params);
+  // Starts a sum over ranks of `t` without waiting for it.
+  struct Pending;
+  std::shared_ptr<Pending> all_reduce_sum_async(at::Tensor& t);
+  void wait(const std::shared_ptr<Pending>& pending, const std::string& what);
   // Throws unless every rank holds bit-identical copies of `params`.
   void check_in_sync(const std::vector<at::Tensor>& params);
 
@@ -63,6 +64,32 @@ class Dist {
   struct Group;
   std::unique_ptr<Group> group_;
   int rank_ = 0, world_ = 1;
+};
+
+// Gradient averaging over ranks, overlapped with the backward pass of the
+// last micro-batch: a hook on every parameter sees its gradient as soon as
+// autograd produces it, adds what earlier micro-batches accumulated, and packs
+// it into a bucket; each full bucket (25 MB) is all-reduced while backward
+// goes on. finish() waits for the buckets and writes the averages into .grad.
+class GradientSync {
+ public:
+  GradientSync(Dist& dist, const std::vector<at::Tensor>& params);
+  ~GradientSync();
+  GradientSync(const GradientSync&) = delete;
+  GradientSync& operator=(const GradientSync&) = delete;
+  void arm();     // call before the last micro-batch's backward
+  void finish();  // call after it
+
+ private:
+  struct Bucket;
+  void add(std::size_t index, const at::Tensor& full_grad);
+  void launch();
+  Dist& dist_;
+  std::vector<at::Tensor> params_;
+  std::vector<unsigned> hooks_;
+  std::vector<bool> seen_;
+  std::vector<std::unique_ptr<Bucket>> buckets_;
+  bool armed_ = false;
 };
 
 }  // namespace pgolf

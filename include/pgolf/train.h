@@ -35,11 +35,11 @@ bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms);
 double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first_step_ms);
 
 // One optimiser step: grad_accum micro-batches of loss/grad_accum backward,
-// then `sync_gradients` (averaging over ranks; empty for one process), then
-// clipping and the optimisers. Returns the mean micro-batch loss (0-d tensor).
+// the gradients averaged over ranks during the last one (`sync`, none for one
+// process), then clipping and the optimisers. Returns the mean micro-batch
+// loss (0-d tensor).
 at::Tensor train_step(GPT& model, Optimizers& opt, DistributedTokenLoader& loader, const Config& cfg,
-                      std::int64_t grad_accum, std::int64_t step, double lr_mult,
-                      const std::function<void()>& sync_gradients = {});
+                      std::int64_t grad_accum, std::int64_t step, double lr_mult, GradientSync* sync = nullptr);
 
 struct TrainResult {
   std::int64_t steps = 0;
