@@ -30,7 +30,7 @@ BenchResult run_bench(const Config& cfg, int steps, int warmup) {
   std::unique_ptr<GPT> model;
   r.build_ms = timed([&] { model = std::make_unique<GPT>(cfg, model_options_for(device)); });
   r.params = model->num_params();
-  Optimizers opt(*model, cfg, {5, 0.0, ns_dtype_for(device)});
+  Optimizers opt(*model, cfg, ns_dtype_for(device));
   auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
   std::vector<at::Tensor> xs, ys;
   for (std::int64_t m = 0; m < grad_accum; ++m) {

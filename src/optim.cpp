@@ -37,7 +37,7 @@ void Muon::step(double lr, double momentum) {
   std::int64_t offset = 0;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const at::Tensor& p = params_[i];
-    if (static_cast<int>(i % opts_.world_size) == opts_.rank && p.grad().defined()) {
+    if (static_cast<int>(i % opts_.sharding.world_size) == opts_.sharding.rank && p.grad().defined()) {
       at::Tensor g = p.grad();
       buffers_[i].mul_(momentum).add_(g);
       at::Tensor nesterov = g.add(buffers_[i], momentum);
@@ -47,7 +47,7 @@ void Muon::step(double lr, double momentum) {
     }
     offset += p.numel();
   }
-  if (opts_.world_size > 1) opts_.all_reduce_sum(flat);
+  if (opts_.sharding.world_size > 1) opts_.sharding.all_reduce_sum(flat);
   offset = 0;
   for (const auto& p : params_) {
     if (opts_.weight_decay > 0) p.mul_(1.0 - lr * opts_.weight_decay);
@@ -106,13 +106,9 @@ std::vector<at::Tensor> group(const GPT& model, ParamGroup g) {
 
 }  // namespace
 
-Optimizers::Optimizers(const GPT& model, const Config& cfg, Muon::Options muon_opts)
+Optimizers::Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding)
     : cfg_(cfg),
-      muon_(group(model, ParamGroup::Muon), [&] {
-        muon_opts.backend_steps = cfg.muon_backend_steps;
-        muon_opts.weight_decay = cfg.muon_wd;
-        return muon_opts;
-      }()),
+      muon_(group(model, ParamGroup::Muon), {cfg.muon_backend_steps, cfg.muon_wd, ns_dtype, std::move(sharding)}),
       embed_(group(model, ParamGroup::Embedding), {cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.adam_wd}),
       scalar_(group(model, ParamGroup::Scalar), {cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.adam_wd}) {
   for (const auto& p : model.parameters()) all_params_.push_back(p.tensor);

@@ -99,7 +99,8 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
   const ScoringData data = load_scoring_data(cfg, device);
   const at::Tensor& val = data.val;
   const DeviceLuts& luts = data.luts;
-  DistributedTokenLoader loader(shard_files(train_pattern(cfg.data_path)), rank, world_size);
+  const std::vector<std::string> train_files = shard_files(train_pattern(cfg.data_path));
+  DistributedTokenLoader loader(train_files, rank, world_size);
   const std::int64_t val_batch_seqs =
       std::max<std::int64_t>(1, cfg.val_batch_size / (world_size * grad_accum) / cfg.train_seq_len);
 
@@ -110,14 +111,12 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
   }
   std::vector<at::Tensor> params;
   for (const auto& p : model.parameters()) params.push_back(p.tensor);
-  Muon::Options muon{5, 0.0, ns_dtype_for(device), rank, world_size,
-                     [&](at::Tensor& flat) { dist.all_reduce_sum(flat, "Muon update all-reduce"); }};
-  Optimizers opt(model, cfg, muon);
+  Optimizers opt(model, cfg, ns_dtype_for(device),
+                 {rank, world_size, [&](at::Tensor& flat) { dist.all_reduce_sum(flat, "Muon update all-reduce"); }});
   GradientSync sync(dist, params);
   log.line("device:" + device.str() + " model_params:" + std::to_string(model.num_params()));
   log.line("world_size:" + std::to_string(world_size) + " grad_accum_steps:" + std::to_string(grad_accum));
-  log.line("val_tokens:" + std::to_string(val.numel() - 1) + " train_shards:" +
-           std::to_string(shard_files(train_pattern(cfg.data_path)).size()));
+  log.line("val_tokens:" + std::to_string(val.numel() - 1) + " train_shards:" + std::to_string(train_files.size()));
 
   auto validate = [&](std::int64_t step, double train_ms) {
     auto t = Clock::now();

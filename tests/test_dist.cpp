@@ -113,7 +113,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
     Dist dist(info, at::kCPU, std::chrono::seconds(30));
     std::vector<at::Tensor> g;
     auto ps = make(1, &g);
-    Muon sharded(ps, {5, 0.04, at::kFloat, rank, 2, [&](at::Tensor& t) { dist.all_reduce_sum(t, "muon"); }});
+    Muon sharded(ps, {5, 0.04, at::kFloat, {rank, 2, [&](at::Tensor& t) { dist.all_reduce_sum(t, "muon"); }}});
     for (int step = 0; step < 2; ++step) {
       for (std::size_t i = 0; i < ps.size(); ++i) ps[i].mutable_grad() = g[i] * (step + 1);
       sharded.step(0.02, 0.9);

@@ -119,7 +119,7 @@ TEST(Optimizers, MomentumWarmupIsLinear) {
   c.num_layers = 2;
   c.model_dim = 64;
   GPT m(c, {});
-  Optimizers opt(m, c, {});
+  Optimizers opt(m, c, at::kFloat);
   EXPECT_DOUBLE_EQ(opt.muon_momentum(0), 0.92);
   EXPECT_NEAR(opt.muon_momentum(750), 0.95, 1e-12);
   EXPECT_DOUBLE_EQ(opt.muon_momentum(1500), 0.98);

@@ -106,7 +106,7 @@ TEST(Training, OverfitsOneBatch) {
   Config c = test::tiny_run(TempDir(), 1);
   c.seed = 3;
   GPT model(c, {});
-  Optimizers opt(model, c, {5, 0.0, at::kFloat});
+  Optimizers opt(model, c, at::kFloat);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   at::Tensor x = at::randint(c.vocab_size, {4, 16}, gen, at::kLong), y = at::randint(c.vocab_size, {4, 16}, gen, at::kLong);
   double first = 0, last = 0;

@@ -28,14 +28,19 @@ at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarTyp
 // matrix products are slow.
 inline at::ScalarType ns_dtype_for(const at::Device& device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
 
+// How Muon's Newton-Schulz work is split over ranks (one rank: not at all).
+struct MuonSharding {
+  int rank = 0, world_size = 1;
+  std::function<void(at::Tensor&)> all_reduce_sum;
+};
+
 class Muon {
  public:
   struct Options {
     std::int64_t backend_steps = 5;
     double weight_decay = 0.0;
     at::ScalarType ns_dtype = at::kBFloat16;
-    int rank = 0, world_size = 1;
-    std::function<void(at::Tensor&)> all_reduce_sum;
+    MuonSharding sharding;
   };
   Muon(std::vector<at::Tensor> params, Options opts);
   void step(double lr, double momentum);
@@ -75,7 +80,7 @@ at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm
 // as a multiplier of each group's base rate.
 class Optimizers {
  public:
-  Optimizers(const GPT& model, const Config& cfg, Muon::Options muon_opts);
+  Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding = {});
   // Muon momentum warmed up linearly from MUON_MOMENTUM_WARMUP_START to
   // MUON_MOMENTUM over MUON_MOMENTUM_WARMUP_STEPS steps.
   double muon_momentum(std::int64_t step) const;
