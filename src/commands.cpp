@@ -4,8 +4,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "pgolf/artifact.h"
@@ -13,16 +13,21 @@
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/run.h"
-#include "pgolf/submission.h"
 #include "pgolf/runtime.h"
+#include "pgolf/submission.h"
 #include "pgolf/tokenizer.h"
 #include "pgolf/train.h"
 #include "pgolf/weights.h"
 
 namespace pgolf {
+namespace {
+
+const char* process_env(const char* name) { return std::getenv(name); }
+
+}  // namespace
 
 Config resolve_config(const ConfigArgs& args, std::map<std::string, std::string>* sources) {
-  return load_config(args.files, args.sets, [](const char* name) { return std::getenv(name); }, sources);
+  return load_config(args.files, args.sets, process_env, sources);
 }
 
 int cmd_config(const ConfigArgs& args, bool list) {
@@ -67,7 +72,7 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 int cmd_train(const ConfigArgs& args) {
   std::map<std::string, std::string> sources;
   Config cfg = resolve_config(args, &sources);
-  const LaunchInfo launch = detect_launch([](const char* name) { return std::getenv(name); });
+  const LaunchInfo launch = detect_launch(process_env);
   const int threads = init_threads(cfg.num_threads);
   const at::Device device = select_device(cfg.device, launch.local_rank);
   std::unique_ptr<Dist> dist = launch.world_size > 1
