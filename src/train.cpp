@@ -114,7 +114,7 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
   Optimizers opt(model, cfg, ns_dtype_for(device),
                  {rank, world_size, [&](at::Tensor& flat) { dist.all_reduce_sum(flat, "Muon update all-reduce"); }});
   GradientSync sync(dist, params);
-  log.line("device:" + device.str() + " model_params:" + std::to_string(model.num_params()));
+  log.line("model_params:" + std::to_string(model.num_params()));
   log.line("world_size:" + std::to_string(world_size) + " grad_accum_steps:" + std::to_string(grad_accum));
   log.line("val_tokens:" + std::to_string(val.numel() - 1) + " train_shards:" + std::to_string(train_files.size()));
 
