@@ -12,6 +12,7 @@
 #include "pgolf/bench.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
+#include "pgolf/io.h"
 #include "pgolf/run.h"
 #include "pgolf/runtime.h"
 #include "pgolf/submission.h"
@@ -112,7 +113,7 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   GPT model(cfg, model_options_for(device));
   load_model_file(model, path);
   log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()));
-  const bool weights = path.size() > 12 && path.compare(path.size() - 12, 12, ".safetensors") == 0;
+  const bool weights = ends_with(path, ".safetensors");
   Dist single;
   score_sliding(model, cfg, load_scoring_data(cfg, device), log,
                 weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, single);

@@ -132,4 +132,8 @@ void make_dirs(const std::string& path) {
   if (ec) throw std::runtime_error("cannot create directory '" + path + "': " + ec.message());
 }
 
+bool ends_with(const std::string& path, const std::string& suffix) {
+  return path.size() >= suffix.size() && path.compare(path.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 }  // namespace pgolf

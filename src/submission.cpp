@@ -7,22 +7,12 @@
 
 #include "pgolf/artifact.h"
 #include "pgolf/data.h"
+#include "pgolf/io.h"
+#include "pgolf/runtime.h"
 #include "pgolf/tokenizer.h"
 #include "pgolf/weights.h"
 
 namespace pgolf {
-namespace {
-
-double ms_since(std::chrono::steady_clock::time_point t) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-}  // namespace
-
 std::uint64_t code_bytes() { return PGOLF_CODE_BYTES; }
 
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log) {

@@ -90,7 +90,6 @@ TrainResult train(const Config& cfg, RunLog& log) {
 
 TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device) {
   using Clock = std::chrono::steady_clock;
-  auto ms_since = [](Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); };
 
   const ModelOptions mopts = model_options_for(device);
   const int world_size = dist.world_size(), rank = dist.rank();

@@ -53,7 +53,9 @@ TEST(Artifact, WriteReadIsExact) {
     EXPECT_EQ(back[i].shape, q[i].shape);
     EXPECT_TRUE(at::equal(back[i].data, q[i].data.reshape({-1}))) << q[i].name;
     EXPECT_EQ(back[i].scale.defined(), q[i].scale.defined());
-    if (q[i].scale.defined()) EXPECT_TRUE(at::equal(back[i].scale, q[i].scale)) << q[i].name;
+    if (q[i].scale.defined()) {
+      EXPECT_TRUE(at::equal(back[i].scale, q[i].scale)) << q[i].name;
+    }
   }
   // Loading it into a fresh model gives exactly the dequantised weights.
   c.seed = 5;

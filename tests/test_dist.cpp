@@ -98,7 +98,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
   };
   std::vector<at::Tensor> g0;
   auto ref = make(1, &g0);
-  Muon unsharded(ref, {5, 0.04, at::kFloat});
+  Muon unsharded(ref, {5, 0.04, at::kFloat, {}});
   for (int step = 0; step < 2; ++step) {
     for (std::size_t i = 0; i < ref.size(); ++i) ref[i].mutable_grad() = g0[i] * (step + 1);
     unsharded.step(0.02, 0.9);
@@ -193,7 +193,9 @@ void expect_peer_failure_is_reported(const std::string& signal, int timeout_s, i
   EXPECT_NE(r.output.find("rank 0 of 2: collective '"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("rc=1 after"), std::string::npos) << r.output;
   auto at = r.output.find("rc=1 after ");
-  if (at != std::string::npos) EXPECT_LE(std::stoi(r.output.substr(at + 11)), max_seconds) << r.output;
+  if (at != std::string::npos) {
+    EXPECT_LE(std::stoi(r.output.substr(at + 11)), max_seconds) << r.output;
+  }
   EXPECT_FALSE(std::filesystem::exists(dir.file("run/final_model.pgolf")));
 }
 

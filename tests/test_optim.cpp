@@ -55,7 +55,7 @@ TEST(Muon, TwoStepsMatchDirectRecomputation) {
   const double lr = 0.02, wd = 0.04, m1 = 0.9, m2 = 0.95;
   at::Tensor tall = gaussian({24, 8}, 5).requires_grad_(true), wide = gaussian({8, 16}, 6).requires_grad_(true);
   at::Tensor tall0 = tall.detach().to(at::kDouble), wide0 = wide.detach().to(at::kDouble);
-  Muon muon({tall, wide}, {5, wd, at::kFloat});
+  Muon muon({tall, wide}, {5, wd, at::kFloat, {}});
   std::vector<at::Tensor> g1 = {gaussian({24, 8}, 7), gaussian({8, 16}, 8)};
   std::vector<at::Tensor> g2 = {gaussian({24, 8}, 9), gaussian({8, 16}, 10)};
 

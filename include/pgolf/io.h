@@ -57,4 +57,7 @@ std::vector<std::string> glob_sorted(const std::string& pattern);
 // Creates a directory and its parents; no-op when it exists.
 void make_dirs(const std::string& path);
 
+// True when `path` ends in `suffix` (file-type checks such as ".safetensors").
+bool ends_with(const std::string& path, const std::string& suffix);
+
 }  // namespace pgolf

@@ -2,6 +2,7 @@
 #pragma once
 #include <c10/core/Device.h>
 
+#include <chrono>
 #include <string>
 
 namespace pgolf {
@@ -25,6 +26,11 @@ void synchronize(const c10::Device& device);
 // "peak memory allocated: X MiB reserved: Y MiB" on CUDA; the process's peak
 // resident set on CPU.
 std::string peak_memory_report(const c10::Device& device);
+
+// Milliseconds elapsed since `t` on the steady clock.
+inline double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
 
 // Human-readable build and device facts for `pgolf info`.
 std::string runtime_info();
