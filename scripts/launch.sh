@@ -4,7 +4,7 @@
 # Gloo. Every pgolf configuration variable set in the environment is passed on.
 #
 #   scripts/launch.sh N PGOLF_ARGS...
-#   scripts/launch.sh 8 train --config configs/12l_int5mlp.env
+#   scripts/launch.sh 8 train --config configs/seed76_12l.env
 #   scripts/launch.sh 2 train --config configs/cpu_demo.env --set NUM_THREADS=1
 #
 # Variables: PGOLF (binary, default build/pgolf), MASTER_ADDR (default

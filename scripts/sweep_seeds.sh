@@ -6,7 +6,7 @@
 #
 #   scripts/sweep_seeds.sh [--seeds "1337 42 2024"] [--nproc N] [--name NAME] -- PGOLF_TRAIN_ARGS...
 #   scripts/sweep_seeds.sh -- --config configs/cpu_demo.env
-#   scripts/sweep_seeds.sh --nproc 8 --name record -- --config configs/12l_int5mlp.env
+#   scripts/sweep_seeds.sh --nproc 8 --name record -- --config configs/seed76_12l.env
 #
 # Each run is RUN_ID=<NAME>_seed<SEED> under LOG_DIR (default logs).
 set -euo pipefail

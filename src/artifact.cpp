@@ -34,6 +34,8 @@ std::string zstd_compress(const std::string& in) {
   return out;
 }
 
+constexpr std::uint8_t kFlagFloor = 1, kFlagSymmetric = 2;
+
 std::size_t element_bytes(Scheme s) {
   switch (s) {
     case Scheme::Fp16: return 2;
@@ -77,10 +79,13 @@ std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
   for (const auto& t : tensors) {
     put<std::uint16_t>(out, static_cast<std::uint16_t>(t.name.size()));
     out += t.name;
-    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.scheme));
-    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.bits));
+    const RowQuantizer& rq = t.plan.quant;
+    const bool quantised = t.plan.scheme == Scheme::IntRow;
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(t.plan.scheme));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(quantised ? rq.bits : 0));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(quantised ? (rq.floor ? kFlagFloor : 0) | (rq.symmetric ? kFlagSymmetric : 0) : 0));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(t.shape.size()));
-    put<std::uint8_t>(out, 0);
+    put<double>(out, quantised ? rq.clip_q : 0.0);
     for (auto d : t.shape) put<std::int64_t>(out, d);
     const std::uint64_t data_bytes = t.data.numel() * t.data.element_size();
     put<std::uint64_t>(out, data_bytes);
@@ -104,11 +109,19 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     t.name.assign(r.take(name_len, where + " name"), name_len);
     if (!names.insert(t.name).second) r.fail("tensor '" + t.name + "' appears twice");
     const auto scheme = r.get<std::uint8_t>(t.name);
-    t.bits = r.get<std::uint8_t>(t.name);
+    const auto bits = r.get<std::uint8_t>(t.name);
+    const auto flags = r.get<std::uint8_t>(t.name);
     const auto ndim = r.get<std::uint8_t>(t.name);
-    r.get<std::uint8_t>(t.name);
-    if (scheme > static_cast<int>(Scheme::Int8Clip)) r.fail("tensor '" + t.name + "' has unknown scheme " + std::to_string(scheme));
-    t.scheme = static_cast<Scheme>(scheme);
+    const auto clip_q = r.get<double>(t.name);
+    if (scheme > static_cast<int>(Scheme::IntRow)) r.fail("tensor '" + t.name + "' has unknown scheme " + std::to_string(scheme));
+    t.plan.scheme = static_cast<Scheme>(scheme);
+    const bool quantised = t.plan.scheme == Scheme::IntRow;
+    if (quantised) {
+      if (bits < 2 || bits > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(bits) + " bits");
+      if (flags & ~(kFlagFloor | kFlagSymmetric)) r.fail("tensor '" + t.name + "' has unknown flags " + std::to_string(flags));
+      if (!(clip_q > 0.0 && clip_q <= 1.0)) r.fail("tensor '" + t.name + "' has clip quantile " + std::to_string(clip_q));
+      t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0};
+    }
     if (ndim > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
     std::uint64_t numel = 1;
     for (int d = 0; d < ndim; ++d) {
@@ -118,13 +131,11 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
       t.shape.push_back(n);
       numel *= static_cast<std::uint64_t>(n);
     }
-    const bool quantised = t.scheme == Scheme::IntRow || t.scheme == Scheme::Int8Clip;
-    if (quantised && (t.bits < 2 || t.bits > 8)) r.fail("tensor '" + t.name + "' has " + std::to_string(t.bits) + " bits");
     const auto data_bytes = r.get<std::uint64_t>(t.name + " data length");
-    if (data_bytes != numel * element_bytes(t.scheme))
+    if (data_bytes != numel * element_bytes(t.plan.scheme))
       r.fail("tensor '" + t.name + "' data length " + std::to_string(data_bytes) + " does not fit its shape");
     const char* data = r.take(data_bytes, "tensor '" + t.name + "' data");
-    const auto dtype = t.scheme == Scheme::Fp16 ? at::kHalf : t.scheme == Scheme::Fp32 ? at::kFloat : at::kChar;
+    const auto dtype = t.plan.scheme == Scheme::Fp16 ? at::kHalf : t.plan.scheme == Scheme::Fp32 ? at::kFloat : at::kChar;
     t.data = at::empty({static_cast<std::int64_t>(numel)}, dtype);
     std::memcpy(t.data.data_ptr(), data, data_bytes);
     const std::uint64_t rows = quantised ? (t.shape.empty() ? 1 : static_cast<std::uint64_t>(t.shape[0])) : 0;
@@ -132,6 +143,7 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     if (scale_bytes != rows * 2)
       r.fail("tensor '" + t.name + "' scale length " + std::to_string(scale_bytes) + " does not fit its scheme");
     if (quantised) {
+      if (rows == 0) r.fail("tensor '" + t.name + "' is quantised per row but has no rows");
       t.scale = at::empty({static_cast<std::int64_t>(rows)}, at::kHalf);
       std::memcpy(t.scale.data_ptr(), r.take(scale_bytes, "tensor '" + t.name + "' scales"), scale_bytes);
     }
@@ -146,7 +158,7 @@ std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTen
   const std::string packed = zstd_compress(payload);
   std::string header(kArtifactMagic, sizeof kArtifactMagic);
   put<std::uint32_t>(header, kArtifactVersion);
-  put<std::uint32_t>(header, 0);
+  put<std::uint32_t>(header, kCodecZstd);
   put<std::uint64_t>(header, payload.size());
   put<std::uint64_t>(header, packed.size());
   put<std::uint32_t>(header, crc32_of(packed.data(), packed.size()));
@@ -178,6 +190,10 @@ std::vector<QuantTensor> read_artifact(const std::string& path) {
   if (version != kArtifactVersion)
     throw fail(ArtifactError::BadVersion, "unsupported version " + std::to_string(version) + " (this pgolf reads version " +
                                               std::to_string(kArtifactVersion) + ")");
+  const auto codec = field(12, std::uint32_t{});
+  if (codec != kCodecZstd)
+    throw fail(ArtifactError::BadCodec, "unknown codec id " + std::to_string(codec) + " (this pgolf reads codec " +
+                                            std::to_string(kCodecZstd) + " = zstd)");
   const auto payload_size = field(16, std::uint64_t{}), packed_size = field(24, std::uint64_t{});
   if (payload_size > kArtifactMaxPayload || packed_size > kArtifactMaxPayload)
     throw fail(ArtifactError::AbsurdLength, "declared payload of " + std::to_string(payload_size) + " bytes (" +

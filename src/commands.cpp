@@ -2,6 +2,9 @@
 
 #include <unistd.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -120,14 +123,22 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   return 0;
 }
 
-int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output) {
+int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std) {
   Config cfg = resolve_config(args);
   init_threads(cfg.num_threads);
   RunLog log(cfg, RunLog::Mode::Console);
   GPT model(cfg, {});
   if (!weights.empty()) load_weights(model, weights);
-  log.line("export: " + (weights.empty() ? std::string("initial weights (SEED=") + std::to_string(cfg.seed) + ")" : weights) +
-           " model_params:" + std::to_string(model.num_params()));
+  std::string source = weights.empty() ? "initial weights (SEED=" + std::to_string(cfg.seed) + ")" : weights;
+  if (random_std > 0) {
+    at::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
+    for (const auto& p : model.parameters())
+      if (p.tensor.dim() == 2 && !is_control_tensor(p.name))
+        p.tensor.detach().copy_(at::normal(0.0, random_std, p.tensor.sizes(), gen, at::kFloat));
+    source = "Gaussian matrices, std " + shortest_decimal(random_std) + " (SEED=" + std::to_string(cfg.seed) + ")";
+  }
+  log.line("export: " + source + " model_params:" + std::to_string(model.num_params()));
   export_submission(model, cfg, output, log);
   return 0;
 }
@@ -144,15 +155,14 @@ int cmd_inspect(const std::string& path) {
   }
   if (::isatty(2)) std::cerr << "\r\033[K";
   char buf[256];
-  std::printf("%-32s %-14s %-10s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "zstd_bytes", "share");
+  std::printf("%-32s %-14s %-28s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "zstd_bytes", "share");
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
-    std::string scheme = scheme_name(t.scheme);
-    if (t.scheme == Scheme::IntRow) scheme = "int" + std::to_string(t.bits);
+    const std::string scheme = format_tensor_plan(t.plan);
     const std::uint64_t raw = t.data.numel() * t.data.element_size() + (t.scale.defined() ? t.scale.numel() * 2 : 0);
     raw_sum += raw;
     params += static_cast<std::uint64_t>(t.data.numel());
-    std::printf("%-32s %-14s %-10s %12llu %12llu %6.2f%%\n", t.name.c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
+    std::printf("%-32s %-14s %-28s %12llu %12llu %6.2f%%\n", t.name.c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
                 scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
                 100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
   }

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "pgolf/quant.h"
+
 namespace pgolf {
 
 const std::vector<ConfigKey>& config_keys() {
@@ -33,6 +35,12 @@ const std::vector<ConfigKey>& config_keys() {
       {"BIGRAM_VOCAB_SIZE", "model", &C::bigram_vocab_size, "BigramHash buckets (0 disables BigramHash)"},
       {"BIGRAM_DIM", "model", &C::bigram_dim, "BigramHash table width before its projection"},
       {"XSA_LAST_N", "model", &C::xsa_last_n, "apply XSA in the last N blocks (0 = off)"},
+      {"ROPE_DIMS", "model", &C::rope_dims, "partial RoPE: rotate only the first N dims of each head (0 = all)"},
+      {"ROPE_NTK_LEN", "model", &C::rope_ntk_len,
+       "NTK-scaled RoPE: the length the tables were built for; longer sequences of length T use base*(T/N)^(d/(d-2)) (0 = off)"},
+      {"LN_SCALE", "model", &C::ln_scale, "block i multiplies the normed attention and MLP inputs by 1/sqrt(i+1)"},
+      {"SMEAR_BEFORE_NORM", "model", &C::smear_before_norm,
+       "after the embedding: 1 = SmearGate then RMSNorm, 0 = RMSNorm then SmearGate"},
 
       {"ITERATIONS", "training", &C::iterations, "maximum training steps"},
       {"WARMUP_STEPS", "training", &C::warmup_steps, "kernel warm-up steps, undone before training starts"},
@@ -57,18 +65,33 @@ const std::vector<ConfigKey>& config_keys() {
       {"BETA2", "optimiser", &C::beta2, "Adam beta2"},
       {"ADAM_EPS", "optimiser", &C::adam_eps, "Adam epsilon"},
       {"ADAM_WD", "optimiser", &C::adam_wd, "AdamW decoupled weight decay"},
+      {"TIED_EMBED_WD", "optimiser", &C::tied_embed_wd, "AdamW weight decay of tok_emb and the bigram table (< 0: ADAM_WD)"},
+      {"SCALAR_WD", "optimiser", &C::scalar_wd, "AdamW weight decay of the control tensors (< 0: ADAM_WD)"},
       {"GRAD_CLIP_NORM", "optimiser", &C::grad_clip_norm, "global gradient-norm clip (0 disables)"},
 
       {"SWA_ENABLED", "averaging", &C::swa_enabled, "average weights during the warm-down"},
       {"SWA_START_FRAC", "averaging", &C::swa_start_frac, "SWA collects once the LR multiplier is below this"},
       {"SWA_EVERY", "averaging", &C::swa_every, "SWA collects every N steps"},
+      {"SWA_ADD_FINAL", "averaging", &C::swa_add_final, "SWA also adds the final weights to the average"},
       {"EMA_ENABLED", "averaging", &C::ema_enabled, "exponential moving average of weights (replaces SWA)"},
       {"EMA_DECAY", "averaging", &C::ema_decay, "EMA decay per step"},
-      {"QAT_START_FRAC", "averaging", &C::qat_start_frac, "start fake quantisation at this fraction of training (0 = off)"},
+      {"QAT_ENABLED", "averaging", &C::qat_enabled, "quantisation-aware training: matrices enter the forward pass fake-quantised"},
+      {"QAT_START_FRAC", "averaging", &C::qat_start_frac,
+       "QAT starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the first step"},
+      {"QAT_QUANT", "averaging", &C::qat_quant,
+       "QAT quantiser for every block matrix and bigram.proj (empty: each matrix's QUANT_MLP/QUANT_ATTN/QUANT_BIGRAM_PROJ)"},
 
       {"PRUNE_FRAC", "export", &C::prune_frac, "fraction of smallest |w| zeroed in each large matrix"},
-      {"QUANT_ATTN_BITS", "export", &C::quant_attn_bits, "bits per weight for attention and bigram matrices"},
-      {"QUANT_MLP_BITS", "export", &C::quant_mlp_bits, "bits per weight for MLP matrices"},
+      {"QUANT_MLP", "export", &C::quant_mlp,
+       "MLP matrices: fp16, fp32 or int<B>[,q=<clip quantile>][,floor][,sym] (floor: scale >= 1/qmax; sym: range +-qmax)"},
+      {"QUANT_ATTN", "export", &C::quant_attn, "attention matrices (same syntax as QUANT_MLP)"},
+      {"QUANT_BIGRAM_PROJ", "export", &C::quant_bigram_proj, "bigram.proj when larger than QUANT_PASSTHROUGH_NUMEL"},
+      {"QUANT_TOK_EMB", "export", &C::quant_tok_emb, "the token embedding tok_emb"},
+      {"QUANT_BIGRAM_EMBED", "export", &C::quant_bigram_embed, "the BigramHash table bigram.embed"},
+      {"QUANT_OTHER", "export", &C::quant_other, "any other large tensor"},
+      {"QUANT_PASSTHROUGH_NUMEL", "export", &C::quant_passthrough_numel, "float tensors with at most this many entries are stored fp16"},
+      {"QUANT_CONTROL_FP32_FIRST", "export", &C::quant_control_fp32_first,
+       "control tensors are stored fp32 before the size rule applies (0: small ones become fp16)"},
       {"FP16_KEEP_NAME_PATTERNS", "export", &C::fp16_keep_name_patterns, "comma-separated name fragments kept as fp16"},
 
       {"EVAL_STRIDE", "evaluation", &C::eval_stride, "sliding-window stride"},
@@ -170,6 +193,18 @@ void set_config_value(Config& cfg, const ConfigKey& key, std::string_view value,
       key.field);
 }
 
+std::string shortest_decimal(double v) {
+  std::string s;
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::ostringstream t;
+    t.precision(digits);
+    t << v;
+    s = t.str();
+    if (std::strtod(s.c_str(), nullptr) == v) break;
+  }
+  return s;
+}
+
 std::string get_config_value(const Config& cfg, const ConfigKey& key) {
   return std::visit(
       [&](auto member) -> std::string {
@@ -179,16 +214,7 @@ std::string get_config_value(const Config& cfg, const ConfigKey& key) {
         } else if constexpr (std::is_same_v<T, bool>) {
           return cfg.*member ? "1" : "0";
         } else if constexpr (std::is_same_v<T, double>) {
-          // Shortest representation that reads back to the same double.
-          std::string s;
-          for (int p = 1; p <= 17; ++p) {
-            std::ostringstream t;
-            t.precision(p);
-            t << cfg.*member;
-            s = t.str();
-            if (std::strtod(s.c_str(), nullptr) == cfg.*member) break;
-          }
-          return s;
+          return shortest_decimal(cfg.*member);
         } else {
           return std::to_string(cfg.*member);
         }
@@ -277,6 +303,10 @@ void validate_config(const Config& c) {
   require(c.bigram_vocab_size >= 0 && c.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or at least 2");
   require(c.bigram_vocab_size == 0 || c.bigram_dim > 0, "BIGRAM_DIM must be positive when BigramHash is on");
   require(c.xsa_last_n >= 0 && c.xsa_last_n <= c.num_layers, "XSA_LAST_N must be in [0, NUM_LAYERS]");
+  require(c.rope_dims >= 0 && c.rope_dims <= head_dim(c) && c.rope_dims % 2 == 0,
+          "ROPE_DIMS must be even and in [0, head_dim = " + std::to_string(head_dim(c)) + "], got " + std::to_string(c.rope_dims));
+  require(c.rope_ntk_len >= 0, "ROPE_NTK_LEN must be >= 0 (0 = off)");
+  require(c.rope_ntk_len == 0 || rope_dims(c) > 2, "ROPE_NTK_LEN needs more than 2 rotated dims (its exponent is d/(d-2))");
   require(c.iterations >= 0, "ITERATIONS must be >= 0");
   require(c.warmup_steps >= 0, "WARMUP_STEPS must be >= 0");
   require(c.warmdown_iters >= 0, "WARMDOWN_ITERS must be >= 0");
@@ -296,8 +326,12 @@ void validate_config(const Config& c) {
   fraction(c.ema_decay, "EMA_DECAY");
   fraction(c.qat_start_frac, "QAT_START_FRAC");
   fraction(c.prune_frac, "PRUNE_FRAC");
-  require(c.quant_attn_bits >= 2 && c.quant_attn_bits <= 8, "QUANT_ATTN_BITS must be in [2, 8]");
-  require(c.quant_mlp_bits >= 2 && c.quant_mlp_bits <= 8, "QUANT_MLP_BITS must be in [2, 8]");
+  require(c.quant_passthrough_numel >= 0, "QUANT_PASSTHROUGH_NUMEL must be >= 0");
+  try {
+    quant_options(c);
+  } catch (const ConfigError& e) {
+    require(false, e.what());
+  }
   require(c.grad_clip_norm >= 0, "GRAD_CLIP_NORM must be >= 0");
   positive(c.eval_batch_seqs, "EVAL_BATCH_SEQS");
   require(c.eval_seq_len >= 0, "EVAL_SEQ_LEN must be >= 0 (0 means TRAIN_SEQ_LEN)");

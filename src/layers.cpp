@@ -1,5 +1,6 @@
 #include "pgolf/layers.h"
 
+#include <cmath>
 #include <limits>
 
 namespace pgolf {
@@ -11,18 +12,25 @@ at::Tensor rms_norm(const at::Tensor& x) {
 
 at::Tensor cast_linear(const at::Tensor& x, const at::Tensor& w) { return at::linear(x, w.to(x.scalar_type())); }
 
-std::pair<at::Tensor, at::Tensor> rope_tables(std::int64_t T, std::int64_t D, double base, at::Device device) {
+std::pair<at::Tensor, at::Tensor> rope_tables(std::int64_t T, std::int64_t d, double base, at::Device device) {
   auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
-  at::Tensor inv_freq = 1.0 / at::pow(base, at::arange(0, D, 2, f32) / static_cast<double>(D));
+  at::Tensor inv_freq = 1.0 / at::pow(base, at::arange(0, d, 2, f32) / static_cast<double>(d));
   at::Tensor theta = at::outer(at::arange(T, f32), inv_freq);
   return {theta.cos(), theta.sin()};
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const std::int64_t half = x.size(-1) / 2;
+  const std::int64_t half = cos.size(-1), D = x.size(-1);
   at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
   at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
-  return at::cat({x1 * c + x2 * s, x2 * c - x1 * s}, -1);
+  if (2 * half == D) return at::cat({x1 * c + x2 * s, x2 * c - x1 * s}, -1);
+  return at::cat({x1 * c + x2 * s, x2 * c - x1 * s, x.narrow(-1, 2 * half, D - 2 * half)}, -1);
+}
+
+double ntk_rope_base(double base, std::int64_t T, std::int64_t built_len, std::int64_t d) {
+  if (built_len <= 0 || T <= built_len) return base;
+  return base * std::pow(static_cast<double>(T) / static_cast<double>(built_len),
+                         static_cast<double>(d) / static_cast<double>(d - 2));
 }
 
 at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate) {

@@ -85,10 +85,14 @@ int main(int argc, char** argv) {
   add_config_options(eval, cfg_args);
 
   std::string export_weights, export_output;
-  auto* exp = app.add_subcommand("export", "prune, quantise and pack weights into an artifact (SPEC §5)");
+  auto* exp = app.add_subcommand("export", "prune, quantise and pack weights into an artifact");
   exp->add_option("--weights", export_weights, ".safetensors to export (default: the initial weights, for sizing)")
       ->check(CLI::ExistingFile);
   exp->add_option("--output", export_output, "artifact file to write")->required();
+  double export_random_std = 0;
+  exp->add_option("--random-std", export_random_std,
+                  "for sizing: replace every matrix by Gaussian rows of this standard deviation (seeded by SEED)")
+      ->check(CLI::PositiveNumber);
   add_config_options(exp, cfg_args);
 
   auto* inspect = app.add_subcommand("inspect", "list an artifact's tensors, schemes and compressed sizes");
@@ -106,7 +110,7 @@ int main(int argc, char** argv) {
     if (*train) return pgolf::cmd_train(cfg_args);
     if (*bench) return pgolf::cmd_bench(cfg_args, bench_steps, bench_warmup);
     if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
-    if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output);
+    if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);
     if (*inspect) return pgolf::cmd_inspect(model_path);
     if (*data) return pgolf::cmd_data(cfg_args);
   } catch (const pgolf::DistError& e) {

@@ -24,6 +24,10 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t) {
 
 namespace {
 
+// The two orders of SPEC §8 for what follows the embedding.
+at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor& gate) { return smear_gate(rms_norm(x), gate); }
+at::Tensor smear_then_norm(const at::Tensor& x, const at::Tensor& gate) { return rms_norm(smear_gate(x, gate)); }
+
 // Orthogonal init (gain 1): QR of a Gaussian matrix, signs fixed by diag(R).
 at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) {
   at::Tensor a = at::normal(0.0, 1.0, {rows, cols}, gen, at::kFloat);
@@ -78,12 +82,13 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     b.mlp_scale = add(p + "mlp_scale", at::ones({D}, f32));
     b.resid_mix = add(p + "resid_mix", at::stack({at::ones({D}, f32), at::zeros({D}, f32)}));
     b.xsa = i >= L - cfg.xsa_last_n;
+    b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
     blocks_.push_back(b);
   }
-  for (const auto& p : params_) {
-    TensorPlan plan = plan_tensor(p.name, p.tensor, cfg);
-    if (plan.scheme == Scheme::IntRow && p.tensor.dim() == 2) qat_bits_[p.tensor.unsafeGetTensorImpl()] = plan.bits;
-  }
+  embed_norm_ = cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
+  const QuantOptions quant = quant_options(cfg);
+  for (const auto& p : params_)
+    if (auto rq = qat_quantizer(p.name, quant)) qat_quant_[p.tensor.unsafeGetTensorImpl()] = *rq;
 }
 
 at::Tensor& GPT::add(const std::string& name, at::Tensor t) {
@@ -106,8 +111,8 @@ std::int64_t GPT::num_params() const {
 
 at::Tensor GPT::weight(const at::Tensor& w) const {
   if (qat_) {
-    auto it = qat_bits_.find(w.unsafeGetTensorImpl());
-    if (it != qat_bits_.end()) return fake_quantize_rows(w, it->second).to(opts_.compute_dtype);
+    auto it = qat_quant_.find(w.unsafeGetTensorImpl());
+    if (it != qat_quant_.end()) return fake_quantize_rows(w, it->second).to(opts_.compute_dtype);
   }
   return w.to(opts_.compute_dtype);
 }
@@ -118,7 +123,8 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   at::Tensor k = cast_linear(x, weight(b.c_k)).view({B, T, Hkv, hd}).transpose(1, 2);
   at::Tensor v = cast_linear(x, weight(b.c_v)).view({B, T, Hkv, hd}).transpose(1, 2);
   if (T != rope_len_) {
-    std::tie(rope_cos_, rope_sin_) = rope_tables(T, hd, cfg_.rope_base, x.device());
+    const std::int64_t d = rope_dims(cfg_);
+    std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
     rope_len_ = T;
   }
   q = apply_rope(rms_norm(q), rope_cos_, rope_sin_) * b.q_gain.to(x.scalar_type()).view({1, H, 1, 1});
@@ -128,17 +134,19 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   return cast_linear(y.reshape({B, T, H * hd}), weight(b.proj));
 }
 
-// x = mix0*x + mix1*x0; x += attn_scale*Attn(norm(x)); x += mlp_scale*MLP(norm(x))
+// x = mix0*x + mix1*x0; x += attn_scale*Attn(s*norm(x)); x += mlp_scale*MLP(s*norm(x)),
+// s = norm_scale (1, or 1/sqrt(i+1) with LN_SCALE).
 at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& x0) {
   const auto dt = x_in.scalar_type();
+  auto norm = [&](const at::Tensor& t) { return b.norm_scale == 1.0 ? rms_norm(t) : rms_norm(t) * b.norm_scale; };
   at::Tensor mix = b.resid_mix.to(dt);
   at::Tensor x = mix[0] * x_in + mix[1] * x0;
-  x = x + b.attn_scale.to(dt) * attention(b, rms_norm(x));
-  at::Tensor m = cast_linear(relu_squared(cast_linear(rms_norm(x), weight(b.fc))), weight(b.mlp_proj));
+  x = x + b.attn_scale.to(dt) * attention(b, norm(x));
+  at::Tensor m = cast_linear(relu_squared(cast_linear(norm(x), weight(b.fc))), weight(b.mlp_proj));
   return x + b.mlp_scale.to(dt) * m;
 }
 
-// Embedding (+ BigramHash), RMSNorm, SmearGate, then the U-Net: encoder block
+// Embedding (+ BigramHash), RMSNorm and SmearGate (configured order), then the U-Net: encoder block
 // outputs are pushed on a stack; each decoder block first adds
 // skip_weights[i] * pop() while the stack is not empty.
 at::Tensor GPT::hidden(const at::Tensor& idx) {
@@ -148,7 +156,7 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
     at::Tensor h = at::embedding(weight(bigram_embed_), bigram_buckets(idx, cfg_.bigram_vocab_size));
     x = x + cast_linear(h, weight(bigram_proj_)) * bigram_scale_.to(dt);
   }
-  x = smear_gate(rms_norm(x), smear_gate_);
+  x = embed_norm_(x, smear_gate_);
   const at::Tensor x0 = x;
   const std::size_t enc = blocks_.size() / 2;
   std::vector<at::Tensor> skips;

@@ -109,8 +109,8 @@ std::vector<at::Tensor> group(const GPT& model, ParamGroup g) {
 Optimizers::Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding)
     : cfg_(cfg),
       muon_(group(model, ParamGroup::Muon), {cfg.muon_backend_steps, cfg.muon_wd, ns_dtype, std::move(sharding)}),
-      embed_(group(model, ParamGroup::Embedding), {cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.adam_wd}),
-      scalar_(group(model, ParamGroup::Scalar), {cfg.beta1, cfg.beta2, cfg.adam_eps, cfg.adam_wd}) {
+      embed_(group(model, ParamGroup::Embedding), {cfg.beta1, cfg.beta2, cfg.adam_eps, tied_embed_wd(cfg)}),
+      scalar_(group(model, ParamGroup::Scalar), {cfg.beta1, cfg.beta2, cfg.adam_eps, scalar_wd(cfg)}) {
   for (const auto& p : model.parameters()) all_params_.push_back(p.tensor);
 }
 

@@ -2,47 +2,114 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <sstream>
 
 namespace pgolf {
+namespace {
 
-TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const Config& cfg) {
-  auto contains = [&](const std::string& s) { return name.find(s) != std::string::npos; };
-  if (!t.is_floating_point() || t.numel() <= 8192) return {Scheme::Fp16};
-  if (is_control_tensor(name)) return {Scheme::Fp32};
-  std::stringstream patterns(cfg.fp16_keep_name_patterns);
-  for (std::string p; std::getline(patterns, p, ',');)
-    if (!p.empty() && contains(p)) return {Scheme::Fp16};
-  if (contains(".mlp.")) return {Scheme::IntRow, static_cast<int>(cfg.quant_mlp_bits)};
-  if (contains("bigram") || contains(".attn.")) return {Scheme::IntRow, static_cast<int>(cfg.quant_attn_bits)};
-  return {Scheme::Int8Clip, 8};
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string part; std::getline(in, part, sep);)
+    if (!part.empty()) out.push_back(part);
+  return out;
 }
 
-RowQuantized quantize_rows(const at::Tensor& w, int bits) {
-  TORCH_CHECK(w.dim() == 2, "quantize_rows expects a matrix, got ", w.sizes());
-  const double qmax = static_cast<double>((1 << (bits - 1)) - 1);
-  at::Tensor w32 = w.detach().to(at::kFloat);
-  at::Tensor scale = (w32.abs().amax(1) / qmax).clamp_min(1e-12).to(at::kHalf).clamp_min(6.103515625e-05);
-  at::Tensor q = at::round(w32 / scale.to(at::kFloat).unsqueeze(1)).clamp(-qmax - 1, qmax).to(at::kChar);
-  return {q, scale};
+bool contains(const std::string& name, const char* fragment) { return name.find(fragment) != std::string::npos; }
+
+}  // namespace
+
+TensorPlan parse_tensor_plan(const std::string& text, const std::string& key) {
+  auto bad = [&](const std::string& why) -> ConfigError {
+    return ConfigError(key + "='" + text + "': " + why +
+                       " (expected fp16, fp32 or int<2..8> with options q=<quantile>, floor, sym; e.g. int6,floor)");
+  };
+  const auto parts = split(text, ',');
+  if (parts.empty()) throw bad("empty");
+  TensorPlan plan;
+  if (parts[0] == "fp16" || parts[0] == "fp32") {
+    if (parts.size() > 1) throw bad("fp16/fp32 take no options");
+    plan.scheme = parts[0] == "fp16" ? Scheme::Fp16 : Scheme::Fp32;
+    return plan;
+  }
+  if (parts[0].size() != 4 || parts[0].compare(0, 3, "int") != 0 || parts[0][3] < '2' || parts[0][3] > '8')
+    throw bad("unknown scheme '" + parts[0] + "'");
+  plan.scheme = Scheme::IntRow;
+  plan.quant.bits = parts[0][3] - '0';
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const std::string& o = parts[i];
+    if (o == "floor") {
+      plan.quant.floor = true;
+    } else if (o == "sym") {
+      plan.quant.symmetric = true;
+    } else if (o.compare(0, 2, "q=") == 0) {
+      char* end = nullptr;
+      const double q = std::strtod(o.c_str() + 2, &end);
+      if (o.size() == 2 || *end != '\0' || !(q > 0.0 && q <= 1.0)) throw bad("clip quantile must be in (0, 1]");
+      plan.quant.clip_q = q;
+    } else {
+      throw bad("unknown option '" + o + "'");
+    }
+  }
+  return plan;
 }
 
-at::Tensor dequantize_rows(const RowQuantized& r) {
-  return r.q.to(at::kFloat) * r.scale.to(at::kFloat).unsqueeze(1);
+std::string format_tensor_plan(const TensorPlan& plan) {
+  if (plan.scheme == Scheme::Fp16) return "fp16";
+  if (plan.scheme == Scheme::Fp32) return "fp32";
+  std::ostringstream out;
+  out << "int" << plan.quant.bits;
+  if (plan.quant.clip_q != 1.0) out << ",q=" << shortest_decimal(plan.quant.clip_q);
+  if (plan.quant.floor) out << ",floor";
+  if (plan.quant.symmetric) out << ",sym";
+  return out.str();
 }
 
-at::Tensor fake_quantize_rows(const at::Tensor& w, int bits) {
-  at::Tensor deq = dequantize_rows(quantize_rows(w, bits)).to(w.scalar_type());
-  return w + (deq - w).detach();
+QuantOptions quant_options(const Config& cfg) {
+  QuantOptions o;
+  o.mlp = parse_tensor_plan(cfg.quant_mlp, "QUANT_MLP");
+  o.attn = parse_tensor_plan(cfg.quant_attn, "QUANT_ATTN");
+  o.bigram_proj = parse_tensor_plan(cfg.quant_bigram_proj, "QUANT_BIGRAM_PROJ");
+  o.tok_emb = parse_tensor_plan(cfg.quant_tok_emb, "QUANT_TOK_EMB");
+  o.bigram_embed = parse_tensor_plan(cfg.quant_bigram_embed, "QUANT_BIGRAM_EMBED");
+  o.other = parse_tensor_plan(cfg.quant_other, "QUANT_OTHER");
+  o.passthrough_numel = cfg.quant_passthrough_numel;
+  o.control_fp32_first = cfg.quant_control_fp32_first;
+  o.fp16_patterns = split(cfg.fp16_keep_name_patterns, ',');
+  if (!cfg.qat_quant.empty()) {
+    TensorPlan q = parse_tensor_plan(cfg.qat_quant, "QAT_QUANT");
+    if (q.scheme != Scheme::IntRow) throw ConfigError("QAT_QUANT='" + cfg.qat_quant + "' must be an int<B> quantiser");
+    o.qat = q.quant;
+  }
+  return o;
 }
 
-RowQuantized quantize_rows_int8_clipped(const at::Tensor& w) {
-  at::Tensor w32 = w.detach().to(at::kFloat).reshape({w.dim() == 0 ? 1 : w.size(0), -1});
-  at::Tensor clip = at::quantile(w32.abs(), 0.9999984, /*dim=*/1);
-  at::Tensor clipped = at::maximum(at::minimum(w32, clip.unsqueeze(1)), -clip.unsqueeze(1));
-  at::Tensor scale = (clip / 127.0).clamp_min(1.0 / 127.0).to(at::kHalf);
-  at::Tensor q = at::round(clipped / scale.to(at::kFloat).unsqueeze(1)).clamp(-127, 127).to(at::kChar);
-  return {q, scale};
+TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const QuantOptions& o) {
+  TORCH_CHECK(t.is_floating_point(), "tensor '", name, "' is not floating point; the model has no such parameter");
+  const bool control = is_control_tensor(name);
+  if (control && o.control_fp32_first) return {Scheme::Fp32};
+  if (t.numel() <= o.passthrough_numel) return {Scheme::Fp16};
+  if (control) return {Scheme::Fp32};
+  for (const auto& p : o.fp16_patterns)
+    if (contains(name, p.c_str())) return {Scheme::Fp16};
+  if (name == "tok_emb.weight") return o.tok_emb;
+  if (name == "bigram.embed.weight") return o.bigram_embed;
+  if (contains(name, ".mlp.")) return o.mlp;
+  if (contains(name, ".attn.")) return o.attn;
+  if (name == "bigram.proj.weight") return o.bigram_proj;
+  return o.other;
+}
+
+std::optional<RowQuantizer> qat_quantizer(const std::string& name, const QuantOptions& o) {
+  const bool block_matrix = name.rfind("blocks.", 0) == 0 && (contains(name, ".mlp.") || contains(name, ".attn.")) &&
+                            !is_control_tensor(name);
+  if (!block_matrix && name != "bigram.proj.weight") return std::nullopt;
+  if (o.qat) return o.qat;
+  const TensorPlan& plan = contains(name, ".mlp.") ? o.mlp : contains(name, ".attn.") ? o.attn : o.bigram_proj;
+  if (plan.scheme != Scheme::IntRow) return std::nullopt;
+  return plan.quant;
 }
 
 std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double frac) {
@@ -60,37 +127,28 @@ std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double 
   return zeroed;
 }
 
-std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const Config& cfg) {
-  std::vector<QuantTensor> out;
-  for (const auto& p : params) {
-    at::Tensor t = p.tensor.detach().to(at::kCPU);
-    TensorPlan plan = plan_tensor(p.name, t, cfg);
-    QuantTensor q{p.name, plan.scheme, plan.bits, t.sizes().vec(), {}, {}};
-    if (plan.scheme == Scheme::Fp16 || plan.scheme == Scheme::Fp32) {
-      q.data = t.to(plan.scheme == Scheme::Fp16 ? at::kHalf : at::kFloat).contiguous();
-    } else {
-      RowQuantized r = plan.scheme == Scheme::IntRow ? quantize_rows(t, plan.bits) : quantize_rows_int8_clipped(t);
-      q.data = r.q.contiguous();
-      q.scale = r.scale.contiguous();
-    }
-    out.push_back(std::move(q));
+QuantTensor quantize_tensor(const std::string& name, const at::Tensor& tensor, const TensorPlan& plan) {
+  at::Tensor t = tensor.detach().to(at::kCPU);
+  QuantTensor q{name, plan, t.sizes().vec(), {}, {}};
+  if (plan.scheme == Scheme::IntRow) {
+    RowQuantized r = quantize_rows(t, plan.quant);
+    q.data = r.q.flatten().contiguous();
+    q.scale = r.scale.contiguous();
+  } else {
+    q.data = t.to(plan.scheme == Scheme::Fp16 ? at::kHalf : at::kFloat).flatten().contiguous();
   }
+  return q;
+}
+
+std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const QuantOptions& opts) {
+  std::vector<QuantTensor> out;
+  for (const auto& p : params) out.push_back(quantize_tensor(p.name, p.tensor, plan_tensor(p.name, p.tensor, opts)));
   return out;
 }
 
 at::Tensor dequantize(const QuantTensor& q) {
   if (!q.scale.defined()) return q.data.to(at::kFloat).reshape(q.shape);
   return dequantize_rows({q.data.reshape({q.scale.numel(), -1}), q.scale}).reshape(q.shape);
-}
-
-const char* scheme_name(Scheme s) {
-  switch (s) {
-    case Scheme::Fp16: return "fp16";
-    case Scheme::Fp32: return "fp32";
-    case Scheme::IntRow: return "int-row";
-    case Scheme::Int8Clip: return "int8-clip";
-  }
-  return "?";
 }
 
 }  // namespace pgolf

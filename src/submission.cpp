@@ -22,7 +22,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   r.pruned = prune_small_weights(model.parameters(), cfg.prune_frac);
   const double prune_ms = ms_since(t0);
   log.progress("quantising...");
-  const auto tensors = quantize_tensors(model.parameters(), cfg);
+  const auto tensors = quantize_tensors(model.parameters(), quant_options(cfg));
   const double quant_ms = ms_since(t0) - prune_ms;
   log.progress("compressing (zstd -22)...");
   r.artifact_bytes = write_artifact(path, tensors);

@@ -27,7 +27,7 @@ double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, do
 }
 
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
-  if (cfg.qat_start_frac <= 0) return false;
+  if (!cfg.qat_enabled) return false;
   if (cfg.max_wallclock_seconds > 0) return elapsed_ms >= cfg.qat_start_frac * cfg.max_wallclock_seconds * 1000.0;
   return static_cast<double>(step) >= cfg.qat_start_frac * static_cast<double>(cfg.iterations);
 }
@@ -210,6 +210,7 @@ TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& 
     log.line("ema:applying decay " + fmt("%.4f", cfg.ema_decay));
     ema->apply(params);
   } else if (averaged) {
+    if (cfg.swa_add_final) swa.add(params);  // #76: the final weights join the average
     log.line("swa:applying averaged " + std::to_string(swa.count()) + " checkpoints");
     swa.apply(params);
   }

@@ -15,6 +15,7 @@ namespace {
 Config small_config() {
   Config c = test::small_model(2, 128);
   c.vocab_size = 256;
+  c.quant_passthrough_numel = 8192;  // so the 128x128 matrices are quantised
   return c;
 }
 
@@ -41,15 +42,14 @@ TEST(Artifact, WriteReadIsExact) {
   TempDir dir;
   Config c = small_config();
   GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), c);
+  auto q = quantize_tensors(m.parameters(), quant_options(c));
   std::uint64_t size = write_artifact(dir.file("a.pgolf"), q);
   EXPECT_EQ(size, std::filesystem::file_size(dir.file("a.pgolf")));
   auto back = read_artifact(dir.file("a.pgolf"));
   ASSERT_EQ(back.size(), q.size());
   for (std::size_t i = 0; i < q.size(); ++i) {
     EXPECT_EQ(back[i].name, q[i].name);
-    EXPECT_EQ(back[i].scheme, q[i].scheme);
-    EXPECT_EQ(back[i].bits, q[i].bits);
+    EXPECT_EQ(back[i].plan, q[i].plan) << q[i].name;
     EXPECT_EQ(back[i].shape, q[i].shape);
     EXPECT_TRUE(at::equal(back[i].data, q[i].data.reshape({-1}))) << q[i].name;
     EXPECT_EQ(back[i].scale.defined(), q[i].scale.defined());
@@ -71,7 +71,7 @@ TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
   TempDir dir;
   Config c = small_config();
   GPT m(c, {});
-  write_artifact(dir.file("good"), quantize_tensors(m.parameters(), c));
+  write_artifact(dir.file("good"), quantize_tensors(m.parameters(), quant_options(c)));
   const std::string good = read_file(dir.file("good"));
   std::string msg;
   auto check = [&](const std::string& name, const std::string& bytes, ArtifactError::Kind kind, const std::string& text) {
@@ -91,6 +91,10 @@ TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
   put32(b, 8, 7);
   fix_header_crc(b);
   check("version", b, ArtifactError::BadVersion, "unsupported version 7");
+  b = good;
+  put32(b, 12, 9);
+  fix_header_crc(b);
+  check("codec", b, ArtifactError::BadCodec, "unknown codec id 9");
   check("truncated", good.substr(0, good.size() - 100), ArtifactError::SizeMismatch, "truncated or padded");
   check("padded", good + "junk", ArtifactError::SizeMismatch, "truncated or padded");
   b = good;
@@ -105,7 +109,7 @@ TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
 TEST(Artifact, MalformedPayloadsAreRejected) {
   Config c = small_config();
   GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), c);
+  auto q = quantize_tensors(m.parameters(), quant_options(c));
   const std::string payload = serialize_tensors(q);
   auto error = [&](const std::string& p) {
     try {
@@ -126,17 +130,35 @@ TEST(Artifact, MalformedPayloadsAreRejected) {
   p = payload;
   p[4 + 2 + 14] = 9;
   EXPECT_NE(error(p).find("unknown scheme 9"), std::string::npos);
+  // Then bits, flags, ndim, the clip quantile (f64) and the dimensions.
+  const std::size_t rec = 4 + 2 + 14;
+  ASSERT_EQ(q[0].plan.scheme, Scheme::Fp16);  // tok_emb
   p = payload;
   std::int64_t dim = 3;
-  std::memcpy(p.data() + 4 + 2 + 14 + 4, &dim, 8);  // shape no longer fits the data length
+  std::memcpy(p.data() + rec + 4 + 8, &dim, 8);  // shape no longer fits the data length
   EXPECT_NE(error(p).find("does not fit its shape"), std::string::npos);
+  // An int-row record (the first attention matrix): bad bits, flags and quantile.
+  std::size_t off = 4, k = 0;
+  for (; q[k].plan.scheme != Scheme::IntRow; ++k) off += serialize_tensors({q[k]}).size() - 4;
+  const std::size_t at_scheme = off + 2 + q[k].name.size();
+  ASSERT_EQ(static_cast<int>(payload[at_scheme]), 2);
+  p = payload;
+  p[at_scheme + 1] = 12;
+  EXPECT_NE(error(p).find("has 12 bits"), std::string::npos);
+  p = payload;
+  p[at_scheme + 2] = 8;
+  EXPECT_NE(error(p).find("unknown flags 8"), std::string::npos);
+  p = payload;
+  double clip = 1.5;
+  std::memcpy(p.data() + at_scheme + 4, &clip, 8);
+  EXPECT_NE(error(p).find("clip quantile"), std::string::npos);
 }
 
 TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
   TempDir dir;
   Config c = small_config();
   GPT m(c, {});
-  write_artifact(dir.file("a.pgolf"), quantize_tensors(m.parameters(), c));
+  write_artifact(dir.file("a.pgolf"), quantize_tensors(m.parameters(), quant_options(c)));
   c.num_layers = 3;
   GPT other(c, {});
   try {

@@ -44,8 +44,11 @@ TEST(Config, DefaultsAreThe12LayerConfiguration) {
   EXPECT_DOUBLE_EQ(c.muon_wd, 0.04);
   EXPECT_EQ(c.swa_every, 50);
   EXPECT_EQ(c.eval_stride, 64);
-  EXPECT_EQ(c.quant_mlp_bits, 5);
-  EXPECT_EQ(c.quant_attn_bits, 6);
+  EXPECT_DOUBLE_EQ(c.swa_start_frac, 0.5);
+  EXPECT_TRUE(c.swa_add_final);
+  EXPECT_TRUE(c.smear_before_norm);
+  EXPECT_EQ(c.quant_mlp, "int5,floor");
+  EXPECT_EQ(c.quant_attn, "int6,floor");
   EXPECT_EQ(head_dim(c), 64);
   EXPECT_EQ(eval_seq_len(c), 1024);
 }

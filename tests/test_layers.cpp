@@ -61,6 +61,37 @@ TEST(Layers, RopeMatchesSpecFormula) {
   expect_close(got, want, 1e-5);  // tables are float32
 }
 
+TEST(Layers, PartialRopeRotatesOnlyTheFirstDimsWithTheirOwnFrequencies) {
+  const int B = 1, H = 2, T = 6, D = 12, d = 4;
+  const double base = 500;
+  at::Tensor x = randn({B, H, T, D}, 3);
+  auto [c, s] = rope_tables(T, d, base, at::kCPU);
+  at::Tensor got = apply_rope(x, c.to(at::kDouble), s.to(at::kDouble));
+  at::Tensor want = x.clone();
+  auto xa = x.accessor<double, 4>();
+  auto wa = want.accessor<double, 4>();
+  for (int h = 0; h < H; ++h)
+    for (int t = 0; t < T; ++t)
+      for (int j = 0; j < d / 2; ++j) {
+        double theta = t * std::pow(base, -2.0 * j / d);  // frequencies over the d rotated dims
+        double x1 = xa[0][h][t][j], x2 = xa[0][h][t][j + d / 2];
+        wa[0][h][t][j] = x1 * std::cos(theta) + x2 * std::sin(theta);
+        wa[0][h][t][j + d / 2] = -x1 * std::sin(theta) + x2 * std::cos(theta);
+      }
+  expect_close(got, want, 1e-5);
+  EXPECT_TRUE(at::equal(got.narrow(-1, d, D - d), x.narrow(-1, d, D - d)));  // the rest passes through
+}
+
+TEST(Layers, NtkBaseMatchesSpecValues) {
+  // SPEC §8: #219 (d = 64) about 20,452 and #389 (d = 16) about 22,082 at T = 2048.
+  EXPECT_NEAR(ntk_rope_base(10000, 2048, 1024, 64), 10000 * std::pow(2.0, 64.0 / 62.0), 1e-9);
+  EXPECT_NEAR(ntk_rope_base(10000, 2048, 1024, 64), 20452, 1.0);
+  EXPECT_NEAR(ntk_rope_base(10000, 2048, 1024, 16), 22082, 1.0);
+  EXPECT_EQ(ntk_rope_base(10000, 1024, 1024, 64), 10000);  // not longer: unchanged
+  EXPECT_EQ(ntk_rope_base(10000, 512, 1024, 64), 10000);
+  EXPECT_EQ(ntk_rope_base(10000, 4096, 0, 64), 10000);  // off
+}
+
 TEST(Layers, SmearGateMatchesLoop) {
   at::Tensor x = randn({2, 6, 4}, 3), gate = randn({4}, 4);
   at::Tensor got = smear_gate(x, gate);

@@ -3,6 +3,8 @@
 // against finite differences, and fake quantisation.
 #include <gtest/gtest.h>
 
+#include <ATen/core/grad_mode.h>
+
 #include <cmath>
 #include <set>
 
@@ -65,11 +67,16 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
     }
   at::Tensor bg = P("bigram.embed.weight").index_select(0, bucket.reshape(-1)).view({B, T, -1});
   x = x + at::matmul(bg, P("bigram.proj.weight").t()) * P("bigram.scale");
-  x = ref_norm(x);
   at::Tensor g = at::sigmoid(P("smear.gate"));
-  at::Tensor prev = at::cat({at::zeros({B, 1, D}, at::kDouble), x.narrow(1, 0, T - 1)}, 1);
-  x = (1 - g) * x + g * prev;
+  auto smear = [&](const at::Tensor& z) {
+    return (1 - g) * z + g * at::cat({at::zeros({B, 1, D}, at::kDouble), z.narrow(1, 0, T - 1)}, 1);
+  };
+  x = c.smear_before_norm ? ref_norm(smear(x)) : smear(ref_norm(x));
   at::Tensor x0 = x;
+  // RoPE over the first d dims; NTK: base * (T / built)^(d / (d - 2)) when T is longer.
+  const std::int64_t d = c.rope_dims > 0 ? c.rope_dims : hd;
+  double base = c.rope_base;
+  if (c.rope_ntk_len > 0 && T > c.rope_ntk_len) base *= std::pow(double(T) / double(c.rope_ntk_len), double(d) / double(d - 2));
   at::Tensor mask = at::ones({T, T}, at::kBool).tril();
   std::vector<at::Tensor> stack;
   for (std::int64_t i = 0; i < L; ++i) {
@@ -80,18 +87,19 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
     }
     at::Tensor mix = P(p + "resid_mix");
     x = mix[0] * x + mix[1] * x0;
-    at::Tensor n = ref_norm(x);
+    const double ln = c.ln_scale ? 1.0 / std::sqrt(double(i + 1)) : 1.0;
+    at::Tensor n = ref_norm(x) * ln;
     at::Tensor q = at::matmul(n, P(p + "attn.c_q.weight").t()).view({B, T, H, hd});
     at::Tensor k = at::matmul(n, P(p + "attn.c_k.weight").t()).view({B, T, Hkv, hd});
     at::Tensor v = at::matmul(n, P(p + "attn.c_v.weight").t()).view({B, T, Hkv, hd});
     q = ref_norm(q);
     k = ref_norm(k);
     at::Tensor pos = at::arange(T, at::kDouble).view({T, 1, 1});
-    at::Tensor inv = at::pow(c.rope_base, -2.0 * at::arange(hd / 2, at::kDouble) / hd);
+    at::Tensor inv = at::pow(base, -2.0 * at::arange(d / 2, at::kDouble) / d);
     at::Tensor cs = at::cos(pos * inv), sn = at::sin(pos * inv);
     auto rope = [&](const at::Tensor& z) {
-      at::Tensor z1 = z.narrow(-1, 0, hd / 2), z2 = z.narrow(-1, hd / 2, hd / 2);
-      return at::cat({z1 * cs + z2 * sn, -z1 * sn + z2 * cs}, -1);
+      at::Tensor z1 = z.narrow(-1, 0, d / 2), z2 = z.narrow(-1, d / 2, d / 2);
+      return at::cat({z1 * cs + z2 * sn, -z1 * sn + z2 * cs, z.narrow(-1, d, hd - d)}, -1);
     };
     q = rope(q) * P(p + "attn.q_gain").view({1, 1, H, 1});
     k = rope(k);
@@ -104,7 +112,7 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
       y = y - (y * vh).sum(-1, true) * vh;
     }
     x = x + P(p + "attn_scale") * at::matmul(y.reshape({B, T, D}), P(p + "attn.proj.weight").t());
-    at::Tensor h = at::matmul(ref_norm(x), P(p + "mlp.fc.weight").t()).clamp_min(0).pow(2);
+    at::Tensor h = at::matmul(ref_norm(x) * ln, P(p + "mlp.fc.weight").t()).clamp_min(0).pow(2);
     x = x + P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
     if (i < L / 2) stack.push_back(x);
   }
@@ -115,6 +123,19 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
 }
 
 ModelOptions f64() { return {at::kCPU, at::kDouble, at::kDouble}; }
+
+// The seed options of SPEC §8 all on: head_dim 8 with partial RoPE on 4 dims,
+// NTK-scaled from a built length of 4 (the tests run T = 8), layer-norm
+// scale, RMSNorm before SmearGate.
+Config options_config() {
+  Config c = tiny_config();
+  c.model_dim = 32;
+  c.rope_dims = 4;
+  c.rope_ntk_len = 4;
+  c.ln_scale = true;
+  c.smear_before_norm = false;
+  return c;
+}
 
 }  // namespace
 
@@ -190,6 +211,74 @@ TEST(Model, ForwardMatchesIndependentReimplementation) {
   EXPECT_NEAR(m.token_nll(idx, tgt).mean().item<double>(), got, 1e-12);
 }
 
+TEST(Model, SeedOptionsMatchIndependentReimplementation) {
+  const Config all = options_config();
+  std::vector<Config> variants(5, all);
+  variants[1].rope_dims = 0;         // full RoPE, NTK-scaled
+  variants[2].rope_ntk_len = 0;      // partial RoPE, plain base
+  variants[3].ln_scale = false;
+  variants[4].smear_before_norm = true;
+  at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
+  std::set<double> losses;
+  for (const Config& c : variants) {
+    GPT m(c, f64());
+    randomise(m, 11);
+    const double got = m.loss(idx, tgt).item<double>();
+    EXPECT_NEAR(got, ref_forward_loss(m, idx, tgt).item<double>(), 1e-8)
+        << "ROPE_DIMS=" << c.rope_dims << " ROPE_NTK_LEN=" << c.rope_ntk_len << " LN_SCALE=" << c.ln_scale
+        << " SMEAR_BEFORE_NORM=" << c.smear_before_norm;
+    losses.insert(got);
+  }
+  EXPECT_EQ(losses.size(), variants.size());  // every option changes the result
+}
+
+TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
+  Config c = options_config();
+  c.model_dim = 64;  // matrices above the 4,096-entry passthrough set below
+  c.quant_passthrough_numel = 4096;
+  c.qat_quant = "int5,floor";
+  GPT m(c, f64()), deq(c, f64());
+  randomise(m, 41);
+  const QuantOptions o = quant_options(c);
+  at::NoGradGuard no_grad;
+  int quantised = 0;
+  for (std::size_t i = 0; i < m.parameters().size(); ++i) {
+    const auto& p = m.parameters()[i];
+    at::Tensor w = p.tensor.detach();
+    auto rq = qat_quantizer(p.name, o);
+    if (rq) {
+      w = dequantize_rows(quantize_rows(w, *rq)).view(w.sizes()).to(at::kDouble);
+      ++quantised;
+    }
+    deq.parameters()[i].tensor.detach().copy_(w);
+  }
+  EXPECT_EQ(quantised, 5 * 6 + 1);  // every block matrix and bigram.proj
+  at::Tensor idx = tokens(2, 8, 64, 42), tgt = tokens(2, 8, 64, 43);
+  m.set_qat(true);
+  EXPECT_NEAR(m.loss(idx, tgt).item<double>(), ref_forward_loss(deq, idx, tgt).item<double>(), 1e-8);
+}
+
+TEST(Model, GradientsMatchFiniteDifferencesWithSeedOptionsOn) {
+  GPT m(options_config(), f64());
+  randomise(m, 51);
+  at::Tensor idx = tokens(2, 8, 64, 52), tgt = tokens(2, 8, 64, 53);
+  m.loss(idx, tgt).backward();
+  const double h = 1e-6;
+  for (const auto& p : m.parameters()) {
+    at::Tensor flat = p.tensor.detach().view({-1});
+    at::Tensor grad = p.tensor.grad().view({-1});
+    const std::int64_t j = flat.numel() / 3;
+    const double orig = flat[j].item<double>();
+    flat[j] = orig + h;
+    const double lp = m.loss(idx, tgt).item<double>();
+    flat[j] = orig - h;
+    const double lm = m.loss(idx, tgt).item<double>();
+    flat[j] = orig;
+    const double fd = (lp - lm) / (2 * h);
+    EXPECT_NEAR(grad[j].item<double>(), fd, 1e-6 + 1e-5 * std::abs(fd)) << p.name << "[" << j << "]";
+  }
+}
+
 TEST(Model, GradientsMatchFiniteDifferencesInFloat64) {
   GPT m(tiny_config(), f64());
   randomise(m, 21);
@@ -220,13 +309,12 @@ TEST(Model, GradientsMatchFiniteDifferencesInFloat64) {
 TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   at::Tensor w = at::normal(0.0, 1.0, {6, 40}, gen, at::kFloat).requires_grad_(true);
-  at::Tensor fq = fake_quantize_rows(w, 5);
-  EXPECT_TRUE(at::equal(fq.detach(), dequantize_rows(quantize_rows(w, 5))));
+  at::Tensor fq = fake_quantize_rows(w, RowQuantizer{5});
+  EXPECT_TRUE(at::equal(fq.detach(), dequantize_rows(quantize_rows(w, RowQuantizer{5}))));
   (fq * 3.0).sum().backward();
   EXPECT_TRUE(at::allclose(w.grad(), at::full_like(w, 3.0)));
 
-  // In the model, QAT changes the loss and still gives gradients to the
-  // matrices. fc [192, 64] is large enough (> 8192 entries) to be quantised.
+  // In the model, QAT changes the loss and still gives gradients to the matrices.
   Config c = tiny_config();
   c.bigram_vocab_size = 0;
   c.model_dim = 64;

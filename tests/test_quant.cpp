@@ -1,6 +1,12 @@
+// The per-row quantiser family against a slow per-element computation, plan
+// syntax, the scheme rules, pruning.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "helpers.h"
+#include "pgolf/artifact.h"
 #include "pgolf/quant.h"
 
 using namespace pgolf;
@@ -12,67 +18,247 @@ at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed) {
   return at::normal(0.0, 1.0, shape, gen, at::kFloat);
 }
 
+// SPEC §5.3 one element at a time: the clip is the linearly interpolated
+// quantile of the sorted |w_r| (as torch.quantile), the scale is rounded to
+// fp16, then raised to the smallest normal fp16.
+RowQuantized slow_quantize(const at::Tensor& w, const RowQuantizer& rq) {
+  const std::int64_t rows = w.size(0), cols = w.size(1);
+  const int qmax = (1 << (rq.bits - 1)) - 1, lo = rq.symmetric ? -qmax : -qmax - 1;
+  at::Tensor q = at::empty({rows, cols}, at::kChar), scale = at::empty({rows}, at::kHalf);
+  auto W = w.accessor<float, 2>();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::vector<double> a;
+    for (std::int64_t c = 0; c < cols; ++c) a.push_back(std::abs(static_cast<double>(W[r][c])));
+    std::sort(a.begin(), a.end());
+    const double pos = rq.clip_q * static_cast<double>(cols - 1);
+    const auto i0 = static_cast<std::size_t>(std::floor(pos)), i1 = std::min(i0 + 1, a.size() - 1);
+    const float clip = static_cast<float>(a[i0] + (pos - std::floor(pos)) * (a[i1] - a[i0]));
+    const float floor = rq.floor ? 1.0f / static_cast<float>(qmax) : 1e-12f;
+    const float s = std::max(static_cast<float>(c10::Half(std::max(clip / static_cast<float>(qmax), floor))), 6.103515625e-05f);
+    scale[r] = s;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const float x = std::clamp(W[r][c], -clip, clip);
+      const double v = std::nearbyint(x / s);  // round half to even, as torch.round
+      q[r][c] = static_cast<std::int8_t>(std::clamp<double>(v, lo, qmax));
+    }
+  }
+  return {q, scale};
+}
+
+// A preset of configs/, or the built-in defaults for "default".
+Config preset(const std::string& name) {
+  if (name == "default") return Config{};
+  return load_config({std::string(PGOLF_SOURCE_DIR) + "/configs/" + name}, {}, [](const char*) -> const char* { return nullptr; });
+}
+
 }  // namespace
 
-TEST(Quant, IntRowValuesInRangeAndErrorAtMostHalfAStep) {
-  at::Tensor w = gaussian({64, 200}, 1) * at::linspace(0.001, 3.0, 64).unsqueeze(1);  // rows of very different scale
-  for (int bits : {5, 6}) {
-    const int qmax = (1 << (bits - 1)) - 1;
-    RowQuantized r = quantize_rows(w, bits);
-    EXPECT_EQ(r.q.scalar_type(), at::kChar);
-    EXPECT_EQ(r.scale.scalar_type(), at::kHalf);
-    EXPECT_GE(r.q.min().item<int>(), -qmax - 1);
-    EXPECT_LE(r.q.max().item<int>(), qmax);
-    EXPECT_EQ(r.q.max().item<int>(), qmax);  // the largest |w| of a row maps to +-qmax
-    at::Tensor step = r.scale.to(at::kFloat).unsqueeze(1);
-    at::Tensor err = (dequantize_rows(r) - w).abs();
-    // Half a step, plus the fp16 rounding of the scale (relative 2^-11) at qmax.
-    EXPECT_TRUE((err <= step * 0.5 + step * qmax * 1e-3 + 1e-7).all().item<bool>()) << bits;
+TEST(Quantizer, MatchesSlowPerElementComputationForEveryParameterCombination) {
+  // Rows of very different scale: max |w_r| from ~0.003 (far below 1, where the
+  // scale floor binds) to ~10 (above 1), one all-zero row, and an outlier.
+  at::Tensor w = gaussian({12, 300}, 1) * at::logspace(-3, 0.5, 12).unsqueeze(1);
+  w[5].zero_();
+  w[7][3] = 40.0f;
+  int combos = 0;
+  for (int bits : {4, 5, 6, 8})
+    for (double clip_q : {1.0, 0.9999984, 0.99})
+      for (bool floor : {false, true})
+        for (bool sym : {false, true}) {
+          const RowQuantizer rq{bits, clip_q, floor, sym};
+          RowQuantized got = quantize_rows(w, rq), want = slow_quantize(w, rq);
+          const std::string what = format_tensor_plan({Scheme::IntRow, rq});
+          EXPECT_TRUE(at::equal(got.scale, want.scale)) << what;
+          EXPECT_TRUE(at::equal(got.q, want.q)) << what;
+          EXPECT_GE(got.q.min().item<int>(), rq.lo()) << what;
+          EXPECT_LE(got.q.max().item<int>(), rq.qmax()) << what;
+          ++combos;
+        }
+  EXPECT_EQ(combos, 48);
+}
+
+TEST(Quantizer, FloorCoarsensOnlyRowsBelowOneAndZeroRowsStayFinite) {
+  at::Tensor w = at::stack({at::linspace(-0.2, 0.2, 64), at::linspace(-3.0, 3.0, 64), at::zeros({64})});
+  const RowQuantizer plain{5, 1.0, false, false}, floored{5, 1.0, true, false};
+  RowQuantized a = quantize_rows(w, plain), b = quantize_rows(w, floored);
+  EXPECT_FLOAT_EQ(a.scale[0].item<float>(), static_cast<float>(c10::Half(0.2f / 15)));
+  EXPECT_FLOAT_EQ(b.scale[0].item<float>(), static_cast<float>(c10::Half(1.0f / 15)));  // the floor binds
+  EXPECT_EQ(b.q[0].abs().max().item<int>(), 3);                                        // round(0.2 * 15)
+  EXPECT_FLOAT_EQ(a.scale[1].item<float>(), b.scale[1].item<float>());                   // max 3 > 1: no effect
+  EXPECT_FLOAT_EQ(a.scale[2].item<float>(), 6.103515625e-05f);                            // zero row
+  EXPECT_TRUE(dequantize_rows(a)[2].eq(0).all().item<bool>());
+  // Dequantised error at most half a step inside the clip.
+  at::Tensor step = a.scale.to(at::kFloat).unsqueeze(1);
+  EXPECT_TRUE(((dequantize_rows(a) - w).abs() <= step * 0.5 + 1e-6).all().item<bool>());
+}
+
+TEST(Quantizer, FakeQuantisationIsTheDequantisedValueWithStraightThroughGradient) {
+  at::Tensor w = gaussian({6, 40}, 3).requires_grad_(true);
+  const RowQuantizer rq{6, 1.0, true, false};
+  at::Tensor fq = fake_quantize_rows(w, rq);
+  EXPECT_TRUE(at::equal(fq.detach(), dequantize_rows(slow_quantize(w.detach(), rq))));
+  (fq * 3.0).sum().backward();
+  EXPECT_TRUE(at::allclose(w.grad(), at::full_like(w, 3.0)));
+}
+
+TEST(QuantPlan, TextRoundTripsAndErrorsNameTheKey) {
+  for (const char* s : {"fp16", "fp32", "int5", "int6,floor", "int8,q=0.9999984,floor,sym", "int2,sym"})
+    EXPECT_EQ(format_tensor_plan(parse_tensor_plan(s, "K")), s);
+  const TensorPlan p = parse_tensor_plan("int6,sym,q=0.5,floor", "K");
+  EXPECT_EQ(p.quant, (RowQuantizer{6, 0.5, true, true}));
+  for (const char* bad : {"", "int9", "int1", "int", "fp8", "int6,flor", "int6,q=0", "int6,q=1.5", "int6,q=", "fp16,sym"}) {
+    try {
+      parse_tensor_plan(bad, "QUANT_MLP");
+      ADD_FAILURE() << "accepted '" << bad << "'";
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("QUANT_MLP='" + std::string(bad) + "'"), std::string::npos) << e.what();
+    }
   }
-  // int5 values fit in [-16, 15], int6 in [-32, 31].
-  EXPECT_GE(quantize_rows(w * 100, 5).q.min().item<int>(), -16);
-  EXPECT_GE(quantize_rows(w * 100, 6).q.min().item<int>(), -32);
+  // A bad plan in the configuration fails validation with the key's name.
+  Config c;
+  c.quant_attn = "int6,floored";
+  EXPECT_THROW(validate_config(c), ConfigError);
+  c.quant_attn = "int6";
+  c.qat_quant = "fp16";
+  EXPECT_THROW(validate_config(c), ConfigError);
 }
 
-TEST(Quant, ZeroRowsGetTheSmallestNormalScale) {
-  RowQuantized r = quantize_rows(at::zeros({2, 8}), 5);
-  EXPECT_FLOAT_EQ(r.scale[0].item<float>(), 6.103515625e-05f);
-  EXPECT_TRUE(r.q.eq(0).all().item<bool>());
+// SPEC §8, table-driven: the stored scheme of each tensor of each seed
+// system, and what QAT fake-quantises where QAT is on.
+struct SeedCase {
+  const char* preset;
+  std::int64_t model_params;  // SPEC §8 (0: no published count)
+  std::vector<std::pair<const char*, const char*>> plans;
+  std::vector<std::pair<const char*, const char*>> qat;  // "" = not fake-quantised
+};
+
+void PrintTo(const SeedCase& s, std::ostream* os) { *os << s.preset; }
+
+class SeedPreset : public ::testing::TestWithParam<SeedCase> {};
+
+TEST_P(SeedPreset, ParamsSchemesQatAndExactRoundTrip) {
+  const SeedCase& s = GetParam();
+  const Config cfg = preset(s.preset);
+  GPT model(cfg, {});
+  if (s.model_params > 0) EXPECT_EQ(model.num_params(), s.model_params);
+  const QuantOptions opts = quant_options(cfg);
+  for (const auto& [name, plan] : s.plans)
+    EXPECT_EQ(format_tensor_plan(plan_tensor(name, model.param(name), opts)), plan) << name;
+  for (const auto& [name, q] : s.qat) {
+    auto rq = qat_quantizer(name, opts);
+    EXPECT_EQ(rq ? format_tensor_plan({Scheme::IntRow, *rq}) : "", q) << name;
+  }
+  // Small random weights: every tensor decodes to exactly what the quantiser produced.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(9);
+  for (const auto& p : model.parameters())
+    if (p.tensor.dim() == 2) p.tensor.detach().copy_(at::normal(0.0, 0.02, p.tensor.sizes(), gen, at::kFloat));
+  const auto q = quantize_tensors(model.parameters(), opts);
+  const auto back = deserialize_tensors(serialize_tensors(q), "memory");
+  ASSERT_EQ(back.size(), q.size());
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    EXPECT_EQ(back[i].plan, q[i].plan) << q[i].name;
+    EXPECT_TRUE(at::equal(dequantize(back[i]), dequantize(q[i]))) << q[i].name;
+  }
 }
 
-TEST(Quant, Int8ClippedFallback) {
-  at::Tensor w = gaussian({4, 1000}, 2);
-  w[1][5] = 1000.0f;  // an outlier beyond the 99.99984th percentile clip
-  RowQuantized r = quantize_rows_int8_clipped(w);
-  EXPECT_LE(r.q.abs().max().item<int>(), 127);
-  EXPECT_GE(r.scale.to(at::kFloat).min().item<float>(), 1.0f / 127 - 1e-4);
-  EXPECT_LT(dequantize_rows(r)[1][5].item<float>(), 1000.0f);  // clipped
-}
+INSTANTIATE_TEST_SUITE_P(
+    Spec8, SeedPreset,
+    ::testing::Values(
+        SeedCase{"seed76_12l.env",
+                 29109857,
+                 {{"blocks.0.mlp.fc.weight", "int6,q=0.9999984,floor,sym"},
+                  {"blocks.11.mlp.proj.weight", "int6,q=0.9999984,floor,sym"},
+                  {"blocks.3.attn.c_k.weight", "int6,q=0.9999984,floor,sym"},
+                  {"tok_emb.weight", "fp16"},
+                  {"bigram.embed.weight", "int6,q=0.9999984,floor,sym"},
+                  {"bigram.proj.weight", "fp16"},
+                  {"blocks.0.attn_scale", "fp32"},
+                  {"blocks.0.resid_mix", "fp32"},
+                  {"blocks.0.attn.q_gain", "fp32"},
+                  {"skip_weights", "fp32"},
+                  {"smear.gate", "fp32"},
+                  {"bigram.scale", "fp32"}},
+                 {}},
+        SeedCase{"seed219_12l_int5_int6.env",
+                 29191777,
+                 {{"blocks.0.mlp.fc.weight", "int5,floor"},
+                  {"blocks.5.attn.c_q.weight", "int6,floor"},
+                  {"blocks.5.attn.proj.weight", "int6,floor"},
+                  {"tok_emb.weight", "int8,q=0.9999984,floor,sym"},
+                  {"bigram.embed.weight", "int8,q=0.9999984,floor,sym"},
+                  {"bigram.proj.weight", "fp16"},
+                  {"blocks.0.resid_mix", "fp16"},
+                  {"skip_weights", "fp16"},
+                  {"bigram.scale", "fp16"}},
+                 {{"blocks.0.mlp.fc.weight", "int6,floor"},
+                  {"blocks.0.attn.c_v.weight", "int6,floor"},
+                  {"bigram.proj.weight", "int6,floor"},
+                  {"tok_emb.weight", ""},
+                  {"bigram.embed.weight", ""},
+                  {"blocks.0.attn.q_gain", ""}}},
+        SeedCase{"seed286_10l_late_qat.env",
+                 24730705,
+                 {{"blocks.0.mlp.fc.weight", "int5"},
+                  {"blocks.8.attn.c_k.weight", "int6"},
+                  {"blocks.9.attn.c_k.weight", "fp16"},
+                  {"blocks.9.attn.c_q.weight", "int6"},
+                  {"tok_emb.weight", "fp16"},
+                  {"bigram.embed.weight", "int8,q=0.9999984,floor,sym"},
+                  {"bigram.proj.weight", "fp16"},
+                  {"blocks.0.mlp_scale", "fp16"}},
+                 {{"blocks.0.mlp.proj.weight", "int5"},
+                  {"blocks.9.attn.c_k.weight", "int6"},
+                  {"bigram.proj.weight", ""},
+                  {"tok_emb.weight", ""}}},
+        SeedCase{"seed389_11l_int5all_xsa_ema.env",
+                 27092057,
+                 {{"blocks.0.mlp.fc.weight", "int5,floor"},
+                  {"blocks.10.attn.c_q.weight", "int5,floor"},
+                  {"tok_emb.weight", "int8,floor"},
+                  {"bigram.embed.weight", "int8,floor"},
+                  {"bigram.proj.weight", "fp16"},
+                  {"smear.gate", "fp16"}},
+                 {}},
+        SeedCase{"default",
+                 29109857,
+                 {{"blocks.0.mlp.fc.weight", "int5,floor"},
+                  {"blocks.0.attn.c_q.weight", "int6,floor"},
+                  {"tok_emb.weight", "fp16"},
+                  {"bigram.embed.weight", "int6,floor"},
+                  {"bigram.proj.weight", "fp16"},
+                  {"skip_weights", "fp32"}},
+                 {}},
+        SeedCase{"10l_int5mlp_bigram10240.env",
+                 0,
+                 {{"blocks.0.mlp.fc.weight", "int5"},
+                  {"blocks.8.attn.c_k.weight", "fp16"},
+                  {"blocks.7.attn.c_k.weight", "int6"},
+                  {"bigram.embed.weight", "int6"},
+                  {"bigram.proj.weight", "int6"},
+                  {"tok_emb.weight", "fp16"},
+                  {"smear.gate", "fp32"}},
+                 {}}),
+    [](const ::testing::TestParamInfo<SeedCase>& info) {
+      std::string n = info.param.preset;
+      n = n.substr(0, n.find(".env"));
+      for (auto& ch : n)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
 
-TEST(Quant, PassthroughRulesPickTheRightSchemeForReferenceNames) {
-  Config c;  // 12L default: int5 MLP, int6 attention/bigram, FP16_KEEP_NAME_PATTERNS=tok_emb
-  auto plan = [&](const std::string& name, at::IntArrayRef shape) { return plan_tensor(name, at::zeros(shape), c); };
-  EXPECT_EQ(plan("tok_emb.weight", {1024, 512}).scheme, Scheme::Fp16);
-  TensorPlan mlp = plan("blocks.3.mlp.fc.weight", {1536, 512});
-  EXPECT_EQ(mlp.scheme, Scheme::IntRow);
-  EXPECT_EQ(mlp.bits, 5);
-  EXPECT_EQ(plan("blocks.3.mlp.proj.weight", {512, 1536}).bits, 5);
-  EXPECT_EQ(plan("blocks.0.attn.c_q.weight", {512, 512}).bits, 6);
-  EXPECT_EQ(plan("blocks.0.attn.c_k.weight", {256, 512}).bits, 6);
-  EXPECT_EQ(plan("bigram.embed.weight", {2048, 96}).bits, 6);
-  EXPECT_EQ(plan("bigram.proj.weight", {512, 96}).bits, 6);
-  EXPECT_EQ(plan("blocks.0.attn.q_gain", {8}).scheme, Scheme::Fp16);    // small: fp16 first
-  EXPECT_EQ(plan("blocks.0.resid_mix", {2, 512}).scheme, Scheme::Fp16);  // 1,024 entries
-  EXPECT_EQ(plan("skip_weights", {6, 512}).scheme, Scheme::Fp16);
-  EXPECT_EQ(plan("blocks.0.resid_mix", {2, 8192}).scheme, Scheme::Fp32);  // large control tensor
-  EXPECT_EQ(plan("lm_head.weight", {1024, 512}).scheme, Scheme::Int8Clip);  // no rule matches
-  EXPECT_EQ(plan_tensor("ids", at::zeros({100000}, at::kLong), c).scheme, Scheme::Fp16);  // not float
-  // The 10L record keeps one attention matrix fp16; int5-all quantises attention to 5 bits.
-  c.fp16_keep_name_patterns = "tok_emb,blocks.8.attn.c_k";
-  EXPECT_EQ(plan("blocks.8.attn.c_k.weight", {256, 512}).scheme, Scheme::Fp16);
-  EXPECT_EQ(plan("blocks.7.attn.c_k.weight", {256, 512}).bits, 6);
-  c.quant_attn_bits = 5;
-  EXPECT_EQ(plan("blocks.7.attn.c_k.weight", {256, 512}).bits, 5);
+TEST(QuantPlan, RuleOrderForSyntheticNames) {
+  QuantOptions o = quant_options(Config{});
+  auto plan = [&](const std::string& name, at::IntArrayRef shape) { return format_tensor_plan(plan_tensor(name, at::zeros(shape), o)); };
+  EXPECT_EQ(plan("blocks.0.resid_mix", {2, 8}), "fp32");         // control first
+  EXPECT_EQ(plan("blocks.0.mlp.fc.weight", {16, 16}), "fp16");   // passthrough
+  EXPECT_EQ(plan("lm_head.weight", {1024, 512}), "int8,q=0.9999984,floor,sym");  // no rule matches: other
+  o.control_fp32_first = false;
+  EXPECT_EQ(plan("blocks.0.resid_mix", {2, 8}), "fp16");
+  EXPECT_EQ(plan("blocks.0.resid_mix", {2, 65536}), "fp32");  // large control tensors stay fp32
+  o.fp16_patterns = {"blocks.3.", "mlp.proj"};
+  EXPECT_EQ(plan("blocks.3.attn.c_q.weight", {512, 512}), "fp16");
+  EXPECT_EQ(plan("blocks.2.mlp.proj.weight", {512, 1536}), "fp16");
+  EXPECT_EQ(plan("blocks.2.mlp.fc.weight", {1536, 512}), "int5,floor");
+  EXPECT_THROW(plan_tensor("ids", at::zeros({100000}, at::kLong), o), c10::Error);
 }
 
 TEST(Quant, PruningZeroesTheStatedFractionOfLargeMatrices) {
@@ -95,14 +281,16 @@ TEST(Quant, PruningZeroesTheStatedFractionOfLargeMatrices) {
 
 TEST(Quant, QuantizeAndDequantizeAModelsTensors) {
   Config c = test::small_model(2, 128);
+  c.quant_passthrough_numel = 8192;
   GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), c);
+  auto q = quantize_tensors(m.parameters(), quant_options(c));
   ASSERT_EQ(q.size(), m.parameters().size());
   for (std::size_t i = 0; i < q.size(); ++i) {
     const auto& p = m.parameters()[i];
     at::Tensor back = dequantize(q[i]);
     EXPECT_EQ(back.sizes(), p.tensor.sizes()) << p.name;
-    double tol = q[i].scheme == Scheme::Fp32 ? 0 : q[i].scheme == Scheme::Fp16 ? 1e-3 : 0.1;
+    const Scheme s = q[i].plan.scheme;
+    double tol = s == Scheme::Fp32 ? 0 : s == Scheme::Fp16 ? 1e-3 : 0.1;
     EXPECT_LE((back - p.tensor.detach()).abs().max().item<double>(), tol) << p.name;
   }
 }

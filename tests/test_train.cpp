@@ -65,13 +65,18 @@ TEST(Schedule, WallclockWarmdownInTime) {
 
 TEST(Schedule, QatStart) {
   Config c = schedule_config(600);
-  EXPECT_FALSE(qat_active(c, 10, 599e3));  // QAT_START_FRAC = 0: never
   c.qat_start_frac = 0.85;
+  EXPECT_FALSE(qat_active(c, 10, 599e3));  // QAT_ENABLED = 0: never
+  c.qat_enabled = true;
   EXPECT_FALSE(qat_active(c, 10, 509e3));
   EXPECT_TRUE(qat_active(c, 10, 510e3));
   c.max_wallclock_seconds = 0;
   EXPECT_FALSE(qat_active(c, 849, 0));
   EXPECT_TRUE(qat_active(c, 850, 0));
+  c.qat_start_frac = 0;  // from the first step (#219)
+  EXPECT_TRUE(qat_active(c, 0, 0));
+  c.max_wallclock_seconds = 600;
+  EXPECT_TRUE(qat_active(c, 0, 0));
 }
 
 TEST(Averaging, SwaIsTheArithmeticMean) {
@@ -128,6 +133,41 @@ TEST(Training, SameSeedGivesBitIdenticalWeights) {
   EXPECT_TRUE(bit_identical(a, b));
   c.seed = 99;
   EXPECT_FALSE(bit_identical(a, run_and_load(c)));
+}
+
+// SWA_ADD_FINAL: the average of K snapshots S and the final weights F is
+// (K*S + F)/(K+1). F comes from the same run without SWA (SWA does not change
+// the trajectory), S from the run without the final weights.
+TEST(Training, SwaWithTheFinalWeightsAdded) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.warmdown_iters = 12;
+  c.swa_every = 2;
+  c.swa_start_frac = 0.5;  // mult < 0.5 from step 7 on: snapshots after steps 8, 10, 12
+  c.swa_add_final = false;
+  auto snapshots = run_and_load(c);
+  c.swa_add_final = true;
+  auto with_final = run_and_load(c);
+  c.swa_enabled = false;
+  auto final_weights = run_and_load(c);
+  const double K = 3;
+  double max_diff = 0;
+  for (std::size_t i = 0; i < with_final.size(); ++i) {
+    at::Tensor want = (snapshots[i].tensor.to(at::kDouble) * K + final_weights[i].tensor.to(at::kDouble)) / (K + 1);
+    max_diff = std::max(max_diff, (with_final[i].tensor.to(at::kDouble) - want).abs().max().item<double>());
+  }
+  EXPECT_LT(max_diff, 1e-6);
+  EXPECT_FALSE(bit_identical(snapshots, with_final));
+}
+
+TEST(Training, QatFromTheFirstStepIsLoggedAtStepZero) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 3);
+  c.qat_enabled = true;
+  c.qat_start_frac = 0;
+  RunLog log(c);
+  train(c, log);
+  EXPECT_NE(read_file(dir.file("run/train.log")).find("qat:start step:0"), std::string::npos);
 }
 
 TEST(Training, WarmupRestoresEverything) {

@@ -12,14 +12,15 @@
 namespace pgolf {
 
 constexpr char kArtifactMagic[8] = {'P', 'G', 'O', 'L', 'F', 'A', 'R', 'T'};
-constexpr std::uint32_t kArtifactVersion = 1;
+constexpr std::uint32_t kArtifactVersion = 2;
+constexpr std::uint32_t kCodecZstd = 1;  // header field 12: the payload's compressor
 constexpr std::size_t kArtifactHeaderBytes = 40;
 constexpr std::uint64_t kArtifactMaxPayload = std::uint64_t{4} << 30;  // 4 GiB
 constexpr int kZstdLevel = 22;
 
 // Every way an artifact can be unreadable; the message names the file.
 struct ArtifactError : std::runtime_error {
-  enum Kind { Truncated, BadMagic, BadVersion, HeaderChecksum, SizeMismatch, AbsurdLength, PayloadChecksum, Decompress, BadPayload };
+  enum Kind { Truncated, BadMagic, BadVersion, HeaderChecksum, BadCodec, SizeMismatch, AbsurdLength, PayloadChecksum, Decompress, BadPayload };
   ArtifactError(Kind kind, const std::string& msg) : std::runtime_error(msg), kind(kind) {}
   Kind kind;
 };

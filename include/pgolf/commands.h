@@ -33,7 +33,10 @@ int cmd_bench(const ConfigArgs& args, int steps, int warmup);
 int cmd_eval(const ConfigArgs& args, const std::string& path);
 // `pgolf export`: prunes, quantises and packs a weights file (or, without one,
 // the freshly initialised model of the configuration, for sizing).
-int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output);
+// With random_std > 0 every matrix is first replaced by N(0, random_std^2)
+// entries: compressed size depends on the shape of the row distribution, so
+// this sizes an artifact of trained weights without training.
+int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std);
 // `pgolf inspect`: per-tensor table of an artifact and its size against the budget.
 int cmd_inspect(const std::string& path);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints

@@ -37,6 +37,10 @@ struct Config {
   std::int64_t bigram_vocab_size = 2048;
   std::int64_t bigram_dim = 96;
   std::int64_t xsa_last_n = 0;
+  std::int64_t rope_dims = 0;      // rotated dims per head (0 = all of head_dim)
+  std::int64_t rope_ntk_len = 0;   // NTK-scaled RoPE: length the tables were built for (0 = off)
+  bool ln_scale = false;           // block i scales its norm outputs by 1/sqrt(i+1)
+  bool smear_before_norm = true;   // SmearGate then RMSNorm (#76); 0: RMSNorm then SmearGate
   // Training loop and schedule (SPEC §1, §4)
   std::int64_t iterations = 20000;
   std::int64_t warmup_steps = 20;
@@ -61,19 +65,30 @@ struct Config {
   double beta2 = 0.95;
   double adam_eps = 1e-8;
   double adam_wd = 0.0;
+  double tied_embed_wd = -1.0;  // < 0: ADAM_WD
+  double scalar_wd = -1.0;      // < 0: ADAM_WD
   double grad_clip_norm = 0.3;
   // Weight averaging and quantisation-aware training (SPEC §4)
   bool swa_enabled = true;
-  double swa_start_frac = 0.4;
+  double swa_start_frac = 0.5;
   std::int64_t swa_every = 50;
+  bool swa_add_final = true;
   bool ema_enabled = false;
   double ema_decay = 0.997;
+  bool qat_enabled = false;
   double qat_start_frac = 0.0;
-  // Export (SPEC §5)
+  std::string qat_quant;  // empty: each matrix's export quantiser
+  // Export (SPEC §5); quantiser plans as parse_tensor_plan() reads them
   double prune_frac = 0.03;
-  std::int64_t quant_attn_bits = 6;
-  std::int64_t quant_mlp_bits = 5;
-  std::string fp16_keep_name_patterns = "tok_emb";
+  std::string quant_mlp = "int5,floor";
+  std::string quant_attn = "int6,floor";
+  std::string quant_bigram_proj = "int6,floor";
+  std::string quant_tok_emb = "fp16";
+  std::string quant_bigram_embed = "int6,floor";
+  std::string quant_other = "int8,q=0.9999984,floor,sym";
+  std::int64_t quant_passthrough_numel = 65536;
+  bool quant_control_fp32_first = true;
+  std::string fp16_keep_name_patterns;
   // Evaluation (SPEC §2)
   std::int64_t eval_stride = 64;
   std::int64_t eval_batch_seqs = 32;
@@ -110,6 +125,8 @@ const char* type_name(const ConfigKey& key);
 // ("--set", "env", "file.env:12") and is part of any error message.
 void set_config_value(Config& cfg, const ConfigKey& key, std::string_view value, const std::string& origin);
 std::string get_config_value(const Config& cfg, const ConfigKey& key);
+// The shortest decimal text that reads back to exactly `v`.
+std::string shortest_decimal(double v);
 
 // Applies one KEY=VALUE assignment; unknown keys are an error naming the closest key.
 void apply_assignment(Config& cfg, std::string_view assignment, const std::string& origin,
@@ -136,5 +153,8 @@ std::string describe_config_keys();
 // Values derived from the configuration, named as in SPEC.
 inline std::int64_t head_dim(const Config& c) { return c.model_dim / c.num_heads; }
 inline std::int64_t eval_seq_len(const Config& c) { return c.eval_seq_len > 0 ? c.eval_seq_len : c.train_seq_len; }
+inline std::int64_t rope_dims(const Config& c) { return c.rope_dims > 0 ? c.rope_dims : head_dim(c); }
+inline double tied_embed_wd(const Config& c) { return c.tied_embed_wd >= 0 ? c.tied_embed_wd : c.adam_wd; }
+inline double scalar_wd(const Config& c) { return c.scalar_wd >= 0 ? c.scalar_wd : c.adam_wd; }
 
 }  // namespace pgolf

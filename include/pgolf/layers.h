@@ -14,12 +14,18 @@ at::Tensor rms_norm(const at::Tensor& x);
 // x @ w^T with w cast to x's dtype (weights are stored fp32, activations may be bf16).
 at::Tensor cast_linear(const at::Tensor& x, const at::Tensor& w);
 
-// RoPE tables for positions 0..T-1 and head_dim D (rotate-half layout):
-//   inv_freq_j = base^(-2j/D), theta[t, j] = t * inv_freq_j, j < D/2.
-// Returns (cos theta, sin theta), each [T, D/2], float32.
-std::pair<at::Tensor, at::Tensor> rope_tables(std::int64_t T, std::int64_t D, double base, at::Device device);
-// x [..., T, D] = [x1, x2] (halves)  ->  [x1 cos + x2 sin, -x1 sin + x2 cos].
+// RoPE tables for positions 0..T-1 over d rotated dims (rotate-half layout):
+//   inv_freq_j = base^(-2j/d), theta[t, j] = t * inv_freq_j, j < d/2.
+// Returns (cos theta, sin theta), each [T, d/2], float32.
+std::pair<at::Tensor, at::Tensor> rope_tables(std::int64_t T, std::int64_t d, double base, at::Device device);
+// x [..., T, D]; the first d = 2 * cos.size(-1) dims are rotated, the rest pass
+// through (partial RoPE when d < D):
+//   [x1, x2, rest] (x1, x2 halves of the first d)  ->  [x1 cos + x2 sin, -x1 sin + x2 cos, rest].
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+// NTK-scaled RoPE base for sequences of length T over d rotated dims when the
+// tables were built for `built_len` (0 = no scaling):
+//   base * (T / built_len)^(d / (d - 2))  if T > built_len, else base.
+double ntk_rope_base(double base, std::int64_t T, std::int64_t built_len, std::int64_t d);
 
 // SmearGate: g = sigmoid(gate); x_i = (1-g) x_i + g x_{i-1}, x_{-1} = 0. x [B, T, D].
 at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate);

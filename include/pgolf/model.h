@@ -1,5 +1,7 @@
 // The GPT of SPEC §3: token embedding tied with the head, BigramHash,
-// RMSNorm + SmearGate, U-Net of blocks with GQA attention and relu^2 MLP.
+// RMSNorm + SmearGate (either order), U-Net of blocks with GQA attention
+// (full or partial, optionally NTK-scaled RoPE; optional XSA) and relu^2 MLP,
+// optional layer-norm scale.
 // Parameters carry the reference's state-dict names.
 #pragma once
 #include <ATen/ATen.h>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "pgolf/config.h"
+#include "pgolf/quantizer.h"
 
 namespace pgolf {
 
@@ -65,7 +68,10 @@ class GPT {
   struct Block {
     at::Tensor c_q, c_k, c_v, proj, q_gain, fc, mlp_proj, attn_scale, mlp_scale, resid_mix;
     bool xsa = false;
+    double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(i+1) in block i, else 1
   };
+  // The embedding's RMSNorm and SmearGate, in the configured order.
+  using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& gate);
   at::Tensor& add(const std::string& name, at::Tensor t);
   at::Tensor weight(const at::Tensor& w) const;  // a matrix as the forward pass sees it
   at::Tensor attention(const Block& b, const at::Tensor& x);
@@ -77,7 +83,8 @@ class GPT {
   std::vector<NamedTensor> params_;
   at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, smear_gate_, skip_weights_;
   std::vector<Block> blocks_;
-  std::map<const void*, int> qat_bits_;  // tensor identity -> bits, for quantised matrices
+  EmbedNorm embed_norm_ = nullptr;
+  std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
   bool qat_ = false;
   std::int64_t rope_len_ = 0;
   at::Tensor rope_cos_, rope_sin_;

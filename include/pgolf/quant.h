@@ -1,46 +1,59 @@
-// Quantisation rules of SPEC §5: which scheme each tensor gets, and per-row
-// symmetric integer quantisation (used by export and by late QAT).
+// The export plan of SPEC §5: the rules that choose how each tensor is stored
+// (fp16, fp32 or one of the per-row integer quantisers of quantizer.h),
+// magnitude pruning, and which quantiser late QAT uses for each matrix.
 #pragma once
 #include <ATen/ATen.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "pgolf/config.h"
 #include "pgolf/model.h"
+#include "pgolf/quantizer.h"
 
 namespace pgolf {
 
-enum class Scheme { Fp16, Fp32, IntRow, Int8Clip };
+enum class Scheme : std::uint8_t { Fp16 = 0, Fp32 = 1, IntRow = 2 };
 
+// How one tensor is stored: fp16, fp32, or per-row integers.
 struct TensorPlan {
-  Scheme scheme;
-  int bits = 0;  // for IntRow
+  Scheme scheme = Scheme::Fp16;
+  RowQuantizer quant;  // for IntRow
+  // Equal when they store a tensor the same way (the quantiser matters only for IntRow).
+  bool operator==(const TensorPlan& o) const { return scheme == o.scheme && (scheme != Scheme::IntRow || quant == o.quant); }
 };
 
-// SPEC §5.2, first matching rule wins: small or non-float tensors fp16;
-// control tensors fp32; FP16_KEEP_NAME_PATTERNS fp16; ".mlp." int QUANT_MLP_BITS;
-// "bigram" or ".attn." int QUANT_ATTN_BITS; anything else int8 clipped.
-TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const Config& cfg);
+// A plan written as text, as in the QUANT_* keys: "fp16", "fp32", or
+// "int<B>" followed by comma-separated options "q=<Q>", "floor", "sym"
+// (defaults: Q = 1, no floor, asymmetric), e.g. "int6,q=0.9999984,floor,sym".
+// Throws ConfigError naming `key` on anything else.
+TensorPlan parse_tensor_plan(const std::string& text, const std::string& key);
+std::string format_tensor_plan(const TensorPlan& plan);
 
-// Per-row symmetric quantisation to `bits` (qmax = 2^(bits-1) - 1):
-// scale_r = max|w_r| / qmax, clamped to >= 1e-12, stored fp16 and clamped to
-// >= the smallest normal fp16; q = clamp(round(w / scale_r), -qmax-1, qmax).
-struct RowQuantized {
-  at::Tensor q;      // int8, same shape as w
-  at::Tensor scale;  // fp16, one per row
+// The export section of the configuration: one plan per tensor class and the
+// rules that pick a class (SPEC §5.2).
+struct QuantOptions {
+  TensorPlan mlp, attn, bigram_proj, tok_emb, bigram_embed, other;
+  std::int64_t passthrough_numel = 65536;  // float tensors this small: fp16
+  bool control_fp32_first = true;          // control tensors fp32 before the size rule
+  std::vector<std::string> fp16_patterns;  // name fragments kept fp16
+  std::optional<RowQuantizer> qat;         // QAT quantiser for every matrix (unset: each class's own)
 };
-RowQuantized quantize_rows(const at::Tensor& w, int bits);
-// w = q * scale_r, as float32.
-at::Tensor dequantize_rows(const RowQuantized& r);
+QuantOptions quant_options(const Config& cfg);
 
-// Late QAT: the forward value is dequantize(quantize(w)), the gradient passes
-// straight through: w + stopgrad(q(w) - w).
-at::Tensor fake_quantize_rows(const at::Tensor& w, int bits);
+// SPEC §5.2, first matching rule wins: non-float tensors as they are (fp16
+// here); control tensors fp32 (if control_fp32_first); at most
+// passthrough_numel entries fp16; control tensors fp32; fp16 name patterns;
+// tok_emb / bigram.embed by their plans; ".mlp." the MLP plan; ".attn." the
+// attention plan; bigram.proj its plan; anything else the "other" plan.
+TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const QuantOptions& opts);
 
-// The int8 fallback: rows clipped at the 99.99984th percentile of |w_r|,
-// scale_r = max(clip_r / 127, 1/127) stored fp16, q = clamp(round(w/scale_r), -127, 127).
-RowQuantized quantize_rows_int8_clipped(const at::Tensor& w);
+// The quantiser late QAT fake-quantises a linear matrix (block matrices and
+// bigram.proj) with: QAT_QUANT if set, else the matrix's class plan (MLP,
+// attention, bigram.proj) when that plan is an integer one, ignoring the size
+// and name-pattern rules. None: the matrix stays in full precision.
+std::optional<RowQuantizer> qat_quantizer(const std::string& name, const QuantOptions& opts);
 
 // SPEC §5.1 magnitude pruning: in every 2-D parameter with more than 65,536
 // entries, entries with |w| below the `frac` quantile of |w| become 0.
@@ -50,17 +63,17 @@ std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double 
 // One tensor as stored in the artifact.
 struct QuantTensor {
   std::string name;
-  Scheme scheme;
-  int bits = 0;                    // IntRow / Int8Clip
+  TensorPlan plan;
   std::vector<std::int64_t> shape;  // of the original tensor
-  at::Tensor data;                  // int8 (IntRow, Int8Clip), fp16 (Fp16) or fp32 (Fp32), CPU, contiguous
-  at::Tensor scale;                 // fp16 per row (IntRow, Int8Clip); undefined otherwise
+  at::Tensor data;                  // int8 (IntRow), fp16 (Fp16) or fp32 (Fp32), CPU, contiguous, flat
+  at::Tensor scale;                 // fp16 per row (IntRow); undefined otherwise
 };
 
+// Quantises one tensor by its plan.
+QuantTensor quantize_tensor(const std::string& name, const at::Tensor& t, const TensorPlan& plan);
 // Applies the plan of every parameter (SPEC §5.2).
-std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const Config& cfg);
+std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const QuantOptions& opts);
 // The float32 tensor a QuantTensor stands for: q * scale_r, or the stored floats.
 at::Tensor dequantize(const QuantTensor& q);
-const char* scheme_name(Scheme s);
 
 }  // namespace pgolf

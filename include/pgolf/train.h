@@ -26,8 +26,9 @@ namespace pgolf {
 //    time so far without start-up costs.
 double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms);
 
-// Late QAT starts once elapsed time reaches QAT_START_FRAC of the cap, or,
-// without a cap, once step reaches QAT_START_FRAC of ITERATIONS. 0 = never.
+// With QAT_ENABLED, QAT starts once elapsed time reaches QAT_START_FRAC of the
+// cap, or, without a cap, once step reaches QAT_START_FRAC of ITERATIONS
+// (QAT_START_FRAC=0: from the first step).
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms);
 
 // Average step time for the schedule: the first timed step (allocator growth,

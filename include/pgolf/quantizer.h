@@ -1,0 +1,42 @@
+// The per-row integer quantiser family of SPEC §5.3, used by export and by
+// quantisation-aware training (fake quantisation with a straight-through gradient).
+#pragma once
+#include <ATen/ATen.h>
+
+namespace pgolf {
+
+// One member of the per-row integer quantiser family (SPEC §5.3). For b bits,
+// qmax = 2^(b-1) - 1, and for each row r of w:
+//   clip_r  = quantile(|w_r|, clip_q)            (clip_q = 1: max |w_r|)
+//   scale_r = fp16(max(clip_r / qmax, floor))    floor = 1/qmax ("scale floor") or 1e-12
+//   q       = clamp(round(clamp(w, -clip_r, clip_r) / scale_r), lo, qmax)
+//             lo = -qmax (symmetric) or -qmax - 1
+//   w'      = q * scale_r
+// A scale that would be 0 or subnormal in fp16 (all-zero or tiny rows) is
+// raised to the smallest normal fp16, 2^-14, so decoding stays finite.
+struct RowQuantizer {
+  int bits = 6;
+  double clip_q = 1.0;
+  bool floor = false;
+  bool symmetric = false;
+  int qmax() const { return (1 << (bits - 1)) - 1; }
+  int lo() const { return symmetric ? -qmax() : -qmax() - 1; }
+  bool operator==(const RowQuantizer& o) const {
+    return bits == o.bits && clip_q == o.clip_q && floor == o.floor && symmetric == o.symmetric;
+  }
+};
+
+struct RowQuantized {
+  at::Tensor q;      // int8, [rows, cols]
+  at::Tensor scale;  // fp16, [rows]
+};
+// w is viewed as [size(0), -1].
+RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq);
+// w = q * scale_r, as float32.
+at::Tensor dequantize_rows(const RowQuantized& r);
+
+// Late QAT: the forward value is dequantize(quantize(w)), the gradient passes
+// straight through: w + stopgrad(q(w) - w).
+at::Tensor fake_quantize_rows(const at::Tensor& w, const RowQuantizer& rq);
+
+}  // namespace pgolf

@@ -1,0 +1,29 @@
+#include "pgolf/quantizer.h"
+
+#include <ATen/core/grad_mode.h>
+
+namespace pgolf {
+
+RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq) {
+  at::NoGradGuard no_grad;
+  const double qmax = rq.qmax();
+  at::Tensor w32 = w.detach().to(at::kFloat).reshape({w.dim() == 0 ? 1 : w.size(0), -1});
+  at::Tensor absw = w32.abs();
+  at::Tensor clip = rq.clip_q >= 1.0 ? absw.amax(1) : at::quantile(absw, rq.clip_q, /*dim=*/1);
+  const double floor = rq.floor ? 1.0 / qmax : 1e-12;
+  at::Tensor scale = (clip / qmax).clamp_min(floor).to(at::kHalf).clamp_min(6.103515625e-05);
+  at::Tensor clipped = at::maximum(at::minimum(w32, clip.unsqueeze(1)), -clip.unsqueeze(1));
+  at::Tensor q = at::round(clipped / scale.to(at::kFloat).unsqueeze(1)).clamp(rq.lo(), qmax).to(at::kChar);
+  return {q, scale};
+}
+
+at::Tensor dequantize_rows(const RowQuantized& r) {
+  return r.q.to(at::kFloat) * r.scale.to(at::kFloat).unsqueeze(1);
+}
+
+at::Tensor fake_quantize_rows(const at::Tensor& w, const RowQuantizer& rq) {
+  at::Tensor deq = dequantize_rows(quantize_rows(w, rq)).view(w.sizes()).to(w.scalar_type());
+  return w + (deq - w).detach();
+}
+
+}  // namespace pgolf
