@@ -86,6 +86,7 @@ std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
     put<std::uint8_t>(out, static_cast<std::uint8_t>(quantised ? (rq.floor ? kFlagFloor : 0) | (rq.symmetric ? kFlagSymmetric : 0) : 0));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(t.shape.size()));
     put<double>(out, quantised ? rq.clip_q : 0.0);
+    put<double>(out, quantised ? rq.sd_k : 0.0);
     for (auto d : t.shape) put<std::int64_t>(out, d);
     const std::uint64_t data_bytes = t.data.numel() * t.data.element_size();
     put<std::uint64_t>(out, data_bytes);
@@ -113,6 +114,7 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     const auto flags = r.get<std::uint8_t>(t.name);
     const auto ndim = r.get<std::uint8_t>(t.name);
     const auto clip_q = r.get<double>(t.name);
+    const auto sd_k = r.get<double>(t.name);
     if (scheme > static_cast<int>(Scheme::IntRow)) r.fail("tensor '" + t.name + "' has unknown scheme " + std::to_string(scheme));
     t.plan.scheme = static_cast<Scheme>(scheme);
     const bool quantised = t.plan.scheme == Scheme::IntRow;
@@ -120,7 +122,8 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
       if (bits < 2 || bits > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(bits) + " bits");
       if (flags & ~(kFlagFloor | kFlagSymmetric)) r.fail("tensor '" + t.name + "' has unknown flags " + std::to_string(flags));
       if (!(clip_q > 0.0 && clip_q <= 1.0)) r.fail("tensor '" + t.name + "' has clip quantile " + std::to_string(clip_q));
-      t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0};
+      if (!(sd_k >= 0.0 && sd_k < 1e6)) r.fail("tensor '" + t.name + "' has SDClip k " + std::to_string(sd_k));
+      t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0, sd_k};
     }
     if (ndim > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
     std::uint64_t numel = 1;
@@ -153,13 +156,18 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
   return out;
 }
 
+std::string compress_payload(const std::string& payload) { return zstd_compress(payload); }
+
 std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors) {
   const std::string payload = serialize_tensors(tensors);
-  const std::string packed = zstd_compress(payload);
+  return write_artifact_packed(path, payload.size(), compress_payload(payload));
+}
+
+std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t payload_size, const std::string& packed) {
   std::string header(kArtifactMagic, sizeof kArtifactMagic);
   put<std::uint32_t>(header, kArtifactVersion);
   put<std::uint32_t>(header, kCodecZstd);
-  put<std::uint64_t>(header, payload.size());
+  put<std::uint64_t>(header, payload_size);
   put<std::uint64_t>(header, packed.size());
   put<std::uint32_t>(header, crc32_of(packed.data(), packed.size()));
   put<std::uint32_t>(header, crc32_of(header.data(), header.size()));

@@ -93,7 +93,7 @@ int cmd_train(const ConfigArgs& args) {
   std::snprintf(buf, sizeof buf,
                 "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",
                 static_cast<long long>(r.steps), r.exported.path.c_str(), static_cast<unsigned long long>(r.exported.total()),
-                static_cast<unsigned long long>(kSubmissionBudget), r.roundtrip.val_bpb());
+                static_cast<unsigned long long>(cfg.budget_bytes), r.roundtrip.val_bpb());
   log.line(buf);
   return 0;
 }

@@ -93,6 +93,10 @@ const std::vector<ConfigKey>& config_keys() {
       {"QUANT_CONTROL_FP32_FIRST", "export", &C::quant_control_fp32_first,
        "control tensors are stored fp32 before the size rule applies (0: small ones become fp16)"},
       {"FP16_KEEP_NAME_PATTERNS", "export", &C::fp16_keep_name_patterns, "comma-separated name fragments kept as fp16"},
+      {"BUDGET_BYTES", "export", &C::budget_bytes, "artifact + code bytes allowed (the challenge: 16,000,000)"},
+      {"EXPORT_FIT", "export", &C::export_fit,
+       "over the budget, change pruning and QUANT_* plans (cheapest error per byte first) until the artifact fits; 0: keep them and only warn"},
+      {"FIT_MARGIN_BYTES", "export", &C::fit_margin_bytes, "bytes of the budget the fitted export leaves unused"},
 
       {"EVAL_STRIDE", "evaluation", &C::eval_stride, "sliding-window stride"},
       {"EVAL_BATCH_SEQS", "evaluation", &C::eval_batch_seqs, "windows per sliding-evaluation batch"},
@@ -327,6 +331,8 @@ void validate_config(const Config& c) {
   fraction(c.qat_start_frac, "QAT_START_FRAC");
   fraction(c.prune_frac, "PRUNE_FRAC");
   require(c.quant_passthrough_numel >= 0, "QUANT_PASSTHROUGH_NUMEL must be >= 0");
+  positive(c.budget_bytes, "BUDGET_BYTES");
+  require(c.fit_margin_bytes >= 0 && c.fit_margin_bytes < c.budget_bytes, "FIT_MARGIN_BYTES must be in [0, BUDGET_BYTES)");
   try {
     quant_options(c);
   } catch (const ConfigError& e) {

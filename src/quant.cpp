@@ -24,7 +24,7 @@ bool contains(const std::string& name, const char* fragment) { return name.find(
 TensorPlan parse_tensor_plan(const std::string& text, const std::string& key) {
   auto bad = [&](const std::string& why) -> ConfigError {
     return ConfigError(key + "='" + text + "': " + why +
-                       " (expected fp16, fp32 or int<2..8> with options q=<quantile>, floor, sym; e.g. int6,floor)");
+                       " (expected fp16, fp32 or int<2..8> with options q=<quantile>, k=<SDClip std multiple>, floor, sym; e.g. int6,floor)");
   };
   const auto parts = split(text, ',');
   if (parts.empty()) throw bad("empty");
@@ -44,6 +44,11 @@ TensorPlan parse_tensor_plan(const std::string& text, const std::string& key) {
       plan.quant.floor = true;
     } else if (o == "sym") {
       plan.quant.symmetric = true;
+    } else if (o.compare(0, 2, "k=") == 0) {
+      char* end = nullptr;
+      const double k = std::strtod(o.c_str() + 2, &end);
+      if (o.size() == 2 || *end != '\0' || !(k > 0.0 && k < 1e6)) throw bad("SDClip k must be a positive number");
+      plan.quant.sd_k = k;
     } else if (o.compare(0, 2, "q=") == 0) {
       char* end = nullptr;
       const double q = std::strtod(o.c_str() + 2, &end);
@@ -62,6 +67,7 @@ std::string format_tensor_plan(const TensorPlan& plan) {
   std::ostringstream out;
   out << "int" << plan.quant.bits;
   if (plan.quant.clip_q != 1.0) out << ",q=" << shortest_decimal(plan.quant.clip_q);
+  if (plan.quant.sd_k > 0) out << ",k=" << shortest_decimal(plan.quant.sd_k);
   if (plan.quant.floor) out << ",floor";
   if (plan.quant.symmetric) out << ",sym";
   return out.str();

@@ -7,6 +7,7 @@
 
 #include "pgolf/artifact.h"
 #include "pgolf/data.h"
+#include "pgolf/fit.h"
 #include "pgolf/io.h"
 #include "pgolf/runtime.h"
 #include "pgolf/tokenizer.h"
@@ -19,30 +20,34 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   const auto t0 = std::chrono::steady_clock::now();
   ExportResult r;
   r.path = path;
-  r.pruned = prune_small_weights(model.parameters(), cfg.prune_frac);
-  const double prune_ms = ms_since(t0);
-  log.progress("quantising...");
-  const auto tensors = quantize_tensors(model.parameters(), quant_options(cfg));
-  const double quant_ms = ms_since(t0) - prune_ms;
-  log.progress("compressing (zstd -22)...");
-  r.artifact_bytes = write_artifact(path, tensors);
   r.code_bytes = code_bytes();
+  log.progress("pruning and quantising...");
+  const FitOptions budget = fit_options(cfg, r.code_bytes);
+  const FitResult fit = fit_export(model.parameters(), {quant_options(cfg), cfg.prune_frac}, budget, compress_payload,
+                                   kArtifactHeaderBytes, log);
+  r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed);
   r.export_ms = ms_since(t0);
-  log.line("pruned " + std::to_string(r.pruned) + " weights (PRUNE_FRAC=" + get_config_value(cfg, *find_config_key("PRUNE_FRAC")) + ")");
+  r.fitted = fit.changed;
+  if (fit.changed)
+    log.line("fit: chosen PRUNE_FRAC=" + shortest_decimal(fit.choice.prune_frac) + " QUANT_MLP=" + format_tensor_plan(fit.choice.quant.mlp) +
+             " QUANT_ATTN=" + format_tensor_plan(fit.choice.quant.attn) + " QUANT_BIGRAM_PROJ=" +
+             format_tensor_plan(fit.choice.quant.bigram_proj) + " QUANT_TOK_EMB=" + format_tensor_plan(fit.choice.quant.tok_emb) +
+             " QUANT_BIGRAM_EMBED=" + format_tensor_plan(fit.choice.quant.bigram_embed) + " QUANT_OTHER=" +
+             format_tensor_plan(fit.choice.quant.other));
   log.line("Serialized model int6+zstd: " + std::to_string(r.artifact_bytes) + " bytes (" + path + ")");
   log.line("Code size: " + std::to_string(r.code_bytes) + " bytes");
   log.line("Total submission size int6+zstd: " + std::to_string(r.total()) + " bytes");
-  char buf[128];
-  std::snprintf(buf, sizeof buf, "export_time:%.0fms (prune %.0f, quantise %.0f, pack+zstd %.0f) budget_left:%lld bytes",
-                r.export_ms, prune_ms, quant_ms, r.export_ms - prune_ms - quant_ms,
-                static_cast<long long>(kSubmissionBudget) - static_cast<long long>(r.total()));
+  const long long left = static_cast<long long>(budget.budget) - static_cast<long long>(r.total());
+  char buf[160];
+  std::snprintf(buf, sizeof buf, "export_time:%.0fms budget:%llu budget_left:%lld bytes", r.export_ms,
+                static_cast<unsigned long long>(budget.budget), left);
   log.line(buf);
-  if (r.total() > kSubmissionBudget)
+  if (left < 0)
     log.line("WARNING: total submission size " + std::to_string(r.total()) + " bytes is OVER the " +
-             std::to_string(kSubmissionBudget) + "-byte budget by " + std::to_string(r.total() - kSubmissionBudget) +
-             " bytes: this artifact cannot be submitted");
+             std::to_string(budget.budget) + "-byte budget by " + std::to_string(-left) +
+             " bytes (EXPORT_FIT=0): this artifact cannot be submitted");
   log.metric("export", {{"artifact_bytes", double(r.artifact_bytes)}, {"code_bytes", double(r.code_bytes)},
-                        {"total_bytes", double(r.total())}, {"export_ms", r.export_ms}});
+                        {"total_bytes", double(r.total())}, {"budget_left", double(left)}, {"export_ms", r.export_ms}});
   return r;
 }
 

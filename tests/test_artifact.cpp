@@ -130,12 +130,12 @@ TEST(Artifact, MalformedPayloadsAreRejected) {
   p = payload;
   p[4 + 2 + 14] = 9;
   EXPECT_NE(error(p).find("unknown scheme 9"), std::string::npos);
-  // Then bits, flags, ndim, the clip quantile (f64) and the dimensions.
+  // Then bits, flags, ndim, the clip quantile and SDClip k (f64 each) and the dimensions.
   const std::size_t rec = 4 + 2 + 14;
   ASSERT_EQ(q[0].plan.scheme, Scheme::Fp16);  // tok_emb
   p = payload;
   std::int64_t dim = 3;
-  std::memcpy(p.data() + rec + 4 + 8, &dim, 8);  // shape no longer fits the data length
+  std::memcpy(p.data() + rec + 4 + 16, &dim, 8);  // shape no longer fits the data length
   EXPECT_NE(error(p).find("does not fit its shape"), std::string::npos);
   // An int-row record (the first attention matrix): bad bits, flags and quantile.
   std::size_t off = 4, k = 0;
@@ -152,6 +152,10 @@ TEST(Artifact, MalformedPayloadsAreRejected) {
   double clip = 1.5;
   std::memcpy(p.data() + at_scheme + 4, &clip, 8);
   EXPECT_NE(error(p).find("clip quantile"), std::string::npos);
+  p = payload;
+  double sd_k = -2;
+  std::memcpy(p.data() + at_scheme + 12, &sd_k, 8);
+  EXPECT_NE(error(p).find("SDClip k"), std::string::npos);
 }
 
 TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {

@@ -32,7 +32,14 @@ RowQuantized slow_quantize(const at::Tensor& w, const RowQuantizer& rq) {
     std::sort(a.begin(), a.end());
     const double pos = rq.clip_q * static_cast<double>(cols - 1);
     const auto i0 = static_cast<std::size_t>(std::floor(pos)), i1 = std::min(i0 + 1, a.size() - 1);
-    const float clip = static_cast<float>(a[i0] + (pos - std::floor(pos)) * (a[i1] - a[i0]));
+    float clip = static_cast<float>(a[i0] + (pos - std::floor(pos)) * (a[i1] - a[i0]));
+    if (rq.sd_k > 0) {  // SDClip: k unbiased standard deviations of the row
+      double mean = 0, var = 0;
+      for (std::int64_t c = 0; c < cols; ++c) mean += W[r][c];
+      mean /= static_cast<double>(cols);
+      for (std::int64_t c = 0; c < cols; ++c) var += (W[r][c] - mean) * (W[r][c] - mean);
+      clip = static_cast<float>(rq.sd_k * std::sqrt(var / static_cast<double>(cols - 1)));
+    }
     const float floor = rq.floor ? 1.0f / static_cast<float>(qmax) : 1e-12f;
     const float s = std::max(static_cast<float>(c10::Half(std::max(clip / static_cast<float>(qmax), floor))), 6.103515625e-05f);
     scale[r] = s;
@@ -61,10 +68,10 @@ TEST(Quantizer, MatchesSlowPerElementComputationForEveryParameterCombination) {
   w[7][3] = 40.0f;
   int combos = 0;
   for (int bits : {4, 5, 6, 8})
-    for (double clip_q : {1.0, 0.9999984, 0.99})
+    for (double clip : {1.0, 0.9999984, 0.99, -3.0, -12.85})  // negative: SDClip with k = -clip
       for (bool floor : {false, true})
         for (bool sym : {false, true}) {
-          const RowQuantizer rq{bits, clip_q, floor, sym};
+          const RowQuantizer rq{bits, clip > 0 ? clip : 1.0, floor, sym, clip > 0 ? 0.0 : -clip};
           RowQuantized got = quantize_rows(w, rq), want = slow_quantize(w, rq);
           const std::string what = format_tensor_plan({Scheme::IntRow, rq});
           EXPECT_TRUE(at::equal(got.scale, want.scale)) << what;
@@ -73,7 +80,7 @@ TEST(Quantizer, MatchesSlowPerElementComputationForEveryParameterCombination) {
           EXPECT_LE(got.q.max().item<int>(), rq.qmax()) << what;
           ++combos;
         }
-  EXPECT_EQ(combos, 48);
+  EXPECT_EQ(combos, 80);
 }
 
 TEST(Quantizer, FloorCoarsensOnlyRowsBelowOneAndZeroRowsStayFinite) {
@@ -101,11 +108,11 @@ TEST(Quantizer, FakeQuantisationIsTheDequantisedValueWithStraightThroughGradient
 }
 
 TEST(QuantPlan, TextRoundTripsAndErrorsNameTheKey) {
-  for (const char* s : {"fp16", "fp32", "int5", "int6,floor", "int8,q=0.9999984,floor,sym", "int2,sym"})
+  for (const char* s : {"fp16", "fp32", "int5", "int6,floor", "int8,q=0.9999984,floor,sym", "int2,sym", "int6,k=12.85,sym"})
     EXPECT_EQ(format_tensor_plan(parse_tensor_plan(s, "K")), s);
   const TensorPlan p = parse_tensor_plan("int6,sym,q=0.5,floor", "K");
   EXPECT_EQ(p.quant, (RowQuantizer{6, 0.5, true, true}));
-  for (const char* bad : {"", "int9", "int1", "int", "fp8", "int6,flor", "int6,q=0", "int6,q=1.5", "int6,q=", "fp16,sym"}) {
+  for (const char* bad : {"", "int9", "int1", "int", "fp8", "int6,flor", "int6,q=0", "int6,q=1.5", "int6,q=", "fp16,sym", "int6,k=0", "int6,k=x"}) {
     try {
       parse_tensor_plan(bad, "QUANT_MLP");
       ADD_FAILURE() << "accepted '" << bad << "'";

@@ -29,7 +29,11 @@ struct ArtifactError : std::runtime_error {
 std::string serialize_tensors(const std::vector<QuantTensor>& tensors);
 std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const std::string& path);
 
-// Serialises, compresses (zstd -22) and writes atomically; returns the file size.
+// The payload compressed as the artifact stores it (zstd -22).
+std::string compress_payload(const std::string& payload);
+// Writes the header and an already compressed payload atomically; returns the file size.
+std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t payload_size, const std::string& packed);
+// Serialises, compresses and writes atomically; returns the file size.
 std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors);
 std::vector<QuantTensor> read_artifact(const std::string& path);
 

@@ -89,6 +89,10 @@ struct Config {
   std::int64_t quant_passthrough_numel = 65536;
   bool quant_control_fp32_first = true;
   std::string fp16_keep_name_patterns;
+  // Budget (fitting the export)
+  std::int64_t budget_bytes = 16000000;
+  bool export_fit = true;
+  std::int64_t fit_margin_bytes = 0;
   // Evaluation (SPEC §2)
   std::int64_t eval_stride = 64;
   std::int64_t eval_batch_seqs = 32;

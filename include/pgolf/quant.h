@@ -25,7 +25,8 @@ struct TensorPlan {
 };
 
 // A plan written as text, as in the QUANT_* keys: "fp16", "fp32", or
-// "int<B>" followed by comma-separated options "q=<Q>", "floor", "sym"
+// "int<B>" followed by comma-separated options "q=<Q>", "k=<K>" (SDClip: the
+// clip is K row standard deviations; replaces q), "floor", "sym"
 // (defaults: Q = 1, no floor, asymmetric), e.g. "int6,q=0.9999984,floor,sym".
 // Throws ConfigError naming `key` on anything else.
 TensorPlan parse_tensor_plan(const std::string& text, const std::string& key);

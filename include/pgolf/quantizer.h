@@ -8,6 +8,7 @@ namespace pgolf {
 // One member of the per-row integer quantiser family (SPEC §5.3). For b bits,
 // qmax = 2^(b-1) - 1, and for each row r of w:
 //   clip_r  = quantile(|w_r|, clip_q)            (clip_q = 1: max |w_r|)
+//             or, with sd_k > 0 (SDClip), sd_k * std(w_r)  (unbiased std)
 //   scale_r = fp16(max(clip_r / qmax, floor))    floor = 1/qmax ("scale floor") or 1e-12
 //   q       = clamp(round(clamp(w, -clip_r, clip_r) / scale_r), lo, qmax)
 //             lo = -qmax (symmetric) or -qmax - 1
@@ -19,10 +20,11 @@ struct RowQuantizer {
   double clip_q = 1.0;
   bool floor = false;
   bool symmetric = false;
+  double sd_k = 0.0;  // > 0: SDClip, the clip is sd_k standard deviations of the row
   int qmax() const { return (1 << (bits - 1)) - 1; }
   int lo() const { return symmetric ? -qmax() : -qmax() - 1; }
   bool operator==(const RowQuantizer& o) const {
-    return bits == o.bits && clip_q == o.clip_q && floor == o.floor && symmetric == o.symmetric;
+    return bits == o.bits && clip_q == o.clip_q && floor == o.floor && symmetric == o.symmetric && sd_k == o.sd_k;
   }
 };
 

@@ -20,13 +20,14 @@ std::uint64_t code_bytes();
 struct ExportResult {
   std::string path;
   std::uint64_t artifact_bytes = 0, code_bytes = 0;
-  std::int64_t pruned = 0;
+  bool fitted = false;  // the export changed the configured choices to fit the budget
   double export_ms = 0;
   std::uint64_t total() const { return artifact_bytes + code_bytes; }
 };
 
-// Prunes the model's weights in place (PRUNE_FRAC), quantises and writes the
-// artifact to `path`; logs the SPEC §6 size lines and warns over budget.
+// Prunes (PRUNE_FRAC) and quantises copies of the model's weights, fitted to
+// BUDGET_BYTES (fit.h), and writes the artifact to `path`; logs the size
+// lines (Serialized model ..., Total submission size ...).
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log);
 
 // Validation data and byte tables for scoring.

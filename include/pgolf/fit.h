@@ -1,0 +1,67 @@
+// Fitting the export to the budget: when the pruned, quantised and compressed
+// weights plus the code exceed BUDGET_BYTES - FIT_MARGIN_BYTES, the export
+// changes its choices — more pruning, one bit fewer for a tensor class, int8
+// instead of fp16 embeddings — taking each time the change that loses the
+// least accuracy per byte saved, until it fits.
+//
+// Cost of a choice: the squared error it adds to the weights, sum ||W - W'||^2
+// over all tensors (W before pruning). Its size: predicted per tensor from the
+// order-0 entropy of the stored values (integers, or the two bytes of each
+// fp16) scaled by the ratio real/predicted of the last real compression; a
+// real compression of the whole payload confirms the result.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pgolf/quant.h"
+#include "pgolf/run.h"
+
+namespace pgolf {
+
+// The export can not be made to fit; the message says by how much and what to change.
+struct FitError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// The budget section of the configuration.
+struct FitOptions {
+  bool enabled = true;             // EXPORT_FIT
+  std::uint64_t budget = 16000000;  // BUDGET_BYTES
+  std::uint64_t margin = 0;         // FIT_MARGIN_BYTES
+  std::uint64_t code_bytes = 0;     // counted against the budget with the artifact
+  std::uint64_t target() const { return budget > margin + code_bytes ? budget - margin - code_bytes : 0; }
+};
+FitOptions fit_options(const Config& cfg, std::uint64_t code_bytes);
+
+// One way of storing the model: the plans and the pruning fraction.
+struct ExportChoice {
+  QuantOptions quant;
+  double prune_frac = 0;
+};
+
+// Order-0 entropy estimate of a stored tensor's compressed size, in bytes.
+double predicted_bytes(const QuantTensor& t);
+
+struct FitResult {
+  ExportChoice choice;
+  std::vector<QuantTensor> tensors;  // quantised under `choice`
+  std::string payload;               // serialised tensors
+  std::string packed;                // the payload compressed (what the artifact stores)
+  bool changed = false;              // the choice differs from the configured one
+  double added_sse = 0;              // squared error of the final choice minus that of the configured one
+};
+
+// Prunes (copies of) `weights` and quantises them under `start`; while the
+// result is over opts.target() and fitting is enabled, applies the cheapest
+// change (logged with its predicted bytes, added error and the margin left).
+// `compress` compresses a payload (one real compression per confirmation);
+// `header_bytes` is what the artifact adds to it. Throws FitError when no
+// choice fits.
+FitResult fit_export(const std::vector<NamedTensor>& weights, const ExportChoice& start, const FitOptions& opts,
+                     const std::function<std::string(const std::string&)>& compress, std::uint64_t header_bytes,
+                     RunLog& log);
+
+}  // namespace pgolf
