@@ -2,7 +2,6 @@
 
 #include <ATen/core/grad_mode.h>
 #include <zlib.h>
-#include <zstd.h>
 
 #include <cstring>
 #include <map>
@@ -22,19 +21,7 @@ std::uint32_t crc32_of(const void* data, std::size_t n) {
   return static_cast<std::uint32_t>(::crc32(0L, static_cast<const Bytef*>(data), static_cast<uInt>(n)));
 }
 
-std::string zstd_compress(const std::string& in) {
-  std::string out(ZSTD_compressBound(in.size()), '\0');
-  ZSTD_CCtx* ctx = ZSTD_createCCtx();
-  ZSTD_CCtx_setParameter(ctx, ZSTD_c_compressionLevel, kZstdLevel);
-  ZSTD_CCtx_setParameter(ctx, ZSTD_c_checksumFlag, 1);
-  std::size_t n = ZSTD_compress2(ctx, out.data(), out.size(), in.data(), in.size());
-  ZSTD_freeCCtx(ctx);
-  if (ZSTD_isError(n)) throw std::runtime_error(std::string("zstd compression failed: ") + ZSTD_getErrorName(n));
-  out.resize(n);
-  return out;
-}
-
-constexpr std::uint8_t kFlagFloor = 1, kFlagSymmetric = 2;
+constexpr std::uint8_t kFlagFloor = 1, kFlagSymmetric = 2, kFlagGptq = 4;
 
 std::size_t element_bytes(Scheme s) {
   switch (s) {
@@ -83,7 +70,8 @@ std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
     const bool quantised = t.plan.scheme == Scheme::IntRow;
     put<std::uint8_t>(out, static_cast<std::uint8_t>(t.plan.scheme));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(quantised ? rq.bits : 0));
-    put<std::uint8_t>(out, static_cast<std::uint8_t>(quantised ? (rq.floor ? kFlagFloor : 0) | (rq.symmetric ? kFlagSymmetric : 0) : 0));
+    put<std::uint8_t>(out, static_cast<std::uint8_t>(
+                               quantised ? (rq.floor ? kFlagFloor : 0) | (rq.symmetric ? kFlagSymmetric : 0) | (rq.gptq ? kFlagGptq : 0) : 0));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(t.shape.size()));
     put<double>(out, quantised ? rq.clip_q : 0.0);
     put<double>(out, quantised ? rq.sd_k : 0.0);
@@ -120,10 +108,10 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     const bool quantised = t.plan.scheme == Scheme::IntRow;
     if (quantised) {
       if (bits < 2 || bits > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(bits) + " bits");
-      if (flags & ~(kFlagFloor | kFlagSymmetric)) r.fail("tensor '" + t.name + "' has unknown flags " + std::to_string(flags));
+      if (flags & ~(kFlagFloor | kFlagSymmetric | kFlagGptq)) r.fail("tensor '" + t.name + "' has unknown flags " + std::to_string(flags));
       if (!(clip_q > 0.0 && clip_q <= 1.0)) r.fail("tensor '" + t.name + "' has clip quantile " + std::to_string(clip_q));
       if (!(sd_k >= 0.0 && sd_k < 1e6)) r.fail("tensor '" + t.name + "' has SDClip k " + std::to_string(sd_k));
-      t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0, sd_k};
+      t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0, sd_k, (flags & kFlagGptq) != 0};
     }
     if (ndim > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
     std::uint64_t numel = 1;
@@ -156,17 +144,15 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
   return out;
 }
 
-std::string compress_payload(const std::string& payload) { return zstd_compress(payload); }
-
-std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors) {
+std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors, Codec codec) {
   const std::string payload = serialize_tensors(tensors);
-  return write_artifact_packed(path, payload.size(), compress_payload(payload));
+  return write_artifact_packed(path, payload.size(), compress(payload, codec), codec);
 }
 
-std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t payload_size, const std::string& packed) {
+std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t payload_size, const std::string& packed, Codec codec) {
   std::string header(kArtifactMagic, sizeof kArtifactMagic);
   put<std::uint32_t>(header, kArtifactVersion);
-  put<std::uint32_t>(header, kCodecZstd);
+  put<std::uint32_t>(header, static_cast<std::uint32_t>(codec));
   put<std::uint64_t>(header, payload_size);
   put<std::uint64_t>(header, packed.size());
   put<std::uint32_t>(header, crc32_of(packed.data(), packed.size()));
@@ -178,7 +164,7 @@ std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t paylo
   return header.size() + packed.size();
 }
 
-std::vector<QuantTensor> read_artifact(const std::string& path) {
+std::vector<QuantTensor> read_artifact(const std::string& path, Codec* codec_out) {
   MappedFile file(path);
   auto fail = [&](ArtifactError::Kind k, const std::string& what) {
     return ArtifactError(k, "bad artifact '" + path + "': " + what);
@@ -198,10 +184,11 @@ std::vector<QuantTensor> read_artifact(const std::string& path) {
   if (version != kArtifactVersion)
     throw fail(ArtifactError::BadVersion, "unsupported version " + std::to_string(version) + " (this pgolf reads version " +
                                               std::to_string(kArtifactVersion) + ")");
-  const auto codec = field(12, std::uint32_t{});
-  if (codec != kCodecZstd)
-    throw fail(ArtifactError::BadCodec, "unknown codec id " + std::to_string(codec) + " (this pgolf reads codec " +
-                                            std::to_string(kCodecZstd) + " = zstd)");
+  const auto codec_id = field(12, std::uint32_t{});
+  const std::optional<Codec> codec = codec_from_id(codec_id);
+  if (!codec)
+    throw fail(ArtifactError::BadCodec, "unknown codec id " + std::to_string(codec_id) +
+                                            " (this pgolf reads 1 = zstd, 2 = xz, 3 = brotli)");
   const auto payload_size = field(16, std::uint64_t{}), packed_size = field(24, std::uint64_t{});
   if (payload_size > kArtifactMaxPayload || packed_size > kArtifactMaxPayload)
     throw fail(ArtifactError::AbsurdLength, "declared payload of " + std::to_string(payload_size) + " bytes (" +
@@ -212,11 +199,13 @@ std::vector<QuantTensor> read_artifact(const std::string& path) {
   const std::uint8_t* packed = h + kArtifactHeaderBytes;
   if (crc32_of(packed, packed_size) != field(32, std::uint32_t{}))
     throw fail(ArtifactError::PayloadChecksum, "payload checksum mismatch (the file is corrupted)");
-  std::string payload(payload_size, '\0');
-  const std::size_t n = ZSTD_decompress(payload.data(), payload.size(), packed, packed_size);
-  if (ZSTD_isError(n)) throw fail(ArtifactError::Decompress, std::string("zstd: ") + ZSTD_getErrorName(n));
-  if (n != payload_size)
-    throw fail(ArtifactError::Decompress, "decompressed to " + std::to_string(n) + " bytes, header says " + std::to_string(payload_size));
+  std::string payload;
+  try {
+    payload = decompress(std::string(reinterpret_cast<const char*>(packed), packed_size), *codec, payload_size);
+  } catch (const std::runtime_error& e) {
+    throw fail(ArtifactError::Decompress, e.what());
+  }
+  if (codec_out) *codec_out = *codec;
   return deserialize_tensors(payload, path);
 }
 
@@ -238,8 +227,6 @@ void load_artifact_into(GPT& model, const std::vector<QuantTensor>& tensors, con
   for (const auto& p : model.parameters()) p.tensor.detach().copy_(dequantize(*byname[p.name]));
 }
 
-std::uint64_t compressed_record_size(const QuantTensor& t) {
-  return zstd_compress(serialize_tensors({t})).size();
-}
+std::uint64_t compressed_record_size(const QuantTensor& t, Codec codec) { return compress(serialize_tensors({t}), codec).size(); }
 
 }  // namespace pgolf

@@ -144,18 +144,18 @@ int cmd_export(const ConfigArgs& args, const std::string& weights, const std::st
 }
 
 int cmd_inspect(const std::string& path) {
-  const auto tensors = read_artifact(path);
+  Codec codec = Codec::Zstd;
+  const auto tensors = read_artifact(path, &codec);
   const std::uint64_t file_bytes = std::filesystem::file_size(path);
   std::vector<std::uint64_t> packed;
   std::uint64_t packed_sum = 0, raw_sum = 0, params = 0;
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     if (::isatty(2)) std::cerr << "\rcompressing tensor " << i + 1 << "/" << tensors.size() << std::flush;
-    packed.push_back(compressed_record_size(tensors[i]));
+    packed.push_back(compressed_record_size(tensors[i], codec));
     packed_sum += packed.back();
   }
   if (::isatty(2)) std::cerr << "\r\033[K";
-  char buf[256];
-  std::printf("%-32s %-14s %-28s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "zstd_bytes", "share");
+  std::printf("%-32s %-14s %-28s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "packed_bytes", "share");
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
     const std::string scheme = format_tensor_plan(t.plan);
@@ -166,14 +166,16 @@ int cmd_inspect(const std::string& path) {
                 scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
                 100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
   }
+  char buf[512];
   std::snprintf(buf, sizeof buf,
-                "tensors:%zu params:%llu raw_bytes:%llu artifact_bytes:%llu code_bytes:%llu total:%llu budget:%llu %s\n",
+                "tensors:%zu params:%llu raw_bytes:%llu codec:%s artifact_bytes:%llu code_bytes:%llu (%s tar of %llu source bytes)"
+                " total:%llu budget:%llu %s\n",
                 tensors.size(), static_cast<unsigned long long>(params), static_cast<unsigned long long>(raw_sum),
-                static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code_bytes()),
-                static_cast<unsigned long long>(file_bytes + code_bytes()),
-                static_cast<unsigned long long>(kSubmissionBudget),
+                codec_name(codec), static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code_bytes()),
+                codec_name(code().codec), static_cast<unsigned long long>(code().raw_bytes),
+                static_cast<unsigned long long>(file_bytes + code_bytes()), static_cast<unsigned long long>(kSubmissionBudget),
                 file_bytes + code_bytes() <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
-  std::cout << buf << "(zstd_bytes compresses each tensor alone; share is of their sum)\n";
+  std::cout << buf << "(packed_bytes compresses each tensor alone with the artifact's codec; share is of their sum)\n";
   return 0;
 }
 

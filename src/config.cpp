@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "pgolf/codec.h"
 #include "pgolf/quant.h"
 
 namespace pgolf {
@@ -93,6 +94,10 @@ const std::vector<ConfigKey>& config_keys() {
       {"QUANT_CONTROL_FP32_FIRST", "export", &C::quant_control_fp32_first,
        "control tensors are stored fp32 before the size rule applies (0: small ones become fp16)"},
       {"FP16_KEEP_NAME_PATTERNS", "export", &C::fp16_keep_name_patterns, "comma-separated name fragments kept as fp16"},
+      {"GPTQ_TOKENS", "export", &C::gptq_tokens, "training tokens run through the final model to calibrate plans with the gptq option"},
+      {"GPTQ_DAMP", "export", &C::gptq_damp, "GPTQ damping: added to the Hessian diagonal as a fraction of its mean"},
+      {"GPTQ_BLOCK", "export", &C::gptq_block, "GPTQ columns per lazy-update block"},
+      {"ARTIFACT_CODEC", "export", &C::artifact_codec, "compressor of the artifact payload: zstd (level 22), xz (-9e) or brotli (11)"},
       {"BUDGET_BYTES", "export", &C::budget_bytes, "artifact + code bytes allowed (the challenge: 16,000,000)"},
       {"EXPORT_FIT", "export", &C::export_fit,
        "over the budget, change pruning and QUANT_* plans (cheapest error per byte first) until the artifact fits; 0: keep them and only warn"},
@@ -332,6 +337,10 @@ void validate_config(const Config& c) {
   fraction(c.prune_frac, "PRUNE_FRAC");
   require(c.quant_passthrough_numel >= 0, "QUANT_PASSTHROUGH_NUMEL must be >= 0");
   positive(c.budget_bytes, "BUDGET_BYTES");
+  require(parse_codec(c.artifact_codec).has_value(), "ARTIFACT_CODEC must be zstd, xz or brotli, got '" + c.artifact_codec + "'");
+  positive(c.gptq_tokens, "GPTQ_TOKENS");
+  positive(c.gptq_block, "GPTQ_BLOCK");
+  require(c.gptq_damp >= 0, "GPTQ_DAMP must be >= 0");
   require(c.fit_margin_bytes >= 0 && c.fit_margin_bytes < c.budget_bytes, "FIT_MARGIN_BYTES must be in [0, BUDGET_BYTES)");
   try {
     quant_options(c);

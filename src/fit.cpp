@@ -7,6 +7,7 @@
 #include <map>
 
 #include "pgolf/artifact.h"
+#include "pgolf/gptq.h"
 
 namespace pgolf {
 
@@ -58,34 +59,30 @@ struct TensorEval {
 };
 
 // Quantises the weights under a choice, caching per tensor: a choice that
-// changes one class re-quantises only that class's tensors.
+// changes one class re-quantises only that class's tensors. GPTQ tensors of
+// equal shape and plan are rounded together in one batched call.
 class Evaluator {
  public:
-  explicit Evaluator(const std::vector<NamedTensor>& weights) {
+  Evaluator(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians)
+      : hessians_(hessians) {
     for (const auto& w : weights) weights_.push_back({w.name, w.tensor.detach().to(at::kCPU, at::kFloat).contiguous()});
   }
 
   std::size_t size() const { return weights_.size(); }
 
   const TensorEval& eval(std::size_t i, const ExportChoice& c) {
-    const NamedTensor& w = weights_[i];
-    const bool prunable = w.tensor.dim() == 2 && w.tensor.numel() > 65536 && c.prune_frac > 0;
-    const TensorPlan plan = plan_tensor(w.name, w.tensor, c.quant);
-    const std::string key = w.name + "|" + format_tensor_plan(plan) + "|" + (prunable ? shortest_decimal(c.prune_frac) : "0");
-    auto it = cache_.find(key);
+    const std::string k = key(i, c);
+    auto it = cache_.find(k);
     if (it != cache_.end()) return it->second;
-    at::Tensor source = prunable ? pruned(i, c.prune_frac) : w.tensor;
-    TensorEval e;
-    e.q = quantize_tensor(w.name, source, plan);
-    e.bytes = predicted_bytes(e.q);
-    e.sse = (dequantize(e.q) - w.tensor).pow(2).sum().item<double>();
-    return cache_.emplace(key, std::move(e)).first->second;
+    const NamedTensor& w = weights_[i];
+    return store(k, i, quantize_tensor(w.name, source(i, c), plan_tensor(w.name, w.tensor, c.quant), hessian(i), c.quant.gptq));
   }
 
   struct Totals {
     double bytes = 0, sse = 0;
   };
   Totals totals(const ExportChoice& c) {
+    batch_gptq(c);
     Totals t;
     for (std::size_t i = 0; i < size(); ++i) {
       const TensorEval& e = eval(i, c);
@@ -96,6 +93,7 @@ class Evaluator {
   }
 
   std::vector<QuantTensor> tensors(const ExportChoice& c) {
+    batch_gptq(c);
     std::vector<QuantTensor> out;
     for (std::size_t i = 0; i < size(); ++i) out.push_back(eval(i, c).q);
     return out;
@@ -114,6 +112,53 @@ class Evaluator {
   }
 
  private:
+  bool prunable(std::size_t i, const ExportChoice& c) const {
+    const at::Tensor& t = weights_[i].tensor;
+    return t.dim() == 2 && t.numel() > 65536 && c.prune_frac > 0;
+  }
+
+  std::string key(std::size_t i, const ExportChoice& c) const {
+    const NamedTensor& w = weights_[i];
+    return w.name + "|" + format_tensor_plan(plan_tensor(w.name, w.tensor, c.quant)) + "|" +
+           (prunable(i, c) ? shortest_decimal(c.prune_frac) : "0");
+  }
+
+  at::Tensor source(std::size_t i, const ExportChoice& c) { return prunable(i, c) ? pruned(i, c.prune_frac) : weights_[i].tensor; }
+
+  at::Tensor hessian(std::size_t i) const {
+    auto it = hessians_.find(weights_[i].name);
+    return it == hessians_.end() ? at::Tensor() : it->second;
+  }
+
+  const TensorEval& store(const std::string& k, std::size_t i, QuantTensor q) {
+    TensorEval e;
+    e.q = std::move(q);
+    e.bytes = predicted_bytes(e.q);
+    e.sse = (dequantize(e.q) - weights_[i].tensor).pow(2).sum().item<double>();
+    return cache_.emplace(k, std::move(e)).first->second;
+  }
+
+  // Rounds every GPTQ tensor of `c` not yet cached, grouped by shape and plan.
+  void batch_gptq(const ExportChoice& c) {
+    std::map<std::string, std::vector<std::size_t>> groups;
+    for (std::size_t i = 0; i < size(); ++i) {
+      const TensorPlan plan = plan_tensor(weights_[i].name, weights_[i].tensor, c.quant);
+      if (plan.scheme != Scheme::IntRow || !plan.quant.gptq || cache_.count(key(i, c)) || !hessian(i).defined()) continue;
+      groups[format_tensor_plan(plan) + c10::str(weights_[i].tensor.sizes())].push_back(i);
+    }
+    for (const auto& [group, members] : groups) {
+      std::vector<at::Tensor> ws, hs;
+      for (std::size_t i : members) ws.push_back(source(i, c)), hs.push_back(hessian(i).to(at::kCPU));
+      const TensorPlan plan = plan_tensor(weights_[members[0]].name, weights_[members[0]].tensor, c.quant);
+      const std::vector<RowQuantized> rs = gptq_quantize_batched(at::stack(ws), at::stack(hs), plan.quant, c.quant.gptq);
+      for (std::size_t j = 0; j < members.size(); ++j) {
+        const NamedTensor& w = weights_[members[j]];
+        store(key(members[j], c), members[j],
+              {w.name, plan, w.tensor.sizes().vec(), rs[j].q.flatten().contiguous(), rs[j].scale.contiguous()});
+      }
+    }
+  }
+
   at::Tensor pruned(std::size_t i, double frac) {
     auto key = std::make_pair(i, frac);
     auto it = pruned_.find(key);
@@ -124,6 +169,7 @@ class Evaluator {
   }
 
   std::vector<NamedTensor> weights_;
+  const std::map<std::string, at::Tensor>& hessians_;
   std::map<std::string, TensorEval> cache_;
   std::map<std::pair<std::size_t, double>, at::Tensor> pruned_;
 };
@@ -169,11 +215,12 @@ std::string fmt_bytes(double b) {
 
 }  // namespace
 
-FitResult fit_export(const std::vector<NamedTensor>& weights, const ExportChoice& start, const FitOptions& opts,
+FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians,
+                     const ExportChoice& start, const FitOptions& opts,
                      const std::function<std::string(const std::string&)>& compress, std::uint64_t header_bytes,
                      RunLog& log) {
   at::NoGradGuard no_grad;
-  Evaluator ev(weights);
+  Evaluator ev(weights, hessians);
   const double target = static_cast<double>(opts.target());
   const double start_sse = ev.totals(start).sse;
   ExportChoice cur = start;

@@ -94,6 +94,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
 at::Tensor& GPT::add(const std::string& name, at::Tensor t) {
   t = t.to(opts_.device, opts_.param_dtype).contiguous().requires_grad_(true);
   params_.push_back({name, t});
+  names_[t.unsafeGetTensorImpl()] = name;
   return params_.back().tensor;
 }
 
@@ -117,11 +118,16 @@ at::Tensor GPT::weight(const at::Tensor& w) const {
   return w.to(opts_.compute_dtype);
 }
 
+at::Tensor GPT::linear(const at::Tensor& x, const at::Tensor& w) const {
+  if (observer_) observer_(names_.at(w.unsafeGetTensorImpl()), x);
+  return cast_linear(x, weight(w));
+}
+
 at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = head_dim(cfg_);
-  at::Tensor q = cast_linear(x, weight(b.c_q)).view({B, T, H, hd}).transpose(1, 2);
-  at::Tensor k = cast_linear(x, weight(b.c_k)).view({B, T, Hkv, hd}).transpose(1, 2);
-  at::Tensor v = cast_linear(x, weight(b.c_v)).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor q = linear(x, b.c_q).view({B, T, H, hd}).transpose(1, 2);
+  at::Tensor k = linear(x, b.c_k).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor v = linear(x, b.c_v).view({B, T, Hkv, hd}).transpose(1, 2);
   if (T != rope_len_) {
     const std::int64_t d = rope_dims(cfg_);
     std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
@@ -131,7 +137,7 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   k = apply_rope(rms_norm(k), rope_cos_, rope_sin_);
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
   if (b.xsa) y = xsa(y, v.transpose(1, 2));
-  return cast_linear(y.reshape({B, T, H * hd}), weight(b.proj));
+  return linear(y.reshape({B, T, H * hd}), b.proj);
 }
 
 // x = mix0*x + mix1*x0; x += attn_scale*Attn(s*norm(x)); x += mlp_scale*MLP(s*norm(x)),
@@ -142,7 +148,7 @@ at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& 
   at::Tensor mix = b.resid_mix.to(dt);
   at::Tensor x = mix[0] * x_in + mix[1] * x0;
   x = x + b.attn_scale.to(dt) * attention(b, norm(x));
-  at::Tensor m = cast_linear(relu_squared(cast_linear(norm(x), weight(b.fc))), weight(b.mlp_proj));
+  at::Tensor m = linear(relu_squared(linear(norm(x), b.fc)), b.mlp_proj);
   return x + b.mlp_scale.to(dt) * m;
 }
 
@@ -154,7 +160,7 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
   at::Tensor x = at::embedding(tok_emb_, idx).to(dt);
   if (bigram_embed_.defined()) {
     at::Tensor h = at::embedding(weight(bigram_embed_), bigram_buckets(idx, cfg_.bigram_vocab_size));
-    x = x + cast_linear(h, weight(bigram_proj_)) * bigram_scale_.to(dt);
+    x = x + linear(h, bigram_proj_) * bigram_scale_.to(dt);
   }
   x = embed_norm_(x, smear_gate_);
   const at::Tensor x0 = x;
@@ -177,7 +183,7 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
 at::Tensor GPT::logits(const at::Tensor& inputs) {
   // Logits and the loss in float32 (float64 when the whole model is float64).
   const auto out = opts_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
-  return softcap(cast_linear(hidden(inputs), tok_emb_).to(out), cfg_.logit_softcap);
+  return softcap(linear(hidden(inputs), tok_emb_).to(out), cfg_.logit_softcap);
 }
 
 at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {

@@ -1,5 +1,7 @@
 #include "pgolf/quant.h"
 
+#include "pgolf/gptq.h"
+
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
@@ -24,7 +26,7 @@ bool contains(const std::string& name, const char* fragment) { return name.find(
 TensorPlan parse_tensor_plan(const std::string& text, const std::string& key) {
   auto bad = [&](const std::string& why) -> ConfigError {
     return ConfigError(key + "='" + text + "': " + why +
-                       " (expected fp16, fp32 or int<2..8> with options q=<quantile>, k=<SDClip std multiple>, floor, sym; e.g. int6,floor)");
+                       " (expected fp16, fp32 or int<2..8> with options q=<quantile>, k=<SDClip std multiple>, floor, sym, gptq; e.g. int6,floor)");
   };
   const auto parts = split(text, ',');
   if (parts.empty()) throw bad("empty");
@@ -42,6 +44,8 @@ TensorPlan parse_tensor_plan(const std::string& text, const std::string& key) {
     const std::string& o = parts[i];
     if (o == "floor") {
       plan.quant.floor = true;
+    } else if (o == "gptq") {
+      plan.quant.gptq = true;
     } else if (o == "sym") {
       plan.quant.symmetric = true;
     } else if (o.compare(0, 2, "k=") == 0) {
@@ -70,6 +74,7 @@ std::string format_tensor_plan(const TensorPlan& plan) {
   if (plan.quant.sd_k > 0) out << ",k=" << shortest_decimal(plan.quant.sd_k);
   if (plan.quant.floor) out << ",floor";
   if (plan.quant.symmetric) out << ",sym";
+  if (plan.quant.gptq) out << ",gptq";
   return out.str();
 }
 
@@ -84,12 +89,21 @@ QuantOptions quant_options(const Config& cfg) {
   o.passthrough_numel = cfg.quant_passthrough_numel;
   o.control_fp32_first = cfg.quant_control_fp32_first;
   o.fp16_patterns = split(cfg.fp16_keep_name_patterns, ',');
+  o.gptq.damp = cfg.gptq_damp;
+  o.gptq.block = cfg.gptq_block;
+  o.gptq_tokens = cfg.gptq_tokens;
   if (!cfg.qat_quant.empty()) {
     TensorPlan q = parse_tensor_plan(cfg.qat_quant, "QAT_QUANT");
     if (q.scheme != Scheme::IntRow) throw ConfigError("QAT_QUANT='" + cfg.qat_quant + "' must be an int<B> quantiser");
     o.qat = q.quant;
   }
   return o;
+}
+
+bool uses_gptq(const QuantOptions& o) {
+  for (const TensorPlan* p : {&o.mlp, &o.attn, &o.bigram_proj, &o.tok_emb, &o.bigram_embed, &o.other})
+    if (p->scheme == Scheme::IntRow && p->quant.gptq) return true;
+  return false;
 }
 
 TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const QuantOptions& o) {
@@ -133,11 +147,15 @@ std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double 
   return zeroed;
 }
 
-QuantTensor quantize_tensor(const std::string& name, const at::Tensor& tensor, const TensorPlan& plan) {
+QuantTensor quantize_tensor(const std::string& name, const at::Tensor& tensor, const TensorPlan& plan,
+                            const at::Tensor& hessian, const GptqOptions& gptq) {
   at::Tensor t = tensor.detach().to(at::kCPU);
   QuantTensor q{name, plan, t.sizes().vec(), {}, {}};
   if (plan.scheme == Scheme::IntRow) {
-    RowQuantized r = quantize_rows(t, plan.quant);
+    if (plan.quant.gptq && !hessian.defined())
+      throw std::runtime_error("tensor '" + name + "' is planned with GPTQ but has no calibration Hessian");
+    RowQuantized r = plan.quant.gptq ? gptq_quantize(t.to(at::kFloat).reshape({t.size(0), -1}), hessian.to(at::kCPU), plan.quant, gptq)
+                                     : quantize_rows(t, plan.quant);
     q.data = r.q.flatten().contiguous();
     q.scale = r.scale.contiguous();
   } else {
@@ -148,7 +166,7 @@ QuantTensor quantize_tensor(const std::string& name, const at::Tensor& tensor, c
 
 std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const QuantOptions& opts) {
   std::vector<QuantTensor> out;
-  for (const auto& p : params) out.push_back(quantize_tensor(p.name, p.tensor, plan_tensor(p.name, p.tensor, opts)));
+  for (const auto& p : params) out.push_back(quantize_tensor(p.name, p.tensor, plan_tensor(p.name, p.tensor, opts), {}));
   return out;
 }
 

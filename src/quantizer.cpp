@@ -4,14 +4,17 @@
 
 namespace pgolf {
 
+at::Tensor row_clip(const at::Tensor& w, const RowQuantizer& rq) {
+  if (rq.sd_k > 0) return w.std(1) * rq.sd_k;
+  at::Tensor absw = w.abs();
+  return rq.clip_q >= 1.0 ? absw.amax(1) : at::quantile(absw, rq.clip_q, /*dim=*/1);
+}
+
 RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq) {
   at::NoGradGuard no_grad;
   const double qmax = rq.qmax();
   at::Tensor w32 = w.detach().to(at::kFloat).reshape({w.dim() == 0 ? 1 : w.size(0), -1});
-  at::Tensor absw = w32.abs();
-  at::Tensor clip = rq.sd_k > 0 ? w32.std(1) * rq.sd_k
-                   : rq.clip_q >= 1.0 ? absw.amax(1)
-                                      : at::quantile(absw, rq.clip_q, /*dim=*/1);
+  at::Tensor clip = row_clip(w32, rq);
   const double floor = rq.floor ? 1.0 / qmax : 1e-12;
   at::Tensor scale = (clip / qmax).clamp_min(floor).to(at::kHalf).clamp_min(6.103515625e-05);
   at::Tensor clipped = at::maximum(at::minimum(w32, clip.unsqueeze(1)), -clip.unsqueeze(1));

@@ -1,11 +1,12 @@
 #include "pgolf/submission.h"
 
-#include <pgolf_code_bytes.h>
-
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 
 #include "pgolf/artifact.h"
+#include "pgolf/calibrate.h"
+#include "pgolf/code_archive.h"
 #include "pgolf/data.h"
 #include "pgolf/fit.h"
 #include "pgolf/io.h"
@@ -14,7 +15,25 @@
 #include "pgolf/weights.h"
 
 namespace pgolf {
-std::uint64_t code_bytes() { return PGOLF_CODE_BYTES; }
+const CodeArchive& code() {
+  static const CodeArchive archive = code_archive(kCodeCodec);
+  return archive;
+}
+
+std::uint64_t code_bytes() { return code().bytes.size(); }
+
+std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, const QuantOptions& quant, RunLog& log) {
+  if (!uses_gptq(quant)) return {};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::string> names;
+  for (const auto& p : model.parameters())
+    if (qat_quantizer(p.name, quant) || p.name == "tok_emb.weight") names.push_back(p.name);
+  log.progress("GPTQ: calibrating on " + std::to_string(quant.gptq_tokens) + " training tokens...");
+  auto h = input_hessians(model, shard_files(train_pattern(cfg.data_path)), quant.gptq_tokens, cfg.train_seq_len, 8, names);
+  log.line("gptq: Hessians of " + std::to_string(h.size()) + " matrices from " + std::to_string(quant.gptq_tokens) +
+           " training tokens in " + std::to_string(static_cast<long long>(ms_since(t0))) + "ms");
+  return h;
+}
 
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -23,9 +42,14 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   r.code_bytes = code_bytes();
   log.progress("pruning and quantising...");
   const FitOptions budget = fit_options(cfg, r.code_bytes);
-  const FitResult fit = fit_export(model.parameters(), {quant_options(cfg), cfg.prune_frac}, budget, compress_payload,
+  const QuantOptions quant = quant_options(cfg);
+  const Codec codec = *parse_codec(cfg.artifact_codec);
+  const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg, quant, log), {quant, cfg.prune_frac}, budget,
+                                   [&](const std::string& payload) { return compress(payload, codec); },
                                    kArtifactHeaderBytes, log);
-  r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed);
+  r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed, codec);
+  r.code_path = (std::filesystem::path(path).parent_path() / code().file_name).string();
+  write_code_archive(r.code_path, kCodeCodec);
   r.export_ms = ms_since(t0);
   r.fitted = fit.changed;
   if (fit.changed)
@@ -35,7 +59,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
              " QUANT_BIGRAM_EMBED=" + format_tensor_plan(fit.choice.quant.bigram_embed) + " QUANT_OTHER=" +
              format_tensor_plan(fit.choice.quant.other));
   log.line("Serialized model int6+zstd: " + std::to_string(r.artifact_bytes) + " bytes (" + path + ")");
-  log.line("Code size: " + std::to_string(r.code_bytes) + " bytes");
+  log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": " + codec_name(kCodeCodec) +
+           " tar of " + std::to_string(code().raw_bytes) + " source bytes)");
   log.line("Total submission size int6+zstd: " + std::to_string(r.total()) + " bytes");
   const long long left = static_cast<long long>(budget.budget) - static_cast<long long>(r.total());
   char buf[160];

@@ -146,8 +146,8 @@ TEST(Artifact, MalformedPayloadsAreRejected) {
   p[at_scheme + 1] = 12;
   EXPECT_NE(error(p).find("has 12 bits"), std::string::npos);
   p = payload;
-  p[at_scheme + 2] = 8;
-  EXPECT_NE(error(p).find("unknown flags 8"), std::string::npos);
+  p[at_scheme + 2] = 16;
+  EXPECT_NE(error(p).find("unknown flags 16"), std::string::npos);
   p = payload;
   double clip = 1.5;
   std::memcpy(p.data() + at_scheme + 4, &clip, 8);

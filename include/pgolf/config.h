@@ -89,6 +89,10 @@ struct Config {
   std::int64_t quant_passthrough_numel = 65536;
   bool quant_control_fp32_first = true;
   std::string fp16_keep_name_patterns;
+  std::int64_t gptq_tokens = 262144;
+  double gptq_damp = 0.01;
+  std::int64_t gptq_block = 128;
+  std::string artifact_codec = "zstd";
   // Budget (fitting the export)
   std::int64_t budget_bytes = 16000000;
   bool export_fit = true;

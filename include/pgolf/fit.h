@@ -12,6 +12,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -54,13 +55,15 @@ struct FitResult {
   double added_sse = 0;              // squared error of the final choice minus that of the configured one
 };
 
-// Prunes (copies of) `weights` and quantises them under `start`; while the
+// Prunes (copies of) `weights` and quantises them under `start` (GPTQ plans
+// with the input Hessians of calibrate.h, keyed by parameter name); while the
 // result is over opts.target() and fitting is enabled, applies the cheapest
 // change (logged with its predicted bytes, added error and the margin left).
 // `compress` compresses a payload (one real compression per confirmation);
 // `header_bytes` is what the artifact adds to it. Throws FitError when no
 // choice fits.
-FitResult fit_export(const std::vector<NamedTensor>& weights, const ExportChoice& start, const FitOptions& opts,
+FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians,
+                     const ExportChoice& start, const FitOptions& opts,
                      const std::function<std::string(const std::string&)>& compress, std::uint64_t header_bytes,
                      RunLog& log);
 

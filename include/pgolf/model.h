@@ -6,6 +6,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -64,6 +65,12 @@ class GPT {
   void set_qat(bool on) { qat_ = on; }
   bool qat() const { return qat_; }
 
+  // Calibration: while set, called with (parameter name, input [..., in]) for
+  // every linear matrix the forward pass applies (block matrices,
+  // bigram.proj, and tok_emb as the output head).
+  using InputObserver = std::function<void(const std::string& name, const at::Tensor& input)>;
+  void set_input_observer(InputObserver observer) { observer_ = std::move(observer); }
+
  private:
   struct Block {
     at::Tensor c_q, c_k, c_v, proj, q_gain, fc, mlp_proj, attn_scale, mlp_scale, resid_mix;
@@ -74,6 +81,7 @@ class GPT {
   using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& gate);
   at::Tensor& add(const std::string& name, at::Tensor t);
   at::Tensor weight(const at::Tensor& w) const;  // a matrix as the forward pass sees it
+  at::Tensor linear(const at::Tensor& x, const at::Tensor& w) const;  // x @ weight(w)^T, observed
   at::Tensor attention(const Block& b, const at::Tensor& x);
   at::Tensor block(const Block& b, const at::Tensor& x, const at::Tensor& x0);
   at::Tensor hidden(const at::Tensor& inputs);
@@ -85,6 +93,8 @@ class GPT {
   std::vector<Block> blocks_;
   EmbedNorm embed_norm_ = nullptr;
   std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
+  std::map<const void*, std::string> names_;       // tensor identity -> parameter name
+  InputObserver observer_;
   bool qat_ = false;
   std::int64_t rope_len_ = 0;
   at::Tensor rope_cos_, rope_sin_;

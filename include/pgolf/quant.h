@@ -10,6 +10,7 @@
 
 #include "pgolf/config.h"
 #include "pgolf/model.h"
+#include "pgolf/gptq.h"
 #include "pgolf/quantizer.h"
 
 namespace pgolf {
@@ -26,7 +27,7 @@ struct TensorPlan {
 
 // A plan written as text, as in the QUANT_* keys: "fp16", "fp32", or
 // "int<B>" followed by comma-separated options "q=<Q>", "k=<K>" (SDClip: the
-// clip is K row standard deviations; replaces q), "floor", "sym"
+// clip is K row standard deviations; replaces q), "floor", "sym", "gptq"
 // (defaults: Q = 1, no floor, asymmetric), e.g. "int6,q=0.9999984,floor,sym".
 // Throws ConfigError naming `key` on anything else.
 TensorPlan parse_tensor_plan(const std::string& text, const std::string& key);
@@ -40,7 +41,11 @@ struct QuantOptions {
   bool control_fp32_first = true;          // control tensors fp32 before the size rule
   std::vector<std::string> fp16_patterns;  // name fragments kept fp16
   std::optional<RowQuantizer> qat;         // QAT quantiser for every matrix (unset: each class's own)
+  GptqOptions gptq;                        // for plans with the gptq option
+  std::int64_t gptq_tokens = 0;            // training tokens that calibrate GPTQ
 };
+// True when some class plan rounds with GPTQ (and so export needs calibration).
+bool uses_gptq(const QuantOptions& opts);
 QuantOptions quant_options(const Config& cfg);
 
 // SPEC §5.2, first matching rule wins: non-float tensors as they are (fp16
@@ -70,9 +75,11 @@ struct QuantTensor {
   at::Tensor scale;                 // fp16 per row (IntRow); undefined otherwise
 };
 
-// Quantises one tensor by its plan.
-QuantTensor quantize_tensor(const std::string& name, const at::Tensor& t, const TensorPlan& plan);
-// Applies the plan of every parameter (SPEC §5.2).
+// Quantises one tensor by its plan; a GPTQ plan needs the Hessian of the
+// tensor's inputs (calibrate.h), others ignore it.
+QuantTensor quantize_tensor(const std::string& name, const at::Tensor& t, const TensorPlan& plan, const at::Tensor& hessian,
+                            const GptqOptions& gptq = {});
+// Applies the plan of every parameter (none may use GPTQ).
 std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const QuantOptions& opts);
 // The float32 tensor a QuantTensor stands for: q * scale_r, or the stored floats.
 at::Tensor dequantize(const QuantTensor& q);

@@ -21,10 +21,11 @@ struct RowQuantizer {
   bool floor = false;
   bool symmetric = false;
   double sd_k = 0.0;  // > 0: SDClip, the clip is sd_k standard deviations of the row
+  bool gptq = false;  // round with GPTQ (gptq.h) instead of to nearest; the scales are the same
   int qmax() const { return (1 << (bits - 1)) - 1; }
   int lo() const { return symmetric ? -qmax() : -qmax() - 1; }
   bool operator==(const RowQuantizer& o) const {
-    return bits == o.bits && clip_q == o.clip_q && floor == o.floor && symmetric == o.symmetric && sd_k == o.sd_k;
+    return bits == o.bits && clip_q == o.clip_q && floor == o.floor && symmetric == o.symmetric && sd_k == o.sd_k && gptq == o.gptq;
   }
 };
 
@@ -32,7 +33,10 @@ struct RowQuantized {
   at::Tensor q;      // int8, [rows, cols]
   at::Tensor scale;  // fp16, [rows]
 };
-// w is viewed as [size(0), -1].
+// clip_r for every row of w [rows, cols] (float32): the clip_q quantile of
+// |w_r|, or sd_k standard deviations with SDClip.
+at::Tensor row_clip(const at::Tensor& w, const RowQuantizer& rq);
+// Rounds to nearest (rq.gptq is for the caller: see gptq.h). w is viewed as [size(0), -1].
 RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq);
 // w = q * scale_r, as float32.
 at::Tensor dequantize_rows(const RowQuantized& r);

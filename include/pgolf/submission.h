@@ -3,9 +3,12 @@
 // read it back and score it with the sliding-window evaluation.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 
+#include "pgolf/code_archive.h"
 #include "pgolf/eval.h"
+#include "pgolf/quant.h"
 #include "pgolf/model.h"
 #include "pgolf/run.h"
 
@@ -13,12 +16,18 @@ namespace pgolf {
 
 constexpr std::uint64_t kSubmissionBudget = 16000000;
 
-// Bytes of the source needed to rebuild pgolf (CMakeLists.txt, cmake/,
-// include/, src/), counted at build time.
+// The code of the submission: the source needed to rebuild pgolf
+// (CMakeLists.txt, cmake/, include/, src/) as a reproducible tar compressed
+// with kCodeCodec, the smallest of the codecs on pgolf's own tree
+// (docs/BENCHMARKS.md). Built once per process.
+constexpr Codec kCodeCodec = Codec::Brotli;
+const CodeArchive& code();
+// The bytes counted against the budget: code().bytes.size().
 std::uint64_t code_bytes();
 
 struct ExportResult {
   std::string path;
+  std::string code_path;  // the code archive written next to the artifact
   std::uint64_t artifact_bytes = 0, code_bytes = 0;
   bool fitted = false;  // the export changed the configured choices to fit the budget
   double export_ms = 0;
@@ -29,6 +38,10 @@ struct ExportResult {
 // BUDGET_BYTES (fit.h), and writes the artifact to `path`; logs the size
 // lines (Serialized model ..., Total submission size ...).
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log);
+
+// The input Hessians GPTQ plans need (calibrate.h, GPTQ_TOKENS of the
+// training shards under DATA_PATH); empty when no plan uses GPTQ.
+std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, const QuantOptions& quant, RunLog& log);
 
 // Validation data and byte tables for scoring.
 struct ScoringData {
