@@ -16,6 +16,7 @@
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/io.h"
+#include "pgolf/layout.h"
 #include "pgolf/run.h"
 #include "pgolf/runtime.h"
 #include "pgolf/submission.h"
@@ -143,7 +144,7 @@ int cmd_export(const ConfigArgs& args, const std::string& weights, const std::st
   return 0;
 }
 
-int cmd_inspect(const std::string& path) {
+int cmd_inspect(const std::string& path, bool codecs) {
   Codec codec = Codec::Zstd;
   const auto tensors = read_artifact(path, &codec);
   const std::uint64_t file_bytes = std::filesystem::file_size(path);
@@ -176,6 +177,21 @@ int cmd_inspect(const std::string& path) {
                 static_cast<unsigned long long>(file_bytes + code_bytes()), static_cast<unsigned long long>(kSubmissionBudget),
                 file_bytes + code_bytes() <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
   std::cout << buf << "(packed_bytes compresses each tensor alone with the artifact's codec; share is of their sum)\n";
+  if (codecs) {
+    std::printf("\n%-18s %12s %12s %12s %12s\n", "layout", "raw", "zstd-22", "xz-9e", "brotli-11");
+    for (Layout l : all_layouts()) {
+      const std::string bytes = layout_payload(tensors, l);
+      std::printf("%-18s %12zu", layout_name(l), bytes.size());
+      for (Codec c : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
+        if (::isatty(2)) std::cerr << "\r" << layout_name(l) << " " << codec_name(c) << "..." << std::flush;
+        const std::size_t n = compress(bytes, c).size();
+        if (::isatty(2)) std::cerr << "\r\033[K";
+        std::printf(" %12zu", n);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
   return 0;
 }
 

@@ -97,6 +97,9 @@ int main(int argc, char** argv) {
 
   auto* inspect = app.add_subcommand("inspect", "list an artifact's tensors, schemes and compressed sizes");
   inspect->add_option("path", model_path, "artifact file")->required()->check(CLI::ExistingFile);
+  bool inspect_codecs = false;
+  inspect->add_flag("--codecs", inspect_codecs,
+                    "also compress the payload with every codec (zstd-22, xz -9e, brotli-11) in every byte layout and print the sizes");
 
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);
@@ -111,7 +114,7 @@ int main(int argc, char** argv) {
     if (*bench) return pgolf::cmd_bench(cfg_args, bench_steps, bench_warmup);
     if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);
-    if (*inspect) return pgolf::cmd_inspect(model_path);
+    if (*inspect) return pgolf::cmd_inspect(model_path, inspect_codecs);
     if (*data) return pgolf::cmd_data(cfg_args);
   } catch (const pgolf::DistError& e) {
     // A peer is dead or hung: leave without running the process group's

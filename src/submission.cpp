@@ -26,8 +26,10 @@ std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, c
   if (!uses_gptq(quant)) return {};
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> names;
-  for (const auto& p : model.parameters())
-    if (qat_quantizer(p.name, quant) || p.name == "tok_emb.weight") names.push_back(p.name);
+  for (const auto& p : model.parameters()) {
+    const TensorPlan plan = plan_tensor(p.name, p.tensor, quant);
+    if (plan.scheme == Scheme::IntRow && plan.quant.gptq) names.push_back(p.name);
+  }
   log.progress("GPTQ: calibrating on " + std::to_string(quant.gptq_tokens) + " training tokens...");
   auto h = input_hessians(model, shard_files(train_pattern(cfg.data_path)), quant.gptq_tokens, cfg.train_seq_len, 8, names);
   log.line("gptq: Hessians of " + std::to_string(h.size()) + " matrices from " + std::to_string(quant.gptq_tokens) +

@@ -37,8 +37,9 @@ int cmd_eval(const ConfigArgs& args, const std::string& path);
 // entries: compressed size depends on the shape of the row distribution, so
 // this sizes an artifact of trained weights without training.
 int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std);
-// `pgolf inspect`: per-tensor table of an artifact and its size against the budget.
-int cmd_inspect(const std::string& path);
+// `pgolf inspect`: per-tensor table of an artifact and its size against the
+// budget; with `codecs`, the payload's size under every codec and byte layout.
+int cmd_inspect(const std::string& path, bool codecs);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
 // their statistics.
 int cmd_data(const ConfigArgs& args);
