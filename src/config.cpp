@@ -97,7 +97,7 @@ const std::vector<ConfigKey>& config_keys() {
       {"GPTQ_TOKENS", "export", &C::gptq_tokens, "training tokens run through the final model to calibrate plans with the gptq option"},
       {"GPTQ_DAMP", "export", &C::gptq_damp, "GPTQ damping: added to the Hessian diagonal as a fraction of its mean"},
       {"GPTQ_BLOCK", "export", &C::gptq_block, "GPTQ columns per lazy-update block"},
-      {"ARTIFACT_CODEC", "export", &C::artifact_codec, "compressor of the artifact payload: zstd (level 22), xz (-9e) or brotli (11)"},
+      {"ARTIFACT_CODEC", "export", &C::artifact_codec, "compressor of the artifact payload: brotli (quality 11, the smallest on pgolf's payloads), zstd (level 22, as the seeds) or xz (-9e)"},
       {"BUDGET_BYTES", "export", &C::budget_bytes, "artifact + code bytes allowed (the challenge: 16,000,000)"},
       {"EXPORT_FIT", "export", &C::export_fit,
        "over the budget, change pruning and QUANT_* plans (cheapest error per byte first) until the artifact fits; 0: keep them and only warn"},

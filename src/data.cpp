@@ -120,7 +120,7 @@ Batch DistributedTokenLoader::next_batch(std::int64_t global_tokens, std::int64_
 std::int64_t grad_accum_steps(int world_size) {
   if (world_size <= 0 || 8 % world_size != 0)
     throw std::invalid_argument("world size " + std::to_string(world_size) +
-                                " does not divide 8 (SPEC §1: grad_accum = 8 / world_size); use 1, 2, 4 or 8 processes");
+                                " does not divide 8 (grad_accum = 8 / world_size); use 1, 2, 4 or 8 processes");
   return 8 / world_size;
 }
 

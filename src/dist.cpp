@@ -39,7 +39,7 @@ LaunchInfo detect_launch(const Getenv& getenv) {
   info.master_port = number("MASTER_PORT", info.master_port);
   if (info.world_size < 1 || 8 % info.world_size != 0)
     throw std::invalid_argument("world size " + std::to_string(info.world_size) + " (from " + info.launcher +
-                                " variables) does not divide 8 (SPEC §1: grad_accum = 8 / world_size); launch 1, 2, 4 or 8 processes");
+                                " variables) does not divide 8 (grad_accum = 8 / world_size); launch 1, 2, 4 or 8 processes");
   if (info.rank >= info.world_size)
     throw std::invalid_argument("rank " + std::to_string(info.rank) + " is not below the world size " +
                                 std::to_string(info.world_size));

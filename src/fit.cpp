@@ -20,31 +20,19 @@ FitOptions fit_options(const Config& cfg, std::uint64_t code_bytes) {
   return o;
 }
 
-namespace {
-
-// Order-0 entropy in bits of the byte values at positions offset, offset+stride, ...
-double entropy_bits(const at::Tensor& bytes_u8, std::int64_t offset, std::int64_t stride) {
-  at::Tensor v = bytes_u8.slice(0, offset, bytes_u8.numel(), stride).to(at::kLong);
-  const double n = static_cast<double>(v.numel());
-  if (n == 0) return 0;
-  at::Tensor p = at::bincount(v, {}, 256).to(at::kDouble) / n;
-  p = p.masked_select(p > 0);
-  return -(p * p.log2()).sum().item<double>() * n;
-}
-
-}  // namespace
-
-// IntRow: entropy of the integers plus the fp16 scales stored raw; fp16: the
-// low and high byte of each value as two streams; fp32 raw.
-double predicted_bytes(const QuantTensor& t) {
-  at::Tensor bytes = at::from_blob(t.data.data_ptr(), {t.data.numel() * static_cast<std::int64_t>(t.data.element_size())},
-                                   at::TensorOptions().dtype(at::kByte));
-  switch (t.plan.scheme) {
-    case Scheme::IntRow: return entropy_bits(bytes, 0, 1) / 8.0 + 2.0 * static_cast<double>(t.scale.numel());
-    case Scheme::Fp16: return (entropy_bits(bytes, 0, 2) + entropy_bits(bytes, 1, 2)) / 8.0;
-    case Scheme::Fp32: return static_cast<double>(bytes.numel());
-  }
-  return static_cast<double>(bytes.numel());
+// Compresses kSampleChunks evenly spaced chunks of the tensor's stored bytes
+// (all of them when the tensor is small) with the artifact's codec and scales
+// the result to the whole tensor; the scales are counted raw.
+double predicted_bytes(const QuantTensor& t, Codec codec) {
+  constexpr std::size_t kSampleChunks = 4, kChunkBytes = 16384;
+  const std::size_t n = static_cast<std::size_t>(t.data.numel()) * t.data.element_size();
+  const char* data = static_cast<const char*>(t.data.data_ptr());
+  const double scales = t.scale.defined() ? 2.0 * static_cast<double>(t.scale.numel()) : 0.0;
+  if (n <= kSampleChunks * kChunkBytes) return static_cast<double>(compress(std::string(data, n), codec).size()) + scales;
+  std::string sample;
+  for (std::size_t k = 0; k < kSampleChunks; ++k) sample.append(data + k * ((n - kChunkBytes) / (kSampleChunks - 1)), kChunkBytes);
+  const double packed = static_cast<double>(compress(sample, codec).size());
+  return packed * static_cast<double>(n) / static_cast<double>(sample.size()) + scales;
 }
 
 namespace {
@@ -63,8 +51,8 @@ struct TensorEval {
 // equal shape and plan are rounded together in one batched call.
 class Evaluator {
  public:
-  Evaluator(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians)
-      : hessians_(hessians) {
+  Evaluator(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians, Codec codec)
+      : hessians_(hessians), codec_(codec) {
     for (const auto& w : weights) weights_.push_back({w.name, w.tensor.detach().to(at::kCPU, at::kFloat).contiguous()});
   }
 
@@ -133,7 +121,7 @@ class Evaluator {
   const TensorEval& store(const std::string& k, std::size_t i, QuantTensor q) {
     TensorEval e;
     e.q = std::move(q);
-    e.bytes = predicted_bytes(e.q);
+    e.bytes = predicted_bytes(e.q, codec_);
     e.sse = (dequantize(e.q) - weights_[i].tensor).pow(2).sum().item<double>();
     return cache_.emplace(k, std::move(e)).first->second;
   }
@@ -170,6 +158,7 @@ class Evaluator {
 
   std::vector<NamedTensor> weights_;
   const std::map<std::string, at::Tensor>& hessians_;
+  Codec codec_;
   std::map<std::string, TensorEval> cache_;
   std::map<std::pair<std::size_t, double>, at::Tensor> pruned_;
 };
@@ -179,30 +168,58 @@ struct Move {
   ExportChoice choice;
 };
 
-// Every single change that stores the model in fewer bytes.
-std::vector<Move> moves_from(const ExportChoice& c) {
+using ClassPlan = std::pair<const char*, TensorPlan QuantOptions::*>;
+constexpr ClassPlan kClasses[] = {{"QUANT_MLP", &QuantOptions::mlp},
+                                  {"QUANT_ATTN", &QuantOptions::attn},
+                                  {"QUANT_BIGRAM_PROJ", &QuantOptions::bigram_proj},
+                                  {"QUANT_TOK_EMB", &QuantOptions::tok_emb},
+                                  {"QUANT_BIGRAM_EMBED", &QuantOptions::bigram_embed},
+                                  {"QUANT_OTHER", &QuantOptions::other}};
+
+Move prune_move(const ExportChoice& c, double frac) {
+  Move m{"", c};
+  m.choice.prune_frac = std::round(frac * 1000.0) / 1000.0;
+  m.what = "PRUNE_FRAC=" + shortest_decimal(m.choice.prune_frac);
+  return m;
+}
+
+Move plan_move(const ExportChoice& c, const ClassPlan& cls, const TensorPlan& plan) {
+  Move m{"", c};
+  m.choice.quant.*cls.second = plan;
+  m.what = std::string(cls.first) + "=" + format_tensor_plan(plan);
+  return m;
+}
+
+// Every single change that stores the model in fewer bytes: more pruning, one
+// bit fewer for a class, fp16/fp32 -> int8 per row (no floor).
+std::vector<Move> shrinking_moves(const ExportChoice& c) {
   std::vector<Move> out;
-  if (c.prune_frac + kPruneStep <= kPruneMax + 1e-12) {
-    Move m{"", c};
-    m.choice.prune_frac = std::round((c.prune_frac + kPruneStep) * 1000.0) / 1000.0;
-    m.what = "PRUNE_FRAC=" + shortest_decimal(m.choice.prune_frac);
-    out.push_back(m);
-  }
-  const std::pair<const char*, TensorPlan QuantOptions::*> classes[] = {
-      {"QUANT_MLP", &QuantOptions::mlp},           {"QUANT_ATTN", &QuantOptions::attn},
-      {"QUANT_BIGRAM_PROJ", &QuantOptions::bigram_proj}, {"QUANT_TOK_EMB", &QuantOptions::tok_emb},
-      {"QUANT_BIGRAM_EMBED", &QuantOptions::bigram_embed}, {"QUANT_OTHER", &QuantOptions::other}};
-  for (const auto& [key, member] : classes) {
-    Move m{"", c};
-    TensorPlan& p = m.choice.quant.*member;
+  if (c.prune_frac + kPruneStep <= kPruneMax + 1e-12) out.push_back(prune_move(c, c.prune_frac + kPruneStep));
+  for (const ClassPlan& cls : kClasses) {
+    TensorPlan p = c.quant.*cls.second;
     if (p.scheme == Scheme::IntRow) {
       if (p.quant.bits <= kMinBits) continue;
       --p.quant.bits;
     } else {
-      p = TensorPlan{Scheme::IntRow, RowQuantizer{8}};  // fp16/fp32 -> int8 per row, no floor
+      p = TensorPlan{Scheme::IntRow, RowQuantizer{8}};
     }
-    m.what = std::string(key) + "=" + format_tensor_plan(p);
-    out.push_back(m);
+    out.push_back(plan_move(c, cls, p));
+  }
+  return out;
+}
+
+// The shrinking moves undone one step at a time, back towards `start`.
+std::vector<Move> undoing_moves(const ExportChoice& c, const ExportChoice& start) {
+  std::vector<Move> out;
+  if (c.prune_frac > start.prune_frac) out.push_back(prune_move(c, std::max(start.prune_frac, c.prune_frac - kPruneStep)));
+  for (const ClassPlan& cls : kClasses) {
+    const TensorPlan &p = c.quant.*cls.second, &s = start.quant.*cls.second;
+    if (p == s) continue;
+    TensorPlan back = p;
+    if (s.scheme == Scheme::IntRow && p.quant.bits < s.quant.bits) ++back.quant.bits;
+    else if (s.scheme != Scheme::IntRow && p.quant.bits < 8) ++back.quant.bits;
+    else back = s;
+    out.push_back(plan_move(c, cls, back));
   }
   return out;
 }
@@ -213,70 +230,134 @@ std::string fmt_bytes(double b) {
   return buf;
 }
 
+bool same_choice(const ExportChoice& x, const ExportChoice& y) {
+  if (x.prune_frac != y.prune_frac) return false;
+  for (const ClassPlan& cls : kClasses)
+    if (!(x.quant.*cls.second == y.quant.*cls.second)) return false;
+  return true;
+}
+
+// The fitting run: predictions from the Evaluator, scaled by the ratio of the
+// last real compression, and real compressions to confirm them.
+class Fitter {
+ public:
+  Fitter(Evaluator& ev, const ExportChoice& start, const FitOptions& opts, Codec codec, std::uint64_t header_bytes, RunLog& log)
+      : ev_(ev), start_(start), opts_(opts), codec_(codec), header_(header_bytes), log_(log),
+        target_(static_cast<double>(opts.target())), start_sse_(ev.totals(start).sse) {}
+
+  // Compresses the payload of `c` for real; returns the artifact bytes and recalibrates the predictions.
+  double confirm(const ExportChoice& c, FitResult& r) {
+    r.tensors = ev_.tensors(c);
+    r.payload = serialize_tensors(r.tensors);
+    log_.progress("compressing the payload (" + std::to_string(r.payload.size()) + " bytes)...");
+    r.packed = compress(r.payload, codec_);
+    r.choice = c;
+    ++real_;
+    const double artifact = static_cast<double>(r.packed.size() + header_);
+    ratio_ = artifact / std::max(ev_.totals(c).bytes, 1.0);
+    return artifact;
+  }
+
+  // Greedy over `moves`: the move with the best error per byte among those
+  // `allowed`, applied until `done` or no move is left. `shrink` picks the
+  // least added error per byte saved; otherwise the most error removed per byte spent.
+  template <typename Moves, typename Done>
+  ExportChoice greedy(ExportChoice cur, Moves moves, bool shrink, Done done, const char* verb) {
+    while (!done(cur)) {
+      const Evaluator::Totals now = ev_.totals(cur);
+      std::vector<Move> ms = moves(cur);
+      const Move* best = nullptr;
+      double best_score = 0, best_bytes = 0, best_sse = 0;
+      for (const Move& m : ms) {
+        log_.progress(std::string("fit: trying ") + m.what);
+        const Evaluator::Totals t = ev_.totals(m.choice);
+        const double bytes = (now.bytes - t.bytes) * ratio_ * (shrink ? 1 : -1);  // saved, or spent
+        if (bytes < 1.0) continue;
+        if (!shrink && t.bytes * ratio_ > target_) continue;
+        const double score = (shrink ? std::max(t.sse - now.sse, 0.0) : now.sse - t.sse) / bytes;
+        if (!best || (shrink ? score < best_score : score > best_score))
+          best = &m, best_score = score, best_bytes = t.bytes * ratio_, best_sse = t.sse;
+      }
+      if (!best) break;
+      cur = best->choice;
+      ev_.forget_other_prunings(cur.prune_frac);
+      log_.line(std::string("fit: ") + verb + " " + best->what + ": predicted " + fmt_bytes(best_bytes) +
+                " bytes, added squared error " + shortest_decimal(best_sse - start_sse_) + ", margin " +
+                fmt_bytes(target_ - best_bytes) + " bytes");
+    }
+    return cur;
+  }
+
+  double predicted(const ExportChoice& c) { return ev_.totals(c).bytes * ratio_; }
+  double target() const { return target_; }
+  double start_sse() const { return start_sse_; }
+  int real_compressions() const { return real_; }
+
+ private:
+  Evaluator& ev_;
+  ExportChoice start_;
+  FitOptions opts_;
+  Codec codec_;
+  std::uint64_t header_;
+  RunLog& log_;
+  double target_, start_sse_, ratio_ = 1.0;
+  int real_ = 0;
+};
+
 }  // namespace
 
 FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians,
-                     const ExportChoice& start, const FitOptions& opts,
-                     const std::function<std::string(const std::string&)>& compress, std::uint64_t header_bytes,
+                     const ExportChoice& start, const FitOptions& opts, Codec codec, std::uint64_t header_bytes,
                      RunLog& log) {
   at::NoGradGuard no_grad;
-  Evaluator ev(weights, hessians);
-  const double target = static_cast<double>(opts.target());
-  const double start_sse = ev.totals(start).sse;
-  ExportChoice cur = start;
-  double ratio = 1.0;  // real compressed bytes / predicted bytes, from the last real compression
+  Evaluator ev(weights, hessians, codec);
+  Fitter fit(ev, start, opts, codec, header_bytes, log);
+  const double target = fit.target();
   FitResult r;
-  for (int real = 0;; ++real) {
-    r.tensors = ev.tensors(cur);
-    r.payload = serialize_tensors(r.tensors);
-    log.progress("compressing the payload (" + std::to_string(r.payload.size()) + " bytes)...");
-    r.packed = compress(r.payload);
-    const double artifact = static_cast<double>(r.packed.size() + header_bytes);
-    ratio = artifact / std::max(ev.totals(cur).bytes, 1.0);
-    if (artifact <= target || !opts.enabled) {
-      if (real > 0)
-        log.line("fit: fits: artifact " + fmt_bytes(artifact) + " bytes, margin " + fmt_bytes(target - artifact) +
-                 " bytes under BUDGET_BYTES - FIT_MARGIN_BYTES - code bytes = " + fmt_bytes(target));
-      break;
-    }
-    if (real == 0)
-      log.line("fit: artifact " + fmt_bytes(artifact) + " bytes + code " + std::to_string(opts.code_bytes) + " is over BUDGET_BYTES=" +
-               std::to_string(opts.budget) + " - FIT_MARGIN_BYTES=" + std::to_string(opts.margin) + " by " +
-               fmt_bytes(artifact - target) + " bytes; fitting (EXPORT_FIT=0 turns this off)");
-    if (real == kMaxRealCompressions)
-      throw FitError("the export is still " + fmt_bytes(artifact - target) + " bytes over its target after " +
-                     std::to_string(real) + " fitted attempts: raise FIT_MARGIN_BYTES or set the QUANT_* plans by hand");
-    // Greedy: the change with the least added error per byte saved, until the prediction fits.
-    while (ev.totals(cur).bytes * ratio > target) {
-      const Evaluator::Totals now = ev.totals(cur);
-      const Move* best = nullptr;
-      double best_cost = 0, best_bytes = 0, best_sse = 0;
-      const std::vector<Move> moves = moves_from(cur);
-      for (const Move& m : moves) {
-        log.progress("fit: trying " + m.what);
-        const Evaluator::Totals t = ev.totals(m.choice);
-        const double saved = (now.bytes - t.bytes) * ratio;
-        if (saved < 1.0) continue;
-        const double cost = std::max(t.sse - now.sse, 0.0) / saved;
-        if (!best || cost < best_cost) best = &m, best_cost = cost, best_bytes = t.bytes * ratio, best_sse = t.sse;
-      }
-      if (!best)
-        throw FitError("no export choice fits: the smallest reachable artifact is " + fmt_bytes(now.bytes * ratio) +
-                       " bytes (predicted), " + fmt_bytes(now.bytes * ratio - target) + " over BUDGET_BYTES=" +
-                       std::to_string(opts.budget) + " minus FIT_MARGIN_BYTES=" + std::to_string(opts.margin) +
-                       " and " + std::to_string(opts.code_bytes) +
+  double artifact = fit.confirm(start, r);
+  if (artifact > target && opts.enabled) {
+    log.line("fit: artifact " + fmt_bytes(artifact) + " bytes + code " + std::to_string(opts.code_bytes) +
+             " is over BUDGET_BYTES=" + std::to_string(opts.budget) + " - FIT_MARGIN_BYTES=" + std::to_string(opts.margin) +
+             " by " + fmt_bytes(artifact - target) + " bytes; fitting (EXPORT_FIT=0 turns this off)");
+    // Phase 1: shrink until the prediction fits, confirm, repeat while the real size is over.
+    ExportChoice cur = start;
+    while (artifact > target) {
+      if (fit.real_compressions() > kMaxRealCompressions)
+        throw FitError("the export is still " + fmt_bytes(artifact - target) + " bytes over its target after " +
+                       std::to_string(fit.real_compressions()) +
+                       " fitted attempts: raise FIT_MARGIN_BYTES or set the QUANT_* plans by hand");
+      cur = fit.greedy(cur, shrinking_moves, true, [&](const ExportChoice& c) { return fit.predicted(c) <= target; }, "shrink");
+      if (fit.predicted(cur) > target)
+        throw FitError("no export choice fits: the smallest reachable artifact is " + fmt_bytes(fit.predicted(cur)) +
+                       " bytes (predicted), " + fmt_bytes(fit.predicted(cur) - target) + " over BUDGET_BYTES=" +
+                       std::to_string(opts.budget) + " minus FIT_MARGIN_BYTES=" + std::to_string(opts.margin) + " and " +
+                       std::to_string(opts.code_bytes) +
                        " code bytes; make the model smaller (NUM_LAYERS, MODEL_DIM, MLP_MULT, BIGRAM_VOCAB_SIZE) or raise BUDGET_BYTES");
-      cur = best->choice;
-      ev.forget_other_prunings(cur.prune_frac);
-      log.line("fit: " + best->what + " predicted " + fmt_bytes(best_bytes) + " bytes, added squared error " +
-               shortest_decimal(best_sse - start_sse) + ", margin " + fmt_bytes(target - best_bytes) + " bytes");
+      artifact = fit.confirm(cur, r);
     }
+    // Phase 2: the real size may have come out well under the prediction;
+    // undo the cheapest-to-keep changes while the prediction still fits, and
+    // keep them only if the real size does.
+    for (int round = 0; round < 2; ++round) {
+      const ExportChoice back = fit.greedy(
+          cur, [&](const ExportChoice& c) { return undoing_moves(c, start); }, false,
+          [](const ExportChoice&) { return false; }, "undo");
+      if (same_choice(back, cur)) break;
+      FitResult trial;
+      const double bytes = fit.confirm(back, trial);
+      if (bytes > target) {
+        log.line("fit: undoing went over by " + fmt_bytes(bytes - target) + " bytes; keeping the previous choice");
+        break;
+      }
+      cur = back;
+      r = std::move(trial);
+      artifact = bytes;
+    }
+    log.line("fit: fits: artifact " + fmt_bytes(artifact) + " bytes, margin " + fmt_bytes(target - artifact) +
+             " bytes under BUDGET_BYTES - FIT_MARGIN_BYTES - code bytes = " + fmt_bytes(target));
   }
-  r.choice = cur;
-  r.added_sse = ev.totals(cur).sse - start_sse;
-  const QuantOptions &a = cur.quant, &b = start.quant;
-  r.changed = cur.prune_frac != start.prune_frac || !(a.mlp == b.mlp && a.attn == b.attn && a.bigram_proj == b.bigram_proj &&
-                                                     a.tok_emb == b.tok_emb && a.bigram_embed == b.bigram_embed && a.other == b.other);
+  r.added_sse = ev.totals(r.choice).sse - fit.start_sse();
+  r.changed = !same_choice(r.choice, start);
   return r;
 }
 

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   pgolf::CorpusOptions corpus;
   int vocab_size = 1024;
   std::string tok_output;
-  auto* tokenizer = app.add_subcommand("tokenizer", "train the SentencePiece BPE tokenizer of SPEC §1 on a corpus");
+  auto* tokenizer = app.add_subcommand("tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, as the challenge's) on a corpus");
   add_corpus_options(tokenizer, corpus);
   tokenizer->add_option("--vocab-size", vocab_size, "number of pieces")->capture_default_str();
   tokenizer->add_option("--output", tok_output, "model file to write, e.g. data/tokenizers/fineweb_1024_bpe.model")

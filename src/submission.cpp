@@ -47,8 +47,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   const QuantOptions quant = quant_options(cfg);
   const Codec codec = *parse_codec(cfg.artifact_codec);
   const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg, quant, log), {quant, cfg.prune_frac}, budget,
-                                   [&](const std::string& payload) { return compress(payload, codec); },
-                                   kArtifactHeaderBytes, log);
+                                   codec, kArtifactHeaderBytes, log);
   r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed, codec);
   r.code_path = (std::filesystem::path(path).parent_path() / code().file_name).string();
   write_code_archive(r.code_path, kCodeCodec);

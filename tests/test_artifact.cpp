@@ -67,6 +67,23 @@ TEST(Artifact, WriteReadIsExact) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
 }
 
+TEST(Artifact, EveryCodecRoundTripsAndIsNamedInTheHeader) {
+  TempDir dir;
+  Config c = small_config();
+  GPT m(c, {});
+  const auto q = quantize_tensors(m.parameters(), quant_options(c));
+  const std::string payload = serialize_tensors(q);
+  for (Codec codec : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
+    const std::string path = dir.file(std::string("a.") + codec_name(codec));
+    write_artifact(path, q, codec);
+    EXPECT_EQ(read_file(path).substr(12, 4), std::string(reinterpret_cast<const char*>(&codec), 4)) << codec_name(codec);
+    Codec got = Codec::Zstd;
+    const auto back = read_artifact(path, &got);
+    EXPECT_EQ(got, codec);
+    EXPECT_EQ(serialize_tensors(back), payload) << codec_name(codec);
+  }
+}
+
 TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
   TempDir dir;
   Config c = small_config();

@@ -54,7 +54,7 @@ TEST(Fit, LandsUnderATightBudgetAndLogsTheMargin) {
   FitResult r;
   {
     RunLog log(f.cfg);
-    r = fit_export(f.weights, {}, f.start, o, pack, kArtifactHeaderBytes, log);
+    r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
   }
   const std::uint64_t artifact = r.packed.size() + kArtifactHeaderBytes;
   EXPECT_LE(artifact, o.target());
@@ -81,12 +81,12 @@ TEST(Fit, UnderBudgetOrDisabledKeepsTheConfiguredChoice) {
   const std::uint64_t before = unfitted_bytes(f);
   FitOptions o;
   o.budget = before + 10;
-  FitResult r = fit_export(f.weights, {}, f.start, o, pack, kArtifactHeaderBytes, log);
+  FitResult r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
   EXPECT_FALSE(r.changed);
   EXPECT_EQ(r.packed.size() + kArtifactHeaderBytes, before);
   o.budget = before / 2;
   o.enabled = false;
-  r = fit_export(f.weights, {}, f.start, o, pack, kArtifactHeaderBytes, log);
+  r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
   EXPECT_FALSE(r.changed);
   EXPECT_EQ(r.packed.size() + kArtifactHeaderBytes, before);
 }
@@ -99,7 +99,7 @@ TEST(Fit, ABudgetThatCannotBeMetFailsSayingByHowMuch) {
   FitOptions o;
   o.budget = 3000;
   try {
-    fit_export(f.weights, {}, f.start, o, pack, kArtifactHeaderBytes, log);
+    fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
     FAIL() << "no error";
   } catch (const FitError& e) {
     const std::string msg = e.what();
@@ -112,7 +112,7 @@ TEST(Fit, PredictedBytesTrackRealCompression) {
   Fixture f = gaussian_model();
   auto q = quantize_tensors(f.weights, f.start.quant);
   double predicted = 0;
-  for (const auto& t : q) predicted += predicted_bytes(t);
+  for (const auto& t : q) predicted += predicted_bytes(t, Codec::Zstd);
   const double real = static_cast<double>(pack(serialize_tensors(q)).size());
   EXPECT_NEAR(predicted / real, 1.0, 0.25) << "predicted " << predicted << " real " << real;
 }

@@ -92,7 +92,7 @@ struct Config {
   std::int64_t gptq_tokens = 262144;
   double gptq_damp = 0.01;
   std::int64_t gptq_block = 128;
-  std::string artifact_codec = "zstd";
+  std::string artifact_codec = "brotli";
   // Budget (fitting the export)
   std::int64_t budget_bytes = 16000000;
   bool export_fit = true;

@@ -5,10 +5,10 @@
 // least accuracy per byte saved, until it fits.
 //
 // Cost of a choice: the squared error it adds to the weights, sum ||W - W'||^2
-// over all tensors (W before pruning). Its size: predicted per tensor from the
-// order-0 entropy of the stored values (integers, or the two bytes of each
-// fp16) scaled by the ratio real/predicted of the last real compression; a
-// real compression of the whole payload confirms the result.
+// over all tensors (W before pruning). Its size: predicted per tensor by
+// compressing a 64 KB sample of its bytes with the artifact's codec, scaled by
+// the ratio real/predicted of the last real compression; a real compression
+// of the whole payload confirms the result.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "pgolf/codec.h"
 #include "pgolf/quant.h"
 #include "pgolf/run.h"
 
@@ -43,8 +44,9 @@ struct ExportChoice {
   double prune_frac = 0;
 };
 
-// Order-0 entropy estimate of a stored tensor's compressed size, in bytes.
-double predicted_bytes(const QuantTensor& t);
+// Estimate of a stored tensor's compressed size in bytes: `codec` applied to
+// a sample of its bytes, scaled to the whole tensor.
+double predicted_bytes(const QuantTensor& t, Codec codec);
 
 struct FitResult {
   ExportChoice choice;
@@ -59,12 +61,11 @@ struct FitResult {
 // with the input Hessians of calibrate.h, keyed by parameter name); while the
 // result is over opts.target() and fitting is enabled, applies the cheapest
 // change (logged with its predicted bytes, added error and the margin left).
-// `compress` compresses a payload (one real compression per confirmation);
-// `header_bytes` is what the artifact adds to it. Throws FitError when no
-// choice fits.
+// The payload is compressed with `codec` (one real compression per
+// confirmation); `header_bytes` is what the artifact adds to it. Throws
+// FitError when no choice fits.
 FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians,
-                     const ExportChoice& start, const FitOptions& opts,
-                     const std::function<std::string(const std::string&)>& compress, std::uint64_t header_bytes,
+                     const ExportChoice& start, const FitOptions& opts, Codec codec, std::uint64_t header_bytes,
                      RunLog& log);
 
 }  // namespace pgolf
