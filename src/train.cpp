@@ -88,162 +88,212 @@ TrainResult train(const Config& cfg, RunLog& log) {
   return train(cfg, log, single, select_device(cfg.device));
 }
 
-TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device) {
-  using Clock = std::chrono::steady_clock;
+namespace {
 
-  const ModelOptions mopts = model_options_for(device);
-  const int world_size = dist.world_size(), rank = dist.rank();
-  const std::int64_t grad_accum = grad_accum_steps(world_size);
+using Clock = std::chrono::steady_clock;
 
-  const ScoringData data = load_scoring_data(cfg, device);
-  const at::Tensor& val = data.val;
-  const DeviceLuts& luts = data.luts;
-  const std::vector<std::string> train_files = shard_files(train_pattern(cfg.data_path));
-  DistributedTokenLoader loader(train_files, rank, world_size);
-  const std::int64_t val_batch_seqs =
-      std::max<std::int64_t>(1, cfg.val_batch_size / (world_size * grad_accum) / cfg.train_seq_len);
+std::vector<at::Tensor> tensors_of(const GPT& model) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : model.parameters()) out.push_back(p.tensor);
+  return out;
+}
 
-  GPT model(cfg, mopts);
-  if (!cfg.init_weights.empty()) {
-    load_weights(model, cfg.init_weights);
-    log.line("init_weights:" + cfg.init_weights);
-  }
-  std::vector<at::Tensor> params;
-  for (const auto& p : model.parameters()) params.push_back(p.tensor);
-  Optimizers opt(model, cfg, ns_dtype_for(device),
-                 {rank, world_size, [&](at::Tensor& flat) { dist.all_reduce_sum(flat, "Muon update all-reduce"); }});
-  GradientSync sync(dist, params);
-  log.line("model_params:" + std::to_string(model.num_params()));
-  log.line("world_size:" + std::to_string(world_size) + " grad_accum_steps:" + std::to_string(grad_accum));
-  log.line("val_tokens:" + std::to_string(val.numel() - 1) + " train_shards:" + std::to_string(train_files.size()));
-
-  auto validate = [&](std::int64_t step, double train_ms) {
-    auto t = Clock::now();
-    log.progress("validating...");
-    EvalSums e = all_reduce(evaluate_standard(model, val, luts, cfg.train_seq_len, val_batch_seqs, rank, world_size),
-                            dist, device);
-    log.line("step:" + std::to_string(step) + "/" + std::to_string(cfg.iterations) + fmt(" val_loss:%.4f", e.val_loss()) +
-             fmt(" val_bpb:%.4f", e.val_bpb()) + fmt(" train_time:%.0fms", train_ms) +
-             fmt(" step_avg:%.2fms", train_ms / std::max<std::int64_t>(step, 1)) + fmt(" eval_time:%.0fms", ms_since(t)));
-    log.metric("val", {{"step", double(step)}, {"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"train_time_ms", train_ms}});
-    return e;
-  };
-
-  // Warm-up: real steps to warm kernels and the allocator, then every bit of
-  // state (weights, optimiser state, data position) goes back to the start.
-  if (cfg.warmup_steps > 0) {
-    const auto weights0 = clone_all(params);
-    const auto state0 = clone_all(opt.state());
-    const auto position0 = loader.stream().position();
-    for (std::int64_t i = 0; i < cfg.warmup_steps; ++i) {
-      log.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg.warmup_steps));
-      train_step(model, opt, loader, cfg, grad_accum, i, 1.0, &sync);
+// One rank's run, in phases: warm_up, loop, average, save, export_and_score.
+// The members are what the phases share.
+class Trainer {
+ public:
+  Trainer(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device)
+      : cfg_(cfg), log_(log), dist_(dist), device_(device), mopts_(model_options_for(device)),
+        world_(dist.world_size()), rank_(dist.rank()), grad_accum_(grad_accum_steps(world_)),
+        data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.data_path))),
+        loader_(train_files_, rank_, world_),
+        val_batch_seqs_(std::max<std::int64_t>(1, cfg.val_batch_size / (world_ * grad_accum_) / cfg.train_seq_len)),
+        model_(cfg, mopts_) {
+    if (!cfg.init_weights.empty()) {
+      load_weights(model_, cfg.init_weights);
+      log.line("init_weights:" + cfg.init_weights);
     }
-    copy_all(params, weights0);
-    copy_all(opt.state(), state0);
-    loader.stream().seek(position0);
-    opt.zero_grad();
-    log.line("warmup_steps:" + std::to_string(cfg.warmup_steps) + " done, state restored");
+    params_ = tensors_of(model_);
+    opt_.emplace(model_, cfg, ns_dtype_for(device),
+                 MuonSharding{rank_, world_, [this](at::Tensor& flat) { dist_.all_reduce_sum(flat, "Muon update all-reduce"); }});
+    sync_.emplace(dist, params_);
+    log.line("model_params:" + std::to_string(model_.num_params()));
+    log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
+    log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " train_shards:" + std::to_string(train_files_.size()));
   }
 
-  Swa swa;
-  std::optional<Ema> ema;
-  if (cfg.ema_enabled) ema.emplace(params, cfg.ema_decay);
-  const double cap_ms = cfg.max_wallclock_seconds * 1000.0;
-  double train_ms = 0, first_step_ms = 0;
-  std::int64_t step = 0, stop_after = -1;
-  EvalSums final_eval;
-  synchronize(device);
-  auto t0 = Clock::now();
-  for (;;) {
-    const bool last = step == cfg.iterations || (stop_after >= 0 && step >= stop_after);
-    if (last || (cfg.val_loss_every > 0 && step % cfg.val_loss_every == 0)) {
-      synchronize(device);
-      train_ms += ms_since(t0);  // validation time is not training time
-      final_eval = validate(step, train_ms);
-      t0 = Clock::now();
+  // Real steps to warm kernels and the allocator, then every bit of state
+  // (weights, optimiser state, data position) goes back to the start.
+  void warm_up() {
+    if (cfg_.warmup_steps <= 0) return;
+    const auto weights0 = clone_all(params_);
+    const auto state0 = clone_all(opt_->state());
+    const auto position0 = loader_.stream().position();
+    for (std::int64_t i = 0; i < cfg_.warmup_steps; ++i) {
+      log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.warmup_steps));
+      train_step(model_, *opt_, loader_, cfg_, grad_accum_, i, 1.0, &*sync_);
     }
-    if (last) {
-      if (stop_after >= 0 && step < cfg.iterations)
-        log.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms) + " step:" + std::to_string(step) +
-                 "/" + std::to_string(cfg.iterations));
-      break;
+    copy_all(params_, weights0);
+    copy_all(opt_->state(), state0);
+    loader_.stream().seek(position0);
+    opt_->zero_grad();
+    log_.line("warmup_steps:" + std::to_string(cfg_.warmup_steps) + " done, state restored");
+  }
+
+  // The training steps under the schedule, with validation, SWA/EMA
+  // collection, QAT switch-on and the agreed wall-clock stop.
+  void loop(TrainResult& result) {
+    if (cfg_.ema_enabled) ema_.emplace(params_, cfg_.ema_decay);
+    const double cap_ms = cfg_.max_wallclock_seconds * 1000.0;
+    double train_ms = 0, first_step_ms = 0;
+    std::int64_t step = 0, stop_after = -1;
+    synchronize(device_);
+    auto t0 = Clock::now();
+    for (;;) {
+      const bool last = step == cfg_.iterations || (stop_after >= 0 && step >= stop_after);
+      if (last || (cfg_.val_loss_every > 0 && step % cfg_.val_loss_every == 0)) {
+        synchronize(device_);
+        train_ms += ms_since(t0);  // validation time is not training time
+        result.final_eval = validate(step, train_ms);
+        t0 = Clock::now();
+      }
+      if (last) {
+        if (stop_after >= 0 && step < cfg_.iterations)
+          log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms) + " step:" + std::to_string(step) +
+                    "/" + std::to_string(cfg_.iterations));
+        break;
+      }
+      const double elapsed = train_ms + ms_since(t0);
+      const double mult = lr_multiplier(cfg_, step, elapsed, schedule_step_ms(step, elapsed, first_step_ms));
+      if (!model_.qat() && qat_active(cfg_, step, elapsed)) {
+        model_.set_qat(true);
+        log_.line("qat:start step:" + std::to_string(step));
+      }
+      at::Tensor loss = train_step(model_, *opt_, loader_, cfg_, grad_accum_, step, mult, &*sync_);
+      ++step;
+      if (step == 1) {
+        synchronize(device_);
+        first_step_ms = train_ms + ms_since(t0);
+      }
+      const double approx_ms = train_ms + ms_since(t0);
+      if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && step % cfg_.swa_every == 0) {
+        if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step));
+        swa_.add(params_);
+      }
+      if (ema_) ema_->update(params_);
+      if (step <= 10 || step % cfg_.train_log_every == 0 || stop_after >= 0) {
+        dist_.all_reduce_sum(loss, "train loss");  // every rank logs on the same steps
+        const double l = loss.item<double>() / world_;
+        log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", l) +
+                  fmt(" train_time:%.0fms", approx_ms) + fmt(" step_avg:%.2fms", approx_ms / step));
+        log_.metric("train", {{"step", double(step)}, {"train_loss", l}, {"lr_mult", mult}, {"train_time_ms", approx_ms}});
+      } else {
+        log_.progress("step " + std::to_string(step) + "/" + std::to_string(cfg_.iterations));
+      }
+      if (stop_after < 0 && cap_ms > 0) {
+        // Every rank stops after the same step: the first at which any rank reached the cap.
+        at::Tensor reached = at::full({}, approx_ms >= cap_ms ? 1.0 : 0.0, at::TensorOptions().device(device_));
+        dist_.all_reduce_max(reached, "wall-clock stop agreement");
+        if (reached.item<double>() > 0) stop_after = step;
+      }
     }
-    const double elapsed = train_ms + ms_since(t0);
-    const double mult = lr_multiplier(cfg, step, elapsed, schedule_step_ms(step, elapsed, first_step_ms));
-    if (!model.qat() && qat_active(cfg, step, elapsed)) {
-      model.set_qat(true);
-      log.line("qat:start step:" + std::to_string(step));
-    }
-    at::Tensor loss = train_step(model, opt, loader, cfg, grad_accum, step, mult, &sync);
-    ++step;
-    if (step == 1) {
-      synchronize(device);
-      first_step_ms = train_ms + ms_since(t0);
-    }
-    const double approx_ms = train_ms + ms_since(t0);
-    if (cfg.swa_enabled && !ema && mult < cfg.swa_start_frac && step % cfg.swa_every == 0) {
-      if (swa.count() == 0) log.line("swa:start step:" + std::to_string(step));
-      swa.add(params);
-    }
-    if (ema) ema->update(params);
-    if (step <= 10 || step % cfg.train_log_every == 0 || stop_after >= 0) {
-      dist.all_reduce_sum(loss, "train loss");  // every rank logs on the same steps
-      const double l = loss.item<double>() / world_size;
-      log.line("step:" + std::to_string(step) + "/" + std::to_string(cfg.iterations) + fmt(" train_loss:%.4f", l) +
-               fmt(" train_time:%.0fms", approx_ms) + fmt(" step_avg:%.2fms", approx_ms / step));
-      log.metric("train", {{"step", double(step)}, {"train_loss", l}, {"lr_mult", mult}, {"train_time_ms", approx_ms}});
+    log_.line(peak_memory_report(device_));
+    result.steps = step;
+    result.train_time_ms = train_ms;
+  }
+
+  // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL)
+  // and evaluates the averaged weights.
+  void average(TrainResult& result) {
+    const bool averaged = ema_ || swa_.count() > 0;
+    if (!averaged) return;
+    if (ema_) {
+      log_.line("ema:applying decay " + fmt("%.4f", cfg_.ema_decay));
+      ema_->apply(params_);
     } else {
-      log.progress("step " + std::to_string(step) + "/" + std::to_string(cfg.iterations));
+      if (cfg_.swa_add_final) swa_.add(params_);  // #76: the final weights join the average
+      log_.line("swa:applying averaged " + std::to_string(swa_.count()) + " checkpoints");
+      swa_.apply(params_);
     }
-    if (stop_after < 0 && cap_ms > 0) {
-      // Every rank stops after the same step: the first at which any rank reached the cap.
-      at::Tensor reached = at::full({}, approx_ms >= cap_ms ? 1.0 : 0.0, at::TensorOptions().device(device));
-      dist.all_reduce_max(reached, "wall-clock stop agreement");
-      if (reached.item<double>() > 0) stop_after = step;
-    }
-  }
-  log.line(peak_memory_report(device));
-
-  const bool averaged = ema || swa.count() > 0;
-  if (ema) {
-    log.line("ema:applying decay " + fmt("%.4f", cfg.ema_decay));
-    ema->apply(params);
-  } else if (averaged) {
-    if (cfg.swa_add_final) swa.add(params);  // #76: the final weights join the average
-    log.line("swa:applying averaged " + std::to_string(swa.count()) + " checkpoints");
-    swa.apply(params);
-  }
-  if (averaged) {
-    final_eval = all_reduce(evaluate_standard(model, val, luts, cfg.train_seq_len, val_batch_seqs, rank, world_size),
-                            dist, device);
-    log.line(fmt("final_averaged val_loss:%.4f", final_eval.val_loss()) + fmt(" val_bpb:%.4f", final_eval.val_bpb()));
-  }
-  TrainResult result;
-  result.steps = step;
-  result.train_time_ms = train_ms;
-  result.final_eval = final_eval;
-  dist.check_in_sync(params);
-  if (world_size > 1) log.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_size) + " ranks");
-  result.weights_path = log.dir() + "/model.safetensors";
-  if (dist.is_main()) {
-    save_safetensors(result.weights_path, model.parameters(), {{"format", "pt"}, {"run_id", log.run_id()}});
-    log.line("saved weights: " + result.weights_path);
+    result.final_eval = standard_eval();
+    log_.line(fmt("final_averaged val_loss:%.4f", result.final_eval.val_loss()) +
+              fmt(" val_bpb:%.4f", result.final_eval.val_bpb()));
   }
 
-  // SPEC §5: prune, quantise, pack (rank 0); then every rank reads the file
+  // Checks that every rank holds the same weights; rank 0 saves them.
+  void save(TrainResult& result) {
+    dist_.check_in_sync(params_);
+    if (world_ > 1) log_.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_) + " ranks");
+    result.weights_path = log_.dir() + "/model.safetensors";
+    if (dist_.is_main()) {
+      save_safetensors(result.weights_path, model_.parameters(), {{"format", "pt"}, {"run_id", log_.run_id()}});
+      log_.line("saved weights: " + result.weights_path);
+    }
+  }
+
+  // Prune, quantise, fit and pack (rank 0); then every rank reads the file
   // back into a fresh model and scores its share. The round-trip score is the result.
-  if (cfg.prequant_eval) result.prequant = score_sliding(model, cfg, data, log, "final_prequant_sliding", false, dist);
-  const std::string artifact = log.dir() + "/final_model.pgolf";
-  if (dist.is_main()) result.exported = export_submission(model, cfg, artifact, log);
-  dist.barrier("artifact written by rank 0");
-  result.exported.path = artifact;
-  GPT restored(cfg, mopts);
-  load_model_file(restored, artifact);
-  result.roundtrip = score_sliding(restored, cfg, data, log, "final_int8_zlib_roundtrip", true, dist);
-  log.metric("final", {{"steps", double(step)}, {"train_time_ms", train_ms}, {"val_loss", result.roundtrip.val_loss()},
-                       {"val_bpb", result.roundtrip.val_bpb()}, {"artifact_bytes", double(result.exported.artifact_bytes)},
-                       {"total_bytes", double(result.exported.total())}});
+  void export_and_score(TrainResult& result) {
+    if (cfg_.prequant_eval) result.prequant = score_sliding(model_, cfg_, data_, log_, "final_prequant_sliding", false, dist_);
+    const std::string artifact = log_.dir() + "/final_model.pgolf";
+    if (dist_.is_main()) result.exported = export_submission(model_, cfg_, artifact, log_);
+    dist_.barrier("artifact written by rank 0");
+    result.exported.path = artifact;
+    GPT restored(cfg_, mopts_);
+    load_model_file(restored, artifact);
+    result.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    log_.metric("final", {{"steps", double(result.steps)}, {"train_time_ms", result.train_time_ms},
+                          {"val_loss", result.roundtrip.val_loss()}, {"val_bpb", result.roundtrip.val_bpb()},
+                          {"artifact_bytes", double(result.exported.artifact_bytes)},
+                          {"total_bytes", double(result.exported.total())}});
+  }
+
+ private:
+  EvalSums standard_eval() {
+    return all_reduce(evaluate_standard(model_, data_.val, data_.luts, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
+                      dist_, device_);
+  }
+
+  EvalSums validate(std::int64_t step, double train_ms) {
+    auto t = Clock::now();
+    log_.progress("validating...");
+    EvalSums e = standard_eval();
+    log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.iterations) + fmt(" val_loss:%.4f", e.val_loss()) +
+              fmt(" val_bpb:%.4f", e.val_bpb()) + fmt(" train_time:%.0fms", train_ms) +
+              fmt(" step_avg:%.2fms", train_ms / std::max<std::int64_t>(step, 1)) + fmt(" eval_time:%.0fms", ms_since(t)));
+    log_.metric("val", {{"step", double(step)}, {"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"train_time_ms", train_ms}});
+    return e;
+  }
+
+  const Config& cfg_;
+  RunLog& log_;
+  Dist& dist_;
+  const at::Device device_;
+  const ModelOptions mopts_;
+  const int world_, rank_;
+  const std::int64_t grad_accum_;
+  const ScoringData data_;
+  const std::vector<std::string> train_files_;
+  DistributedTokenLoader loader_;
+  const std::int64_t val_batch_seqs_;
+  GPT model_;
+  std::vector<at::Tensor> params_;
+  std::optional<Optimizers> opt_;
+  std::optional<GradientSync> sync_;
+  Swa swa_;
+  std::optional<Ema> ema_;
+};
+
+}  // namespace
+
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device) {
+  Trainer t(cfg, log, dist, device);
+  TrainResult result;
+  t.warm_up();
+  t.loop(result);
+  t.average(result);
+  t.save(result);
+  t.export_and_score(result);
   return result;
 }
 
