@@ -102,6 +102,8 @@ const std::vector<ConfigKey>& config_keys() {
       {"EXPORT_FIT", "export", &C::export_fit,
        "over the budget, change pruning and QUANT_* plans (cheapest error per byte first) until the artifact fits; 0: keep them and only warn"},
       {"FIT_MARGIN_BYTES", "export", &C::fit_margin_bytes, "bytes of the budget the fitted export leaves unused"},
+      {"FIT_SPEND_SPARE", "export", &C::fit_spend_spare,
+       "under the budget, spend the spare bytes (less pruning, one bit more, int8 -> fp16) where they remove the most error"},
 
       {"EVAL_STRIDE", "evaluation", &C::eval_stride, "sliding-window stride"},
       {"EVAL_BATCH_SEQS", "evaluation", &C::eval_batch_seqs, "windows per sliding-evaluation batch"},

@@ -16,6 +16,7 @@ FitOptions fit_options(const Config& cfg, std::uint64_t code_bytes) {
   o.enabled = cfg.export_fit;
   o.budget = static_cast<std::uint64_t>(cfg.budget_bytes);
   o.margin = static_cast<std::uint64_t>(cfg.fit_margin_bytes);
+  o.spend_spare = cfg.fit_spend_spare;
   o.code_bytes = code_bytes;
   return o;
 }
@@ -224,6 +225,21 @@ std::vector<Move> undoing_moves(const ExportChoice& c, const ExportChoice& start
   return out;
 }
 
+// Every single change that spends bytes on accuracy: less pruning, one bit
+// more for a class, int8 -> fp16.
+std::vector<Move> growing_moves(const ExportChoice& c) {
+  std::vector<Move> out;
+  if (c.prune_frac > 0) out.push_back(prune_move(c, std::max(0.0, c.prune_frac - kPruneStep)));
+  for (const ClassPlan& cls : kClasses) {
+    TensorPlan p = c.quant.*cls.second;
+    if (p.scheme != Scheme::IntRow) continue;
+    if (p.quant.bits < 8) ++p.quant.bits;
+    else p = TensorPlan{Scheme::Fp16};
+    out.push_back(plan_move(c, cls, p));
+  }
+  return out;
+}
+
 std::string fmt_bytes(double b) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.0f", b);
@@ -288,6 +304,28 @@ class Fitter {
     return cur;
   }
 
+  // From a confirmed choice `cur` (result r, `artifact` bytes): applies the
+  // moves that remove the most error per byte spent while the prediction
+  // fits, confirms, and keeps the result only if it really fits. Two rounds.
+  template <typename Moves>
+  ExportChoice spend(ExportChoice cur, Moves moves, const char* verb, FitResult& r, double& artifact) {
+    for (int round = 0; round < 2; ++round) {
+      const ExportChoice next = greedy(cur, moves, false, [](const ExportChoice&) { return false; }, verb);
+      if (same_choice(next, cur)) break;
+      FitResult trial;
+      const double bytes = confirm(next, trial);
+      if (bytes > target_) {
+        log_.line(std::string("fit: ") + verb + " went over by " + fmt_bytes(bytes - target_) +
+                  " bytes; keeping the previous choice");
+        break;
+      }
+      cur = next;
+      r = std::move(trial);
+      artifact = bytes;
+    }
+    return cur;
+  }
+
   double predicted(const ExportChoice& c) { return ev_.totals(c).bytes * ratio_; }
   double target() const { return target_; }
   double start_sse() const { return start_sse_; }
@@ -315,6 +353,10 @@ FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std
   const double target = fit.target();
   FitResult r;
   double artifact = fit.confirm(start, r);
+  auto log_fits = [&] {
+    log.line("fit: fits: artifact " + fmt_bytes(artifact) + " bytes, margin " + fmt_bytes(target - artifact) +
+             " bytes under BUDGET_BYTES - FIT_MARGIN_BYTES - code bytes = " + fmt_bytes(target));
+  };
   if (artifact > target && opts.enabled) {
     log.line("fit: artifact " + fmt_bytes(artifact) + " bytes + code " + std::to_string(opts.code_bytes) +
              " is over BUDGET_BYTES=" + std::to_string(opts.budget) + " - FIT_MARGIN_BYTES=" + std::to_string(opts.margin) +
@@ -336,25 +378,15 @@ FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std
       artifact = fit.confirm(cur, r);
     }
     // Phase 2: the real size may have come out well under the prediction;
-    // undo the cheapest-to-keep changes while the prediction still fits, and
-    // keep them only if the real size does.
-    for (int round = 0; round < 2; ++round) {
-      const ExportChoice back = fit.greedy(
-          cur, [&](const ExportChoice& c) { return undoing_moves(c, start); }, false,
-          [](const ExportChoice&) { return false; }, "undo");
-      if (same_choice(back, cur)) break;
-      FitResult trial;
-      const double bytes = fit.confirm(back, trial);
-      if (bytes > target) {
-        log.line("fit: undoing went over by " + fmt_bytes(bytes - target) + " bytes; keeping the previous choice");
-        break;
-      }
-      cur = back;
-      r = std::move(trial);
-      artifact = bytes;
-    }
-    log.line("fit: fits: artifact " + fmt_bytes(artifact) + " bytes, margin " + fmt_bytes(target - artifact) +
-             " bytes under BUDGET_BYTES - FIT_MARGIN_BYTES - code bytes = " + fmt_bytes(target));
+    // undo the cheapest-to-keep changes while the prediction still fits.
+    fit.spend(cur, [&](const ExportChoice& c) { return undoing_moves(c, start); }, "undo", r, artifact);
+    log_fits();
+  } else if (opts.enabled && opts.spend_spare && artifact < target) {
+    // Under the budget: spend the spare bytes where they remove the most error per byte.
+    log.line("fit: artifact " + fmt_bytes(artifact) + " bytes leaves " + fmt_bytes(target - artifact) +
+             " bytes of the budget; spending them (FIT_SPEND_SPARE=1)");
+    fit.spend(start, growing_moves, "spend", r, artifact);
+    log_fits();
   }
   r.added_sse = ev.totals(r.choice).sse - fit.start_sse();
   r.changed = !same_choice(r.choice, start);

@@ -91,6 +91,23 @@ TEST(Fit, UnderBudgetOrDisabledKeepsTheConfiguredChoice) {
   EXPECT_EQ(r.packed.size() + kArtifactHeaderBytes, before);
 }
 
+TEST(Fit, SpareBytesAreSpentOnlyWhenAskedAndStayUnderTheBudget) {
+  TempDir dir;
+  Fixture f = gaussian_model();
+  f.cfg.log_dir = dir.path();
+  RunLog log(f.cfg, RunLog::Mode::Silent);
+  const std::uint64_t before = unfitted_bytes(f);
+  FitOptions o;
+  o.budget = before * 13 / 10;
+  o.spend_spare = true;
+  FitResult r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
+  const std::uint64_t after = r.packed.size() + kArtifactHeaderBytes;
+  EXPECT_TRUE(r.changed);
+  EXPECT_GT(after, before);
+  EXPECT_LE(after, o.target());
+  EXPECT_LT(r.added_sse, 0.0);  // the weights are stored more accurately
+}
+
 TEST(Fit, ABudgetThatCannotBeMetFailsSayingByHowMuch) {
   TempDir dir;
   Fixture f = gaussian_model();

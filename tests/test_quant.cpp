@@ -146,7 +146,9 @@ TEST_P(SeedPreset, ParamsSchemesQatAndExactRoundTrip) {
   const SeedCase& s = GetParam();
   const Config cfg = preset(s.preset);
   GPT model(cfg, {});
-  if (s.model_params > 0) EXPECT_EQ(model.num_params(), s.model_params);
+  if (s.model_params > 0) {
+    EXPECT_EQ(model.num_params(), s.model_params);
+  }
   const QuantOptions opts = quant_options(cfg);
   for (const auto& [name, plan] : s.plans)
     EXPECT_EQ(format_tensor_plan(plan_tensor(name, model.param(name), opts)), plan) << name;

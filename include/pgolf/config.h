@@ -97,6 +97,7 @@ struct Config {
   std::int64_t budget_bytes = 16000000;
   bool export_fit = true;
   std::int64_t fit_margin_bytes = 0;
+  bool fit_spend_spare = false;
   // Evaluation (SPEC §2)
   std::int64_t eval_stride = 64;
   std::int64_t eval_batch_seqs = 32;

@@ -33,6 +33,7 @@ struct FitOptions {
   bool enabled = true;             // EXPORT_FIT
   std::uint64_t budget = 16000000;  // BUDGET_BYTES
   std::uint64_t margin = 0;         // FIT_MARGIN_BYTES
+  bool spend_spare = false;         // FIT_SPEND_SPARE: under the budget, spend the spare bytes
   std::uint64_t code_bytes = 0;     // counted against the budget with the artifact
   std::uint64_t target() const { return budget > margin + code_bytes ? budget - margin - code_bytes : 0; }
 };
@@ -62,8 +63,10 @@ struct FitResult {
 // result is over opts.target() and fitting is enabled, applies the cheapest
 // change (logged with its predicted bytes, added error and the margin left).
 // The payload is compressed with `codec` (one real compression per
-// confirmation); `header_bytes` is what the artifact adds to it. Throws
-// FitError when no choice fits.
+// confirmation); `header_bytes` is what the artifact adds to it. With
+// opts.spend_spare an export under the target spends the spare bytes the
+// other way (less pruning, one bit more, int8 -> fp16), most error removed
+// per byte first. Throws FitError when no choice fits.
 FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians,
                      const ExportChoice& start, const FitOptions& opts, Codec codec, std::uint64_t header_bytes,
                      RunLog& log);

@@ -19,6 +19,8 @@ enum class Scheme : std::uint8_t { Fp16 = 0, Fp32 = 1, IntRow = 2 };
 
 // How one tensor is stored: fp16, fp32, or per-row integers.
 struct TensorPlan {
+  TensorPlan() = default;
+  TensorPlan(Scheme s, RowQuantizer q = {}) : scheme(s), quant(q) {}
   Scheme scheme = Scheme::Fp16;
   RowQuantizer quant;  // for IntRow
   // Equal when they store a tensor the same way (the quantiser matters only for IntRow).
