@@ -39,6 +39,15 @@ std::uint64_t unfitted_bytes(const Fixture& f) {
   return pack(serialize_tensors(quantize_tensors(f.weights, f.start.quant))).size() + kArtifactHeaderBytes;
 }
 
+// fit_export with a log that prints nothing.
+FitResult fit_quietly(const Fixture& f, const FitOptions& o) {
+  TempDir dir;
+  Config cfg = f.cfg;
+  cfg.log_dir = dir.path();
+  RunLog log(cfg, RunLog::Mode::Silent);
+  return fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
+}
+
 }  // namespace
 
 TEST(Fit, LandsUnderATightBudgetAndLogsTheMargin) {
@@ -74,33 +83,27 @@ TEST(Fit, LandsUnderATightBudgetAndLogsTheMargin) {
 }
 
 TEST(Fit, UnderBudgetOrDisabledKeepsTheConfiguredChoice) {
-  TempDir dir;
   Fixture f = gaussian_model();
-  f.cfg.log_dir = dir.path();
-  RunLog log(f.cfg, RunLog::Mode::Silent);
   const std::uint64_t before = unfitted_bytes(f);
   FitOptions o;
   o.budget = before + 10;
-  FitResult r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
+  FitResult r = fit_quietly(f, o);
   EXPECT_FALSE(r.changed);
   EXPECT_EQ(r.packed.size() + kArtifactHeaderBytes, before);
   o.budget = before / 2;
   o.enabled = false;
-  r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
+  r = fit_quietly(f, o);
   EXPECT_FALSE(r.changed);
   EXPECT_EQ(r.packed.size() + kArtifactHeaderBytes, before);
 }
 
 TEST(Fit, SpareBytesAreSpentOnlyWhenAskedAndStayUnderTheBudget) {
-  TempDir dir;
   Fixture f = gaussian_model();
-  f.cfg.log_dir = dir.path();
-  RunLog log(f.cfg, RunLog::Mode::Silent);
   const std::uint64_t before = unfitted_bytes(f);
   FitOptions o;
   o.budget = before * 13 / 10;
   o.spend_spare = true;
-  FitResult r = fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
+  FitResult r = fit_quietly(f, o);
   const std::uint64_t after = r.packed.size() + kArtifactHeaderBytes;
   EXPECT_TRUE(r.changed);
   EXPECT_GT(after, before);
@@ -109,14 +112,11 @@ TEST(Fit, SpareBytesAreSpentOnlyWhenAskedAndStayUnderTheBudget) {
 }
 
 TEST(Fit, ABudgetThatCannotBeMetFailsSayingByHowMuch) {
-  TempDir dir;
   Fixture f = gaussian_model();
-  f.cfg.log_dir = dir.path();
-  RunLog log(f.cfg, RunLog::Mode::Silent);
   FitOptions o;
   o.budget = 3000;
   try {
-    fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
+    fit_quietly(f, o);
     FAIL() << "no error";
   } catch (const FitError& e) {
     const std::string msg = e.what();
