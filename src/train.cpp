@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "pgolf/averaging.h"
+#include "pgolf/fit.h"
 #include "pgolf/runtime.h"
 #include "pgolf/weights.h"
 
@@ -236,7 +237,15 @@ class Trainer {
   void export_and_score(TrainResult& result) {
     if (cfg_.prequant_eval) result.prequant = score_sliding(model_, cfg_, data_, log_, "final_prequant_sliding", false, dist_);
     const std::string artifact = log_.dir() + "/final_model.pgolf";
-    if (dist_.is_main()) result.exported = export_submission(model_, cfg_, artifact, log_);
+    if (dist_.is_main()) {
+      try {
+        result.exported = export_submission(model_, cfg_, artifact, log_);
+      } catch (const FitError& e) {
+        throw FitError(std::string(e.what()) + ". The trained weights are saved in " + result.weights_path +
+                       ": after changing the configuration, `pgolf export --weights " + result.weights_path +
+                       "` exports them again");
+      }
+    }
     dist_.barrier("artifact written by rank 0");
     result.exported.path = artifact;
     GPT restored(cfg_, mopts_);
