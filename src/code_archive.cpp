@@ -8,7 +8,6 @@
 #include <set>
 #include <stdexcept>
 
-#include "pgolf/io.h"
 
 namespace pgolf {
 namespace {
@@ -92,14 +91,6 @@ CodeArchive code_archive(Codec c) {
   r.codec = c;
   r.file_name = std::string("pgolf-src.tar.") + (c == Codec::Zstd ? "zst" : c == Codec::Xz ? "xz" : "br");
   return r;
-}
-
-std::uint64_t write_code_archive(const std::string& path, Codec c) {
-  const CodeArchive archive = code_archive(c);
-  AtomicFile f(path);
-  f.write(archive.bytes);
-  f.commit();
-  return archive.bytes.size();
 }
 
 }  // namespace pgolf

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <tuple>
 
 #include "pgolf/artifact.h"
 #include "pgolf/gptq.h"
@@ -60,7 +61,7 @@ class Evaluator {
   std::size_t size() const { return weights_.size(); }
 
   const TensorEval& eval(std::size_t i, const ExportChoice& c) {
-    const std::string k = key(i, c);
+    const Key k = key(i, c);
     auto it = cache_.find(k);
     if (it != cache_.end()) return it->second;
     const NamedTensor& w = weights_[i];
@@ -90,26 +91,23 @@ class Evaluator {
 
   // Frees what no longer matters: entries of pruning fractions other than `keep`.
   void forget_other_prunings(double keep) {
-    const std::string tail = "|" + shortest_decimal(keep);
     for (auto it = cache_.begin(); it != cache_.end();) {
-      const std::string& k = it->first;
-      const bool pruned_entry = k.size() < 2 || k.compare(k.size() - 2, 2, "|0") != 0;
-      const bool keep_it = !pruned_entry || (k.size() >= tail.size() && k.compare(k.size() - tail.size(), tail.size(), tail) == 0);
-      it = keep_it ? std::next(it) : cache_.erase(it);
+      const double frac = std::get<2>(it->first);
+      it = frac == 0 || frac == keep ? std::next(it) : cache_.erase(it);
     }
     for (auto it = pruned_.begin(); it != pruned_.end();) it = it->first.second == keep ? std::next(it) : pruned_.erase(it);
   }
 
  private:
-  bool prunable(std::size_t i, const ExportChoice& c) const {
-    const at::Tensor& t = weights_[i].tensor;
-    return t.dim() == 2 && t.numel() > 65536 && c.prune_frac > 0;
-  }
+  // A cached result: tensor index, its plan as text, and the pruning fraction
+  // applied to it (0 for tensors pruning leaves alone).
+  using Key = std::tuple<std::size_t, std::string, double>;
 
-  std::string key(std::size_t i, const ExportChoice& c) const {
+  bool prunable(std::size_t i, const ExportChoice& c) const { return is_prunable(weights_[i].tensor) && c.prune_frac > 0; }
+
+  Key key(std::size_t i, const ExportChoice& c) const {
     const NamedTensor& w = weights_[i];
-    return w.name + "|" + format_tensor_plan(plan_tensor(w.name, w.tensor, c.quant)) + "|" +
-           (prunable(i, c) ? shortest_decimal(c.prune_frac) : "0");
+    return {i, format_tensor_plan(plan_tensor(w.name, w.tensor, c.quant)), prunable(i, c) ? c.prune_frac : 0.0};
   }
 
   at::Tensor source(std::size_t i, const ExportChoice& c) { return prunable(i, c) ? pruned(i, c.prune_frac) : weights_[i].tensor; }
@@ -119,7 +117,7 @@ class Evaluator {
     return it == hessians_.end() ? at::Tensor() : it->second;
   }
 
-  const TensorEval& store(const std::string& k, std::size_t i, QuantTensor q) {
+  const TensorEval& store(const Key& k, std::size_t i, QuantTensor q) {
     TensorEval e;
     e.q = std::move(q);
     e.bytes = predicted_bytes(e.q, codec_);
@@ -160,7 +158,7 @@ class Evaluator {
   std::vector<NamedTensor> weights_;
   const std::map<std::string, at::Tensor>& hessians_;
   Codec codec_;
-  std::map<std::string, TensorEval> cache_;
+  std::map<Key, TensorEval> cache_;
   std::map<std::pair<std::size_t, double>, at::Tensor> pruned_;
 };
 
@@ -169,14 +167,6 @@ struct Move {
   ExportChoice choice;
 };
 
-using ClassPlan = std::pair<const char*, TensorPlan QuantOptions::*>;
-constexpr ClassPlan kClasses[] = {{"QUANT_MLP", &QuantOptions::mlp},
-                                  {"QUANT_ATTN", &QuantOptions::attn},
-                                  {"QUANT_BIGRAM_PROJ", &QuantOptions::bigram_proj},
-                                  {"QUANT_TOK_EMB", &QuantOptions::tok_emb},
-                                  {"QUANT_BIGRAM_EMBED", &QuantOptions::bigram_embed},
-                                  {"QUANT_OTHER", &QuantOptions::other}};
-
 Move prune_move(const ExportChoice& c, double frac) {
   Move m{"", c};
   m.choice.prune_frac = std::round(frac * 1000.0) / 1000.0;
@@ -184,10 +174,10 @@ Move prune_move(const ExportChoice& c, double frac) {
   return m;
 }
 
-Move plan_move(const ExportChoice& c, const ClassPlan& cls, const TensorPlan& plan) {
+Move plan_move(const ExportChoice& c, const PlanClass& cls, const TensorPlan& plan) {
   Move m{"", c};
-  m.choice.quant.*cls.second = plan;
-  m.what = std::string(cls.first) + "=" + format_tensor_plan(plan);
+  m.choice.quant.*cls.plan = plan;
+  m.what = std::string(cls.key) + "=" + format_tensor_plan(plan);
   return m;
 }
 
@@ -196,8 +186,8 @@ Move plan_move(const ExportChoice& c, const ClassPlan& cls, const TensorPlan& pl
 std::vector<Move> shrinking_moves(const ExportChoice& c) {
   std::vector<Move> out;
   if (c.prune_frac + kPruneStep <= kPruneMax + 1e-12) out.push_back(prune_move(c, c.prune_frac + kPruneStep));
-  for (const ClassPlan& cls : kClasses) {
-    TensorPlan p = c.quant.*cls.second;
+  for (const PlanClass& cls : plan_classes()) {
+    TensorPlan p = c.quant.*cls.plan;
     if (p.scheme == Scheme::IntRow) {
       if (p.quant.bits <= kMinBits) continue;
       --p.quant.bits;
@@ -213,8 +203,8 @@ std::vector<Move> shrinking_moves(const ExportChoice& c) {
 std::vector<Move> undoing_moves(const ExportChoice& c, const ExportChoice& start) {
   std::vector<Move> out;
   if (c.prune_frac > start.prune_frac) out.push_back(prune_move(c, std::max(start.prune_frac, c.prune_frac - kPruneStep)));
-  for (const ClassPlan& cls : kClasses) {
-    const TensorPlan &p = c.quant.*cls.second, &s = start.quant.*cls.second;
+  for (const PlanClass& cls : plan_classes()) {
+    const TensorPlan &p = c.quant.*cls.plan, &s = start.quant.*cls.plan;
     if (p == s) continue;
     TensorPlan back = p;
     if (s.scheme == Scheme::IntRow && p.quant.bits < s.quant.bits) ++back.quant.bits;
@@ -230,8 +220,8 @@ std::vector<Move> undoing_moves(const ExportChoice& c, const ExportChoice& start
 std::vector<Move> growing_moves(const ExportChoice& c) {
   std::vector<Move> out;
   if (c.prune_frac > 0) out.push_back(prune_move(c, std::max(0.0, c.prune_frac - kPruneStep)));
-  for (const ClassPlan& cls : kClasses) {
-    TensorPlan p = c.quant.*cls.second;
+  for (const PlanClass& cls : plan_classes()) {
+    TensorPlan p = c.quant.*cls.plan;
     if (p.scheme != Scheme::IntRow) continue;
     if (p.quant.bits < 8) ++p.quant.bits;
     else p = TensorPlan{Scheme::Fp16};
@@ -248,8 +238,8 @@ std::string fmt_bytes(double b) {
 
 bool same_choice(const ExportChoice& x, const ExportChoice& y) {
   if (x.prune_frac != y.prune_frac) return false;
-  for (const ClassPlan& cls : kClasses)
-    if (!(x.quant.*cls.second == y.quant.*cls.second)) return false;
+  for (const PlanClass& cls : plan_classes())
+    if (!(x.quant.*cls.plan == y.quant.*cls.plan)) return false;
   return true;
 }
 
@@ -258,8 +248,8 @@ bool same_choice(const ExportChoice& x, const ExportChoice& y) {
 class Fitter {
  public:
   Fitter(Evaluator& ev, const ExportChoice& start, const FitOptions& opts, Codec codec, std::uint64_t header_bytes, RunLog& log)
-      : ev_(ev), start_(start), opts_(opts), codec_(codec), header_(header_bytes), log_(log),
-        target_(static_cast<double>(opts.target())), start_sse_(ev.totals(start).sse) {}
+      : ev_(ev), codec_(codec), header_(header_bytes), log_(log), target_(static_cast<double>(opts.target())),
+        start_sse_(ev.totals(start).sse) {}
 
   // Compresses the payload of `c` for real; returns the artifact bytes and recalibrates the predictions.
   double confirm(const ExportChoice& c, FitResult& r) {
@@ -333,8 +323,6 @@ class Fitter {
 
  private:
   Evaluator& ev_;
-  ExportChoice start_;
-  FitOptions opts_;
   Codec codec_;
   std::uint64_t header_;
   RunLog& log_;
@@ -343,6 +331,12 @@ class Fitter {
 };
 
 }  // namespace
+
+std::string describe_choice(const ExportChoice& c) {
+  std::string out = "PRUNE_FRAC=" + shortest_decimal(c.prune_frac);
+  for (const PlanClass& cls : plan_classes()) out += std::string(" ") + cls.key + "=" + format_tensor_plan(c.quant.*cls.plan);
+  return out;
+}
 
 FitResult fit_export(const std::vector<NamedTensor>& weights, const std::map<std::string, at::Tensor>& hessians,
                      const ExportChoice& start, const FitOptions& opts, Codec codec, std::uint64_t header_bytes,

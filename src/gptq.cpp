@@ -56,10 +56,10 @@ std::vector<RowQuantized> gptq_quantize_batched(const at::Tensor& W, const at::T
   // Scales (and clips) of the plain quantiser on the original rows.
   at::Tensor w32 = W.detach().to(at::kFloat).contiguous();
   at::Tensor flat = w32.view({N * rows, cols});
-  at::Tensor scale16 = quantize_rows(flat, rq).scale;
+  at::Tensor clip = row_clip(flat, rq);
+  at::Tensor scale16 = row_scale(clip, rq);
   at::Tensor scale = scale16.to(at::kFloat).view({N, rows});
-  at::Tensor clip = row_clip(flat, rq).view({N, rows});
-  const double lo = rq.lo(), qmax = rq.qmax();
+  clip = clip.view({N, rows});
 
   at::Tensor w = w32.to(at::kDouble);
   at::Tensor h = H.detach().to(W.device(), at::kDouble, /*non_blocking=*/false, /*copy=*/true);
@@ -85,7 +85,7 @@ std::vector<RowQuantized> gptq_quantize_batched(const at::Tensor& W, const at::T
     at::Tensor err1 = at::empty({N, rows, bs}, w.options());
     for (std::int64_t j = 0; j < bs; ++j) {
       at::Tensor x = w1.select(2, j);  // [N, rows]
-      at::Tensor q = at::round(at::maximum(at::minimum(x.to(at::kFloat), clip), -clip) / scale).clamp(lo, qmax);
+      at::Tensor q = round_to_grid(x.to(at::kFloat), clip, scale, rq);
       qp.select(2, i1 + j).copy_(q);
       at::Tensor u = u1.select(1, j);  // row j of U within the block, [N, bs]
       at::Tensor e = (x - (q * scale).to(at::kDouble)) / u.select(1, j).unsqueeze(1);

@@ -80,12 +80,7 @@ std::string format_tensor_plan(const TensorPlan& plan) {
 
 QuantOptions quant_options(const Config& cfg) {
   QuantOptions o;
-  o.mlp = parse_tensor_plan(cfg.quant_mlp, "QUANT_MLP");
-  o.attn = parse_tensor_plan(cfg.quant_attn, "QUANT_ATTN");
-  o.bigram_proj = parse_tensor_plan(cfg.quant_bigram_proj, "QUANT_BIGRAM_PROJ");
-  o.tok_emb = parse_tensor_plan(cfg.quant_tok_emb, "QUANT_TOK_EMB");
-  o.bigram_embed = parse_tensor_plan(cfg.quant_bigram_embed, "QUANT_BIGRAM_EMBED");
-  o.other = parse_tensor_plan(cfg.quant_other, "QUANT_OTHER");
+  for (const PlanClass& c : plan_classes()) o.*c.plan = parse_tensor_plan(get_config_value(cfg, *find_config_key(c.key)), c.key);
   o.passthrough_numel = cfg.quant_passthrough_numel;
   o.control_fp32_first = cfg.quant_control_fp32_first;
   o.fp16_patterns = split(cfg.fp16_keep_name_patterns, ',');
@@ -100,9 +95,19 @@ QuantOptions quant_options(const Config& cfg) {
   return o;
 }
 
+const std::vector<PlanClass>& plan_classes() {
+  static const std::vector<PlanClass> classes = {
+      {"QUANT_MLP", &QuantOptions::mlp},           {"QUANT_ATTN", &QuantOptions::attn},
+      {"QUANT_BIGRAM_PROJ", &QuantOptions::bigram_proj}, {"QUANT_TOK_EMB", &QuantOptions::tok_emb},
+      {"QUANT_BIGRAM_EMBED", &QuantOptions::bigram_embed}, {"QUANT_OTHER", &QuantOptions::other}};
+  return classes;
+}
+
 bool uses_gptq(const QuantOptions& o) {
-  for (const TensorPlan* p : {&o.mlp, &o.attn, &o.bigram_proj, &o.tok_emb, &o.bigram_embed, &o.other})
-    if (p->scheme == Scheme::IntRow && p->quant.gptq) return true;
+  for (const PlanClass& c : plan_classes()) {
+    const TensorPlan& p = o.*c.plan;
+    if (p.scheme == Scheme::IntRow && p.quant.gptq) return true;
+  }
   return false;
 }
 
@@ -137,7 +142,7 @@ std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double 
   at::NoGradGuard no_grad;
   std::int64_t zeroed = 0;
   for (const auto& p : params) {
-    if (p.tensor.dim() != 2 || p.tensor.numel() <= 65536) continue;
+    if (!is_prunable(p.tensor)) continue;
     at::Tensor w = p.tensor.detach();
     at::Tensor threshold = at::quantile(w.abs().to(at::kFloat).flatten(), frac);
     at::Tensor mask = w.abs() < threshold.to(w.scalar_type());

@@ -10,15 +10,22 @@ at::Tensor row_clip(const at::Tensor& w, const RowQuantizer& rq) {
   return rq.clip_q >= 1.0 ? absw.amax(1) : at::quantile(absw, rq.clip_q, /*dim=*/1);
 }
 
+at::Tensor row_scale(const at::Tensor& clip, const RowQuantizer& rq) {
+  const double qmax = rq.qmax();
+  const double floor = rq.floor ? 1.0 / qmax : 1e-12;
+  return (clip / qmax).clamp_min(floor).to(at::kHalf).clamp_min(6.103515625e-05);
+}
+
+at::Tensor round_to_grid(const at::Tensor& x, const at::Tensor& clip, const at::Tensor& scale, const RowQuantizer& rq) {
+  return at::round(at::maximum(at::minimum(x, clip), -clip) / scale).clamp(rq.lo(), rq.qmax());
+}
+
 RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq) {
   at::NoGradGuard no_grad;
-  const double qmax = rq.qmax();
   at::Tensor w32 = w.detach().to(at::kFloat).reshape({w.dim() == 0 ? 1 : w.size(0), -1});
   at::Tensor clip = row_clip(w32, rq);
-  const double floor = rq.floor ? 1.0 / qmax : 1e-12;
-  at::Tensor scale = (clip / qmax).clamp_min(floor).to(at::kHalf).clamp_min(6.103515625e-05);
-  at::Tensor clipped = at::maximum(at::minimum(w32, clip.unsqueeze(1)), -clip.unsqueeze(1));
-  at::Tensor q = at::round(clipped / scale.to(at::kFloat).unsqueeze(1)).clamp(rq.lo(), qmax).to(at::kChar);
+  at::Tensor scale = row_scale(clip, rq);
+  at::Tensor q = round_to_grid(w32, clip.unsqueeze(1), scale.to(at::kFloat).unsqueeze(1), rq).to(at::kChar);
   return {q, scale};
 }
 

@@ -50,15 +50,11 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
                                    codec, kArtifactHeaderBytes, log);
   r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed, codec);
   r.code_path = (std::filesystem::path(path).parent_path() / code().file_name).string();
-  write_code_archive(r.code_path, kCodeCodec);
+  write_file_atomic(r.code_path, code().bytes);
   r.export_ms = ms_since(t0);
   r.fitted = fit.changed;
   if (fit.changed)
-    log.line("fit: chosen PRUNE_FRAC=" + shortest_decimal(fit.choice.prune_frac) + " QUANT_MLP=" + format_tensor_plan(fit.choice.quant.mlp) +
-             " QUANT_ATTN=" + format_tensor_plan(fit.choice.quant.attn) + " QUANT_BIGRAM_PROJ=" +
-             format_tensor_plan(fit.choice.quant.bigram_proj) + " QUANT_TOK_EMB=" + format_tensor_plan(fit.choice.quant.tok_emb) +
-             " QUANT_BIGRAM_EMBED=" + format_tensor_plan(fit.choice.quant.bigram_embed) + " QUANT_OTHER=" +
-             format_tensor_plan(fit.choice.quant.other));
+    log.line("fit: chosen " + describe_choice(fit.choice));
   log.line("Serialized model int6+zstd: " + std::to_string(r.artifact_bytes) + " bytes (" + path + ")");
   log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": " + codec_name(kCodeCodec) +
            " tar of " + std::to_string(code().raw_bytes) + " source bytes)");

@@ -136,10 +136,8 @@ TEST(CodeArchive, HoldsExactlyTheSourceTree) {
 TEST(CodeArchive, UnpackedTreeConfigures) {
   TempDir dir;
   const std::string path = dir.file("code.tar.xz");
-  const std::uint64_t size = write_code_archive(path, Codec::Xz);
   const CodeArchive a = code_archive(Codec::Xz);
-  ASSERT_EQ(size, fs::file_size(path));
-  ASSERT_EQ(read_file(path), a.bytes);
+  write_file_atomic(path, a.bytes);
   write_file_atomic(dir.file("code.tar"), decompress(read_file(path), Codec::Xz, a.tar_bytes));
   make_dirs(dir.file("src"));
   auto r = test::run_shell("tar -xf " + dir.file("code.tar") + " -C " + dir.file("src"));

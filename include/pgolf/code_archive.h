@@ -30,8 +30,6 @@ struct CodeArchive {
 
 CodeArchive code_archive(Codec c);
 
-// Writes code_archive(c).bytes to `path` atomically; returns its size.
-std::uint64_t write_code_archive(const std::string& path, Codec c);
 
 namespace detail {
 // Defined in the generated pgolf_embedded_sources.cpp (cmake/embed_sources.cmake).

@@ -45,6 +45,9 @@ struct ExportChoice {
   double prune_frac = 0;
 };
 
+// "PRUNE_FRAC=... QUANT_MLP=... ..." for every setting a choice holds.
+std::string describe_choice(const ExportChoice& c);
+
 // Estimate of a stored tensor's compressed size in bytes: `codec` applied to
 // a sample of its bytes, scaled to the whole tensor.
 double predicted_bytes(const QuantTensor& t, Codec codec);

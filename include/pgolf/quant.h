@@ -50,6 +50,13 @@ struct QuantOptions {
 bool uses_gptq(const QuantOptions& opts);
 QuantOptions quant_options(const Config& cfg);
 
+// The six tensor classes: the configuration key of each and its plan in QuantOptions.
+struct PlanClass {
+  const char* key;  // "QUANT_MLP", ...
+  TensorPlan QuantOptions::*plan;
+};
+const std::vector<PlanClass>& plan_classes();
+
 // SPEC §5.2, first matching rule wins: non-float tensors as they are (fp16
 // here); control tensors fp32 (if control_fp32_first); at most
 // passthrough_numel entries fp16; control tensors fp32; fp16 name patterns;
@@ -63,9 +70,10 @@ TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const Quant
 // and name-pattern rules. None: the matrix stays in full precision.
 std::optional<RowQuantizer> qat_quantizer(const std::string& name, const QuantOptions& opts);
 
-// SPEC §5.1 magnitude pruning: in every 2-D parameter with more than 65,536
-// entries, entries with |w| below the `frac` quantile of |w| become 0.
-// Returns the number of entries zeroed.
+// Magnitude pruning applies to every 2-D parameter with more than 65,536 entries.
+inline bool is_prunable(const at::Tensor& t) { return t.dim() == 2 && t.numel() > 65536; }
+// Magnitude pruning: in every prunable parameter, entries with |w| below the
+// `frac` quantile of |w| become 0. Returns the number of entries zeroed.
 std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double frac);
 
 // One tensor as stored in the artifact.

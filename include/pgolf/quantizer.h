@@ -36,6 +36,11 @@ struct RowQuantized {
 // clip_r for every row of w [rows, cols] (float32): the clip_q quantile of
 // |w_r|, or sd_k standard deviations with SDClip.
 at::Tensor row_clip(const at::Tensor& w, const RowQuantizer& rq);
+// scale_r for each row's clip: fp16(max(clip / qmax, floor)), at least 2^-14.
+at::Tensor row_scale(const at::Tensor& clip, const RowQuantizer& rq);
+// The family's rounding of values x (float32) with the clip and scale of
+// their rows, broadcast to x's shape: clamp(round(clamp(x, -clip, clip) / scale), lo, qmax).
+at::Tensor round_to_grid(const at::Tensor& x, const at::Tensor& clip, const at::Tensor& scale, const RowQuantizer& rq);
 // Rounds to nearest (rq.gptq is for the caller: see gptq.h). w is viewed as [size(0), -1].
 RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq);
 // w = q * scale_r, as float32.
