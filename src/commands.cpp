@@ -99,13 +99,13 @@ int cmd_train(const ConfigArgs& args) {
   return 0;
 }
 
-int cmd_bench(const ConfigArgs& args, int steps, int warmup) {
+int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
   Config cfg = resolve_config(args);
   const int threads = init_threads(cfg.num_threads);
   std::cout << "bench: NUM_LAYERS=" << cfg.num_layers << " MODEL_DIM=" << cfg.model_dim
             << " TRAIN_BATCH_TOKENS=" << cfg.train_batch_tokens << " TRAIN_SEQ_LEN=" << cfg.train_seq_len
-            << " threads:" << threads << std::endl;
-  std::cout << format_bench(run_bench(cfg, steps, warmup));
+            << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
+  std::cout << format_bench(run_bench(cfg, opts));
   return 0;
 }
 

@@ -51,6 +51,9 @@ struct Dist::Group {
   c10::intrusive_ptr<c10d::Backend> backend;
   std::chrono::milliseconds timeout;
   std::string name;
+  // NCCL: collectives complete on the GPU, so a wait can be a wait of the
+  // current CUDA stream instead of the host (see complete()).
+  bool stream_waits = false;
 };
 
 Dist::Dist() = default;
@@ -78,6 +81,7 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
     nccl->timeout = timeout;
     group_->backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(group_->store, rank_, world_, nccl);
     group_->name = "nccl";
+    group_->stream_waits = true;
     return;
   }
 #endif
@@ -95,16 +99,24 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
   group_->name = "gloo";
 }
 
-namespace {
-
-void wait_work(const c10::intrusive_ptr<c10d::Work>& work, int rank, int world, const std::string& what,
-          std::chrono::milliseconds timeout) {
+// Gloo: the host waits, up to the group's timeout. NCCL: unless the host
+// itself must know the collective is done (`host_waits`, e.g. a barrier
+// before reading a file another rank wrote), only the current CUDA stream
+// waits and the host goes on queueing work; a collective that outlives the
+// timeout is then ended by NCCL's watchdog, and its async error handling
+// (TORCH_NCCL_ASYNC_ERROR_HANDLING, default 3) ends the process with the
+// watchdog's message naming the operation.
+void Dist::complete(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what, bool host_waits) {
   auto fail = [&](const std::string& why) {
-    return DistError("rank " + std::to_string(rank) + " of " + std::to_string(world) + ": collective '" + what +
-                     "' failed or timed out (DIST_TIMEOUT_SECONDS=" + std::to_string(timeout.count() / 1000) + "): " + why);
+    return DistError("rank " + std::to_string(rank_) + " of " + std::to_string(world_) + ": collective '" + what +
+                     "' failed or timed out (DIST_TIMEOUT_SECONDS=" + std::to_string(group_->timeout.count() / 1000) +
+                     "): " + why);
   };
   try {
-    work->wait(timeout);
+    if (group_->stream_waits && !host_waits)
+      work->wait();  // no timeout given: NCCL makes the current stream wait, the host does not
+    else
+      work->wait(group_->timeout);
   } catch (const c10::Error& e) {
     throw fail(e.what_without_backtrace());
   } catch (const std::exception& e) {
@@ -112,35 +124,33 @@ void wait_work(const c10::intrusive_ptr<c10d::Work>& work, int rank, int world, 
   }
 }
 
-}  // namespace
-
 void Dist::all_reduce_sum(at::Tensor& t, const std::string& what) {
-  if (world_ == 1) return;
+  if (!group_) return;
   std::vector<at::Tensor> v{t};
-  wait_work(group_->backend->allreduce(v, c10d::AllreduceOptions{}), rank_, world_, what, group_->timeout);
+  complete(group_->backend->allreduce(v, c10d::AllreduceOptions{}), what, false);
 }
 
 void Dist::all_reduce_max(at::Tensor& t, const std::string& what) {
-  if (world_ == 1) return;
+  if (!group_) return;
   std::vector<at::Tensor> v{t};
   c10d::AllreduceOptions opts;
   opts.reduceOp = c10d::ReduceOp::MAX;
-  wait_work(group_->backend->allreduce(v, opts), rank_, world_, what, group_->timeout);
+  complete(group_->backend->allreduce(v, opts), what, false);
 }
 
 void Dist::broadcast(at::Tensor& t, const std::string& what) {
-  if (world_ == 1) return;
+  if (!group_) return;
   std::vector<at::Tensor> v{t};
-  wait_work(group_->backend->broadcast(v, c10d::BroadcastOptions{}), rank_, world_, what, group_->timeout);
+  complete(group_->backend->broadcast(v, c10d::BroadcastOptions{}), what, false);
 }
 
 void Dist::barrier(const std::string& what) {
-  if (world_ == 1) return;
-  wait_work(group_->backend->barrier(c10d::BarrierOptions{}), rank_, world_, what, group_->timeout);
+  if (!group_) return;
+  complete(group_->backend->barrier(c10d::BarrierOptions{}), what, true);
 }
 
 std::string Dist::share(const std::string& key, const std::string& value) {
-  if (world_ == 1) return value;
+  if (!group_) return value;
   try {
     if (rank_ == 0) group_->store->set(key, std::vector<std::uint8_t>(value.begin(), value.end()));
     auto bytes = group_->store->get(key);
@@ -155,17 +165,17 @@ struct Dist::Pending {
 };
 
 std::shared_ptr<Dist::Pending> Dist::all_reduce_sum_async(at::Tensor& t) {
-  if (world_ == 1) return nullptr;
+  if (!group_) return nullptr;
   std::vector<at::Tensor> v{t};
   return std::make_shared<Pending>(Pending{group_->backend->allreduce(v, c10d::AllreduceOptions{})});
 }
 
 void Dist::wait(const std::shared_ptr<Pending>& pending, const std::string& what) {
-  if (pending) wait_work(pending->work, rank_, world_, what, group_->timeout);
+  if (pending) complete(pending->work, what, false);
 }
 
 void Dist::check_in_sync(const std::vector<at::Tensor>& params) {
-  if (world_ == 1) return;
+  if (!group_) return;
   at::NoGradGuard no_grad;
   at::Tensor mismatch = at::zeros({}, params.front().options().dtype(at::kFloat));
   std::int64_t first_bad = -1;

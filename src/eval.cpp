@@ -30,8 +30,9 @@ at::Tensor DeviceLuts::bytes(const at::Tensor& prev, const at::Tensor& target) c
 }
 
 at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens) {
-  std::vector<std::int64_t> wide(tokens.begin(), tokens.end());
-  return at::tensor(wide, at::kLong);
+  at::Tensor t = at::empty({static_cast<std::int64_t>(tokens.size())}, at::kLong);
+  std::copy(tokens.begin(), tokens.end(), t.data_ptr<std::int64_t>());
+  return t;
 }
 
 EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,

@@ -73,11 +73,19 @@ int main(int argc, char** argv) {
            "start from this .safetensors file (same as --set INIT_WEIGHTS=FILE)")
       ->check(CLI::ExistingFile);
 
-  int bench_steps = 5, bench_warmup = 1;
+  pgolf::BenchOptions bench_opts;
   auto* bench = app.add_subcommand("bench", "time training steps (forward, backward, optimiser) on random tokens");
   add_config_options(bench, cfg_args);
-  bench->add_option("--steps", bench_steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
-  bench->add_option("--warmup", bench_warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  bench->add_option("--steps", bench_opts.steps, "timed steps")->capture_default_str()->check(CLI::PositiveNumber);
+  bench->add_option("--warmup", bench_opts.warmup, "untimed steps first")->capture_default_str()->check(CLI::NonNegativeNumber);
+  bench->add_option("--world-size", bench_opts.world_size,
+                    "time one rank's share of a step of this many ranks: TRAIN_BATCH_TOKENS/N tokens in 8/N "
+                    "micro-steps and 1/N of the Newton-Schulz work (8 = each GPU of an 8-GPU run)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({1, 2, 4, 8}));
+  bench->add_option("--peak-tflops", bench_opts.peak_tflops,
+                    "peak bf16 TFLOP/s for MFU (default: known H100/H200/A100 peaks; none on CPU)")
+      ->check(CLI::PositiveNumber);
 
   std::string model_path;
   auto* eval = app.add_subcommand("eval", "score an artifact (or .safetensors weights) with the sliding-window evaluation");
@@ -111,7 +119,7 @@ int main(int argc, char** argv) {
     if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output);
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
     if (*train) return pgolf::cmd_train(cfg_args);
-    if (*bench) return pgolf::cmd_bench(cfg_args, bench_steps, bench_warmup);
+    if (*bench) return pgolf::cmd_bench(cfg_args, bench_opts);
     if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);
     if (*inspect) return pgolf::cmd_inspect(model_path, inspect_codecs);

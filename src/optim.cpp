@@ -4,29 +4,36 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <map>
 
 namespace pgolf {
 
 at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarType dtype) {
-  TORCH_CHECK(G.dim() == 2, "newton_schulz5 expects a matrix, got ", G.sizes());
+  TORCH_CHECK(G.dim() >= 2, "newton_schulz5 expects a matrix or a batch of matrices, got ", G.sizes());
   const double a = 3.4445, b = -4.7750, c = 2.0315;
   at::Tensor X = G.to(dtype);
-  X = X / (X.norm() + 1e-7);
-  const bool tall = G.size(0) > G.size(1);
-  if (tall) X = X.t();
+  X = X / (at::linalg_vector_norm(X, 2, {-2, -1}, /*keepdim=*/true) + 1e-7);
+  const bool tall = G.size(-2) > G.size(-1);
+  if (tall) X = X.mT();
   for (std::int64_t i = 0; i < steps; ++i) {
-    at::Tensor A = at::matmul(X, X.t());
+    at::Tensor A = at::matmul(X, X.mT());
     at::Tensor B = b * A + c * at::matmul(A, A);
     X = a * X + at::matmul(B, X);
   }
-  return tall ? X.t() : X;
+  return tall ? X.mT() : X;
 }
 
 Muon::Muon(std::vector<at::Tensor> params, Options opts) : params_(std::move(params)), opts_(std::move(opts)) {
-  for (const auto& p : params_) {
+  std::map<std::vector<std::int64_t>, std::size_t> group_of_shape;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = params_[i];
     TORCH_CHECK(p.dim() == 2, "Muon only takes matrices");
     buffers_.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous).detach());
+    offsets_.push_back(total_numel_);
     total_numel_ += p.numel();
+    auto [it, added] = group_of_shape.emplace(p.sizes().vec(), shape_groups_.size());
+    if (added) shape_groups_.emplace_back();
+    shape_groups_[it->second].push_back(i);
   }
 }
 
@@ -34,25 +41,30 @@ void Muon::step(double lr, double momentum) {
   if (params_.empty()) return;
   at::NoGradGuard no_grad;
   at::Tensor flat = at::zeros({total_numel_}, params_[0].options().dtype(opts_.ns_dtype));
-  std::int64_t offset = 0;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    const at::Tensor& p = params_[i];
-    if (static_cast<int>(i % opts_.sharding.world_size) == opts_.sharding.rank && p.grad().defined()) {
-      at::Tensor g = p.grad();
+  for (const auto& group : shape_groups_) {
+    // This rank's matrices of one shape, orthogonalised in one batched product.
+    std::vector<std::size_t> mine;
+    std::vector<at::Tensor> nesterov;
+    for (std::size_t i : group) {
+      const at::Tensor& p = params_[i];
+      if (static_cast<int>(i % opts_.sharding.world_size) != opts_.sharding.rank || !p.grad().defined()) continue;
+      const at::Tensor& g = p.grad();
       buffers_[i].mul_(momentum).add_(g);
-      at::Tensor nesterov = g.add(buffers_[i], momentum);
-      at::Tensor u = newton_schulz5(nesterov, opts_.backend_steps, opts_.ns_dtype);
-      u.mul_(std::sqrt(std::max(1.0, static_cast<double>(p.size(0)) / static_cast<double>(p.size(1)))));
-      flat.narrow(0, offset, p.numel()).copy_(u.reshape({-1}));
+      nesterov.push_back(g.add(buffers_[i], momentum));
+      mine.push_back(i);
     }
-    offset += p.numel();
+    if (mine.empty()) continue;
+    const at::Tensor& p0 = params_[mine.front()];
+    at::Tensor u = newton_schulz5(at::stack(nesterov), opts_.backend_steps, opts_.ns_dtype);
+    u.mul_(std::sqrt(std::max(1.0, static_cast<double>(p0.size(0)) / static_cast<double>(p0.size(1)))));
+    for (std::size_t j = 0; j < mine.size(); ++j)
+      flat.narrow(0, offsets_[mine[j]], p0.numel()).copy_(u[static_cast<std::int64_t>(j)].reshape({-1}));
   }
   if (opts_.sharding.world_size > 1) opts_.sharding.all_reduce_sum(flat);
-  offset = 0;
-  for (const auto& p : params_) {
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    const at::Tensor& p = params_[i];
     if (opts_.weight_decay > 0) p.mul_(1.0 - lr * opts_.weight_decay);
-    p.add_(flat.narrow(0, offset, p.numel()).view_as(p).to(p.scalar_type()), -lr);
-    offset += p.numel();
+    p.add_(flat.narrow(0, offsets_[i], p.numel()).view_as(p).to(p.scalar_type()), -lr);
   }
 }
 

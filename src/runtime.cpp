@@ -4,8 +4,11 @@
 #include <ATen/Parallel.h>
 #include <sched.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <torch/version.h>
 
+#include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 
@@ -64,6 +67,35 @@ c10::Device select_device(const std::string& requested, int local_rank) {
   }
   if (requested == "auto") return c10::kCPU;
   throw std::invalid_argument("DEVICE must be auto, cpu or cuda, got '" + requested + "'");
+}
+
+std::string device_name(const c10::Device& device) {
+#ifdef PGOLF_WITH_CUDA
+  if (device.is_cuda()) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, device.index() < 0 ? 0 : device.index()) == cudaSuccess) return prop.name;
+    return "unknown GPU";
+  }
+#endif
+  return device.str();
+}
+
+double ms_since_process_start() {
+  // Field 22 of /proc/self/stat is the start time in clock ticks after boot;
+  // /proc/uptime's first number is the seconds since boot. The command name
+  // (field 2, in parentheses) may hold spaces, so fields count from its ')'.
+  std::ifstream stat("/proc/self/stat"), up("/proc/uptime");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  double uptime_s = 0;
+  up >> uptime_s;
+  const auto close = text.rfind(')');
+  if (close == std::string::npos || uptime_s <= 0) return 0;
+  std::istringstream fields(text.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && fields >> field; ++i) {
+  }
+  const double start_s = std::stod(field) / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return (uptime_s - start_s) * 1000.0;
 }
 
 void synchronize(const c10::Device& device) {

@@ -75,7 +75,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 
 ScoringData load_scoring_data(const Config& cfg, at::Device device) {
   Tokenizer tok(cfg.tokenizer_path);
-  return {to_tensor(load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len)),
+  return {to_tensor(load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len)).to(device),
           DeviceLuts(build_byte_luts(tok, static_cast<int>(cfg.vocab_size)), device)};
 }
 

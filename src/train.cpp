@@ -10,6 +10,7 @@
 #include "pgolf/averaging.h"
 #include "pgolf/fit.h"
 #include "pgolf/runtime.h"
+#include "pgolf/transfer.h"
 #include "pgolf/weights.h"
 
 namespace pgolf {
@@ -40,13 +41,6 @@ double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first
 
 namespace {
 
-std::pair<at::Tensor, at::Tensor> batch_tensors(Batch& b, at::Device device) {
-  auto copy = [&](std::vector<std::int64_t>& v) {
-    return at::from_blob(v.data(), {b.rows, b.seq_len}, at::kLong).to(device, /*non_blocking=*/false, /*copy=*/true);
-  };
-  return {copy(b.inputs), copy(b.targets)};
-}
-
 std::vector<at::Tensor> clone_all(const std::vector<at::Tensor>& ts) {
   std::vector<at::Tensor> out;
   for (const auto& t : ts) out.push_back(t.detach().clone());
@@ -66,13 +60,12 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-at::Tensor train_step(GPT& model, Optimizers& opt, DistributedTokenLoader& loader, const Config& cfg,
-                      std::int64_t grad_accum, std::int64_t step, double lr_mult, GradientSync* sync) {
+at::Tensor train_step(GPT& model, Optimizers& opt, BatchPrefetcher& batches, std::int64_t grad_accum, std::int64_t step,
+                      double lr_mult, GradientSync* sync) {
   opt.zero_grad();
   at::Tensor total;
   for (std::int64_t micro = 0; micro < grad_accum; ++micro) {
-    Batch b = loader.next_batch(cfg.train_batch_tokens, cfg.train_seq_len, grad_accum);
-    auto [x, y] = batch_tensors(b, model.options().device);
+    auto [x, y] = batches.next();
     at::Tensor loss = model.loss(x, y);
     const bool last = micro + 1 == grad_accum;
     if (last && sync) sync->arm();
@@ -108,6 +101,7 @@ class Trainer {
         world_(dist.world_size()), rank_(dist.rank()), grad_accum_(grad_accum_steps(world_)),
         data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.data_path))),
         loader_(train_files_, rank_, world_),
+        batches_(loader_, {cfg.train_batch_tokens, cfg.train_seq_len, grad_accum_}, device),
         val_batch_seqs_(std::max<std::int64_t>(1, cfg.val_batch_size / (world_ * grad_accum_) / cfg.train_seq_len)),
         model_(cfg, mopts_) {
     if (!cfg.init_weights.empty()) {
@@ -129,78 +123,47 @@ class Trainer {
     if (cfg_.warmup_steps <= 0) return;
     const auto weights0 = clone_all(params_);
     const auto state0 = clone_all(opt_->state());
-    const auto position0 = loader_.stream().position();
+    const auto position0 = batches_.position();
     for (std::int64_t i = 0; i < cfg_.warmup_steps; ++i) {
       log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.warmup_steps));
-      train_step(model_, *opt_, loader_, cfg_, grad_accum_, i, 1.0, &*sync_);
+      train_step(model_, *opt_, batches_, grad_accum_, i, 1.0, &*sync_);
     }
     copy_all(params_, weights0);
     copy_all(opt_->state(), state0);
-    loader_.stream().seek(position0);
+    batches_.seek(position0);
     opt_->zero_grad();
     log_.line("warmup_steps:" + std::to_string(cfg_.warmup_steps) + " done, state restored");
   }
 
   // The training steps under the schedule, with validation, SWA/EMA
-  // collection, QAT switch-on and the agreed wall-clock stop.
+  // collection, QAT switch-on and the wall-clock stop. Within a step the host
+  // does not wait for the GPU: what the ranks agree on after step k (summed
+  // loss, summed elapsed time) travels to the host while step k+1 runs and is
+  // used then, for step k's log line, the schedule's clock and the stop. All
+  // of it is the same on every rank, so every rank takes the same learning
+  // rate and stops after the same step.
   void loop(TrainResult& result) {
     if (cfg_.ema_enabled) ema_.emplace(params_, cfg_.ema_decay);
-    const double cap_ms = cfg_.max_wallclock_seconds * 1000.0;
-    double train_ms = 0, first_step_ms = 0;
-    std::int64_t step = 0, stop_after = -1;
     synchronize(device_);
-    auto t0 = Clock::now();
+    t0_ = Clock::now();
     for (;;) {
-      const bool last = step == cfg_.iterations || (stop_after >= 0 && step >= stop_after);
-      if (last || (cfg_.val_loss_every > 0 && step % cfg_.val_loss_every == 0)) {
+      const bool last = step_ == cfg_.iterations || (stop_after_ >= 0 && step_ >= stop_after_);
+      if (last || (cfg_.val_loss_every > 0 && step_ % cfg_.val_loss_every == 0)) {
+        if (pending_) report(/*final=*/last);
         synchronize(device_);
-        train_ms += ms_since(t0);  // validation time is not training time
-        result.final_eval = validate(step, train_ms);
-        t0 = Clock::now();
+        train_ms_ += ms_since(t0_);  // validation time is not training time
+        result.final_eval = validate(step_, train_ms_);
+        t0_ = Clock::now();
       }
-      if (last) {
-        if (stop_after >= 0 && step < cfg_.iterations)
-          log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms) + " step:" + std::to_string(step) +
-                    "/" + std::to_string(cfg_.iterations));
-        break;
-      }
-      const double elapsed = train_ms + ms_since(t0);
-      const double mult = lr_multiplier(cfg_, step, elapsed, schedule_step_ms(step, elapsed, first_step_ms));
-      if (!model_.qat() && qat_active(cfg_, step, elapsed)) {
-        model_.set_qat(true);
-        log_.line("qat:start step:" + std::to_string(step));
-      }
-      at::Tensor loss = train_step(model_, *opt_, loader_, cfg_, grad_accum_, step, mult, &*sync_);
-      ++step;
-      if (step == 1) {
-        synchronize(device_);
-        first_step_ms = train_ms + ms_since(t0);
-      }
-      const double approx_ms = train_ms + ms_since(t0);
-      if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && step % cfg_.swa_every == 0) {
-        if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step));
-        swa_.add(params_);
-      }
-      if (ema_) ema_->update(params_);
-      if (step <= 10 || step % cfg_.train_log_every == 0 || stop_after >= 0) {
-        dist_.all_reduce_sum(loss, "train loss");  // every rank logs on the same steps
-        const double l = loss.item<double>() / world_;
-        log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", l) +
-                  fmt(" train_time:%.0fms", approx_ms) + fmt(" step_avg:%.2fms", approx_ms / step));
-        log_.metric("train", {{"step", double(step)}, {"train_loss", l}, {"lr_mult", mult}, {"train_time_ms", approx_ms}});
-      } else {
-        log_.progress("step " + std::to_string(step) + "/" + std::to_string(cfg_.iterations));
-      }
-      if (stop_after < 0 && cap_ms > 0) {
-        // Every rank stops after the same step: the first at which any rank reached the cap.
-        at::Tensor reached = at::full({}, approx_ms >= cap_ms ? 1.0 : 0.0, at::TensorOptions().device(device_));
-        dist_.all_reduce_max(reached, "wall-clock stop agreement");
-        if (reached.item<double>() > 0) stop_after = step;
-      }
+      if (last) break;
+      step_once();
     }
+    if (step_ < cfg_.iterations)
+      log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
+                "/" + std::to_string(cfg_.iterations));
     log_.line(peak_memory_report(device_));
-    result.steps = step;
-    result.train_time_ms = train_ms;
+    result.steps = step_;
+    result.train_time_ms = train_ms_;
   }
 
   // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL)
@@ -258,6 +221,82 @@ class Trainer {
   }
 
  private:
+  // One optimiser step at the schedule's values, then SWA/EMA, then this
+  // step's report sent on its way and the previous one read.
+  void step_once() {
+    // The schedule's clock: the agreed time of the last reported step plus
+    // the agreed average step time for each step since.
+    const double step_ms = schedule_step_ms(agreed_step_, agreed_ms_, first_step_ms_);
+    const double elapsed = agreed_ms_ + static_cast<double>(step_ - agreed_step_) * step_ms;
+    const double mult = lr_multiplier(cfg_, step_, elapsed, step_ms);
+    if (!model_.qat() && qat_active(cfg_, step_, elapsed)) {
+      model_.set_qat(true);
+      log_.line("qat:start step:" + std::to_string(step_));
+    }
+    at::Tensor loss = train_step(model_, *opt_, batches_, grad_accum_, step_, mult, &*sync_);
+    ++step_;
+    if (step_ == 1) agree_first_step();
+    if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && step_ % cfg_.swa_every == 0) {
+      if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step_));
+      swa_.add(params_);
+    }
+    if (ema_) ema_->update(params_);
+    const bool log = step_ <= 10 || step_ % cfg_.train_log_every == 0 || step_ == cfg_.iterations;
+    std::optional<StepReport> now;
+    if (log || capped()) now = start_report(loss, mult, log);
+    if (pending_) report(/*final=*/false);
+    pending_ = std::move(now);
+    if (!log) log_.progress("step " + std::to_string(step_) + "/" + std::to_string(cfg_.iterations));
+  }
+
+  bool capped() const { return cfg_.max_wallclock_seconds > 0; }
+
+  // The first step carries the start-up costs; the schedule leaves it out of
+  // its average, so its time is agreed at once (the only wait in the loop).
+  void agree_first_step() {
+    synchronize(device_);
+    at::Tensor t = at::full({}, train_ms_ + ms_since(t0_), at::TensorOptions().dtype(at::kDouble).device(device_));
+    dist_.all_reduce_sum(t, "first step time");
+    first_step_ms_ = t.item<double>() / world_;
+    agreed_step_ = 1;
+    agreed_ms_ = first_step_ms_;
+    log_.line(fmt("first_step_ms:%.0f", first_step_ms_) + fmt(" since_launch_ms:%.0f", ms_since_process_start()));
+  }
+
+  // A step's numbers on their way to the host: [sum of losses, sum of the
+  // ranks' elapsed training time].
+  struct StepReport {
+    std::int64_t step;
+    double lr_mult, local_ms;
+    bool log;
+    AsyncReadback sums;
+  };
+
+  StepReport start_report(const at::Tensor& loss, double mult, bool log) {
+    const double local_ms = train_ms_ + ms_since(t0_);
+    at::Tensor v = at::stack({loss.detach().to(at::kDouble), at::full({}, local_ms, loss.options().dtype(at::kDouble))});
+    dist_.all_reduce_sum(v, "step report");
+    return {step_, mult, local_ms, log, AsyncReadback(v)};
+  }
+
+  // Reads the pending report: the schedule's clock moves to its step, its log
+  // line is written (always for the last step), and once the agreed time
+  // reaches the cap every rank stops after the step now done.
+  void report(bool final) {
+    StepReport r = std::move(*pending_);
+    pending_.reset();
+    const std::vector<double> sums = r.sums.values();
+    const double loss = sums[0] / world_;
+    agreed_step_ = r.step;
+    agreed_ms_ = sums[1] / world_;
+    if (r.log || final) {
+      log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", loss) +
+                fmt(" train_time:%.0fms", r.local_ms) + fmt(" step_avg:%.2fms", r.local_ms / r.step));
+      log_.metric("train", {{"step", double(r.step)}, {"train_loss", loss}, {"lr_mult", r.lr_mult}, {"train_time_ms", r.local_ms}});
+    }
+    if (capped() && stop_after_ < 0 && agreed_ms_ >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
+  }
+
   EvalSums standard_eval() {
     return all_reduce(evaluate_standard(model_, data_.val, data_.luts, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
                       dist_, device_);
@@ -284,6 +323,7 @@ class Trainer {
   const ScoringData data_;
   const std::vector<std::string> train_files_;
   DistributedTokenLoader loader_;
+  BatchPrefetcher batches_;
   const std::int64_t val_batch_seqs_;
   GPT model_;
   std::vector<at::Tensor> params_;
@@ -291,6 +331,13 @@ class Trainer {
   std::optional<GradientSync> sync_;
   Swa swa_;
   std::optional<Ema> ema_;
+  // The loop's clock and position: steps done, training time so far (without
+  // validation) and the running stretch since t0_, the agreed clock of the
+  // last reported step, and the step after which every rank stops (-1: none yet).
+  std::int64_t step_ = 0, stop_after_ = -1, agreed_step_ = 0;
+  double train_ms_ = 0, first_step_ms_ = 0, agreed_ms_ = 0;
+  Clock::time_point t0_;
+  std::optional<StepReport> pending_;
 };
 
 }  // namespace

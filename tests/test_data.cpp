@@ -5,6 +5,7 @@
 
 #include "helpers.h"
 #include "pgolf/data.h"
+#include "pgolf/transfer.h"
 
 using namespace pgolf;
 using pgolf::test::TempDir;
@@ -146,6 +147,33 @@ TEST(DistributedTokenLoader, SlicesMatchHandComputationForWorldSizes1248) {
       }
     }
   }
+}
+
+// The prefetcher hands out next_batch's tokens in next_batch's order, while
+// one batch is always taken ahead; position() is that of the batch it hands
+// out next, and seek() drops the one taken ahead.
+TEST(BatchPrefetcher, SameBatchesAsTheLoaderAndSeeksBack) {
+  TempDir dir;
+  write_shard(dir.file("fineweb_train_000000.bin"), iota_tokens(5000));
+  const auto files = shard_files(train_pattern(dir.path()));
+  DistributedTokenLoader reference(files, 1, 2), loader(files, 1, 2);
+  BatchPrefetcher batches(loader, {256, 16, 4}, at::kCPU);
+  const TokenStream::Position start = batches.position();
+  std::vector<at::Tensor> first;
+  for (int k = 0; k < 3; ++k) {
+    Batch b = reference.next_batch(256, 16, 4);
+    auto [x, y] = batches.next();
+    ASSERT_EQ(x.sizes(), at::IntArrayRef({b.rows, 16}));
+    EXPECT_EQ(x.scalar_type(), at::kLong);
+    EXPECT_TRUE(at::equal(x.reshape({-1}), at::tensor(b.inputs, at::kLong))) << "batch " << k;
+    EXPECT_TRUE(at::equal(y.reshape({-1}), at::tensor(b.targets, at::kLong))) << "batch " << k;
+    EXPECT_EQ(batches.position(), reference.stream().position()) << "batch " << k;
+    EXPECT_FALSE(loader.stream().position() == reference.stream().position());  // one batch ahead
+    first.push_back(x);
+  }
+  batches.seek(start);
+  EXPECT_EQ(batches.position(), start);
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(at::equal(batches.next().first, first[k])) << "after seek, batch " << k;
 }
 
 TEST(DistributedTokenLoader, RanksTogetherCoverEachChunkWithoutOverlap) {

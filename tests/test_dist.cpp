@@ -149,8 +149,33 @@ TEST(Dist, TwoRanksByEnvVarsMatchOneProcess) {
   EXPECT_LT(max_abs_diff(dir.file("one/model.safetensors"), dir.file("two/model.safetensors")), 1e-5);
 }
 
+// Under a wall-clock cap the learning rate follows the clock and the stop is
+// decided by time. Each rank's own clock differs from the others', so both
+// must come from the time the ranks agree on: with the warm-down covering the
+// whole run, the LR changes every step, and any disagreement leaves the ranks
+// with different weights (caught by the run's sync check) or at different
+// steps (a collective with no partner: a timeout).
+TEST(Dist, TwoRanksUnderAWallClockCapAgreeOnScheduleAndStop) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 100000);
+  c.num_threads = 1;
+  c.max_wallclock_seconds = 3;
+  c.warmdown_iters = 100000;
+  c.val_loss_every = 0;
+  c.dist_timeout_seconds = 30;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test_port(3)) + " ";
+  const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env");
+  auto two = test::run_shell("(RANK=1 " + env + cmd + " > " + dir.file("rank1.log") + " 2>&1 &) ; RANK=0 " + env + cmd +
+                             "; rc=$?; sleep 1; exit $rc");
+  ASSERT_EQ(two.exit_code, 0) << two.output << read_file(dir.file("rank1.log"));
+  EXPECT_NE(two.output.find("stopping_early: wallclock_cap"), std::string::npos) << two.output;
+  EXPECT_NE(two.output.find("ranks_in_sync: bit-identical weights on all 2 ranks"), std::string::npos) << two.output;
+}
+
 // Through scripts/launch.sh (mpirun), which also passes pgolf's variables on.
 TEST(Dist, TwoRanksByMpirunThroughLaunchScript) {
+  if (test::run_shell("command -v mpirun").exit_code != 0) GTEST_SKIP() << "mpirun is not installed (OpenMPI)";
   TempDir dir;
   Config c = test::tiny_run(dir, 4);
   test::write_text(dir.file("tiny.env"), format_config(c));

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "pgolf/bench.h"
 #include "pgolf/config.h"
 #include "pgolf/corpus.h"
 
@@ -28,7 +29,7 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 // `pgolf train`: trains the configured model (SPEC §4) and saves its weights.
 int cmd_train(const ConfigArgs& args);
 // `pgolf bench`: times training steps of the configured model on random tokens.
-int cmd_bench(const ConfigArgs& args, int steps, int warmup);
+int cmd_bench(const ConfigArgs& args, const BenchOptions& opts);
 // `pgolf eval`: scores an artifact or .safetensors file with the sliding window.
 int cmd_eval(const ConfigArgs& args, const std::string& path);
 // `pgolf export`: prunes, quantises and packs a weights file (or, without one,

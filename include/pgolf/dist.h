@@ -1,8 +1,10 @@
 // Multi-process runs over PyTorch's c10d: launch detection (torchrun, mpirun,
 // Slurm), a TCPStore rendezvous, and the collectives training needs, on
 // ProcessGroupNCCL (CUDA) or ProcessGroupGloo (CPU). Every collective carries
-// a name and the DIST_TIMEOUT_SECONDS limit: a dead or hung peer becomes a
-// DistError naming this rank and the operation, never a silent hang.
+// a name and the DIST_TIMEOUT_SECONDS limit, never a silent hang: on Gloo a
+// dead or hung peer becomes a DistError naming this rank and the operation;
+// on NCCL the host does not wait for collectives (the CUDA stream does) and
+// NCCL's watchdog ends the process with its message after the same limit.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -13,6 +15,10 @@
 #include <vector>
 
 #include "pgolf/config.h"
+
+namespace c10d {
+class Work;
+}
 
 namespace pgolf {
 
@@ -37,7 +43,8 @@ struct DistError : std::runtime_error {
 class Dist {
  public:
   Dist();  // one process: no process group, every collective is the identity
-  // Joins the group of `info` on `device` (NCCL for CUDA, Gloo for CPU).
+  // Joins the group of `info` on `device` (NCCL for CUDA, Gloo for CPU); the
+  // collectives run even for a group of one.
   Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::seconds timeout);
   ~Dist();
   Dist(const Dist&) = delete;
@@ -62,6 +69,8 @@ class Dist {
 
  private:
   struct Group;
+  // Waits for `work` as the backend allows without stalling the host (see dist.cpp).
+  void complete(const c10::intrusive_ptr<c10d::Work>& work, const std::string& what, bool host_waits);
   std::unique_ptr<Group> group_;
   int rank_ = 0, world_ = 1;
 };

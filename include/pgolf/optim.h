@@ -11,7 +11,8 @@
 
 namespace pgolf {
 
-// Quintic Newton-Schulz orthogonalisation of a matrix G, in `dtype`:
+// Quintic Newton-Schulz orthogonalisation of a matrix G (or of each matrix of
+// a batch [n, rows, cols], independently), in `dtype`:
 //   X = G / (||G||_F + 1e-7), transposed if rows > cols; `steps` times
 //   A = X X^T;  B = b A + c A A;  X = a X + B X,  (a, b, c) = (3.4445, -4.7750, 2.0315).
 // Returns X (transposed back) in `dtype`; its singular values are near 1.
@@ -22,8 +23,10 @@ at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarTyp
 //   buf = m*buf + g;  g' = g + m*buf;  u = NS5(g') * sqrt(max(1, rows/cols))
 //   p *= 1 - lr*wd;  p -= lr*u
 // Work is split round-robin over ranks: rank r orthogonalises matrices
-// i % world == r into a flat buffer; `all_reduce_sum` (none for one process)
-// sums that buffer so every rank applies every update.
+// i % world == r into a flat buffer, its matrices of one shape together in one
+// batched Newton-Schulz (a handful of large products instead of one small
+// product per matrix); `all_reduce_sum` (none for one process) sums that
+// buffer so every rank applies every update.
 // Newton-Schulz precision: bf16 on CUDA (SPEC §4); fp32 on CPU, where bf16
 // matrix products are slow.
 inline at::ScalarType ns_dtype_for(const at::Device& device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
@@ -50,6 +53,8 @@ class Muon {
  private:
   std::vector<at::Tensor> params_, buffers_;
   Options opts_;
+  std::vector<std::int64_t> offsets_;                // of each matrix in the flat update buffer
+  std::vector<std::vector<std::size_t>> shape_groups_;  // matrix indices by shape, in order of appearance
   std::int64_t total_numel_ = 0;
 };
 

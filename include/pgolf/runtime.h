@@ -19,6 +19,11 @@ int init_threads(long num_threads);
 // A CUDA device is the GPU of index `local_rank`, made the current one.
 c10::Device select_device(const std::string& requested, int local_rank = 0);
 
+// The GPU's name (e.g. "NVIDIA H100 80GB HBM3"), or "cpu".
+std::string device_name(const c10::Device& device);
+
+// Milliseconds since this process started (from /proc: 10 ms resolution).
+double ms_since_process_start();
 
 // Waits for all queued work on `device` (no-op on CPU).
 void synchronize(const c10::Device& device);

@@ -45,7 +45,7 @@ std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, c
 
 // Validation data and byte tables for scoring.
 struct ScoringData {
-  at::Tensor val;  // int64, CPU
+  at::Tensor val;  // int64, on the compute device: copied there once per run
   DeviceLuts luts;
 };
 ScoringData load_scoring_data(const Config& cfg, at::Device device);

@@ -15,6 +15,7 @@
 #include "pgolf/optim.h"
 #include "pgolf/run.h"
 #include "pgolf/submission.h"
+#include "pgolf/transfer.h"
 
 namespace pgolf {
 
@@ -39,8 +40,8 @@ double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first
 // the gradients averaged over ranks during the last one (`sync`, none for one
 // process), then clipping and the optimisers. Returns the mean micro-batch
 // loss (0-d tensor).
-at::Tensor train_step(GPT& model, Optimizers& opt, DistributedTokenLoader& loader, const Config& cfg,
-                      std::int64_t grad_accum, std::int64_t step, double lr_mult, GradientSync* sync = nullptr);
+at::Tensor train_step(GPT& model, Optimizers& opt, BatchPrefetcher& batches, std::int64_t grad_accum, std::int64_t step,
+                      double lr_mult, GradientSync* sync = nullptr);
 
 struct TrainResult {
   std::int64_t steps = 0;
