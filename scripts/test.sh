@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Sets up and builds (see setup.sh), then runs the whole test suite.
+# Sets up and builds (see setup.sh), then runs the device check in CPU mode
+# (scripts/gpu_check.sh --cpu): the whole test suite, a bench of the demo
+# model and a 20 s training run through export and round trip, with the
+# report in logs/gpu_check_cpu/report.md. Fails if any of it fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-ctest --test-dir "${PGOLF_BUILD_DIR:-build}" --output-on-failure -j "$(nproc)"
+bash scripts/gpu_check.sh --cpu

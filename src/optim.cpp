@@ -5,17 +5,61 @@
 
 #include <cmath>
 #include <map>
+#include <sstream>
 
 namespace pgolf {
 
-at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarType dtype) {
-  TORCH_CHECK(G.dim() >= 2, "newton_schulz5 expects a matrix or a batch of matrices, got ", G.sizes());
-  const double a = 3.4445, b = -4.7750, c = 2.0315;
+std::vector<NsCoefficients> classic_ns(std::int64_t steps) {
+  return std::vector<NsCoefficients>(static_cast<std::size_t>(std::max<std::int64_t>(steps, 0)), {3.4445, -4.7750, 2.0315});
+}
+
+std::vector<NsCoefficients> polar_express_ns() {
+  return {{8.156554524902461, -22.48329292557795, 15.878769915207462},
+          {4.042929935166739, -2.808917465908714, 0.5000178451051316},
+          {3.8916678022926607, -2.772484153217685, 0.5060648178503393},
+          {3.285753657755655, -2.3681294933425376, 0.46449024233003106},
+          {2.3465413258596377, -1.7097828382687081, 0.42323551169305323}};
+}
+
+std::vector<NsCoefficients> parse_ns_coefficients(const std::string& spec, std::int64_t backend_steps) {
+  if (spec == "classic") return classic_ns(backend_steps);
+  if (spec == "polar_express") return polar_express_ns();
+  if (!spec.empty() && spec.back() == ';') throw std::invalid_argument("MUON_NS_COEFFS: '" + spec + "' ends in ';'");
+  std::vector<NsCoefficients> out;
+  std::stringstream tuples(spec);
+  std::string tuple;
+  while (std::getline(tuples, tuple, ';')) {
+    std::stringstream fields(tuple);
+    std::string f;
+    std::vector<double> v;
+    while (std::getline(fields, f, ',')) {
+      std::size_t used = 0;
+      double x = 0;
+      try {
+        x = std::stod(f, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != f.size() || !std::isfinite(x))
+        throw std::invalid_argument("MUON_NS_COEFFS: '" + f + "' in '" + tuple + "' is not a number");
+      v.push_back(x);
+    }
+    if (v.size() != 3)
+      throw std::invalid_argument("MUON_NS_COEFFS: '" + tuple + "' must be three numbers a,b,c");
+    out.push_back({v[0], v[1], v[2]});
+  }
+  if (out.empty())
+    throw std::invalid_argument("MUON_NS_COEFFS must be classic, polar_express or tuples a,b,c;a,b,c;..., got '" + spec + "'");
+  return out;
+}
+
+at::Tensor newton_schulz(const at::Tensor& G, const std::vector<NsCoefficients>& coefficients, at::ScalarType dtype) {
+  TORCH_CHECK(G.dim() >= 2, "newton_schulz expects a matrix or a batch of matrices, got ", G.sizes());
   at::Tensor X = G.to(dtype);
   X = X / (at::linalg_vector_norm(X, 2, {-2, -1}, /*keepdim=*/true) + 1e-7);
   const bool tall = G.size(-2) > G.size(-1);
   if (tall) X = X.mT();
-  for (std::int64_t i = 0; i < steps; ++i) {
+  for (const auto& [a, b, c] : coefficients) {
     at::Tensor A = at::matmul(X, X.mT());
     at::Tensor B = b * A + c * at::matmul(A, A);
     X = a * X + at::matmul(B, X);
@@ -23,7 +67,12 @@ at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarTyp
   return tall ? X.mT() : X;
 }
 
+at::Tensor row_normalize(const at::Tensor& G) {
+  return G / at::linalg_vector_norm(G, 2, {-1}, /*keepdim=*/true).clamp_min(1e-7);
+}
+
 Muon::Muon(std::vector<at::Tensor> params, Options opts) : params_(std::move(params)), opts_(std::move(opts)) {
+  if (opts_.coefficients.empty()) opts_.coefficients = classic_ns(opts_.backend_steps);
   std::map<std::vector<std::int64_t>, std::size_t> group_of_shape;
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const at::Tensor& p = params_[i];
@@ -55,7 +104,9 @@ void Muon::step(double lr, double momentum) {
     }
     if (mine.empty()) continue;
     const at::Tensor& p0 = params_[mine.front()];
-    at::Tensor u = newton_schulz5(at::stack(nesterov), opts_.backend_steps, opts_.ns_dtype);
+    at::Tensor g = at::stack(nesterov);
+    if (opts_.row_normalize) g = row_normalize(g);
+    at::Tensor u = newton_schulz(g, opts_.coefficients, opts_.ns_dtype);
     u.mul_(std::sqrt(std::max(1.0, static_cast<double>(p0.size(0)) / static_cast<double>(p0.size(1)))));
     for (std::size_t j = 0; j < mine.size(); ++j)
       flat.narrow(0, offsets_[mine[j]], p0.numel()).copy_(u[static_cast<std::int64_t>(j)].reshape({-1}));

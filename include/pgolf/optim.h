@@ -11,17 +11,39 @@
 
 namespace pgolf {
 
-// Quintic Newton-Schulz orthogonalisation of a matrix G (or of each matrix of
-// a batch [n, rows, cols], independently), in `dtype`:
-//   X = G / (||G||_F + 1e-7), transposed if rows > cols; `steps` times
-//   A = X X^T;  B = b A + c A A;  X = a X + B X,  (a, b, c) = (3.4445, -4.7750, 2.0315).
+// One Newton-Schulz iteration: A = X X^T;  X = a X + (b A + c A A) X.
+struct NsCoefficients {
+  double a, b, c;
+};
+// The classic quintic tuple (3.4445, -4.7750, 2.0315), the same `steps` times.
+std::vector<NsCoefficients> classic_ns(std::int64_t steps);
+// Polar Express: five iterations, each with its own tuple (the record's run);
+// the early ones lift small singular values fast, the last ones settle them.
+std::vector<NsCoefficients> polar_express_ns();
+// MUON_NS_COEFFS: "classic" (MUON_BACKEND_STEPS iterations of the classic
+// tuple), "polar_express", or explicit tuples "a,b,c;a,b,c;..." (one per
+// iteration). Throws std::invalid_argument naming the fault.
+std::vector<NsCoefficients> parse_ns_coefficients(const std::string& spec, std::int64_t backend_steps);
+
+// Newton-Schulz orthogonalisation of a matrix G (or of each matrix of a batch
+// [n, rows, cols], independently), in `dtype`:
+//   X = G / (||G||_F + 1e-7), transposed if rows > cols; then each iteration
+//   of `coefficients` in turn.
 // Returns X (transposed back) in `dtype`; its singular values are near 1.
-at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarType dtype);
+at::Tensor newton_schulz(const at::Tensor& G, const std::vector<NsCoefficients>& coefficients, at::ScalarType dtype);
+// `steps` classic quintic iterations.
+inline at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::ScalarType dtype) {
+  return newton_schulz(G, classic_ns(steps), dtype);
+}
+
+// MuonEq-R: each row of a matrix (or of each matrix of a batch) divided by
+// its L2 norm, floored at 1e-7.
+at::Tensor row_normalize(const at::Tensor& G);
 
 // Muon with Nesterov momentum and decoupled weight decay. For each matrix p
 // with gradient g and momentum buffer buf:
-//   buf = m*buf + g;  g' = g + m*buf;  u = NS5(g') * sqrt(max(1, rows/cols))
-//   p *= 1 - lr*wd;  p -= lr*u
+//   buf = m*buf + g;  g' = g + m*buf;  g' = row_normalize(g') (MuonEq-R, if on)
+//   u = NS(g') * sqrt(max(1, rows/cols));  p *= 1 - lr*wd;  p -= lr*u
 // Work is split round-robin over ranks: rank r orthogonalises matrices
 // i % world == r into a flat buffer, its matrices of one shape together in one
 // batched Newton-Schulz (a handful of large products instead of one small
@@ -44,6 +66,8 @@ class Muon {
     double weight_decay = 0.0;
     at::ScalarType ns_dtype = at::kBFloat16;
     MuonSharding sharding;
+    std::vector<NsCoefficients> coefficients;  // empty: classic_ns(backend_steps)
+    bool row_normalize = false;                // MuonEq-R
   };
   Muon(std::vector<at::Tensor> params, Options opts);
   void step(double lr, double momentum);
