@@ -142,7 +142,8 @@ if [[ $MODE == gpu ]]; then
 else
   BENCH_CFG=(--config configs/cpu_demo.env) BENCH_NAME="cpu_demo" BENCH_STEPS=(--steps 2 --warmup 1)
 fi
-field() { sed -n "s/.*$1:\([^ ]*\).*/\1/p" "$2" | head -1; }
+# The value of "KEY:value" where KEY is a whole word (first_step_ms is not launch_to_first_step_ms).
+field() { grep -oE "(^| )$1:[^ ]*" "$2" | head -1 | sed 's/.*://'; }
 section "## Bench: $BENCH_NAME (\`pgolf bench ${BENCH_CFG[*]} ${BENCH_STEPS[*]} --world-size N\`)"
 section "| share | tokens/step | micro-steps | ms/step | tokens/s | MFU | forward / backward / optimiser ms | peak memory | first step | launch to first step |
 |---|---|---|---|---|---|---|---|---|---|"
@@ -154,7 +155,7 @@ for ws in 8 1; do
     echo "| $([[ $ws == 8 ]] && echo 'one GPU of 8' || echo 'whole batch') | failed: $(tail -n 1 "$log") |" >> "$REPORT"
     continue
   fi
-  mfu=$(sed -n 's/.*mfu:\([^ ]*\).*/\1/p' "$log" | head -1)
+  mfu=$(field mfu "$log")
   mem=$(sed -n 's/^peak memory allocated: \([0-9]* MiB\).*/\1/p' "$log" | head -1)
   echo "| $([[ $ws == 8 ]] && echo 'rank of 8' || echo 'one rank, whole batch') | $(field tokens_per_step "$log") | $(field micro_steps "$log") | $(field step_ms "$log") | $(field tokens_per_s "$log") | $mfu | $(field forward "$log") / $(field backward "$log") / $(field optimizer "$log") | $mem | $(field first_step_ms "$log") ms | $(field launch_to_first_step_ms "$log") ms |" >> "$REPORT"
 done

@@ -96,47 +96,48 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     const auto name_len = r.get<std::uint16_t>(where);
     QuantTensor t;
     t.name.assign(r.take(name_len, where + " name"), name_len);
-    if (!names.insert(t.name).second) r.fail("tensor '" + t.name + "' appears twice");
-    const auto scheme = r.get<std::uint8_t>(t.name);
-    const auto bits = r.get<std::uint8_t>(t.name);
-    const auto flags = r.get<std::uint8_t>(t.name);
-    const auto ndim = r.get<std::uint8_t>(t.name);
-    const auto clip_q = r.get<double>(t.name);
-    const auto sd_k = r.get<double>(t.name);
-    if (scheme > static_cast<int>(Scheme::IntRow)) r.fail("tensor '" + t.name + "' has unknown scheme " + std::to_string(scheme));
+    const std::string tn = "tensor '" + printable(t.name) + "'";  // names come from the file: shown escaped
+    if (!names.insert(t.name).second) r.fail(tn + " appears twice");
+    const auto scheme = r.get<std::uint8_t>(tn);
+    const auto bits = r.get<std::uint8_t>(tn);
+    const auto flags = r.get<std::uint8_t>(tn);
+    const auto ndim = r.get<std::uint8_t>(tn);
+    const auto clip_q = r.get<double>(tn);
+    const auto sd_k = r.get<double>(tn);
+    if (scheme > static_cast<int>(Scheme::IntRow)) r.fail(tn + " has unknown scheme " + std::to_string(scheme));
     t.plan.scheme = static_cast<Scheme>(scheme);
     const bool quantised = t.plan.scheme == Scheme::IntRow;
     if (quantised) {
-      if (bits < 2 || bits > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(bits) + " bits");
-      if (flags & ~(kFlagFloor | kFlagSymmetric | kFlagGptq)) r.fail("tensor '" + t.name + "' has unknown flags " + std::to_string(flags));
-      if (!(clip_q > 0.0 && clip_q <= 1.0)) r.fail("tensor '" + t.name + "' has clip quantile " + std::to_string(clip_q));
-      if (!(sd_k >= 0.0 && sd_k < 1e6)) r.fail("tensor '" + t.name + "' has SDClip k " + std::to_string(sd_k));
+      if (bits < 2 || bits > 8) r.fail(tn + " has " + std::to_string(bits) + " bits");
+      if (flags & ~(kFlagFloor | kFlagSymmetric | kFlagGptq)) r.fail(tn + " has unknown flags " + std::to_string(flags));
+      if (!(clip_q > 0.0 && clip_q <= 1.0)) r.fail(tn + " has clip quantile " + std::to_string(clip_q));
+      if (!(sd_k >= 0.0 && sd_k < 1e6)) r.fail(tn + " has SDClip k " + std::to_string(sd_k));
       t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0, sd_k, (flags & kFlagGptq) != 0};
     }
-    if (ndim > 8) r.fail("tensor '" + t.name + "' has " + std::to_string(ndim) + " dimensions");
+    if (ndim > 8) r.fail(tn + " has " + std::to_string(ndim) + " dimensions");
     std::uint64_t numel = 1;
     for (int d = 0; d < ndim; ++d) {
-      const auto n = r.get<std::int64_t>(t.name + " shape");
+      const auto n = r.get<std::int64_t>(tn + " shape");
       if (n < 0 || (n > 0 && numel > kArtifactMaxPayload / static_cast<std::uint64_t>(n)))
-        r.fail("tensor '" + t.name + "' has an absurd dimension " + std::to_string(n));
+        r.fail(tn + " has an absurd dimension " + std::to_string(n));
       t.shape.push_back(n);
       numel *= static_cast<std::uint64_t>(n);
     }
-    const auto data_bytes = r.get<std::uint64_t>(t.name + " data length");
+    const auto data_bytes = r.get<std::uint64_t>(tn + " data length");
     if (data_bytes != numel * element_bytes(t.plan.scheme))
-      r.fail("tensor '" + t.name + "' data length " + std::to_string(data_bytes) + " does not fit its shape");
-    const char* data = r.take(data_bytes, "tensor '" + t.name + "' data");
+      r.fail(tn + " data length " + std::to_string(data_bytes) + " does not fit its shape");
+    const char* data = r.take(data_bytes, tn + " data");
     const auto dtype = t.plan.scheme == Scheme::Fp16 ? at::kHalf : t.plan.scheme == Scheme::Fp32 ? at::kFloat : at::kChar;
     t.data = at::empty({static_cast<std::int64_t>(numel)}, dtype);
     std::memcpy(t.data.data_ptr(), data, data_bytes);
     const std::uint64_t rows = quantised ? (t.shape.empty() ? 1 : static_cast<std::uint64_t>(t.shape[0])) : 0;
-    const auto scale_bytes = r.get<std::uint64_t>(t.name + " scale length");
+    const auto scale_bytes = r.get<std::uint64_t>(tn + " scale length");
     if (scale_bytes != rows * 2)
-      r.fail("tensor '" + t.name + "' scale length " + std::to_string(scale_bytes) + " does not fit its scheme");
+      r.fail(tn + " scale length " + std::to_string(scale_bytes) + " does not fit its scheme");
     if (quantised) {
-      if (rows == 0) r.fail("tensor '" + t.name + "' is quantised per row but has no rows");
+      if (rows == 0) r.fail(tn + " is quantised per row but has no rows");
       t.scale = at::empty({static_cast<std::int64_t>(rows)}, at::kHalf);
-      std::memcpy(t.scale.data_ptr(), r.take(scale_bytes, "tensor '" + t.name + "' scales"), scale_bytes);
+      std::memcpy(t.scale.data_ptr(), r.take(scale_bytes, tn + " scales"), scale_bytes);
     }
     out.push_back(std::move(t));
   }
@@ -199,11 +200,14 @@ std::vector<QuantTensor> read_artifact(const std::string& path, Codec* codec_out
   const std::uint8_t* packed = h + kArtifactHeaderBytes;
   if (crc32_of(packed, packed_size) != field(32, std::uint32_t{}))
     throw fail(ArtifactError::PayloadChecksum, "payload checksum mismatch (the file is corrupted)");
+  // The declared payload size is checked against what the data says and
+  // decodes to; memory grows only with the bytes really decoded (codec.h).
   std::string payload;
   try {
-    payload = decompress(std::string(reinterpret_cast<const char*>(packed), packed_size), *codec, payload_size);
+    payload = decompress(std::string_view(reinterpret_cast<const char*>(packed), packed_size), *codec, payload_size);
   } catch (const std::runtime_error& e) {
-    throw fail(ArtifactError::Decompress, e.what());
+    throw fail(ArtifactError::Decompress, "the " + std::to_string(packed_size) + " compressed bytes do not decode to the " +
+                                              std::to_string(payload_size) + "-byte payload the header declares (" + e.what() + ")");
   }
   if (codec_out) *codec_out = *codec;
   return deserialize_tensors(payload, path);

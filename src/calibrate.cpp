@@ -25,7 +25,7 @@ std::map<std::string, at::Tensor> input_hessians(GPT& model, const std::vector<s
     else it->second.add_(xtx);
     rows[name] += flat.size(0);
   });
-  TokenStream stream(files);
+  TokenStream stream(files, model.config().vocab_size);
   const auto device = model.options().device;
   try {
     for (std::int64_t done = 0; done < tokens;) {

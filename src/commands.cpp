@@ -163,7 +163,7 @@ int cmd_inspect(const std::string& path, bool codecs) {
     const std::uint64_t raw = t.data.numel() * t.data.element_size() + (t.scale.defined() ? t.scale.numel() * 2 : 0);
     raw_sum += raw;
     params += static_cast<std::uint64_t>(t.data.numel());
-    std::printf("%-32s %-14s %-28s %12llu %12llu %6.2f%%\n", t.name.c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
+    std::printf("%-32s %-14s %-28s %12llu %12llu %6.2f%%\n", printable(t.name).c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
                 scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
                 100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
   }
@@ -202,15 +202,11 @@ int cmd_data(const ConfigArgs& args) {
   auto train = shard_files(train_pattern(cfg.data_path));
   for (const auto& f : train) {
     Shard s(f);
+    s.check_token_ids(cfg.vocab_size);
     train_tokens += static_cast<std::int64_t>(s.num_tokens());
-    for (std::size_t i = 0; i < s.num_tokens(); ++i) {
-      if (s.tokens()[i] >= cfg.vocab_size)
-        throw std::runtime_error("shard '" + f + "' holds token id " + std::to_string(s.tokens()[i]) +
-                                 " >= VOCAB_SIZE=" + std::to_string(cfg.vocab_size));
-      ++counts[s.tokens()[i]];
-    }
+    for (std::size_t i = 0; i < s.num_tokens(); ++i) ++counts[s.tokens()[i]];
   }
-  auto val = load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len);
+  auto val = load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len, cfg.vocab_size);
   Tokenizer tok(cfg.tokenizer_path);
   ByteLuts luts = build_byte_luts(tok, static_cast<int>(cfg.vocab_size));
   // The val_bpb denominator: bytes of every scored target (positions 1..N-1).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 
 #include "pgolf/codec.h"
 #include "pgolf/quant.h"
+#include "pgolf/optim.h"
 
 namespace pgolf {
 
@@ -28,6 +30,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"NUM_HEADS", "model", &C::num_heads, "query heads (head_dim = MODEL_DIM / NUM_HEADS)"},
       {"NUM_KV_HEADS", "model", &C::num_kv_heads, "key/value heads (grouped-query attention)"},
       {"MLP_MULT", "model", &C::mlp_mult, "MLP hidden width as a multiple of MODEL_DIM"},
+      {"MLP_ACTIVATION", "model", &C::mlp_activation,
+       "MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)"},
+      {"MLP_LEAKY_SLOPE", "model", &C::mlp_leaky_slope, "negative slope of leaky_relu2"},
       {"TIE_EMBEDDINGS", "model", &C::tie_embeddings, "output head shares tok_emb (only 1 is supported)"},
       {"TIED_EMBED_INIT_STD", "model", &C::tied_embed_init_std, "std of the normal init of tok_emb"},
       {"ROPE_BASE", "model", &C::rope_base, "RoPE frequency base"},
@@ -46,6 +51,11 @@ const std::vector<ConfigKey>& config_keys() {
       {"ITERATIONS", "training", &C::iterations, "maximum training steps"},
       {"WARMUP_STEPS", "training", &C::warmup_steps, "kernel warm-up steps, undone before training starts"},
       {"WARMDOWN_ITERS", "training", &C::warmdown_iters, "length of the final linear LR decay, in steps"},
+      {"LR_SCHEDULE", "training", &C::lr_schedule,
+       "warmdown: 1, then linear to 0 over the last WARMDOWN_ITERS steps (in time under a cap), the seeds'; "
+       "hold_decay: 1 until LR_HOLD_FRAC of the run (of the wall clock, else of ITERATIONS), then linear to 0 at its end"},
+      {"LR_HOLD_FRAC", "training", &C::lr_hold_frac, "hold_decay: the fraction of the run at the full rate"},
+      {"MIN_LR", "training", &C::min_lr, "floor of the LR multiplier, under either schedule (0 = none)"},
       {"TRAIN_BATCH_TOKENS", "training", &C::train_batch_tokens, "tokens per optimiser step over all ranks"},
       {"TRAIN_SEQ_LEN", "training", &C::train_seq_len, "training sequence length"},
       {"MAX_WALLCLOCK_SECONDS", "training", &C::max_wallclock_seconds, "training time cap in seconds (0 = none)"},
@@ -62,6 +72,11 @@ const std::vector<ConfigKey>& config_keys() {
       {"MUON_MOMENTUM_WARMUP_STEPS", "optimiser", &C::muon_momentum_warmup_steps, "steps of linear momentum warm-up"},
       {"MUON_BACKEND_STEPS", "optimiser", &C::muon_backend_steps, "Newton-Schulz iterations per Muon update"},
       {"MUON_WD", "optimiser", &C::muon_wd, "Muon decoupled weight decay (p *= 1 - lr*wd)"},
+      {"MUON_NS_COEFFS", "optimiser", &C::muon_ns_coeffs,
+       "Newton-Schulz coefficients: classic (MUON_BACKEND_STEPS x (3.4445,-4.775,2.0315)), polar_express (five tuned "
+       "iterations, the 1.0611 record) or a,b,c;a,b,c;... one tuple per iteration"},
+      {"MUON_ROW_NORM", "optimiser", &C::muon_row_norm,
+       "MuonEq-R: divide each row of the Nesterov update by its L2 norm (floor 1e-7) before Newton-Schulz"},
       {"BETA1", "optimiser", &C::beta1, "Adam beta1"},
       {"BETA2", "optimiser", &C::beta2, "Adam beta2"},
       {"ADAM_EPS", "optimiser", &C::adam_eps, "Adam epsilon"},
@@ -112,6 +127,9 @@ const std::vector<ConfigKey>& config_keys() {
 
       {"DEVICE", "runtime", &C::device, "auto, cpu or cuda"},
       {"NUM_THREADS", "runtime", &C::num_threads, "CPU threads for torch (0 = every core this process may use)"},
+      {"PROGRESS", "runtime", &C::progress,
+       "in-place progress lines on stdout (rewritten with \\r): auto = only on an interactive terminal and not under "
+       "a launcher (mpirun, Slurm, torchrun variables); on; off. Log files never get them"},
       {"DIST_TIMEOUT_SECONDS", "runtime", &C::dist_timeout_seconds, "multi-process runs: how long a collective may wait for a peer before the run stops with an error"},
   };
   return keys;
@@ -159,6 +177,20 @@ void record(std::map<std::string, std::string>* sources, const char* name, const
   if (sources) (*sources)[name] = origin;
 }
 
+// Where a '#' after white space starts a comment, as in a shell: stripped in
+// config files; --set and environment values are literal, so there it is an error.
+std::size_t comment_start(std::string_view v) {
+  for (std::size_t i = 1; i < v.size(); ++i)
+    if (v[i] == '#' && std::isspace(static_cast<unsigned char>(v[i - 1]))) return i;
+  return std::string_view::npos;
+}
+
+void reject_comment(std::string_view name, std::string_view value, const std::string& origin) {
+  if (comment_start(value) != std::string_view::npos)
+    throw ConfigError(origin + ": " + std::string(name) + "='" + std::string(value) +
+                      "' holds a '#' comment; only --config files have comments: remove it");
+}
+
 }  // namespace
 
 std::string closest_config_key(std::string_view name) {
@@ -189,8 +221,12 @@ void set_config_value(Config& cfg, const ConfigKey& key, std::string_view value,
         } else if constexpr (std::is_same_v<T, double>) {
           std::string s(value);
           char* end = nullptr;
+          errno = 0;
           double v = s.empty() ? 0.0 : std::strtod(s.c_str(), &end);
           if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) bad_value(key, value, origin, "a finite number");
+          // Underflow (1e-320 is subnormal, 1e-400 becomes 0) loses the value written.
+          if (errno == ERANGE || std::fpclassify(v) == FP_SUBNORMAL)
+            bad_value(key, value, origin, "a number within the range of a double (magnitude 0 or 2.3e-308 to 1.7e308)");
           cfg.*member = v;
         } else if constexpr (std::is_same_v<T, bool>) {
           std::string s = lower(value);
@@ -260,16 +296,18 @@ void apply_config_file(Config& cfg, const std::string& path, std::map<std::strin
     auto eq = s.find('=');
     if (eq == std::string_view::npos) throw ConfigError(origin + ": expected KEY=VALUE, got '" + std::string(s) + "'");
     std::string_view value = trim(s.substr(eq + 1));
-    // A '#' after white space starts a comment; inside quotes it is part of the value.
-    char q = value.empty() ? 0 : value.front();
-    if ((q == '"' || q == '\'') && value.find(q, 1) != std::string_view::npos) {
-      value = value.substr(1, value.find(q, 1) - 1);
-    } else {
-      for (std::size_t i = 1; i < value.size(); ++i)
-        if (value[i] == '#' && std::isspace(static_cast<unsigned char>(value[i - 1]))) {
-          value = trim(value.substr(0, i));
-          break;
-        }
+    // A '#' after white space starts a comment; inside quotes it is part of the
+    // value, and after the closing quote only a comment may follow.
+    const char q = value.empty() ? 0 : value.front();
+    if (q == '"' || q == '\'') {
+      const std::size_t close = value.find(q, 1);
+      if (close == std::string_view::npos) throw ConfigError(origin + ": the value " + std::string(value) + " lacks its closing quote");
+      const std::string_view rest = trim(value.substr(close + 1));
+      if (!rest.empty() && rest.front() != '#')
+        throw ConfigError(origin + ": '" + std::string(rest) + "' follows the closing quote (a comment starts with '#')");
+      value = value.substr(1, close - 1);
+    } else if (const std::size_t hash = comment_start(value); hash != std::string_view::npos) {
+      value = trim(value.substr(0, hash));
     }
     apply_assignment(cfg, std::string(s.substr(0, eq)) + "=" + std::string(value), origin, sources);
   }
@@ -277,85 +315,158 @@ void apply_config_file(Config& cfg, const std::string& path, std::map<std::strin
 
 Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& sets, const Getenv& getenv,
                    std::map<std::string, std::string>* sources) {
+  std::map<std::string, std::string> own;  // validation errors name the sources even when the caller wants none
+  if (!sources) sources = &own;
   Config cfg;
   for (const auto& f : files) apply_config_file(cfg, f, sources);
   for (const auto& k : config_keys()) {
     if (const char* v = getenv(k.name)) {
-      set_config_value(cfg, k, trim(v), std::string("environment variable ") + k.name);
+      const std::string origin = std::string("environment variable ") + k.name;
+      reject_comment(k.name, trim(v), origin);
+      set_config_value(cfg, k, trim(v), origin);
       record(sources, k.name, "env");
     }
   }
-  for (const auto& s : sets) apply_assignment(cfg, s, "--set " + s, sources);
-  validate_config(cfg);
+  for (const auto& s : sets) {
+    const std::string_view kv = s;
+    if (const std::size_t eq = kv.find('='); eq != std::string_view::npos)
+      reject_comment(trim(kv.substr(0, eq)), kv.substr(eq + 1), "--set " + s);
+    apply_assignment(cfg, s, "--set " + s, sources);
+  }
+  validate_config(cfg, sources);
   return cfg;
 }
 
-void validate_config(const Config& c) {
-  auto require = [](bool ok, const std::string& msg) {
-    if (!ok) throw ConfigError("invalid configuration: " + msg);
+void validate_config(const Config& c, const std::map<std::string, std::string>* sources) {
+  // Every message ends with the keys it is about: their values and where each
+  // came from (file:line, environment variable, --set or the default).
+  auto shown = [&](std::initializer_list<const char*> keys) {
+    std::string out;
+    for (const char* k : keys) {
+      out += (out.empty() ? "" : ", ") + std::string(k) + "=" + get_config_value(c, *find_config_key(k));
+      if (!sources) continue;
+      auto it = sources->find(k);
+      out += it == sources->end() ? " by default"
+             : it->second == "env" ? std::string(" from environment variable ") + k
+                                   : " from " + it->second;
+    }
+    return out;
   };
-  auto positive = [&](std::int64_t v, const char* name) {
-    require(v > 0, std::string(name) + " must be positive, got " + std::to_string(v));
+  auto require = [&](bool ok, const std::string& msg, std::initializer_list<const char*> keys) {
+    if (!ok) throw ConfigError("invalid configuration: " + msg + " (" + shown(keys) + ")");
   };
-  auto fraction = [&](double v, const char* name) {
-    require(v >= 0.0 && v <= 1.0, std::string(name) + " must be in [0, 1], got " + std::to_string(v));
+  // Integer sizes and counts: [lo, hi], hi a practical limit within int32.
+  auto range = [&](const char* key, std::int64_t v, std::int64_t lo, std::int64_t hi = INT32_MAX) {
+    const std::string low = lo == 1 ? "positive" : lo == 0 ? ">= 0" : ">= " + std::to_string(lo);
+    require(v >= lo, std::string(key) + " must be " + low, {key});
+    require(v <= hi, std::string(key) + " must be at most " + std::to_string(hi), {key});
   };
-  positive(c.vocab_size, "VOCAB_SIZE");
-  require(c.vocab_size <= 65536, "VOCAB_SIZE must fit the uint16 shard format (<= 65536)");
-  positive(c.num_layers, "NUM_LAYERS");
-  positive(c.model_dim, "MODEL_DIM");
-  positive(c.num_heads, "NUM_HEADS");
-  positive(c.num_kv_heads, "NUM_KV_HEADS");
-  positive(c.mlp_mult, "MLP_MULT");
-  require(c.model_dim % c.num_heads == 0, "MODEL_DIM must be divisible by NUM_HEADS");
-  require(head_dim(c) % 2 == 0, "head_dim = MODEL_DIM / NUM_HEADS must be even for RoPE");
-  require(c.num_heads % c.num_kv_heads == 0, "NUM_HEADS must be divisible by NUM_KV_HEADS");
-  require(c.tie_embeddings, "TIE_EMBEDDINGS=0 (an untied output head) is not implemented");
-  require(c.bigram_vocab_size >= 0 && c.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or at least 2");
-  require(c.bigram_vocab_size == 0 || c.bigram_dim > 0, "BIGRAM_DIM must be positive when BigramHash is on");
-  require(c.xsa_last_n >= 0 && c.xsa_last_n <= c.num_layers, "XSA_LAST_N must be in [0, NUM_LAYERS]");
+  auto positive = [&](const char* key, std::int64_t v) { range(key, v, 1); };
+  auto at_least = [&](const char* key, double v, double lo, bool strict = false) {
+    require(strict ? v > lo : v >= lo, std::string(key) + " must be " + (strict ? "> " : ">= ") + shortest_decimal(lo), {key});
+  };
+  auto fraction = [&](const char* key, double v) { require(v >= 0.0 && v <= 1.0, std::string(key) + " must be in [0, 1]", {key}); };
+  // Every integer key but SEED fits in 32 bits; the checks below narrow that.
+  for (const auto& k : config_keys())
+    if (auto* m = std::get_if<std::int64_t Config::*>(&k.field); m && std::string_view(k.name) != "SEED")
+      require(c.**m >= INT32_MIN && c.**m <= INT32_MAX, std::string(k.name) + " must fit in 32 bits", {k.name});
+  for (const char* key : {"DATA_PATH", "TOKENIZER_PATH", "LOG_DIR"})
+    require(!get_config_value(c, *find_config_key(key)).empty(), std::string(key) + " must not be empty", {key});
+  positive("VOCAB_SIZE", c.vocab_size);
+  require(c.vocab_size <= 65536, "VOCAB_SIZE must fit the uint16 shard format (<= 65536)", {"VOCAB_SIZE"});
+  range("NUM_LAYERS", c.num_layers, 1, 1024);
+  range("MODEL_DIM", c.model_dim, 1, 65536);
+  range("NUM_HEADS", c.num_heads, 1, 65536);
+  range("NUM_KV_HEADS", c.num_kv_heads, 1, 65536);
+  range("MLP_MULT", c.mlp_mult, 1, 64);
+  require(c.mlp_activation == "relu2" || c.mlp_activation == "leaky_relu2", "MLP_ACTIVATION must be relu2 or leaky_relu2",
+          {"MLP_ACTIVATION"});
+  fraction("MLP_LEAKY_SLOPE", c.mlp_leaky_slope);
+  require(c.model_dim % c.num_heads == 0, "MODEL_DIM must be divisible by NUM_HEADS", {"MODEL_DIM", "NUM_HEADS"});
+  require(head_dim(c) % 2 == 0, "head_dim = MODEL_DIM / NUM_HEADS must be even for RoPE", {"MODEL_DIM", "NUM_HEADS"});
+  require(c.num_heads % c.num_kv_heads == 0, "NUM_HEADS must be divisible by NUM_KV_HEADS", {"NUM_HEADS", "NUM_KV_HEADS"});
+  require(c.tie_embeddings, "TIE_EMBEDDINGS=0 (an untied output head) is not implemented", {"TIE_EMBEDDINGS"});
+  at_least("TIED_EMBED_INIT_STD", c.tied_embed_init_std, 0);
+  at_least("ROPE_BASE", c.rope_base, 1, true);
+  at_least("LOGIT_SOFTCAP", c.logit_softcap, 0, true);
+  range("BIGRAM_VOCAB_SIZE", c.bigram_vocab_size, 0, 1 << 24);
+  require(c.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or at least 2", {"BIGRAM_VOCAB_SIZE"});
+  if (c.bigram_vocab_size > 0) range("BIGRAM_DIM", c.bigram_dim, 1, 65536);
+  range("XSA_LAST_N", c.xsa_last_n, 0, c.num_layers);
   require(c.rope_dims >= 0 && c.rope_dims <= head_dim(c) && c.rope_dims % 2 == 0,
-          "ROPE_DIMS must be even and in [0, head_dim = " + std::to_string(head_dim(c)) + "], got " + std::to_string(c.rope_dims));
-  require(c.rope_ntk_len >= 0, "ROPE_NTK_LEN must be >= 0 (0 = off)");
-  require(c.rope_ntk_len == 0 || rope_dims(c) > 2, "ROPE_NTK_LEN needs more than 2 rotated dims (its exponent is d/(d-2))");
-  require(c.iterations >= 0, "ITERATIONS must be >= 0");
-  require(c.warmup_steps >= 0, "WARMUP_STEPS must be >= 0");
-  require(c.warmdown_iters >= 0, "WARMDOWN_ITERS must be >= 0");
-  positive(c.train_seq_len, "TRAIN_SEQ_LEN");
+          "ROPE_DIMS must be even and in [0, head_dim = " + std::to_string(head_dim(c)) + "]", {"ROPE_DIMS"});
+  range("ROPE_NTK_LEN", c.rope_ntk_len, 0, 1 << 24);
+  require(c.rope_ntk_len == 0 || rope_dims(c) > 2, "ROPE_NTK_LEN needs more than 2 rotated dims (its exponent is d/(d-2))",
+          {"ROPE_NTK_LEN", "ROPE_DIMS"});
+  range("ITERATIONS", c.iterations, 0);
+  range("WARMUP_STEPS", c.warmup_steps, 0);
+  range("WARMDOWN_ITERS", c.warmdown_iters, 0);
+  require(c.lr_schedule == "warmdown" || c.lr_schedule == "hold_decay", "LR_SCHEDULE must be warmdown or hold_decay",
+          {"LR_SCHEDULE"});
+  require(c.lr_hold_frac >= 0 && c.lr_hold_frac < 1, "LR_HOLD_FRAC must be in [0, 1)", {"LR_HOLD_FRAC"});
+  fraction("MIN_LR", c.min_lr);
+  range("TRAIN_SEQ_LEN", c.train_seq_len, 1, 1 << 20);
   // SPEC §1: with grad_accum = 8 / world_size every rank's micro-batch is
   // TRAIN_BATCH_TOKENS / 8 tokens, which must be whole sequences.
   require(c.train_batch_tokens > 0 && c.train_batch_tokens % (8 * c.train_seq_len) == 0,
-          "TRAIN_BATCH_TOKENS must be a positive multiple of 8 * TRAIN_SEQ_LEN = " + std::to_string(8 * c.train_seq_len));
-  require(c.max_wallclock_seconds >= 0, "MAX_WALLCLOCK_SECONDS must be >= 0");
-  require(c.val_loss_every >= 0, "VAL_LOSS_EVERY must be >= 0");
-  positive(c.val_batch_size, "VAL_BATCH_SIZE");
-  positive(c.train_log_every, "TRAIN_LOG_EVERY");
-  positive(c.muon_backend_steps, "MUON_BACKEND_STEPS");
-  require(c.muon_momentum_warmup_steps >= 0, "MUON_MOMENTUM_WARMUP_STEPS must be >= 0");
-  fraction(c.swa_start_frac, "SWA_START_FRAC");
-  positive(c.swa_every, "SWA_EVERY");
-  fraction(c.ema_decay, "EMA_DECAY");
-  fraction(c.qat_start_frac, "QAT_START_FRAC");
-  fraction(c.prune_frac, "PRUNE_FRAC");
-  require(c.quant_passthrough_numel >= 0, "QUANT_PASSTHROUGH_NUMEL must be >= 0");
-  positive(c.budget_bytes, "BUDGET_BYTES");
-  require(parse_codec(c.artifact_codec).has_value(), "ARTIFACT_CODEC must be zstd, xz or brotli, got '" + c.artifact_codec + "'");
-  positive(c.gptq_tokens, "GPTQ_TOKENS");
-  positive(c.gptq_block, "GPTQ_BLOCK");
-  require(c.gptq_damp >= 0, "GPTQ_DAMP must be >= 0");
-  require(c.fit_margin_bytes >= 0 && c.fit_margin_bytes < c.budget_bytes, "FIT_MARGIN_BYTES must be in [0, BUDGET_BYTES)");
+          "TRAIN_BATCH_TOKENS must be a positive multiple of 8 * TRAIN_SEQ_LEN = " + std::to_string(8 * c.train_seq_len),
+          {"TRAIN_BATCH_TOKENS", "TRAIN_SEQ_LEN"});
+  at_least("MAX_WALLCLOCK_SECONDS", c.max_wallclock_seconds, 0);
+  range("VAL_LOSS_EVERY", c.val_loss_every, 0);
+  positive("VAL_BATCH_SIZE", c.val_batch_size);
+  positive("TRAIN_LOG_EVERY", c.train_log_every);
+  at_least("MATRIX_LR", c.matrix_lr, 0);
+  at_least("SCALAR_LR", c.scalar_lr, 0);
+  at_least("TIED_EMBED_LR", c.tied_embed_lr, 0);
+  fraction("MUON_MOMENTUM", c.muon_momentum);
+  fraction("MUON_MOMENTUM_WARMUP_START", c.muon_momentum_warmup_start);
+  range("MUON_MOMENTUM_WARMUP_STEPS", c.muon_momentum_warmup_steps, 0);
+  range("MUON_BACKEND_STEPS", c.muon_backend_steps, 1, 100);
+  at_least("MUON_WD", c.muon_wd, 0);
+  try {
+    parse_ns_coefficients(c.muon_ns_coeffs, c.muon_backend_steps);
+  } catch (const std::invalid_argument& e) {
+    require(false, e.what(), {"MUON_NS_COEFFS"});
+  }
+  require(c.beta1 >= 0 && c.beta1 < 1, "BETA1 must be in [0, 1)", {"BETA1"});
+  require(c.beta2 >= 0 && c.beta2 < 1, "BETA2 must be in [0, 1)", {"BETA2"});
+  at_least("ADAM_EPS", c.adam_eps, 0, true);
+  at_least("ADAM_WD", c.adam_wd, 0);
+  at_least("GRAD_CLIP_NORM", c.grad_clip_norm, 0);
+  fraction("SWA_START_FRAC", c.swa_start_frac);
+  positive("SWA_EVERY", c.swa_every);
+  fraction("EMA_DECAY", c.ema_decay);
+  fraction("QAT_START_FRAC", c.qat_start_frac);
+  fraction("PRUNE_FRAC", c.prune_frac);
+  range("QUANT_PASSTHROUGH_NUMEL", c.quant_passthrough_numel, 0);
+  positive("BUDGET_BYTES", c.budget_bytes);
+  require(parse_codec(c.artifact_codec).has_value(), "ARTIFACT_CODEC must be zstd, xz or brotli", {"ARTIFACT_CODEC"});
+  positive("GPTQ_TOKENS", c.gptq_tokens);
+  range("GPTQ_BLOCK", c.gptq_block, 1, 65536);
+  at_least("GPTQ_DAMP", c.gptq_damp, 0);
+  require(c.fit_margin_bytes >= 0 && c.fit_margin_bytes < c.budget_bytes, "FIT_MARGIN_BYTES must be in [0, BUDGET_BYTES)",
+          {"FIT_MARGIN_BYTES", "BUDGET_BYTES"});
+  // Each tensor class's plan on its own, so that the error names its source; then QAT_QUANT.
+  for (const PlanClass& pc : plan_classes()) {
+    try {
+      parse_tensor_plan(get_config_value(c, *find_config_key(pc.key)), pc.key);
+    } catch (const ConfigError& e) {
+      require(false, e.what(), {pc.key});
+    }
+  }
   try {
     quant_options(c);
   } catch (const ConfigError& e) {
-    require(false, e.what());
+    require(false, e.what(), {"QAT_QUANT"});
   }
-  require(c.grad_clip_norm >= 0, "GRAD_CLIP_NORM must be >= 0");
-  positive(c.eval_batch_seqs, "EVAL_BATCH_SEQS");
-  require(c.eval_seq_len >= 0, "EVAL_SEQ_LEN must be >= 0 (0 means TRAIN_SEQ_LEN)");
-  require(c.eval_stride > 0 && c.eval_stride <= eval_seq_len(c), "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]");
-  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "DEVICE must be auto, cpu or cuda, got '" + c.device + "'");
-  require(c.num_threads >= 0, "NUM_THREADS must be >= 0");
-  positive(c.dist_timeout_seconds, "DIST_TIMEOUT_SECONDS");
+  range("EVAL_BATCH_SEQS", c.eval_batch_seqs, 1);
+  range("EVAL_SEQ_LEN", c.eval_seq_len, 0, 1 << 20);  // 0 means TRAIN_SEQ_LEN
+  require(c.eval_stride > 0 && c.eval_stride <= eval_seq_len(c), "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]",
+          {"EVAL_STRIDE", "EVAL_SEQ_LEN", "TRAIN_SEQ_LEN"});
+  require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "DEVICE must be auto, cpu or cuda", {"DEVICE"});
+  require(c.progress == "auto" || c.progress == "on" || c.progress == "off", "PROGRESS must be auto, on or off", {"PROGRESS"});
+  range("NUM_THREADS", c.num_threads, 0, 4096);
+  positive("DIST_TIMEOUT_SECONDS", c.dist_timeout_seconds);
 }
 
 std::string format_config(const Config& cfg, const std::map<std::string, std::string>* sources) {

@@ -1,15 +1,19 @@
 #include "pgolf/data.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace pgolf {
 
+namespace {
+[[noreturn]] void corrupt(ShardError::Kind kind, const std::string& path, const std::string& what) {
+  throw ShardError(kind, "corrupt shard '" + path + "': " + what + " (re-create it with `pgolf shard` or download it again)");
+}
+}  // namespace
+
 Shard::Shard(const std::string& path) : file_(path) {
   const std::size_t size = file_.size();
-  auto fail = [&](ShardError::Kind kind, const std::string& what) {
-    throw ShardError(kind, "corrupt shard '" + path + "': " + what +
-                               " (re-create it with `pgolf shard` or download it again)");
-  };
+  auto fail = [&](ShardError::Kind kind, const std::string& what) { corrupt(kind, path, what); };
   if (size < kShardHeaderBytes)
     fail(ShardError::TruncatedHeader, "file has " + std::to_string(size) + " bytes, less than the " +
                                           std::to_string(kShardHeaderBytes) + "-byte header");
@@ -34,6 +38,17 @@ Shard::Shard(const std::string& path) : file_(path) {
 // The body starts 1024 bytes into a page-aligned map, so it is 2-byte aligned.
 const std::uint16_t* Shard::tokens() const {
   return reinterpret_cast<const std::uint16_t*>(file_.data() + kShardHeaderBytes);
+}
+
+void Shard::check_token_ids(std::int64_t vocab_size) const {
+  const std::uint16_t* t = tokens();
+  std::uint16_t max_id = 0;
+  for (std::size_t i = 0; i < num_tokens_; ++i) max_id = std::max(max_id, t[i]);  // vectorised by the compiler
+  if (max_id < vocab_size) return;
+  const std::size_t i = std::find_if(t, t + num_tokens_, [&](std::uint16_t id) { return id >= vocab_size; }) - t;
+  corrupt(ShardError::BadToken, path(), "token " + std::to_string(i) + " of " + std::to_string(num_tokens_) + " has id " +
+                                            std::to_string(t[i]) + ", not below VOCAB_SIZE=" + std::to_string(vocab_size) +
+                                            " (made with another tokenizer, or damaged)");
 }
 
 void write_shard(const std::string& path, const std::vector<std::uint16_t>& tokens) {
@@ -61,17 +76,18 @@ std::vector<std::string> shard_files(const std::string& pattern) {
 std::string train_pattern(const std::string& data_path) { return data_path + "/fineweb_train_*.bin"; }
 std::string val_pattern(const std::string& data_path) { return data_path + "/fineweb_val_*.bin"; }
 
-namespace {
-const std::string& first_shard(const std::vector<std::string>& files) {
-  if (files.empty()) throw ShardError(ShardError::NoFiles, "the training stream needs at least one shard");
-  return files.front();
-}
-}  // namespace
+TokenStream::TokenStream(std::vector<std::string> files, std::int64_t vocab_size)
+    : files_(std::move(files)), vocab_size_(vocab_size), current_(open_checked(0)) {}
 
-TokenStream::TokenStream(std::vector<std::string> files) : files_(std::move(files)), current_(first_shard(files_)) {}
+Shard TokenStream::open_checked(std::size_t file) const {
+  if (files_.empty()) throw ShardError(ShardError::NoFiles, "the training stream needs at least one shard");
+  Shard s(files_[file]);
+  if (vocab_size_ > 0) s.check_token_ids(vocab_size_);
+  return s;
+}
 
 void TokenStream::open(std::size_t file) {
-  if (file != pos_.file) current_ = Shard(files_[file]);
+  if (file != pos_.file) current_ = open_checked(file);
   pos_ = {file, 0};
 }
 
@@ -98,8 +114,9 @@ std::vector<std::uint16_t> TokenStream::take(std::size_t n) {
   return out;
 }
 
-DistributedTokenLoader::DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size)
-    : stream_(std::move(files)), rank_(rank), world_size_(world_size) {}
+DistributedTokenLoader::DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size,
+                                               std::int64_t vocab_size)
+    : stream_(std::move(files), vocab_size), rank_(rank), world_size_(world_size) {}
 
 Batch DistributedTokenLoader::next_batch(std::int64_t global_tokens, std::int64_t seq_len, std::int64_t grad_accum) {
   const std::int64_t local = global_tokens / (world_size_ * grad_accum);
@@ -124,10 +141,11 @@ std::int64_t grad_accum_steps(int world_size) {
   return 8 / world_size;
 }
 
-std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len) {
+std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len, std::int64_t vocab_size) {
   std::vector<std::uint16_t> tokens;
   for (const auto& path : shard_files(pattern)) {
     Shard s(path);
+    s.check_token_ids(vocab_size);
     tokens.insert(tokens.end(), s.tokens(), s.tokens() + s.num_tokens());
   }
   const std::size_t L = static_cast<std::size_t>(seq_len);

@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "pgolf/runtime.h"
+
 #ifdef PGOLF_WITH_CUDA
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -72,7 +74,7 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
     group_->store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts);
   } catch (const std::exception& e) {
     throw DistError("rank " + std::to_string(rank_) + " of " + std::to_string(world_) + ": rendezvous at " +
-                    info.master_addr + ":" + std::to_string(info.master_port) + " failed: " + e.what() +
+                    info.master_addr + ":" + std::to_string(info.master_port) + " failed: " + error_message(e) +
                     " (check MASTER_ADDR/MASTER_PORT and that every rank was started)");
   }
 #ifdef PGOLF_WITH_CUDA
@@ -117,10 +119,8 @@ void Dist::complete(const c10::intrusive_ptr<c10d::Work>& work, const std::strin
       work->wait();  // no timeout given: NCCL makes the current stream wait, the host does not
     else
       work->wait(group_->timeout);
-  } catch (const c10::Error& e) {
-    throw fail(e.what_without_backtrace());
   } catch (const std::exception& e) {
-    throw fail(e.what());
+    throw fail(error_message(e));
   }
 }
 
@@ -156,7 +156,7 @@ std::string Dist::share(const std::string& key, const std::string& value) {
     auto bytes = group_->store->get(key);
     return std::string(bytes.begin(), bytes.end());
   } catch (const std::exception& e) {
-    throw DistError("rank " + std::to_string(rank_) + ": store key '" + key + "' failed: " + e.what());
+    throw DistError("rank " + std::to_string(rank_) + ": store key '" + key + "' failed: " + error_message(e));
   }
 }
 

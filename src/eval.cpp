@@ -3,16 +3,30 @@
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
+#include <cstdio>
+#include <stdexcept>
 
 namespace pgolf {
 
 double EvalSums::val_bpb() const { return nll / std::log(2.0) / bytes; }
 
-EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device) {
+EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device, const std::string& what) {
   at::Tensor t = at::tensor({local.nll, local.tokens, local.bytes}, at::kDouble).to(device);
   dist.all_reduce_sum(t, "evaluation sums");
   t = t.cpu();
-  return {t[0].item<double>(), t[1].item<double>(), t[2].item<double>()};
+  const EvalSums e{t[0].item<double>(), t[1].item<double>(), t[2].item<double>()};
+  if (!std::isfinite(e.val_loss()) || !std::isfinite(e.val_bpb())) {
+    auto num = [](double v) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%g", std::isnan(v) ? std::fabs(v) : v);  // "nan", never "-nan"
+      return std::string(b);
+    };
+    throw std::runtime_error(what + ": val_loss:" + num(e.val_loss()) + " val_bpb:" + num(e.val_bpb()) + " is not finite (NLL sum " +
+                             num(e.nll) + " over " + num(e.tokens) + " tokens and " + num(e.bytes) +
+                             " bytes): the model's outputs are not finite: training diverged (see train_loss above; lower "
+                             "the learning rates), or the weights file or artifact holds NaN or Inf");
+  }
+  return e;
 }
 
 DeviceLuts::DeviceLuts(const ByteLuts& luts, at::Device device) {

@@ -65,6 +65,8 @@ at::Tensor xsa(const at::Tensor& y, const at::Tensor& v) {
 
 at::Tensor relu_squared(const at::Tensor& x) { return at::relu(x).square(); }
 
+at::Tensor leaky_relu_squared(const at::Tensor& x, double slope) { return at::leaky_relu(x, slope).square(); }
+
 at::Tensor softcap(const at::Tensor& x, double c) { return c * at::tanh(x / c); }
 
 }  // namespace pgolf

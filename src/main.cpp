@@ -6,6 +6,7 @@
 
 #include "pgolf/commands.h"
 #include "pgolf/dist.h"
+#include "pgolf/runtime.h"
 
 namespace {
 
@@ -15,6 +16,8 @@ void add_config_options(CLI::App* cmd, pgolf::ConfigArgs& args) {
   cmd->add_option("--set", args.sets, "KEY=VALUE override, applied last (repeatable)");
   cmd->footer(
       "Configuration precedence: defaults < --config FILE < environment < --set KEY=VALUE.\n"
+      "In a file, '#' after white space starts a comment (KEY=12 # note sets 12); --set and environment\n"
+      "values are literal, and a '#' comment there is an error.\n"
       "Environment variables and keys (type, default, meaning):\n\n" +
       pgolf::describe_config_keys());
 }
@@ -131,7 +134,7 @@ int main(int argc, char** argv) {
     std::cout.flush();
     std::_Exit(1);
   } catch (const std::exception& e) {
-    std::cerr << "pgolf: error: " << e.what() << "\n";
+    std::cerr << "pgolf: error: " << pgolf::error_message(e) << "\n";
     return 1;
   }
   return 0;

@@ -86,6 +86,10 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     blocks_.push_back(b);
   }
   embed_norm_ = cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
+  if (cfg.mlp_activation == "leaky_relu2")
+    activation_ = [slope = cfg.mlp_leaky_slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
+  else
+    activation_ = relu_squared;
   const QuantOptions quant = quant_options(cfg);
   for (const auto& p : params_)
     if (auto rq = qat_quantizer(p.name, quant)) qat_quant_[p.tensor.unsafeGetTensorImpl()] = *rq;
@@ -148,7 +152,7 @@ at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& 
   at::Tensor mix = b.resid_mix.to(dt);
   at::Tensor x = mix[0] * x_in + mix[1] * x0;
   x = x + b.attn_scale.to(dt) * attention(b, norm(x));
-  at::Tensor m = linear(relu_squared(linear(norm(x), b.fc)), b.mlp_proj);
+  at::Tensor m = linear(activation_(linear(norm(x), b.fc)), b.mlp_proj);
   return x + b.mlp_scale.to(dt) * m;
 }
 

@@ -171,7 +171,9 @@ std::vector<at::Tensor> group(const GPT& model, ParamGroup g) {
 
 Optimizers::Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding)
     : cfg_(cfg),
-      muon_(group(model, ParamGroup::Muon), {cfg.muon_backend_steps, cfg.muon_wd, ns_dtype, std::move(sharding)}),
+      muon_(group(model, ParamGroup::Muon), {cfg.muon_backend_steps, cfg.muon_wd, ns_dtype, std::move(sharding),
+                                             parse_ns_coefficients(cfg.muon_ns_coeffs, cfg.muon_backend_steps),
+                                             cfg.muon_row_norm}),
       embed_(group(model, ParamGroup::Embedding), {cfg.beta1, cfg.beta2, cfg.adam_eps, tied_embed_wd(cfg)}),
       scalar_(group(model, ParamGroup::Scalar), {cfg.beta1, cfg.beta2, cfg.adam_eps, scalar_wd(cfg)}) {
   for (const auto& p : model.parameters()) all_params_.push_back(p.tensor);

@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "pgolf/dist.h"
 #include "pgolf/io.h"
 
 namespace pgolf {
@@ -18,7 +20,20 @@ std::string resolve_run_id(const Config& cfg) {
   return std::string(buf) + "_seed" + std::to_string(cfg.seed);
 }
 
-RunLog::RunLog(const Config& cfg, Mode mode) : mode_(mode), tty_(::isatty(1)), run_id_(resolve_run_id(cfg)) {
+bool progress_wanted(const std::string& setting, bool terminal, const Getenv& getenv) {
+  if (setting != "auto") return setting == "on";
+  // Launchers (OpenMPI gives every rank a pseudo-terminal) interleave the
+  // ranks' output into one log: in-place rewrites would fill it with \r codes.
+  try {
+    return terminal && detect_launch(getenv).launcher == "single";
+  } catch (const std::invalid_argument&) {
+    return false;  // launcher variables, if malformed ones
+  }
+}
+
+RunLog::RunLog(const Config& cfg, Mode mode)
+    : mode_(mode), progress_(progress_wanted(cfg.progress, ::isatty(1), [](const char* n) { return std::getenv(n); })),
+      run_id_(resolve_run_id(cfg)) {
   dir_ = cfg.log_dir + "/" + run_id_;
   if (mode_ != Mode::Files) return;
   make_dirs(dir_);
@@ -30,7 +45,7 @@ RunLog::RunLog(const Config& cfg, Mode mode) : mode_(mode), tty_(::isatty(1)), r
 
 void RunLog::line(const std::string& s) {
   if (mode_ == Mode::Silent) return;
-  if (tty_) std::cout << "\r\033[K";
+  if (progress_) std::cout << "\r\033[K";
   std::cout << s << std::endl;
   if (mode_ == Mode::Files) log_ << s << std::endl;
 }
@@ -44,7 +59,7 @@ void RunLog::metric(const std::string& event, std::initializer_list<std::pair<co
 }
 
 void RunLog::progress(const std::string& s) {
-  if (mode_ == Mode::Silent || !tty_) return;
+  if (mode_ == Mode::Silent || !progress_) return;
   std::cout << "\r\033[K" << s << std::flush;
 }
 

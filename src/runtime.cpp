@@ -124,6 +124,11 @@ std::string peak_memory_report(const c10::Device& device) {
   return out.str();
 }
 
+std::string error_message(const std::exception& e) {
+  if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) return torch_error->what_without_backtrace();
+  return e.what();
+}
+
 std::string runtime_info() {
   std::ostringstream out;
   out << "libtorch: " << TORCH_VERSION << "\n";

@@ -75,7 +75,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 
 ScoringData load_scoring_data(const Config& cfg, at::Device device) {
   Tokenizer tok(cfg.tokenizer_path);
-  return {to_tensor(load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len)).to(device),
+  return {to_tensor(load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len, cfg.vocab_size)).to(device),
           DeviceLuts(build_byte_luts(tok, static_cast<int>(cfg.vocab_size)), device)};
 }
 
@@ -87,7 +87,7 @@ EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, R
   };
   EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.luts, eval_seq_len(cfg), cfg.eval_stride,
                                            cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
-                          dist, model.options().device);
+                          dist, model.options().device, label);
   const double ms = ms_since(t0);
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", label.c_str(), e.val_loss(),

@@ -15,7 +15,9 @@
 
 namespace pgolf {
 
-double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
+namespace {
+
+double warmdown(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
   if (cfg.warmdown_iters <= 0) return 1.0;
   const double W = static_cast<double>(cfg.warmdown_iters);
   if (cfg.max_wallclock_seconds <= 0) {
@@ -26,6 +28,20 @@ double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, do
   const double warmdown_ms = W * step_ms;
   const double remaining_ms = std::max(cfg.max_wallclock_seconds * 1000.0 - elapsed_ms, 0.0);
   return remaining_ms <= warmdown_ms ? remaining_ms / std::max(warmdown_ms, 1e-9) : 1.0;
+}
+
+double hold_decay(const Config& cfg, std::int64_t step, double elapsed_ms) {
+  const double frac = cfg.max_wallclock_seconds > 0 ? elapsed_ms / (cfg.max_wallclock_seconds * 1000.0)
+                                                    : static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(cfg.iterations, 1));
+  if (frac < cfg.lr_hold_frac) return 1.0;
+  return std::max((1.0 - frac) / (1.0 - cfg.lr_hold_frac), 0.0);
+}
+
+}  // namespace
+
+double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
+  const double m = cfg.lr_schedule == "hold_decay" ? hold_decay(cfg, step, elapsed_ms) : warmdown(cfg, step, elapsed_ms, step_ms);
+  return std::max(m, cfg.min_lr);
 }
 
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
@@ -100,7 +116,7 @@ class Trainer {
       : cfg_(cfg), log_(log), dist_(dist), device_(device), mopts_(model_options_for(device)),
         world_(dist.world_size()), rank_(dist.rank()), grad_accum_(grad_accum_steps(world_)),
         data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.data_path))),
-        loader_(train_files_, rank_, world_),
+        loader_(train_files_, rank_, world_, cfg.vocab_size),
         batches_(loader_, {cfg.train_batch_tokens, cfg.train_seq_len, grad_accum_}, device),
         val_batch_seqs_(std::max<std::int64_t>(1, cfg.val_batch_size / (world_ * grad_accum_) / cfg.train_seq_len)),
         model_(cfg, mopts_) {

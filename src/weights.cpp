@@ -2,10 +2,13 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "pgolf/io.h"
 
@@ -68,22 +71,21 @@ std::vector<NamedTensor> load_safetensors(const std::string& path) {
   if (!header.is_object()) throw fail("header is not a JSON object");
   const std::uint8_t* data = file.data() + 8 + len;
   const std::uint64_t data_size = file.size() - 8 - len;
-  std::vector<NamedTensor> out;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  // Every entry is checked before anything is allocated.
+  struct Entry {
+    std::uint64_t begin, end;
+    std::string name;
+    at::ScalarType dtype;
+    std::vector<std::int64_t> shape;
+  };
+  std::vector<Entry> entries;
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
-    const std::string where = "tensor '" + name + "'";
+    const std::string where = "tensor '" + printable(name) + "'";  // names come from the file: shown escaped
     if (!entry.is_object() || !entry.contains("dtype") || !entry.contains("shape") || !entry.contains("data_offsets"))
       throw fail(where + " lacks dtype, shape or data_offsets");
     auto dt = dtypes().find(entry["dtype"].is_string() ? entry["dtype"].get<std::string>() : "");
     if (dt == dtypes().end()) throw fail(where + " has unknown dtype " + entry["dtype"].dump());
-    std::vector<std::int64_t> shape;
-    std::uint64_t numel = 1;
-    for (const auto& d : entry["shape"]) {
-      if (!d.is_number_unsigned()) throw fail(where + " has a bad shape " + entry["shape"].dump());
-      shape.push_back(d.get<std::int64_t>());
-      numel *= d.get<std::uint64_t>();
-    }
     const auto& off = entry["data_offsets"];
     if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
       throw fail(where + " has bad data_offsets " + off.dump());
@@ -91,18 +93,49 @@ std::vector<NamedTensor> load_safetensors(const std::string& path) {
     if (begin > end || end > data_size)
       throw fail(where + " data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                  "] fall outside the " + std::to_string(data_size) + " data bytes");
-    const std::uint64_t bytes = numel * c10::elementSize(dt->second);
-    if (end - begin != bytes)
-      throw fail(where + " shape " + entry["shape"].dump() + " needs " + std::to_string(bytes) + " bytes but its range has " +
-                 std::to_string(end - begin));
-    ranges.emplace_back(begin, end);
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dt->second));
-    std::memcpy(t.data_ptr(), data + begin, bytes);
-    out.push_back({name, t});
+    // bytes = element size x dims, which must not wrap around.
+    std::vector<std::int64_t> shape;
+    std::uint64_t bytes = c10::elementSize(dt->second);
+    bool wraps = false;
+    if (!entry["shape"].is_array()) throw fail(where + " has a bad shape " + entry["shape"].dump());
+    for (const auto& d : entry["shape"]) {
+      if (!d.is_number_unsigned() || d.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+        throw fail(where + " has a bad shape " + entry["shape"].dump());
+      shape.push_back(d.get<std::int64_t>());
+      wraps |= __builtin_mul_overflow(bytes, d.get<std::uint64_t>(), &bytes);
+    }
+    if (wraps || end - begin != bytes)
+      throw fail(where + " shape " + entry["shape"].dump() + " needs " + (wraps ? "over 2^64" : std::to_string(bytes)) +
+                 " bytes but its range has " + std::to_string(end - begin));
+    entries.push_back({begin, end, name, dt->second, std::move(shape)});
   }
-  std::sort(ranges.begin(), ranges.end());
-  for (std::size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].first < ranges[i - 1].second) throw fail("tensor byte ranges overlap");
+  // The ranges tile the data section: sorted, no gap, no overlap, nothing after
+  // the last one (a wrong header length or appended bytes show up here).
+  std::vector<const Entry*> by_offset;
+  for (const auto& e : entries) by_offset.push_back(&e);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const Entry* a, const Entry* b) { return std::tie(a->begin, a->end) < std::tie(b->begin, b->end); });
+  std::uint64_t covered = 0;
+  std::string previous = "the start of the data section";
+  for (const Entry* p : by_offset) {
+    const Entry& e = *p;
+    const std::string where = "tensor '" + printable(e.name) + "' [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + ")";
+    if (e.begin < covered)
+      throw fail("tensor byte ranges overlap: " + where + " starts before " + previous + " ends at " + std::to_string(covered));
+    if (e.begin > covered)
+      throw fail(where + " starts " + std::to_string(e.begin - covered) + " bytes after " + previous + " ends (a gap no tensor covers)");
+    covered = e.end;
+    previous = "tensor '" + printable(e.name) + "'";
+  }
+  if (covered != data_size)
+    throw fail(std::to_string(data_size - covered) + " of the " + std::to_string(data_size) + " data bytes lie after " + previous +
+               " (a wrong header length " + std::to_string(len) + ", or bytes appended to the file)");
+  std::vector<NamedTensor> out;
+  for (const auto& e : entries) {
+    at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
+    std::memcpy(t.data_ptr(), data + e.begin, e.end - e.begin);
+    out.push_back({e.name, t});
+  }
   return out;
 }
 
@@ -120,7 +153,8 @@ void load_weights(GPT& model, const std::string& path) {
   std::set<std::string> expected;
   for (const auto& p : model.parameters()) expected.insert(p.name);
   for (const auto& [name, t] : loaded)
-    if (!expected.count(name)) throw std::runtime_error("weights file '" + path + "' has tensor '" + name + "' that the model lacks");
+    if (!expected.count(name))
+      throw std::runtime_error("weights file '" + path + "' has tensor '" + printable(name) + "' that the model lacks");
   at::NoGradGuard no_grad;
   for (const auto& p : model.parameters()) p.tensor.copy_(loaded[p.name]);
 }

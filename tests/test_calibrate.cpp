@@ -32,7 +32,7 @@ TEST(Calibrate, HessiansAreMeanOuterProductsOfTheInputs) {
   auto h = input_hessians(m, train_files(c), tokens, T, 2, {"bigram.proj.weight", "tok_emb.weight", "blocks.0.mlp.fc.weight"});
   ASSERT_EQ(h.size(), 3u);
   // bigram.proj's input is the bigram table row of each position's bucket.
-  TokenStream stream(train_files(c));
+  TokenStream stream(train_files(c), c.vocab_size);
   const auto taken = stream.take(static_cast<std::size_t>(tokens));
   std::vector<std::int64_t> ids(taken.begin(), taken.end());
   at::Tensor idx = at::from_blob(ids.data(), {seqs, T}, at::kLong).clone();

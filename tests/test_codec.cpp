@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <cstdint>
 #include <random>
@@ -137,4 +138,30 @@ TEST(Codec, BrotliCatchesMostFlipsInText) {
     }
   }
   EXPECT_GE(caught, 16) << silent << " of 32 flipped bytes went unnoticed";
+}
+
+// A declared size far beyond what the data holds (a corrupt or hostile
+// header) fails with both sizes named and without allocating it: the output
+// grows only with the bytes really decoded, and zstd's frame header and xz's
+// stream index are compared with it before anything is allocated.
+TEST(Codec, HugeDeclaredSizeFailsWithoutAllocatingIt) {
+  const std::string in = mixed_megabyte().substr(0, 200000);
+  const std::uint64_t declared = std::uint64_t{3} << 30;
+  auto peak_kb = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+  };
+  for (Codec c : kAllCodecs) {
+    const std::string packed = compress(in, c);
+    const long before = peak_kb();
+    const std::string msg = expect_error(c, [&] { decompress(packed, c, declared); }, "3 GiB declared");
+    EXPECT_LT(peak_kb() - before, 256 * 1024) << codec_name(c) << ": the declared size was allocated";
+    EXPECT_NE(msg.find(std::to_string(declared) + " bytes"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("cannot allocate"), std::string::npos) << msg;
+    if (c == Codec::Brotli)  // no size of its own: it decodes, and says how much there was
+      EXPECT_NE(msg.find("decompresses to 200000 bytes"), std::string::npos) << msg;
+    else  // the frame header / stream index
+      EXPECT_NE(msg.find("declares 200000 bytes"), std::string::npos) << msg;
+  }
 }

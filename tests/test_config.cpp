@@ -176,3 +176,73 @@ TEST(Config, PresetsInConfigsFolderAllLoad) {
     EXPECT_NO_THROW(load_config({entry.path().string()}, {}, env_of({}))) << entry.path();
   }
 }
+
+// Numeric keys have ranges (sizes within practical limits and int32, positive
+// finite floats where required, no underflow), paths may not be empty; each
+// error names the key, its value and where the value came from.
+TEST(Config, OutOfRangeValuesNameKeyValueAndSource) {
+  struct Case {
+    std::string set, expect;
+  } cases[] = {
+      {"MODEL_DIM=2147483648", "MODEL_DIM must fit in 32 bits (MODEL_DIM=2147483648 from --set MODEL_DIM=2147483648)"},
+      {"MODEL_DIM=1048576", "MODEL_DIM must be at most 65536 (MODEL_DIM=1048576 from --set"},
+      {"NUM_HEADS=0", "NUM_HEADS must be positive (NUM_HEADS=0 from --set NUM_HEADS=0)"},
+      {"ROPE_BASE=1e-320", "ROPE_BASE='1e-320' is not a number within the range of a double"},
+      {"ROPE_BASE=1e-400", "ROPE_BASE='1e-400' is not a number within the range of a double"},
+      {"ROPE_BASE=0.5", "ROPE_BASE must be > 1 (ROPE_BASE=0.5 from --set ROPE_BASE=0.5)"},
+      {"LOGIT_SOFTCAP=0", "LOGIT_SOFTCAP must be > 0"},
+      {"ADAM_EPS=0", "ADAM_EPS must be > 0"},
+      {"BETA2=1", "BETA2 must be in [0, 1)"},
+      {"MATRIX_LR=-1", "MATRIX_LR must be >= 0"},
+      {"TRAIN_SEQ_LEN=-8", "TRAIN_SEQ_LEN must be positive"},
+      {"DATA_PATH=", "DATA_PATH must not be empty (DATA_PATH= from --set DATA_PATH=)"},
+      {"TOKENIZER_PATH=", "TOKENIZER_PATH must not be empty"},
+      {"QUANT_MLP=int9", "QUANT_MLP='int9'"},
+      {"MLP_ACTIVATION=gelu", "MLP_ACTIVATION must be relu2 or leaky_relu2 (MLP_ACTIVATION=gelu from --set"},
+      {"LR_SCHEDULE=cosine", "LR_SCHEDULE must be warmdown or hold_decay"},
+      {"LR_HOLD_FRAC=1", "LR_HOLD_FRAC must be in [0, 1)"},
+      {"MIN_LR=2", "MIN_LR must be in [0, 1]"},
+      {"MUON_NS_COEFFS=1,2", "MUON_NS_COEFFS: '1,2' must be three numbers a,b,c (MUON_NS_COEFFS=1,2 from --set"},
+      {"PROGRESS=maybe", "PROGRESS must be auto, on or off"},
+  };
+  for (const auto& c : cases) {
+    std::string e = error_of([&] { load_config({}, {c.set}, env_of({})); });
+    EXPECT_NE(e.find(c.expect), std::string::npos) << c.set << " -> " << e;
+  }
+  TempDir dir;
+  write_text(dir.file("a.env"), "# heads\n\nNUM_HEADS=0\n");
+  std::string e = error_of([&] { load_config({dir.file("a.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("NUM_HEADS must be positive (NUM_HEADS=0 from " + dir.file("a.env") + ":3)"), std::string::npos) << e;
+  e = error_of([&] { load_config({}, {}, env_of({{"NUM_HEADS", "0"}})); });
+  EXPECT_NE(e.find("(NUM_HEADS=0 from environment variable NUM_HEADS)"), std::string::npos) << e;
+  e = error_of([&] { load_config({}, {"NUM_HEADS=7"}, env_of({})); });
+  EXPECT_NE(e.find("MODEL_DIM must be divisible by NUM_HEADS (MODEL_DIM=512 by default, NUM_HEADS=7 from --set NUM_HEADS=7)"),
+            std::string::npos)
+      << e;
+  e = error_of([&] { load_config({}, {"QUANT_ATTN=int6,floored"}, env_of({})); });
+  EXPECT_NE(e.find("from --set QUANT_ATTN=int6,floored"), std::string::npos) << e;
+}
+
+// In a file a '#' after white space starts a comment, as in a shell; in
+// --set and the environment it is an error, not part of the value; text
+// after a closing quote and an unclosed quote are errors.
+TEST(Config, InlineCommentsAndQuotes) {
+  TempDir dir;
+  write_text(dir.file("a.env"), "NUM_LAYERS=9 # nine\nRUN_ID=\"x # y\"  # a comment\nLOG_DIR=a#b\n");
+  Config c = load_config({dir.file("a.env")}, {}, env_of({}));
+  EXPECT_EQ(c.num_layers, 9);
+  EXPECT_EQ(c.run_id, "x # y");
+  EXPECT_EQ(c.log_dir, "a#b");
+  std::string e = error_of([&] { load_config({}, {"NUM_LAYERS=12 # c"}, env_of({})); });
+  EXPECT_NE(e.find("--set NUM_LAYERS=12 # c: NUM_LAYERS='12 # c' holds a '#' comment"), std::string::npos) << e;
+  e = error_of([&] { load_config({}, {"DATA_PATH=/data # c"}, env_of({})); });
+  EXPECT_NE(e.find("holds a '#' comment"), std::string::npos) << e;
+  e = error_of([&] { load_config({}, {}, env_of({{"NUM_LAYERS", "12 # c"}})); });
+  EXPECT_NE(e.find("environment variable NUM_LAYERS: NUM_LAYERS='12 # c' holds a '#' comment"), std::string::npos) << e;
+  write_text(dir.file("b.env"), "RUN_ID=\"x\" y\n");
+  e = error_of([&] { load_config({dir.file("b.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("b.env:1: 'y' follows the closing quote"), std::string::npos) << e;
+  write_text(dir.file("c.env"), "\nRUN_ID='x\n");
+  e = error_of([&] { load_config({dir.file("c.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("c.env:2: the value 'x lacks its closing quote"), std::string::npos) << e;
+}

@@ -111,7 +111,7 @@ TEST(TokenStream, ReadsSortedShardsAndWrapsAround) {
   TempDir dir;
   write_shard(dir.file("fineweb_train_000001.bin"), iota_tokens(5, 100));  // 100..104
   write_shard(dir.file("fineweb_train_000000.bin"), iota_tokens(3, 0));    // 0..2
-  TokenStream s(shard_files(train_pattern(dir.path())));
+  TokenStream s(shard_files(train_pattern(dir.path())), 1024);
   EXPECT_EQ(s.take(4), (std::vector<std::uint16_t>{0, 1, 2, 100}));
   auto saved = s.position();
   EXPECT_EQ(s.take(6), (std::vector<std::uint16_t>{101, 102, 103, 104, 0, 1}));
@@ -199,12 +199,12 @@ TEST(ValidationTokens, ConcatenatesAndTruncates) {
   TempDir dir;
   write_shard(dir.file("fineweb_val_000000.bin"), iota_tokens(30));
   write_shard(dir.file("fineweb_val_000001.bin"), iota_tokens(17, 30));
-  auto v = load_validation_tokens(val_pattern(dir.path()), 10);
+  auto v = load_validation_tokens(val_pattern(dir.path()), 10, 1024);
   // N = 47 -> floor(46/10)*10 + 1 = 41
   ASSERT_EQ(v.size(), 41u);
   EXPECT_EQ(v.front(), 0);
   EXPECT_EQ(v.back(), 40);
-  EXPECT_THROW(load_validation_tokens(val_pattern(dir.path()), 100), std::runtime_error);
+  EXPECT_THROW(load_validation_tokens(val_pattern(dir.path()), 100, 1024), std::runtime_error);
 }
 
 TEST(AtomicFile, LeavesNothingWhenNotCommitted) {
@@ -217,4 +217,48 @@ TEST(AtomicFile, LeavesNothingWhenNotCommitted) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 0);
   write_file_atomic(dir.file("x"), "whole");
   EXPECT_EQ(read_file(dir.file("x")), "whole");
+}
+
+// Token ids index the embedding and the byte tables: an id >= VOCAB_SIZE is an
+// error naming the shard, the position and the id, when a shard is opened for
+// training (TokenStream) or loaded for scoring (validation tokens).
+TEST(Shard, TokenIdsAtOrAboveTheVocabularyAreRejected) {
+  TempDir dir;
+  write_shard(dir.file("s.bin"), {1, 2, 3, 1024, 5});
+  Shard s(dir.file("s.bin"));
+  EXPECT_NO_THROW(s.check_token_ids(1025));
+  try {
+    s.check_token_ids(1024);
+    ADD_FAILURE() << "id 1024 accepted";
+  } catch (const ShardError& e) {
+    EXPECT_EQ(e.kind, ShardError::BadToken);
+    EXPECT_NE(std::string(e.what()).find("s.bin': token 3 of 5 has id 1024, not below VOCAB_SIZE=1024"), std::string::npos)
+        << e.what();
+  }
+
+  // Training: checked when each shard is opened, the first one at once.
+  write_shard(dir.file("fineweb_train_000000.bin"), iota_tokens(10));
+  write_shard(dir.file("fineweb_train_000001.bin"), {1, 2, 700});
+  TokenStream stream(shard_files(train_pattern(dir.path())), 512);
+  EXPECT_EQ(stream.take(10).size(), 10u);
+  try {
+    stream.take(1);
+    ADD_FAILURE() << "id 700 accepted";
+  } catch (const ShardError& e) {
+    EXPECT_NE(std::string(e.what()).find("fineweb_train_000001.bin': token 2 of 3 has id 700"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(TokenStream({dir.file("fineweb_train_000001.bin")}, 512), ShardError);
+  EXPECT_THROW(DistributedTokenLoader({dir.file("fineweb_train_000001.bin")}, 0, 1, 512), ShardError);
+  EXPECT_NO_THROW(TokenStream({dir.file("fineweb_train_000001.bin")}, 701));
+
+  // Validation: once, at load.
+  write_shard(dir.file("fineweb_val_000000.bin"), iota_tokens(30));
+  try {
+    load_validation_tokens(val_pattern(dir.path()), 10, 20);
+    ADD_FAILURE() << "ids up to 29 accepted under VOCAB_SIZE=20";
+  } catch (const ShardError& e) {
+    EXPECT_NE(std::string(e.what()).find("fineweb_val_000000.bin': token 20 of 30 has id 20, not below VOCAB_SIZE=20"),
+              std::string::npos)
+        << e.what();
+  }
 }

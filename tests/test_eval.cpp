@@ -3,9 +3,13 @@
 #include <cmath>
 
 #include "helpers.h"
+#include "pgolf/data.h"
 #include "pgolf/eval.h"
+#include "pgolf/weights.h"
+#include "tiny_corpus.h"
 
 using namespace pgolf;
+using test::TempDir;
 
 namespace {
 
@@ -63,4 +67,50 @@ TEST(Eval, StandardEvaluationMatchesPerWindowSumsAndSplitsAcrossRanks) {
   EXPECT_EQ(r0.tokens + r1.tokens, all.tokens);
   EXPECT_EQ(r0.bytes + r1.bytes, all.bytes);
   EXPECT_EQ(r0.tokens, 12);  // windows [0, 3) and [3, 7)
+}
+
+// A score that is not finite (NaN weights, a diverged run) is an error where
+// the sums reach the host, naming the evaluation, not a printed val_bpb:nan.
+TEST(Eval, NonFiniteScoresAreErrors) {
+  Dist single;
+  auto error_of = [&](const EvalSums& e) {
+    try {
+      all_reduce(e, single, at::kCPU, "final_fp32_sliding");
+    } catch (const std::runtime_error& err) {
+      return std::string(err.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of({NAN, 10, 20}).find("final_fp32_sliding: val_loss:nan val_bpb:nan is not finite"), std::string::npos);
+  EXPECT_NE(error_of({INFINITY, 10, 20}).find("val_loss:inf"), std::string::npos);
+  EXPECT_NE(error_of({5, 10, 0}).find("val_bpb:inf is not finite (NLL sum 5 over 10 tokens and 0 bytes)"), std::string::npos);
+  EXPECT_DOUBLE_EQ(all_reduce({5, 10, 20}, single, at::kCPU).val_loss(), 0.5);
+}
+
+// `pgolf eval` of weights holding a NaN exits non-zero with that message;
+// a validation shard with an id >= VOCAB_SIZE names the shard, the position
+// and the id (not `index out of range in self` and a stack trace).
+TEST(Eval, CommandFailsOnNanWeightsAndOutOfRangeTokens) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 1);
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  GPT m(c, {});
+  save_safetensors(dir.file("good.safetensors"), m.parameters());
+  m.param("blocks.0.attn.c_q.weight").detach().fill_(NAN);
+  save_safetensors(dir.file("nan.safetensors"), m.parameters());
+  auto r = test::run_pgolf("eval " + dir.file("nan.safetensors") + " --config " + dir.file("tiny.env"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("pgolf: error: final_fp32_sliding: val_loss:nan"), std::string::npos) << r.output;
+
+  make_dirs(dir.file("bad"));
+  std::vector<std::uint16_t> val(200, 7);
+  val[123] = static_cast<std::uint16_t>(test::kTinyVocab + 100);
+  write_shard(dir.file("bad/fineweb_val_000000.bin"), val);
+  r = test::run_pgolf("eval " + dir.file("good.safetensors") + " --config " + dir.file("tiny.env") + " --set DATA_PATH=" +
+                      dir.file("bad"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("fineweb_val_000000.bin': token 123 of 200 has id 500, not below VOCAB_SIZE=400"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find("index out of range"), std::string::npos) << r.output;
 }

@@ -112,7 +112,8 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
       y = y - (y * vh).sum(-1, true) * vh;
     }
     x = x + P(p + "attn_scale") * at::matmul(y.reshape({B, T, D}), P(p + "attn.proj.weight").t());
-    at::Tensor h = at::matmul(ref_norm(x) * ln, P(p + "mlp.fc.weight").t()).clamp_min(0).pow(2);
+    at::Tensor z = at::matmul(ref_norm(x) * ln, P(p + "mlp.fc.weight").t());
+    at::Tensor h = (c.mlp_activation == "leaky_relu2" ? at::where(z > 0, z, c.mlp_leaky_slope * z) : z.clamp_min(0)).pow(2);
     x = x + P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
     if (i < L / 2) stack.push_back(x);
   }
@@ -213,11 +214,13 @@ TEST(Model, ForwardMatchesIndependentReimplementation) {
 
 TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   const Config all = options_config();
-  std::vector<Config> variants(5, all);
+  std::vector<Config> variants(6, all);
   variants[1].rope_dims = 0;         // full RoPE, NTK-scaled
   variants[2].rope_ntk_len = 0;      // partial RoPE, plain base
   variants[3].ln_scale = false;
   variants[4].smear_before_norm = true;
+  variants[5].mlp_activation = "leaky_relu2";  // the 1.0611 record's MLP
+  variants[5].mlp_leaky_slope = 0.5;
   at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
   std::set<double> losses;
   for (const Config& c : variants) {
@@ -226,7 +229,7 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
     const double got = m.loss(idx, tgt).item<double>();
     EXPECT_NEAR(got, ref_forward_loss(m, idx, tgt).item<double>(), 1e-8)
         << "ROPE_DIMS=" << c.rope_dims << " ROPE_NTK_LEN=" << c.rope_ntk_len << " LN_SCALE=" << c.ln_scale
-        << " SMEAR_BEFORE_NORM=" << c.smear_before_norm;
+        << " SMEAR_BEFORE_NORM=" << c.smear_before_norm << " MLP_ACTIVATION=" << c.mlp_activation;
     losses.insert(got);
   }
   EXPECT_EQ(losses.size(), variants.size());  // every option changes the result
@@ -258,8 +261,10 @@ TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
   EXPECT_NEAR(m.loss(idx, tgt).item<double>(), ref_forward_loss(deq, idx, tgt).item<double>(), 1e-8);
 }
 
-TEST(Model, GradientsMatchFiniteDifferencesWithSeedOptionsOn) {
-  GPT m(options_config(), f64());
+TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
+  Config c = options_config();
+  c.mlp_activation = "leaky_relu2";  // both branches of its derivative occur
+  GPT m(c, f64());
   randomise(m, 51);
   at::Tensor idx = tokens(2, 8, 64, 52), tgt = tokens(2, 8, 64, 53);
   m.loss(idx, tgt).backward();

@@ -7,6 +7,7 @@
 #include "pgolf/config.h"
 #include "pgolf/corpus.h"
 #include "pgolf/data.h"
+#include "pgolf/weights.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;
@@ -168,4 +169,46 @@ TEST(ShardCommand, ShuffleSeedPermutesDocumentsDeterministically) {
   std::sort(a.begin(), a.end());
   std::sort(plain.begin(), plain.end());
   EXPECT_EQ(a, plain);   // ...of the same tokens
+}
+
+// `pgolf data` rejects a token id >= VOCAB_SIZE in a train or val shard,
+// naming the shard, the position and the id, instead of indexing past the
+// byte tables.
+TEST(DataCommand, TokenIdsBeyondTheVocabularyNameShardPositionAndId) {
+  TempDir dir;
+  std::vector<std::uint16_t> ok(100, 5), bad = ok;
+  bad[42] = 4000;
+  const std::string args = "data --set DATA_PATH=" + dir.path() + " --set TOKENIZER_PATH=" + test::tiny_tokenizer_path() +
+                           " --set VOCAB_SIZE=" + std::to_string(test::kTinyVocab) +
+                           " --set TRAIN_SEQ_LEN=8 --set TRAIN_BATCH_TOKENS=64 --set EVAL_STRIDE=4";
+  write_shard(dir.file("fineweb_train_000000.bin"), ok);
+  write_shard(dir.file("fineweb_val_000000.bin"), bad);
+  auto r = run_pgolf(args);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("fineweb_val_000000.bin': token 42 of 100 has id 4000, not below VOCAB_SIZE=400"), std::string::npos)
+      << r.output;
+  write_shard(dir.file("fineweb_train_000000.bin"), bad);
+  write_shard(dir.file("fineweb_val_000000.bin"), ok);
+  r = run_pgolf(args);
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("fineweb_train_000000.bin': token 42 of 100 has id 4000"), std::string::npos) << r.output;
+  write_shard(dir.file("fineweb_train_000000.bin"), ok);
+  EXPECT_EQ(run_pgolf(args).exit_code, 0);
+}
+
+// A LibTorch error (here GPTQ's Cholesky of the Hessians of NaN weights)
+// reaches the user as its message alone, without LibTorch's C++ stack trace.
+TEST(Cli, LibTorchErrorsPrintWithoutAStackTrace) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 1);
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  GPT m(c, {});
+  m.param("tok_emb.weight").detach().fill_(NAN);
+  save_safetensors(dir.file("nan.safetensors"), m.parameters());
+  auto r = run_pgolf("export --config " + dir.file("tiny.env") + " --weights " + dir.file("nan.safetensors") + " --output " +
+                     dir.file("a.pgolf") + " --set QUANT_ATTN=int6,gptq --set QUANT_PASSTHROUGH_NUMEL=0 --set GPTQ_TOKENS=256");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("pgolf: error: gptq: "), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("frame #"), std::string::npos) << r.output;
 }

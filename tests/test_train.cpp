@@ -1,6 +1,8 @@
 // Schedule, averaging and whole training runs on a tiny model and corpus.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "helpers.h"
 #include "pgolf/averaging.h"
 #include "pgolf/train.h"
@@ -48,6 +50,32 @@ TEST(Schedule, IterationWarmdown) {
   EXPECT_DOUBLE_EQ(lr_multiplier(c, 999, 0, 0), 0.005);
   c.warmdown_iters = 0;
   EXPECT_DOUBLE_EQ(lr_multiplier(c, 999, 0, 0), 1.0);
+}
+
+// The 1.0611 record's schedule: 1 for the first 15% of the run, then linear
+// to 0 at its end, floored at MIN_LR = 0.1 (in time under a cap, else in steps).
+TEST(Schedule, HoldThenDecayWithAFloor) {
+  Config c = schedule_config(100);  // 100 s cap
+  c.lr_schedule = "hold_decay";
+  c.lr_hold_frac = 0.15;
+  c.min_lr = 0.1;
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 0, 0, 50), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 100, 10e3, 50), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 150, 15e3, 50), 1.0);           // (1 - 0.15) / 0.85
+  EXPECT_NEAR(lr_multiplier(c, 575, 57.5e3, 50), 0.5, 1e-12);      // (1 - 0.575) / 0.85
+  EXPECT_NEAR(lr_multiplier(c, 830, 83e3, 50), 0.2, 1e-12);        // (1 - 0.83) / 0.85
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 950, 95e3, 50), 0.1);          // 0.0588 floored
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 1100, 110e3, 50), 0.1);
+  c.max_wallclock_seconds = 0;  // in steps of ITERATIONS = 1000
+  EXPECT_NEAR(lr_multiplier(c, 575, 1e9, 50), 0.5, 1e-12);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c, 100, 0, 50), 1.0);
+  c.min_lr = 0;
+  EXPECT_NEAR(lr_multiplier(c, 1000, 0, 50), 0.0, 1e-12);
+  // MIN_LR floors the seeds' warm-down too.
+  Config w = schedule_config(0);
+  w.min_lr = 0.25;
+  EXPECT_DOUBLE_EQ(lr_multiplier(w, 900, 0, 0), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(w, 990, 0, 0), 0.25);
 }
 
 TEST(Schedule, WallclockWarmdownInTime) {
@@ -222,4 +250,67 @@ TEST(Training, EvalCommandReproducesTheFinalLine) {
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("blocks.1.mlp.fc.weight"), std::string::npos);
   EXPECT_NE(inspect.output.find("(fits)"), std::string::npos);
+}
+
+// In-place progress lines: PROGRESS=on/off decide; auto wants a terminal and
+// no launcher (OpenMPI gives each rank a pseudo-terminal, and the ranks'
+// output then lands in one log file).
+TEST(Progress, OnlyOnATerminalWithoutALauncherUnlessForced) {
+  auto env = [](std::map<std::string, std::string> vars) {
+    return [vars](const char* name) -> const char* {
+      auto it = vars.find(name);
+      return it == vars.end() ? nullptr : it->second.c_str();
+    };
+  };
+  const std::map<std::string, std::string> none, mpirun = {{"OMPI_COMM_WORLD_RANK", "0"}, {"OMPI_COMM_WORLD_SIZE", "8"}},
+                                                 slurm = {{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}};
+  EXPECT_TRUE(progress_wanted("auto", true, env(none)));
+  EXPECT_FALSE(progress_wanted("auto", false, env(none)));
+  EXPECT_FALSE(progress_wanted("auto", true, env(mpirun)));
+  EXPECT_FALSE(progress_wanted("auto", true, env(slurm)));
+  EXPECT_FALSE(progress_wanted("auto", true, env({{"RANK", "0"}, {"WORLD_SIZE", "3"}})));  // malformed: still a launcher
+  EXPECT_TRUE(progress_wanted("on", false, env(mpirun)));
+  EXPECT_FALSE(progress_wanted("off", true, env(none)));
+}
+
+// A run on a pseudo-terminal (`script`) rewrites its progress line in place;
+// the same run under mpirun's variables, or with PROGRESS=off, prints none of
+// those codes; train.log never holds them.
+TEST(Progress, TerminalRunsUnderALauncherStayGreppable) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.train_log_every = 100;  // steps 11 and 12 go to the progress line
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto on_pty = [&](const std::string& env, const std::string& run) {
+    return test::run_shell("script -qec '" + env + " " + PGOLF_BINARY + " train --config " + dir.file("tiny.env") +
+                           " --set RUN_ID=" + run + " --set PREQUANT_EVAL=0' /dev/null");
+  };
+  const std::string codes = "\r\033[K";
+  auto plain = on_pty("", "plain");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find(codes), std::string::npos) << "no progress line on a terminal";
+  auto launched = on_pty("OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=1", "mpi");
+  ASSERT_EQ(launched.exit_code, 0) << launched.output;
+  EXPECT_EQ(launched.output.find(codes), std::string::npos);
+  EXPECT_NE(launched.output.find("step:12/12 train_loss"), std::string::npos);
+  auto off = on_pty("PROGRESS=off", "off");
+  EXPECT_EQ(off.output.find(codes), std::string::npos);
+  for (const char* run : {"plain", "mpi", "off"})
+    EXPECT_EQ(read_file(dir.file(std::string(run) + "/train.log")).find('\r'), std::string::npos) << run;
+}
+
+// A non-finite validation score ends the run with an error naming it and a
+// non-zero exit (no per-step host sync: a NaN train_loss surfaces at the next
+// validation); here the weights hold a NaN from the start.
+TEST(Training, NonFiniteValidationScoreEndsTheRun) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 4);
+  GPT m(c, {});
+  m.param("tok_emb.weight").detach()[3].fill_(NAN);
+  save_safetensors(dir.file("nan.safetensors"), m.parameters());
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto r = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set INIT_WEIGHTS=" + dir.file("nan.safetensors"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("pgolf: error: validation: val_loss:nan val_bpb:nan is not finite"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done: steps"), std::string::npos) << r.output;
 }

@@ -142,3 +142,54 @@ TEST(Safetensors, ModelWeightsLoadBackAndShapeMismatchIsAnError) {
         << e.what();
   }
 }
+
+// The data_offsets must tile the data section exactly. A header length a few
+// bytes short still parses (the JSON ends in padding) but shifts every
+// tensor; appended bytes, gaps and overlaps are errors too, naming the file
+// and the tensor.
+TEST(Safetensors, RangesMustCoverTheDataSectionExactly) {
+  TempDir dir;
+  save_safetensors(dir.file("w.safetensors"), sample());
+  const std::string good = read_file(dir.file("w.safetensors"));
+  test::write_text(dir.file("junk.safetensors"), good + "junk");
+  std::string e = load_error(dir.file("junk.safetensors"));
+  EXPECT_NE(e.find("junk.safetensors"), std::string::npos) << e;
+  EXPECT_NE(e.find("4 of the"), std::string::npos) << e;
+  EXPECT_NE(e.find("lie after tensor 'e.ids'"), std::string::npos) << e;
+
+  // 4 spaces of padding after the JSON: a length 1 to 4 short parses.
+  const std::string h = R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})";
+  for (std::uint64_t shorter = 1; shorter <= 4; ++shorter) {
+    write_raw(dir.file("short"), h + "    ", 8, h.size() + 4 - shorter);
+    e = load_error(dir.file("short"));
+    EXPECT_NE(e.find(std::to_string(shorter) + " of the " + std::to_string(8 + shorter) + " data bytes lie after tensor 'b'"),
+              std::string::npos)
+        << shorter << ": " << e;
+  }
+  write_raw(dir.file("exact"), h + "    ", 8, h.size() + 4);
+  EXPECT_EQ(load_safetensors(dir.file("exact")).size(), 2u);
+
+  const std::string gap = R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},"b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})";
+  write_raw(dir.file("gap"), gap, 8, gap.size());
+  e = load_error(dir.file("gap"));
+  EXPECT_NE(e.find("tensor 'b' [6, 8) starts 2 bytes after tensor 'a' ends"), std::string::npos) << e;
+  const std::string late = R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})";
+  write_raw(dir.file("late"), late, 6, late.size());
+  e = load_error(dir.file("late"));
+  EXPECT_NE(e.find("tensor 'a' [2, 6) starts 2 bytes after the start of the data section"), std::string::npos) << e;
+  // A shape whose byte count wraps around 2^64 is not taken for a small one.
+  const std::string wrap = R"({"a":{"dtype":"U8","shape":[4294967296,4294967296],"data_offsets":[0,0]}})";
+  write_raw(dir.file("wrap"), wrap, 0, wrap.size());
+  e = load_error(dir.file("wrap"));
+  EXPECT_NE(e.find("needs over 2^64 bytes"), std::string::npos) << e;
+}
+
+// Tensor names come from the file: errors show control bytes as \xNN.
+TEST(Safetensors, UntrustedNamesArePrintedEscaped) {
+  TempDir dir;
+  const std::string h = R"({"evil\u001b[2J\n":{"dtype":"Q4","shape":[2],"data_offsets":[0,2]}})";
+  write_raw(dir.file("evil"), h, 2, h.size());
+  const std::string e = load_error(dir.file("evil"));
+  EXPECT_NE(e.find("tensor 'evil\\x1B[2J\\x0A' has unknown dtype"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\x1b'), std::string::npos) << e;
+}

@@ -13,7 +13,8 @@
 namespace pgolf {
 
 // Runs `tokens` tokens of `files` (training shards only, never validation;
-// read from the start of the stream) through the model in batches of
+// read from the start of the stream; token ids checked against the model's
+// VOCAB_SIZE) through the model in batches of
 // `batch_seqs` sequences of `seq_len`, with no gradient. Returns H [in, in]
 // (float32, on the model's device) for every parameter in `names`.
 std::map<std::string, at::Tensor> input_hessians(GPT& model, const std::vector<std::string>& files, std::int64_t tokens,

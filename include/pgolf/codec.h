@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace pgolf {
 
@@ -17,11 +18,14 @@ enum class Codec : std::uint32_t {
 
 std::string compress(const std::string& data, Codec c);
 
-// Inverts compress(). `expected_size` is the exact decompressed size: the output
-// buffer is allocated once at that size and never grown, and anything else
+// Inverts compress(). `expected_size` is the exact decompressed size. It is
+// first checked against the size the data declares itself (zstd's frame
+// header, xz's stream index; brotli declares none); the output buffer then
+// grows only as bytes are really decoded and never past `expected_size`, so a
+// corrupt size costs no memory the data does not bear out. Anything else
 // (corrupt or truncated data, trailing bytes, more or fewer bytes than
 // expected) throws std::runtime_error naming the codec.
-std::string decompress(const std::string& packed, Codec c, std::uint64_t expected_size);
+std::string decompress(std::string_view packed, Codec c, std::uint64_t expected_size);
 
 const char* codec_name(Codec c);                          // "zstd", "xz", "brotli"
 std::optional<Codec> codec_from_id(std::uint32_t id);     // nullopt for unknown ids

@@ -29,6 +29,8 @@ struct Config {
   std::int64_t num_heads = 8;
   std::int64_t num_kv_heads = 4;
   std::int64_t mlp_mult = 3;
+  std::string mlp_activation = "relu2";  // relu2 or leaky_relu2
+  double mlp_leaky_slope = 0.5;
   bool tie_embeddings = true;
   double tied_embed_init_std = 0.005;
   double rope_base = 10000.0;
@@ -45,6 +47,9 @@ struct Config {
   std::int64_t iterations = 20000;
   std::int64_t warmup_steps = 20;
   std::int64_t warmdown_iters = 2000;
+  std::string lr_schedule = "warmdown";  // warmdown or hold_decay
+  double lr_hold_frac = 0.15;
+  double min_lr = 0.0;  // floor of the LR multiplier
   std::int64_t train_batch_tokens = 524288;
   std::int64_t train_seq_len = 1024;
   double max_wallclock_seconds = 600.0;
@@ -61,6 +66,8 @@ struct Config {
   std::int64_t muon_momentum_warmup_steps = 1500;
   std::int64_t muon_backend_steps = 5;
   double muon_wd = 0.04;
+  std::string muon_ns_coeffs = "classic";  // classic, polar_express or a,b,c;...
+  bool muon_row_norm = false;                // MuonEq-R
   double beta1 = 0.9;
   double beta2 = 0.95;
   double adam_eps = 1e-8;
@@ -107,6 +114,7 @@ struct Config {
   std::string device = "auto";
   std::int64_t num_threads = 0;  // 0 = every core this process may run on
   std::int64_t dist_timeout_seconds = 300;
+  std::string progress = "auto";  // auto, on or off: in-place progress lines on stdout
 };
 
 // Any problem with configuration input; the message names the key (and the
@@ -141,7 +149,10 @@ std::string shortest_decimal(double v);
 void apply_assignment(Config& cfg, std::string_view assignment, const std::string& origin,
                       std::map<std::string, std::string>* sources = nullptr);
 // Applies a config file: KEY=VALUE lines, optional `export ` prefix, optional
-// matching quotes around the value, `#` comments, blank lines.
+// matching quotes around the value, `#` comments, blank lines. As in a shell,
+// a `#` after white space starts a comment (`KEY=12 # note` sets 12), and
+// inside quotes it is part of the value. --set and environment values are
+// literal: a comment there is an error.
 void apply_config_file(Config& cfg, const std::string& path, std::map<std::string, std::string>* sources = nullptr);
 
 using Getenv = std::function<const char*(const char*)>;
@@ -151,8 +162,12 @@ using Getenv = std::function<const char*(const char*)>;
 Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& sets,
                    const Getenv& getenv, std::map<std::string, std::string>* sources = nullptr);
 
-// Cross-field checks (dimensions divide, fractions in range, ...).
-void validate_config(const Config& cfg);
+// Ranges of every numeric key (sizes within practical limits, all within
+// int32; positive finite floats where required), non-empty paths and the
+// cross-field checks (dimensions divide, fractions in range, ...). Each error
+// names the keys, their values and, given `sources` (as load_config records
+// them), where each value came from.
+void validate_config(const Config& cfg, const std::map<std::string, std::string>* sources = nullptr);
 
 // KEY=VALUE lines for every key, readable back by apply_config_file.
 std::string format_config(const Config& cfg, const std::map<std::string, std::string>* sources = nullptr);

@@ -18,7 +18,7 @@ constexpr std::uint16_t kBosId = 1;
 
 // Every way a shard can be unusable; the message names the file and the fix.
 struct ShardError : std::runtime_error {
-  enum Kind { NoFiles, TruncatedHeader, BadMagic, BadVersion, TruncatedBody, SizeMismatch };
+  enum Kind { NoFiles, TruncatedHeader, BadMagic, BadVersion, TruncatedBody, SizeMismatch, BadToken };
   ShardError(Kind kind, const std::string& msg) : std::runtime_error(msg), kind(kind) {}
   Kind kind;
 };
@@ -30,6 +30,10 @@ class Shard {
   const std::uint16_t* tokens() const;
   std::size_t num_tokens() const { return num_tokens_; }
   const std::string& path() const { return file_.path(); }
+  // Every token id must be below vocab_size (one vectorised pass over the
+  // body, once per opened shard): the ids index the model's embedding and the
+  // byte tables. ShardError::BadToken names the file, the first bad position and id.
+  void check_token_ids(std::int64_t vocab_size) const;
 
  private:
   MappedFile file_;
@@ -45,7 +49,8 @@ std::string train_pattern(const std::string& data_path);  // DATA_PATH/fineweb_t
 std::string val_pattern(const std::string& data_path);    // DATA_PATH/fineweb_val_*.bin
 
 // The shared training stream: shards in sorted order, wrapping around at the
-// end. Shards are opened lazily, one at a time.
+// end. Shards are opened lazily, one at a time, and their token ids checked
+// against vocab_size when opened (0: not checked).
 class TokenStream {
  public:
   struct Position {
@@ -54,7 +59,7 @@ class TokenStream {
     bool operator==(const Position& o) const { return file == o.file && offset == o.offset; }
   };
 
-  explicit TokenStream(std::vector<std::string> files);
+  TokenStream(std::vector<std::string> files, std::int64_t vocab_size);
   // The next n tokens of the stream.
   std::vector<std::uint16_t> take(std::size_t n);
   Position position() const { return pos_; }
@@ -62,7 +67,9 @@ class TokenStream {
 
  private:
   void open(std::size_t file);
+  Shard open_checked(std::size_t file) const;
   std::vector<std::string> files_;
+  std::int64_t vocab_size_;
   Shard current_;
   Position pos_;
 };
@@ -79,7 +86,8 @@ struct Batch {
 // `local` tokens, targets the same shifted by one.
 class DistributedTokenLoader {
  public:
-  DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size);
+  // vocab_size: as TokenStream's. (0 skips the check; train.cpp must pass VOCAB_SIZE.)
+  DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size, std::int64_t vocab_size = 0);
   Batch next_batch(std::int64_t global_tokens, std::int64_t seq_len, std::int64_t grad_accum);
   TokenStream& stream() { return stream_; }
 
@@ -91,7 +99,8 @@ class DistributedTokenLoader {
 // grad_accum = 8 / world_size; world size must divide 8.
 std::int64_t grad_accum_steps(int world_size);
 
-// All val shards concatenated, truncated to floor((N-1)/seq_len)*seq_len + 1.
-std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len);
+// All val shards concatenated, truncated to floor((N-1)/seq_len)*seq_len + 1;
+// every token id is checked against vocab_size once, here.
+std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len, std::int64_t vocab_size);
 
 }  // namespace pgolf

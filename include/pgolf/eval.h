@@ -21,8 +21,11 @@ struct EvalSums {
   double val_bpb() const;
 };
 
-// The sums of every rank, added in float64 (identity for one process).
-EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device);
+// The sums of every rank, added in float64 (identity for one process). This is
+// where scores reach the host, so they are checked here, on every rank alike:
+// a non-finite val_loss or val_bpb (diverged training, NaN/Inf weights) throws
+// std::runtime_error naming `what` (the validation, or the score's label).
+EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device, const std::string& what = "validation");
 
 // The byte tables on the compute device.
 struct DeviceLuts {

@@ -60,4 +60,9 @@ void make_dirs(const std::string& path);
 // True when `path` ends in `suffix` (file-type checks such as ".safetensors").
 bool ends_with(const std::string& path, const std::string& suffix);
 
+// A name read from a file (a tensor name), safe to print: bytes outside
+// printable ASCII are shown as \xNN and a backslash as \\, so a corrupt
+// or hostile name cannot move the cursor, clear the screen or hide text.
+std::string printable(std::string_view name);
+
 }  // namespace pgolf

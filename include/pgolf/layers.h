@@ -46,6 +46,9 @@ at::Tensor xsa(const at::Tensor& y, const at::Tensor& v);
 
 // relu(x)^2
 at::Tensor relu_squared(const at::Tensor& x);
+// leaky_relu(x, slope)^2: x^2 for x > 0, slope^2 x^2 otherwise (the 1.0611
+// record's MLP, slope 0.5); its derivative is 2x, or 2 slope^2 x.
+at::Tensor leaky_relu_squared(const at::Tensor& x, double slope);
 
 // c * tanh(x / c)
 at::Tensor softcap(const at::Tensor& x, double c);

@@ -79,6 +79,8 @@ class GPT {
   };
   // The embedding's RMSNorm and SmearGate, in the configured order.
   using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& gate);
+  // The MLP's activation (MLP_ACTIVATION).
+  using Activation = std::function<at::Tensor(const at::Tensor&)>;
   at::Tensor& add(const std::string& name, at::Tensor t);
   at::Tensor weight(const at::Tensor& w) const;  // a matrix as the forward pass sees it
   at::Tensor linear(const at::Tensor& x, const at::Tensor& w) const;  // x @ weight(w)^T, observed
@@ -92,6 +94,7 @@ class GPT {
   at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, smear_gate_, skip_weights_;
   std::vector<Block> blocks_;
   EmbedNorm embed_norm_ = nullptr;
+  Activation activation_;
   std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
   std::map<const void*, std::string> names_;       // tensor identity -> parameter name
   InputObserver observer_;

@@ -14,6 +14,11 @@ namespace pgolf {
 // RUN_ID, or when it is empty a new one from the date, time and SEED.
 std::string resolve_run_id(const Config& cfg);
 
+// Whether in-place progress lines go to stdout: PROGRESS=on/off, or for
+// auto, stdout is a terminal and no launcher started this process (no
+// mpirun, Slurm or torchrun variables).
+bool progress_wanted(const std::string& setting, bool terminal, const Getenv& getenv);
+
 class RunLog {
  public:
   // Files: console and run folder. Console: printing only (pgolf eval).
@@ -24,15 +29,15 @@ class RunLog {
   void line(const std::string& s);
   // Appends {"event": event, key: value, ...} to metrics.jsonl.
   void metric(const std::string& event, std::initializer_list<std::pair<const char*, double>> values);
-  // A status line rewritten in place on a terminal (progress of long phases);
-  // nothing when stdout is not a terminal.
+  // A status line rewritten in place (progress of long phases), where
+  // progress_wanted(PROGRESS); nothing otherwise.
   void progress(const std::string& s);
   const std::string& dir() const { return dir_; }
   const std::string& run_id() const { return run_id_; }
 
  private:
   Mode mode_;
-  bool tty_;
+  bool progress_;
   std::string run_id_, dir_;
   std::ofstream log_, metrics_;
 };

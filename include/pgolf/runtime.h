@@ -3,6 +3,7 @@
 #include <c10/core/Device.h>
 
 #include <chrono>
+#include <exception>
 #include <string>
 
 namespace pgolf {
@@ -36,6 +37,10 @@ std::string peak_memory_report(const c10::Device& device);
 inline double ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
+
+// An exception's message for a person: LibTorch's errors (c10::Error)
+// without the C++ stack trace they carry, which names no file or fix.
+std::string error_message(const std::exception& e);
 
 // Human-readable build and device facts for `pgolf info`.
 std::string runtime_info();

@@ -19,12 +19,16 @@
 
 namespace pgolf {
 
-// LR multiplier: 1 until the warm-down, then linear to 0.
+// LR multiplier, floored at MIN_LR. LR_SCHEDULE=warmdown (the seeds'): 1
+// until the warm-down, then linear to 0.
 //  - no cap (MAX_WALLCLOCK_SECONDS=0): over the last WARMDOWN_ITERS of ITERATIONS,
 //    mult = (ITERATIONS - step) / WARMDOWN_ITERS;
 //  - with a cap: in time, mult = remaining_ms / (WARMDOWN_ITERS * step_ms) once
 //    remaining_ms <= WARMDOWN_ITERS * step_ms, step_ms being the average step
 //    time so far without start-up costs.
+// LR_SCHEDULE=hold_decay (the 1.0611 record): with frac = elapsed / cap (or
+// step / ITERATIONS), 1 while frac < LR_HOLD_FRAC, then
+// (1 - frac) / (1 - LR_HOLD_FRAC).
 double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms);
 
 // With QAT_ENABLED, QAT starts once elapsed time reaches QAT_START_FRAC of the
