@@ -37,22 +37,12 @@ STATIC_LIBS=(libzstd.a liblzma.a libbrotlicommon.a libbrotlienc.a libbrotlidec.a
   libgtest.a libgtest_main.a)
 SHARED_LIBS=(libsentencepiece libsentencepiece_train)
 
-fail() {
-  echo "gpu_bundle: FAILED: $*" >&2
-  exit 1
-}
-
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP" "$BUNDLE.new"' EXIT
-# Runs a command with its output in a log; on failure shows the end of it and stops.
-quiet() {
-  local what=$1
-  shift
-  if ! "$@" >"$TMP/log" 2>&1; then
-    tail -n 40 "$TMP/log" >&2
-    fail "$what (command: $*)"
-  fi
-}
+SCRIPT_NAME=gpu_bundle
+QUIET_LOG=$TMP/log
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 for tool in apt-get apt-cache dpkg-deb ar objcopy cc git; do
   command -v "$tool" >/dev/null || fail "'$tool' not found (this script runs on the Debian machine)"

@@ -24,22 +24,11 @@ APT_PACKAGES=(build-essential cmake ninja-build ccache zstd libzstd-dev zlib1g-d
   libopenmpi-dev openmpi-bin fortunes python3-venv liblzma-dev libbrotli-dev libarchive-dev)
 BUILD_DIR=${PGOLF_BUILD_DIR:-build}
 
-fail() {
-  echo "setup: FAILED: $*" >&2
-  exit 1
-}
-
-# Runs a command with its output in $QUIET_LOG; on failure shows the end of it and stops.
+SCRIPT_NAME=setup
 QUIET_LOG=$(mktemp)
 trap 'rm -f "$QUIET_LOG"' EXIT
-quiet() {
-  local what=$1
-  shift
-  if ! "$@" >"$QUIET_LOG" 2>&1; then
-    tail -n 40 "$QUIET_LOG" >&2
-    fail "$what (command: $*)"
-  fi
-}
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 install_apt_packages() {
   [[ ${PGOLF_SKIP_APT:-0} == 1 ]] && return 0

@@ -5,7 +5,10 @@
 #include <fstream>
 #include <string>
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include "pgolf/config.h"
+#include "pgolf/model.h"
 
 namespace pgolf::test {
 
@@ -17,6 +20,15 @@ inline Config small_model(std::int64_t layers, std::int64_t dim) {
   c.num_heads = 2;
   c.num_kv_heads = 1;
   return c;
+}
+
+// Replaces every parameter of `m` by Gaussian values of std `scale` (plus 1
+// for the scales), so no path through the model is trivially zero.
+inline void randomise(GPT& m, std::uint64_t seed, double scale = 0.3) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (const auto& p : m.parameters())
+    p.tensor.detach().copy_(at::normal(0.0, scale, p.tensor.sizes(), gen, at::kDouble) +
+                            (p.name.find("scale") != std::string::npos ? 1.0 : 0.0));
 }
 
 // A fresh folder under the system temp dir, removed with everything in it.

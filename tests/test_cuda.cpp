@@ -45,14 +45,6 @@ Config small_config() {
   return c;
 }
 
-// Every parameter random, so no path is trivially zero (scales near 1).
-void randomise(GPT& m, std::uint64_t seed, double scale = 0.1) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (const auto& p : m.parameters())
-    p.tensor.detach().copy_(at::normal(0.0, scale, p.tensor.sizes(), gen, at::kDouble) +
-                            (p.name.find("scale") != std::string::npos ? 1.0 : 0.0));
-}
-
 void copy_weights(const GPT& from, GPT& to) {
   at::NoGradGuard no_grad;
   for (std::size_t i = 0; i < from.parameters().size(); ++i)
@@ -101,7 +93,7 @@ at::Tensor ns_reference(const at::Tensor& G, int steps) {
 void expect_bf16_matches_float64(const at::Device& device) {
   const Config cfg = small_config();
   GPT ref(cfg, {at::kCPU, at::kDouble, at::kDouble});
-  randomise(ref, 1);
+  test::randomise(ref, 1, 0.1);
   GPT low(cfg, {device, at::kFloat, at::kBFloat16});
   copy_weights(ref, low);
   const at::Tensor x = tokens(4, cfg.train_seq_len, 2), y = tokens(4, cfg.train_seq_len, 3);
@@ -156,7 +148,7 @@ TEST(Cuda, OptimizerStepsMatchCpu) {
   REQUIRE_CUDA();
   const Config cfg = small_config();
   GPT cpu(cfg, model_options_for(at::kCPU)), gpu(cfg, model_options_for(kGpu));
-  randomise(cpu, 4);
+  test::randomise(cpu, 4, 0.1);
   copy_weights(cpu, gpu);
   std::vector<at::Tensor> before;
   for (const auto& p : cpu.parameters()) before.push_back(p.tensor.detach().clone());
@@ -184,7 +176,7 @@ TEST(Cuda, SlidingEvaluationMatchesCpu) {
   REQUIRE_CUDA();
   const Config cfg = small_config();
   GPT cpu(cfg, model_options_for(at::kCPU)), gpu(cfg, {kGpu, at::kFloat, at::kFloat});
-  randomise(cpu, 5);
+  test::randomise(cpu, 5, 0.1);
   copy_weights(cpu, gpu);
   const at::Tensor val = tokens(1, 3001, 6).reshape({-1});
   const ByteLuts luts = build_byte_luts(test::tiny_tokenizer(), test::kTinyVocab);

@@ -34,14 +34,6 @@ Config tiny_config() {
   return c;
 }
 
-// Replaces every parameter by random values so no path is trivially zero.
-void randomise(GPT& m, std::uint64_t seed, double scale = 0.3) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  for (const auto& p : m.parameters())
-    p.tensor.detach().copy_(at::normal(0.0, scale, p.tensor.sizes(), gen, at::kDouble) +
-                                            (p.name.find("scale") != std::string::npos ? 1.0 : 0.0));
-}
-
 at::Tensor tokens(std::int64_t B, std::int64_t T, std::int64_t V, std::uint64_t seed) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return at::randint(V, {B, T}, gen, at::kLong);
@@ -203,7 +195,7 @@ TEST(Model, InitialisationFollowsSpec) {
 
 TEST(Model, ForwardMatchesIndependentReimplementation) {
   GPT m(tiny_config(), f64());
-  randomise(m, 11);
+  test::randomise(m, 11);
   at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
   double got = m.loss(idx, tgt).item<double>();
   double want = ref_forward_loss(m, idx, tgt).item<double>();
@@ -225,7 +217,7 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   std::set<double> losses;
   for (const Config& c : variants) {
     GPT m(c, f64());
-    randomise(m, 11);
+    test::randomise(m, 11);
     const double got = m.loss(idx, tgt).item<double>();
     EXPECT_NEAR(got, ref_forward_loss(m, idx, tgt).item<double>(), 1e-8)
         << "ROPE_DIMS=" << c.rope_dims << " ROPE_NTK_LEN=" << c.rope_ntk_len << " LN_SCALE=" << c.ln_scale
@@ -241,7 +233,7 @@ TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
   c.quant_passthrough_numel = 4096;
   c.qat_quant = "int5,floor";
   GPT m(c, f64()), deq(c, f64());
-  randomise(m, 41);
+  test::randomise(m, 41);
   const QuantOptions o = quant_options(c);
   at::NoGradGuard no_grad;
   int quantised = 0;
@@ -265,7 +257,7 @@ TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
   Config c = options_config();
   c.mlp_activation = "leaky_relu2";  // both branches of its derivative occur
   GPT m(c, f64());
-  randomise(m, 51);
+  test::randomise(m, 51);
   at::Tensor idx = tokens(2, 8, 64, 52), tgt = tokens(2, 8, 64, 53);
   m.loss(idx, tgt).backward();
   const double h = 1e-6;
@@ -286,7 +278,7 @@ TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
 
 TEST(Model, GradientsMatchFiniteDifferencesInFloat64) {
   GPT m(tiny_config(), f64());
-  randomise(m, 21);
+  test::randomise(m, 21);
   at::Tensor idx = tokens(2, 8, 64, 22), tgt = tokens(2, 8, 64, 23);
   at::Tensor loss = m.loss(idx, tgt);
   loss.backward();
@@ -325,7 +317,7 @@ TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
   c.model_dim = 64;
   c.mlp_mult = 3;
   GPT m(c, f64());
-  randomise(m, 31);
+  test::randomise(m, 31);
   at::Tensor idx = tokens(2, 8, 64, 32), tgt = tokens(2, 8, 64, 33);
   double plain = m.loss(idx, tgt).item<double>();
   m.set_qat(true);
