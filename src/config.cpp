@@ -10,8 +10,9 @@
 #include <sstream>
 
 #include "pgolf/codec.h"
-#include "pgolf/quant.h"
+#include "pgolf/layers.h"
 #include "pgolf/optim.h"
+#include "pgolf/quant.h"
 
 namespace pgolf {
 
@@ -29,6 +30,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"MODEL_DIM", "model", &C::model_dim, "residual width"},
       {"NUM_HEADS", "model", &C::num_heads, "query heads (head_dim = MODEL_DIM / NUM_HEADS)"},
       {"NUM_KV_HEADS", "model", &C::num_kv_heads, "key/value heads (grouped-query attention)"},
+      {"ATTN_OUT_GATE", "model", &C::attn_out_gate,
+       "sparse attention output gate (the 1.0611 record): head h's output times sigmoid(0.5 * W_g[h] . n[0:12]), "
+       "n the block's normed attention input, W_g [heads, 12] zero-initialised (0.5 at init)"},
       {"MLP_MULT", "model", &C::mlp_mult, "MLP hidden width as a multiple of MODEL_DIM"},
       {"MLP_ACTIVATION", "model", &C::mlp_activation,
        "MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)"},
@@ -393,6 +397,8 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   require(c.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or at least 2", {"BIGRAM_VOCAB_SIZE"});
   if (c.bigram_vocab_size > 0) range("BIGRAM_DIM", c.bigram_dim, 1, 65536);
   range("XSA_LAST_N", c.xsa_last_n, 0, c.num_layers);
+  require(!c.attn_out_gate || c.model_dim >= kAttnGateDims, "ATTN_OUT_GATE reads the first 12 channels: MODEL_DIM must be >= 12",
+          {"ATTN_OUT_GATE", "MODEL_DIM"});
   require(c.rope_dims >= 0 && c.rope_dims <= head_dim(c) && c.rope_dims % 2 == 0,
           "ROPE_DIMS must be even and in [0, head_dim = " + std::to_string(head_dim(c)) + "]", {"ROPE_DIMS"});
   range("ROPE_NTK_LEN", c.rope_ntk_len, 0, 1 << 24);

@@ -65,6 +65,11 @@ at::Tensor xsa(const at::Tensor& y, const at::Tensor& v) {
 
 at::Tensor relu_squared(const at::Tensor& x) { return at::relu(x).square(); }
 
+at::Tensor attn_output_gate(const at::Tensor& y, const at::Tensor& n, const at::Tensor& w) {
+  const at::Tensor g = at::sigmoid(0.5 * at::matmul(n.narrow(-1, 0, kAttnGateDims), w.t()));  // [B, T, H]
+  return y * g.unsqueeze(-1);
+}
+
 at::Tensor leaky_relu_squared(const at::Tensor& x, double slope) { return at::leaky_relu(x, slope).square(); }
 
 at::Tensor softcap(const at::Tensor& x, double c) { return c * at::tanh(x / c); }

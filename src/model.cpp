@@ -10,7 +10,7 @@
 namespace pgolf {
 
 bool is_control_tensor(const std::string& name) {
-  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weight", "smear", "bigram.scale"})
+  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "out_gate", "skip_weight", "smear", "bigram.scale"})
     if (name.find(p) != std::string::npos) return true;
   return false;
 }
@@ -76,6 +76,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     b.c_v = add(p + "attn.c_v.weight", matrix(kv, D, false));
     b.proj = add(p + "attn.proj.weight", at::zeros({D, D}, f32));
     b.q_gain = add(p + "attn.q_gain", at::full({H}, cfg.qk_gain_init, f32));
+    if (cfg.attn_out_gate) b.out_gate = add(p + "attn.out_gate", at::zeros({H, kAttnGateDims}, f32));
     b.fc = add(p + "mlp.fc.weight", matrix(hidden, D, false));
     b.mlp_proj = add(p + "mlp.proj.weight", at::zeros({D, hidden}, f32));
     b.attn_scale = add(p + "attn_scale", at::ones({D}, f32));
@@ -141,6 +142,7 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   k = apply_rope(rms_norm(k), rope_cos_, rope_sin_);
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
   if (b.xsa) y = xsa(y, v.transpose(1, 2));
+  if (b.out_gate.defined()) y = attn_output_gate(y, x, b.out_gate.to(x.scalar_type()));
   return linear(y.reshape({B, T, H * hd}), b.proj);
 }
 

@@ -46,6 +46,12 @@ at::Tensor xsa(const at::Tensor& y, const at::Tensor& v);
 
 // relu(x)^2
 at::Tensor relu_squared(const at::Tensor& x);
+
+// The sparse attention output gate: y [B, T, H, hd] times
+// sigmoid(0.5 * n[..., 0:12] . w[h]) per position and head, n [B, T, D] the
+// normed attention input, w [H, 12].
+constexpr std::int64_t kAttnGateDims = 12;
+at::Tensor attn_output_gate(const at::Tensor& y, const at::Tensor& n, const at::Tensor& w);
 // leaky_relu(x, slope)^2: x^2 for x > 0, slope^2 x^2 otherwise (the 1.0611
 // record's MLP, slope 0.5); its derivative is 2x, or 2 slope^2 x.
 at::Tensor leaky_relu_squared(const at::Tensor& x, double slope);

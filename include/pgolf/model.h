@@ -74,6 +74,7 @@ class GPT {
  private:
   struct Block {
     at::Tensor c_q, c_k, c_v, proj, q_gain, fc, mlp_proj, attn_scale, mlp_scale, resid_mix;
+    at::Tensor out_gate;  // ATTN_OUT_GATE: [heads, 12], else undefined
     bool xsa = false;
     double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(i+1) in block i, else 1
   };
