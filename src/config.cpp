@@ -33,6 +33,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"ATTN_OUT_GATE", "model", &C::attn_out_gate,
        "sparse attention output gate (the 1.0611 record): head h's output times sigmoid(0.5 * W_g[h] . n[0:12]), "
        "n the block's normed attention input, W_g [heads, 12] zero-initialised (0.5 at init)"},
+      {"SMEAR_BOS_AWARE", "model", &C::smear_bos_aware,
+       "BOS-aware SmearGate (the 1.0611 record) in place of the per-channel one, then RMSNorm: "
+       "e_t += lambda * sigmoid(W_s . e_t[0:12]) * e_(t-1) for t >= 1, except at BOS tokens; W_s [1, 12] and lambda zero-initialised"},
       {"MLP_MULT", "model", &C::mlp_mult, "MLP hidden width as a multiple of MODEL_DIM"},
       {"MLP_ACTIVATION", "model", &C::mlp_activation,
        "MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)"},
@@ -397,6 +400,8 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   require(c.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or at least 2", {"BIGRAM_VOCAB_SIZE"});
   if (c.bigram_vocab_size > 0) range("BIGRAM_DIM", c.bigram_dim, 1, 65536);
   range("XSA_LAST_N", c.xsa_last_n, 0, c.num_layers);
+  require(!c.smear_bos_aware || c.model_dim >= kSmearGateDims, "SMEAR_BOS_AWARE reads the first 12 channels: MODEL_DIM must be >= 12",
+          {"SMEAR_BOS_AWARE", "MODEL_DIM"});
   require(!c.attn_out_gate || c.model_dim >= kAttnGateDims, "ATTN_OUT_GATE reads the first 12 channels: MODEL_DIM must be >= 12",
           {"ATTN_OUT_GATE", "MODEL_DIM"});
   require(c.rope_dims >= 0 && c.rope_dims <= head_dim(c) && c.rope_dims % 2 == 0,

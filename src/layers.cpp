@@ -40,6 +40,15 @@ at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate) {
   return (1 - g) * x + g * prev;
 }
 
+at::Tensor bos_smear_gate(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& w, const at::Tensor& lambda,
+                          std::int64_t bos_id) {
+  const std::int64_t T = x.size(1);
+  at::Tensor prev = at::constant_pad_nd(x.narrow(1, 0, T - 1), {0, 0, 1, 0});
+  at::Tensor g = at::sigmoid(at::matmul(x.narrow(-1, 0, kSmearGateDims), w.t()));  // [B, T, 1]
+  at::Tensor keep = (ids != bos_id).unsqueeze(-1).to(x.scalar_type());
+  return x + lambda * g * prev * keep;
+}
+
 at::Tensor bigram_buckets(const at::Tensor& tokens, std::int64_t num_buckets) {
   const std::int64_t mod = num_buckets - 1;
   at::Tensor t = tokens.to(at::kInt);

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "pgolf/data.h"
 #include "pgolf/layers.h"
 #include "pgolf/quant.h"
 
@@ -24,9 +25,18 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t) {
 
 namespace {
 
-// The two orders of SPEC §8 for what follows the embedding.
-at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor& gate) { return smear_gate(rms_norm(x), gate); }
-at::Tensor smear_then_norm(const at::Tensor& x, const at::Tensor& gate) { return rms_norm(smear_gate(x, gate)); }
+// What follows the embedding: the two orders of SPEC §8, and the BOS-aware
+// SmearGate of SPEC §9 (before the norm).
+at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
+  return smear_gate(rms_norm(x), s.gate);
+}
+at::Tensor smear_then_norm(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
+  return rms_norm(smear_gate(x, s.gate));
+}
+at::Tensor bos_smear_then_norm(const at::Tensor& x, const at::Tensor& ids, const GPT::Smear& s) {
+  const auto dt = x.scalar_type();
+  return rms_norm(bos_smear_gate(x, ids, s.w.to(dt), s.lambda.to(dt), kBosId));
+}
 
 // Orthogonal init (gain 1): QR of a Gaussian matrix, signs fixed by diag(R).
 at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) {
@@ -65,7 +75,12 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     bigram_proj_ = add("bigram.proj.weight", matrix(D, cfg.bigram_dim, true));
     bigram_scale_ = add("bigram.scale", at::full({}, 0.05, f32));
   }
-  smear_gate_ = add("smear.gate", at::zeros({D}, f32));
+  if (cfg.smear_bos_aware) {
+    smear_.w = add("smear.w", at::zeros({1, kSmearGateDims}, f32));
+    smear_.lambda = add("smear.lambda", at::zeros({}, f32));
+  } else {
+    smear_.gate = add("smear.gate", at::zeros({D}, f32));
+  }
   const std::int64_t enc = L / 2, dec = L - enc;
   skip_weights_ = add("skip_weights", at::ones({std::min(enc, dec), D}, f32));
   for (std::int64_t i = 0; i < L; ++i) {
@@ -86,7 +101,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
     blocks_.push_back(b);
   }
-  embed_norm_ = cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
+  embed_norm_ = cfg.smear_bos_aware ? bos_smear_then_norm : cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
   if (cfg.mlp_activation == "leaky_relu2")
     activation_ = [slope = cfg.mlp_leaky_slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
   else
@@ -168,7 +183,7 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
     at::Tensor h = at::embedding(weight(bigram_embed_), bigram_buckets(idx, cfg_.bigram_vocab_size));
     x = x + linear(h, bigram_proj_) * bigram_scale_.to(dt);
   }
-  x = embed_norm_(x, smear_gate_);
+  x = embed_norm_(x, idx, smear_);
   const at::Tensor x0 = x;
   const std::size_t enc = blocks_.size() / 2;
   std::vector<at::Tensor> skips;

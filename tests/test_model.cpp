@@ -59,11 +59,22 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
     }
   at::Tensor bg = P("bigram.embed.weight").index_select(0, bucket.reshape(-1)).view({B, T, -1});
   x = x + at::matmul(bg, P("bigram.proj.weight").t()) * P("bigram.scale");
-  at::Tensor g = at::sigmoid(P("smear.gate"));
-  auto smear = [&](const at::Tensor& z) {
-    return (1 - g) * z + g * at::cat({at::zeros({B, 1, D}, at::kDouble), z.narrow(1, 0, T - 1)}, 1);
-  };
-  x = c.smear_before_norm ? ref_norm(smear(x)) : smear(ref_norm(x));
+  if (c.smear_bos_aware) {
+    // Position by position: e_t += lambda * sigmoid(W_s . e_t[0:12]) * e_{t-1}, not into a BOS (id 1).
+    const at::Tensor e = x.clone(), w = P("smear.w").view({-1});
+    const double lambda = P("smear.lambda").item<double>();
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t t = 1; t < T; ++t)
+        if (idx[b][t].item<std::int64_t>() != 1)
+          x[b][t] += lambda * at::sigmoid((e[b][t].narrow(0, 0, 12) * w).sum()) * e[b][t - 1];
+    x = ref_norm(x);
+  } else {
+    at::Tensor g = at::sigmoid(P("smear.gate"));
+    auto smear = [&](const at::Tensor& z) {
+      return (1 - g) * z + g * at::cat({at::zeros({B, 1, D}, at::kDouble), z.narrow(1, 0, T - 1)}, 1);
+    };
+    x = c.smear_before_norm ? ref_norm(smear(x)) : smear(ref_norm(x));
+  }
   at::Tensor x0 = x;
   // RoPE over the first d dims; NTK: base * (T / built)^(d / (d - 2)) when T is longer.
   const std::int64_t d = c.rope_dims > 0 ? c.rope_dims : hd;
@@ -208,7 +219,7 @@ TEST(Model, ForwardMatchesIndependentReimplementation) {
 
 TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   const Config all = options_config();
-  std::vector<Config> variants(7, all);
+  std::vector<Config> variants(8, all);
   variants[1].rope_dims = 0;         // full RoPE, NTK-scaled
   variants[2].rope_ntk_len = 0;      // partial RoPE, plain base
   variants[3].ln_scale = false;
@@ -216,7 +227,9 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   variants[5].mlp_activation = "leaky_relu2";  // the 1.0611 record's MLP
   variants[5].mlp_leaky_slope = 0.5;
   variants[6].attn_out_gate = true;
+  variants[7].smear_bos_aware = true;
   at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
+  idx[0][4] = 1;  // a BOS inside a row: the BOS-aware SmearGate must skip it
   std::set<double> losses;
   for (const Config& c : variants) {
     GPT m(c, f64());
@@ -226,7 +239,7 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
     EXPECT_NEAR(got, ref_forward_loss(m, idx, tgt).item<double>(), 3e-8)
         << "ROPE_DIMS=" << c.rope_dims << " ROPE_NTK_LEN=" << c.rope_ntk_len << " LN_SCALE=" << c.ln_scale
         << " SMEAR_BEFORE_NORM=" << c.smear_before_norm << " MLP_ACTIVATION=" << c.mlp_activation
-        << " ATTN_OUT_GATE=" << c.attn_out_gate;
+        << " ATTN_OUT_GATE=" << c.attn_out_gate << " SMEAR_BOS_AWARE=" << c.smear_bos_aware;
     losses.insert(got);
   }
   EXPECT_EQ(losses.size(), variants.size());  // every option changes the result
@@ -262,9 +275,11 @@ TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
   Config c = options_config();
   c.mlp_activation = "leaky_relu2";  // both branches of its derivative occur
   c.attn_out_gate = true;
+  c.smear_bos_aware = true;
   GPT m(c, f64());
   test::randomise(m, 51);
   at::Tensor idx = tokens(2, 8, 64, 52), tgt = tokens(2, 8, 64, 53);
+  idx[1][3] = 1;
   m.loss(idx, tgt).backward();
   const double h = 1e-6;
   for (const auto& p : m.parameters()) {

@@ -39,7 +39,8 @@ struct Config {
   std::int64_t bigram_vocab_size = 2048;
   std::int64_t bigram_dim = 96;
   std::int64_t xsa_last_n = 0;
-  bool attn_out_gate = false;  // sparse attention output gate (SPEC §9)
+  bool attn_out_gate = false;    // sparse attention output gate (SPEC §9)
+  bool smear_bos_aware = false;  // BOS-aware SmearGate (SPEC §9)
   std::int64_t rope_dims = 0;      // rotated dims per head (0 = all of head_dim)
   std::int64_t rope_ntk_len = 0;   // NTK-scaled RoPE: length the tables were built for (0 = off)
   bool ln_scale = false;           // block i scales its norm outputs by 1/sqrt(i+1)

@@ -30,6 +30,15 @@ double ntk_rope_base(double base, std::int64_t T, std::int64_t built_len, std::i
 // SmearGate: g = sigmoid(gate); x_i = (1-g) x_i + g x_{i-1}, x_{-1} = 0. x [B, T, D].
 at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate);
 
+// The BOS-aware SmearGate: the gate reads the current position, and no
+// position holding `bos_id` takes anything from the one before it (which
+// belongs to another document):
+//   e_t + lambda * sigmoid(w . e_t[0:12]) * e_{t-1} * [id_t != bos_id], t >= 1.
+// x [B, T, D], ids [B, T], w [1, 12], lambda a scalar.
+constexpr std::int64_t kSmearGateDims = 12;
+at::Tensor bos_smear_gate(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& w, const at::Tensor& lambda,
+                          std::int64_t bos_id);
+
 // BigramHash buckets, computed in int32 like the reference:
 //   position 0 -> B-1;  i > 0 -> ((36313 t_i) XOR (27191 t_{i-1})) mod (B-1).
 // tokens [B, T] (any integer type) -> int64 buckets [B, T].

@@ -71,6 +71,11 @@ class GPT {
   using InputObserver = std::function<void(const std::string& name, const at::Tensor& input)>;
   void set_input_observer(InputObserver observer) { observer_ = std::move(observer); }
 
+  // The SmearGate's parameters: the per-channel gate, or W_s and lambda of the BOS-aware one.
+  struct Smear {
+    at::Tensor gate, w, lambda;
+  };
+
  private:
   struct Block {
     at::Tensor c_q, c_k, c_v, proj, q_gain, fc, mlp_proj, attn_scale, mlp_scale, resid_mix;
@@ -78,8 +83,8 @@ class GPT {
     bool xsa = false;
     double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(i+1) in block i, else 1
   };
-  // The embedding's RMSNorm and SmearGate, in the configured order.
-  using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& gate);
+  // The embedding's RMSNorm and SmearGate, in the configured order and kind.
+  using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const Smear& smear);
   // The MLP's activation (MLP_ACTIVATION).
   using Activation = std::function<at::Tensor(const at::Tensor&)>;
   at::Tensor& add(const std::string& name, at::Tensor t);
@@ -92,7 +97,8 @@ class GPT {
   Config cfg_;
   ModelOptions opts_;
   std::vector<NamedTensor> params_;
-  at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, smear_gate_, skip_weights_;
+  at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, skip_weights_;
+  Smear smear_;
   std::vector<Block> blocks_;
   EmbedNorm embed_norm_ = nullptr;
   Activation activation_;
