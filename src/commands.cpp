@@ -115,6 +115,7 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   RunLog log(cfg, RunLog::Mode::Console);
   const at::Device device = select_device(cfg.device);
   GPT model(cfg, model_options_for(device));
+  model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
   load_model_file(model, path);
   log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()));
   const bool weights = ends_with(path, ".safetensors");

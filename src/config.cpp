@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "pgolf/codec.h"
 #include "pgolf/layers.h"
@@ -36,6 +37,15 @@ const std::vector<ConfigKey>& config_keys() {
       {"SMEAR_BOS_AWARE", "model", &C::smear_bos_aware,
        "BOS-aware SmearGate (the 1.0611 record) in place of the per-channel one, then RMSNorm: "
        "e_t += lambda * sigmoid(W_s . e_t[0:12]) * e_(t-1) for t >= 1, except at BOS tokens; W_s [1, 12] and lambda zero-initialised"},
+      {"SKIP_GATES", "model", &C::skip_gates,
+       "gated U-Net skips (the 1.0611 record): x = lerp(w * skip, x, sigmoid(g)) with skip_gates g zero-initialised, "
+       "instead of x + w * skip"},
+      {"LOOP_LAYERS", "model", &C::loop_layers,
+       "depth recurrence (the 1.0611 record): physical layers A-B (e.g. 3-5) run LOOP_REPEATS times in a row once "
+       "LOOP_START_FRAC of the run has passed, and for every evaluation after; repeats share every weight; empty = off"},
+      {"LOOP_REPEATS", "model", &C::loop_repeats, "depth recurrence: how many times the looped layers run"},
+      {"LOOP_START_FRAC", "model", &C::loop_start_frac,
+       "depth recurrence starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the start"},
       {"MLP_MULT", "model", &C::mlp_mult, "MLP hidden width as a multiple of MODEL_DIM"},
       {"MLP_ACTIVATION", "model", &C::mlp_activation,
        "MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)"},
@@ -400,6 +410,17 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   require(c.bigram_vocab_size != 1, "BIGRAM_VOCAB_SIZE must be 0 (off) or at least 2", {"BIGRAM_VOCAB_SIZE"});
   if (c.bigram_vocab_size > 0) range("BIGRAM_DIM", c.bigram_dim, 1, 65536);
   range("XSA_LAST_N", c.xsa_last_n, 0, c.num_layers);
+  if (!c.loop_layers.empty()) {
+    std::int64_t a = -1, b = -1;
+    try {
+      std::tie(a, b) = parse_loop_layers(c.loop_layers);
+    } catch (const std::invalid_argument& e) {
+      require(false, e.what(), {"LOOP_LAYERS"});
+    }
+    require(b < c.num_layers, "LOOP_LAYERS must name layers below NUM_LAYERS", {"LOOP_LAYERS", "NUM_LAYERS"});
+  }
+  range("LOOP_REPEATS", c.loop_repeats, 1, 64);
+  fraction("LOOP_START_FRAC", c.loop_start_frac);
   require(!c.smear_bos_aware || c.model_dim >= kSmearGateDims, "SMEAR_BOS_AWARE reads the first 12 channels: MODEL_DIM must be >= 12",
           {"SMEAR_BOS_AWARE", "MODEL_DIM"});
   require(!c.attn_out_gate || c.model_dim >= kAttnGateDims, "ATTN_OUT_GATE reads the first 12 channels: MODEL_DIM must be >= 12",

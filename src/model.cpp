@@ -11,7 +11,7 @@
 namespace pgolf {
 
 bool is_control_tensor(const std::string& name) {
-  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "out_gate", "skip_weight", "smear", "bigram.scale"})
+  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "out_gate", "skip_weight", "skip_gates", "smear", "bigram.scale"})
     if (name.find(p) != std::string::npos) return true;
   return false;
 }
@@ -81,8 +81,18 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   } else {
     smear_.gate = add("smear.gate", at::zeros({D}, f32));
   }
-  const std::int64_t enc = L / 2, dec = L - enc;
-  skip_weights_ = add("skip_weights", at::ones({std::min(enc, dec), D}, f32));
+  // Block applications: each layer once, and with LOOP_LAYERS the looped
+  // order; the skip slots are as many as the longer order's encoder needs.
+  plain_order_ = block_order(L, 0, -1, 1);
+  if (!cfg.loop_layers.empty()) {
+    const auto [first, last] = parse_loop_layers(cfg.loop_layers);
+    looped_order_ = block_order(L, first, last, cfg.loop_repeats);
+  }
+  const auto n = static_cast<std::int64_t>(std::max(plain_order_.size(), looped_order_.size()));
+  const std::int64_t slots = std::min(n / 2, n - n / 2);
+  skip_weights_ = add("skip_weights", at::ones({slots, D}, f32));
+  if (cfg.skip_gates) skip_gates_ = add("skip_gates", at::zeros({slots, D}, f32));
+  skip_merge_ = cfg.skip_gates ? skip_lerp : skip_add;
   for (std::int64_t i = 0; i < L; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     Block b;
@@ -173,9 +183,11 @@ at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& 
   return x + b.mlp_scale.to(dt) * m;
 }
 
-// Embedding (+ BigramHash), RMSNorm and SmearGate (configured order), then the U-Net: encoder block
-// outputs are pushed on a stack; each decoder block first adds
-// skip_weights[i] * pop() while the stack is not empty.
+// Embedding (+ BigramHash), RMSNorm and SmearGate (configured order), then
+// the U-Net over the block applications (each layer once, or the looped
+// order): the first half push their outputs on a stack; each later one first
+// merges pop() through skip slot k (k-th decoder application) while the
+// stack is not empty: x + w_k * skip, or with SKIP_GATES lerp(w_k * skip, x, sigmoid(g_k)).
 at::Tensor GPT::hidden(const at::Tensor& idx) {
   const auto dt = opts_.compute_dtype;
   at::Tensor x = at::embedding(tok_emb_, idx).to(dt);
@@ -185,18 +197,20 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
   }
   x = embed_norm_(x, idx, smear_);
   const at::Tensor x0 = x;
-  const std::size_t enc = blocks_.size() / 2;
+  const std::vector<std::int64_t>& order = looped_ ? looped_order_ : plain_order_;
+  const std::size_t enc = order.size() / 2;
   std::vector<at::Tensor> skips;
-  for (std::size_t i = 0; i < enc; ++i) {
-    x = block(blocks_[i], x, x0);
+  for (std::size_t j = 0; j < enc; ++j) {
+    x = block(blocks_[static_cast<std::size_t>(order[j])], x, x0);
     skips.push_back(x);
   }
-  for (std::size_t i = enc; i < blocks_.size(); ++i) {
+  for (std::size_t j = enc; j < order.size(); ++j) {
     if (!skips.empty()) {
-      x = x + skip_weights_[static_cast<std::int64_t>(i - enc)].to(dt) * skips.back();
+      const auto k = static_cast<std::int64_t>(j - enc);
+      x = skip_merge_(x, skips.back(), skip_weights_[k].to(dt), skip_gates_.defined() ? skip_gates_[k].to(dt) : at::Tensor());
       skips.pop_back();
     }
-    x = block(blocks_[i], x, x0);
+    x = block(blocks_[static_cast<std::size_t>(order[j])], x, x0);
   }
   return rms_norm(x);
 }

@@ -44,10 +44,17 @@ double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, do
   return std::max(m, cfg.min_lr);
 }
 
+bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms) {
+  if (cfg.max_wallclock_seconds > 0) return elapsed_ms >= frac * cfg.max_wallclock_seconds * 1000.0;
+  return static_cast<double>(step) >= frac * static_cast<double>(cfg.iterations);
+}
+
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
-  if (!cfg.qat_enabled) return false;
-  if (cfg.max_wallclock_seconds > 0) return elapsed_ms >= cfg.qat_start_frac * cfg.max_wallclock_seconds * 1000.0;
-  return static_cast<double>(step) >= cfg.qat_start_frac * static_cast<double>(cfg.iterations);
+  return cfg.qat_enabled && run_fraction_reached(cfg, cfg.qat_start_frac, step, elapsed_ms);
+}
+
+bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
+  return !cfg.loop_layers.empty() && run_fraction_reached(cfg, cfg.loop_start_frac, step, elapsed_ms);
 }
 
 double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first_step_ms) {
@@ -141,9 +148,13 @@ class Trainer {
     const auto state0 = clone_all(opt_->state());
     const auto position0 = batches_.position();
     for (std::int64_t i = 0; i < cfg_.warmup_steps; ++i) {
+      // With depth recurrence the second half runs looped, so that shape is
+      // warm too when the switch comes.
+      model_.set_looped(2 * i >= cfg_.warmup_steps);
       log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.warmup_steps));
       train_step(model_, *opt_, batches_, grad_accum_, i, 1.0, &*sync_);
     }
+    model_.set_looped(false);
     copy_all(params_, weights0);
     copy_all(opt_->state(), state0);
     batches_.seek(position0);
@@ -228,6 +239,7 @@ class Trainer {
     dist_.barrier("artifact written by rank 0");
     result.exported.path = artifact;
     GPT restored(cfg_, mopts_);
+    restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
     result.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
     log_.metric("final", {{"steps", double(result.steps)}, {"train_time_ms", result.train_time_ms},
@@ -248,6 +260,11 @@ class Trainer {
     if (!model_.qat() && qat_active(cfg_, step_, elapsed)) {
       model_.set_qat(true);
       log_.line("qat:start step:" + std::to_string(step_));
+    }
+    if (!model_.looped() && loop_active(cfg_, step_, elapsed)) {
+      model_.set_looped(true);  // and for every evaluation after
+      log_.line("loop:start step:" + std::to_string(step_) + " layers:" + cfg_.loop_layers + " repeats:" +
+                std::to_string(cfg_.loop_repeats));
     }
     at::Tensor loss = train_step(model_, *opt_, batches_, grad_accum_, step_, mult, &*sync_);
     ++step_;

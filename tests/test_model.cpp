@@ -9,6 +9,7 @@
 #include <set>
 
 #include "helpers.h"
+#include "pgolf/layers.h"
 #include "pgolf/model.h"
 #include "pgolf/quant.h"
 
@@ -44,7 +45,8 @@ at::Tensor ref_norm(const at::Tensor& x) {
   return x / at::sqrt(x.pow(2).mean(-1, true) + std::numeric_limits<double>::epsilon());
 }
 
-at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tensor& tgt) {
+// `order`: the block applications (default: each layer once, in order).
+at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tensor& tgt, std::vector<std::int64_t> order = {}) {
   const Config& c = m.config();
   auto P = [&](const std::string& n) { return m.param(n).detach(); };
   const std::int64_t B = idx.size(0), T = idx.size(1), D = c.model_dim, H = c.num_heads, Hkv = c.num_kv_heads,
@@ -82,10 +84,20 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
   if (c.rope_ntk_len > 0 && T > c.rope_ntk_len) base *= std::pow(double(T) / double(c.rope_ntk_len), double(d) / double(d - 2));
   at::Tensor mask = at::ones({T, T}, at::kBool).tril();
   std::vector<at::Tensor> stack;
-  for (std::int64_t i = 0; i < L; ++i) {
+  if (order.empty())
+    for (std::int64_t i = 0; i < L; ++i) order.push_back(i);
+  const std::int64_t apps = static_cast<std::int64_t>(order.size()), enc = apps / 2;
+  for (std::int64_t j = 0; j < apps; ++j) {
+    const std::int64_t i = order[j];  // the physical layer
     const std::string p = "blocks." + std::to_string(i) + ".";
-    if (i >= L / 2 && !stack.empty()) {
-      x = x + P("skip_weights")[i - L / 2] * stack.back();
+    if (j >= enc && !stack.empty()) {
+      at::Tensor ws = P("skip_weights")[j - enc] * stack.back();
+      if (c.skip_gates) {  // lerp(w*skip, x, sigmoid(g)) written out
+        at::Tensor s = at::sigmoid(P("skip_gates")[j - enc]);
+        x = (1 - s) * ws + s * x;
+      } else {
+        x = x + ws;
+      }
       stack.pop_back();
     }
     at::Tensor mix = P(p + "resid_mix");
@@ -120,7 +132,7 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
     at::Tensor z = at::matmul(ref_norm(x) * ln, P(p + "mlp.fc.weight").t());
     at::Tensor h = (c.mlp_activation == "leaky_relu2" ? at::where(z > 0, z, c.mlp_leaky_slope * z) : z.clamp_min(0)).pow(2);
     x = x + P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
-    if (i < L / 2) stack.push_back(x);
+    if (j < enc) stack.push_back(x);
   }
   at::Tensor logits = at::matmul(ref_norm(x), P("tok_emb.weight").t());
   logits = c.logit_softcap * at::tanh(logits / c.logit_softcap);
@@ -245,6 +257,35 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   EXPECT_EQ(losses.size(), variants.size());  // every option changes the result
 }
 
+// Depth recurrence and gated skips: 5 layers with 1-2 looped 3 times run
+// 0,1,2,1,2,1,2,3,4 (written out here, not computed): the first 4
+// applications push, the next 4 pop through skip slots 0..3. Off, the same
+// model runs each layer once; the repeats share every weight.
+TEST(Model, LoopedModelEqualsTheBlocksUnrolledByHand) {
+  Config c = options_config();
+  c.num_layers = 5;
+  c.loop_layers = "1-2";
+  c.loop_repeats = 3;
+  for (bool gates : {false, true}) {
+    c.skip_gates = gates;
+    GPT m(c, f64());
+    EXPECT_EQ(m.param("skip_weights").size(0), 4);  // the looped encoder's 4 applications
+    test::randomise(m, 61);
+    at::Tensor idx = tokens(2, 8, 64, 62), tgt = tokens(2, 8, 64, 63);
+    const double plain = m.loss(idx, tgt).item<double>();
+    EXPECT_NEAR(plain, ref_forward_loss(m, idx, tgt).item<double>(), 3e-8) << "gates " << gates;
+    m.set_looped(true);
+    const double looped = m.loss(idx, tgt).item<double>();
+    EXPECT_NEAR(looped, ref_forward_loss(m, idx, tgt, {0, 1, 2, 1, 2, 1, 2, 3, 4}).item<double>(), 3e-8) << "gates " << gates;
+    EXPECT_GT(std::abs(looped - plain), 1e-4);
+  }
+  EXPECT_EQ(block_order(11, 3, 5, 3),
+            (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 10}));  // the record's 17
+  EXPECT_EQ(block_order(4, 0, -1, 1), (std::vector<std::int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(parse_loop_layers("3-5"), (std::pair<std::int64_t, std::int64_t>{3, 5}));
+  for (const char* bad : {"3", "5-3", "a-b", "-1-2", "3-", "3-5x"}) EXPECT_THROW(parse_loop_layers(bad), std::invalid_argument) << bad;
+}
+
 TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
   Config c = options_config();
   c.model_dim = 64;  // matrices above the 4,096-entry passthrough set below
@@ -276,7 +317,12 @@ TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
   c.mlp_activation = "leaky_relu2";  // both branches of its derivative occur
   c.attn_out_gate = true;
   c.smear_bos_aware = true;
+  c.num_layers = 3;
+  c.loop_layers = "1-1";  // looped: 0,1,1,2 with gated skips
+  c.loop_repeats = 2;
+  c.skip_gates = true;
   GPT m(c, f64());
+  m.set_looped(true);
   test::randomise(m, 51);
   at::Tensor idx = tokens(2, 8, 64, 52), tgt = tokens(2, 8, 64, 53);
   idx[1][3] = 1;

@@ -91,6 +91,18 @@ TEST(Schedule, WallclockWarmdownInTime) {
   EXPECT_DOUBLE_EQ(schedule_step_ms(1, 5000, 5000), 5000.0);
 }
 
+TEST(Schedule, LoopStartAtItsFraction) {
+  Config c = schedule_config(600);
+  c.loop_start_frac = 0.35;
+  EXPECT_FALSE(loop_active(c, 10, 599e3));  // LOOP_LAYERS empty: never
+  c.loop_layers = "3-5";
+  EXPECT_FALSE(loop_active(c, 10, 209e3));
+  EXPECT_TRUE(loop_active(c, 10, 210e3));
+  c.max_wallclock_seconds = 0;
+  EXPECT_FALSE(loop_active(c, 349, 0));
+  EXPECT_TRUE(loop_active(c, 350, 0));
+}
+
 TEST(Schedule, QatStart) {
   Config c = schedule_config(600);
   c.qat_start_frac = 0.85;
@@ -250,6 +262,33 @@ TEST(Training, EvalCommandReproducesTheFinalLine) {
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("blocks.1.mlp.fc.weight"), std::string::npos);
   EXPECT_NE(inspect.output.find("(fits)"), std::string::npos);
+}
+
+// Depth recurrence switches on once, at its fraction of ITERATIONS, warm-up
+// having run both shapes; the round trip and `pgolf eval` score the looped model.
+TEST(Training, DepthRecurrenceSwitchesOnOnceAndStaysOnForScoring) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.num_layers = 3;
+  c.loop_layers = "1-1";
+  c.loop_repeats = 2;
+  c.loop_start_frac = 0.5;
+  c.skip_gates = true;
+  c.warmup_steps = 2;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto at = run.output.find("loop:start step:6 layers:1-1 repeats:2");
+  EXPECT_NE(at, std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("loop:start", at + 1), std::string::npos) << "switched on twice";
+  auto final_line = [](const std::string& out) {
+    auto f = out.find("final_int8_zlib_roundtrip_exact");
+    return f == std::string::npos ? std::string("missing") : out.substr(f, out.find('\n', f) - f);
+  };
+  auto eval = test::run_pgolf("eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_NE(final_line(run.output), "missing");
+  EXPECT_EQ(final_line(eval.output), final_line(run.output));
 }
 
 // In-place progress lines: PROGRESS=on/off decide; auto wants a terminal and

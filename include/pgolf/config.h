@@ -41,6 +41,10 @@ struct Config {
   std::int64_t xsa_last_n = 0;
   bool attn_out_gate = false;    // sparse attention output gate (SPEC §9)
   bool smear_bos_aware = false;  // BOS-aware SmearGate (SPEC §9)
+  bool skip_gates = false;       // gated U-Net skips (SPEC §9)
+  std::string loop_layers;       // depth recurrence: "A-B", physical layers A..B looped ("" = off)
+  std::int64_t loop_repeats = 3;
+  double loop_start_frac = 0.35;
   std::int64_t rope_dims = 0;      // rotated dims per head (0 = all of head_dim)
   std::int64_t rope_ntk_len = 0;   // NTK-scaled RoPE: length the tables were built for (0 = off)
   bool ln_scale = false;           // block i scales its norm outputs by 1/sqrt(i+1)

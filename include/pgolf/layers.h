@@ -3,7 +3,9 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace pgolf {
 
@@ -55,6 +57,17 @@ at::Tensor xsa(const at::Tensor& y, const at::Tensor& v);
 
 // relu(x)^2
 at::Tensor relu_squared(const at::Tensor& x);
+
+// Depth recurrence: LOOP_LAYERS "A-B" as (A, B), 0 <= A <= B; throws
+// std::invalid_argument naming the fault.
+std::pair<std::int64_t, std::int64_t> parse_loop_layers(const std::string& spec);
+// The order in which the blocks run: 0..L-1, with layers first..last run
+// `repeats` times in a row, e.g. L = 11, 3-5, 3 times: 0,1,2,3,4,5,3,4,5,3,4,5,6,...,10.
+std::vector<std::int64_t> block_order(std::int64_t layers, std::int64_t first, std::int64_t last, std::int64_t repeats);
+
+// The U-Net skip merges: plain x + w * skip, or gated lerp(w * skip, x, sigmoid(g)).
+at::Tensor skip_add(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
+at::Tensor skip_lerp(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
 
 // The sparse attention output gate: y [B, T, H, hd] times
 // sigmoid(0.5 * n[..., 0:12] . w[h]) per position and head, n [B, T, D] the

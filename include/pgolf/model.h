@@ -61,6 +61,11 @@ class GPT {
   // Soft-capped logits [B, T, V], float32.
   at::Tensor logits(const at::Tensor& inputs);
 
+  // Depth recurrence (LOOP_LAYERS): while on, the looped layers run
+  // LOOP_REPEATS times; off, each layer runs once.
+  void set_looped(bool on) { looped_ = on && !looped_order_.empty(); }
+  bool looped() const { return looped_; }
+
   // Late QAT: while on, quantised matrices enter the forward pass fake-quantised.
   void set_qat(bool on) { qat_ = on; }
   bool qat() const { return qat_; }
@@ -85,6 +90,8 @@ class GPT {
   };
   // The embedding's RMSNorm and SmearGate, in the configured order and kind.
   using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const Smear& smear);
+  // How a decoder application takes in the skip it pops (SKIP_GATES).
+  using SkipMerge = at::Tensor (*)(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
   // The MLP's activation (MLP_ACTIVATION).
   using Activation = std::function<at::Tensor(const at::Tensor&)>;
   at::Tensor& add(const std::string& name, at::Tensor t);
@@ -97,11 +104,14 @@ class GPT {
   Config cfg_;
   ModelOptions opts_;
   std::vector<NamedTensor> params_;
-  at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, skip_weights_;
+  at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, skip_weights_, skip_gates_;
   Smear smear_;
   std::vector<Block> blocks_;
   EmbedNorm embed_norm_ = nullptr;
   Activation activation_;
+  SkipMerge skip_merge_ = nullptr;
+  std::vector<std::int64_t> plain_order_, looped_order_;  // block applications, in order
+  bool looped_ = false;
   std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
   std::map<const void*, std::string> names_;       // tensor identity -> parameter name
   InputObserver observer_;

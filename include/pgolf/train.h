@@ -35,6 +35,10 @@ double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, do
 // cap, or, without a cap, once step reaches QAT_START_FRAC of ITERATIONS
 // (QAT_START_FRAC=0: from the first step).
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms);
+// With LOOP_LAYERS, depth recurrence starts the same way at LOOP_START_FRAC.
+bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms);
+// Whether `frac` of the run has passed: of the wall clock under a cap, else of ITERATIONS.
+bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms);
 
 // Average step time for the schedule: the first timed step (allocator growth,
 // kernel selection) is left out once there are later steps to average.
