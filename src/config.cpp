@@ -46,6 +46,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"LOOP_REPEATS", "model", &C::loop_repeats, "depth recurrence: how many times the looped layers run"},
       {"LOOP_START_FRAC", "model", &C::loop_start_frac,
        "depth recurrence starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the start"},
+      {"PARALLEL_RESID_FROM", "model", &C::parallel_resid_from,
+       "parallel residuals (the 1.0611 record, 8): from this decoder layer on, attention and MLP read two lanes and "
+       "write both through learned [2,2] weights; -1 = off"},
       {"MLP_MULT", "model", &C::mlp_mult, "MLP hidden width as a multiple of MODEL_DIM"},
       {"MLP_ACTIVATION", "model", &C::mlp_activation,
        "MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)"},
@@ -420,6 +423,22 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
     require(b < c.num_layers, "LOOP_LAYERS must name layers below NUM_LAYERS", {"LOOP_LAYERS", "NUM_LAYERS"});
   }
   range("LOOP_REPEATS", c.loop_repeats, 1, 64);
+  if (c.parallel_resid_from != -1) {
+    range("PARALLEL_RESID_FROM", c.parallel_resid_from, 0, c.num_layers - 1);
+    // The lanes start in the decoder: no encoder application (the first half,
+    // looped or not) may be a parallel layer.
+    std::vector<std::vector<std::int64_t>> orders = {block_order(c.num_layers, 0, -1, 1)};
+    if (!c.loop_layers.empty()) {
+      const auto [first, last] = parse_loop_layers(c.loop_layers);
+      orders.push_back(block_order(c.num_layers, first, last, c.loop_repeats));
+    }
+    for (const auto& order : orders)
+      for (std::size_t j = 0; j < order.size() / 2; ++j)
+        require(order[j] < c.parallel_resid_from,
+                "PARALLEL_RESID_FROM must be a decoder layer: layer " + std::to_string(order[j]) +
+                    " runs in the encoder half of the block order",
+                {"PARALLEL_RESID_FROM", "NUM_LAYERS", "LOOP_LAYERS"});
+  }
   fraction("LOOP_START_FRAC", c.loop_start_frac);
   require(!c.smear_bos_aware || c.model_dim >= kSmearGateDims, "SMEAR_BOS_AWARE reads the first 12 channels: MODEL_DIM must be >= 12",
           {"SMEAR_BOS_AWARE", "MODEL_DIM"});

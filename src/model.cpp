@@ -11,7 +11,8 @@
 namespace pgolf {
 
 bool is_control_tensor(const std::string& name) {
-  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "out_gate", "skip_weight", "skip_gates", "smear", "bigram.scale"})
+  for (const char* p : {"attn_scale", "mlp_scale", "resid_mix", "q_gain", "out_gate", "lane_mix", "lane_decay", "skip_weight",
+                        "skip_gates", "smear", "bigram.scale"})
     if (name.find(p) != std::string::npos) return true;
   return false;
 }
@@ -37,6 +38,9 @@ at::Tensor bos_smear_then_norm(const at::Tensor& x, const at::Tensor& ids, const
   const auto dt = x.scalar_type();
   return rms_norm(bos_smear_gate(x, ids, s.w.to(dt), s.lambda.to(dt), kBosId));
 }
+
+// RMSNorm times a block's LN_SCALE factor s (1: plain RMSNorm).
+at::Tensor scaled_norm(const at::Tensor& t, double s) { return s == 1.0 ? rms_norm(t) : rms_norm(t) * s; }
 
 // Orthogonal init (gain 1): QR of a Gaussian matrix, signs fixed by diag(R).
 at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) {
@@ -107,6 +111,10 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     b.attn_scale = add(p + "attn_scale", at::ones({D}, f32));
     b.mlp_scale = add(p + "mlp_scale", at::ones({D}, f32));
     b.resid_mix = add(p + "resid_mix", at::stack({at::ones({D}, f32), at::zeros({D}, f32)}));
+    if (cfg.parallel_resid_from >= 0 && i >= cfg.parallel_resid_from) {
+      b.lane_mix = add(p + "lane_mix", at::ones({2, 2}, f32));
+      b.lane_decay = add(p + "lane_decay", at::full({2}, 1.1, f32));
+    }
     b.xsa = i >= L - cfg.xsa_last_n;
     b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
     blocks_.push_back(b);
@@ -175,12 +183,26 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
 // s = norm_scale (1, or 1/sqrt(i+1) with LN_SCALE).
 at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& x0) {
   const auto dt = x_in.scalar_type();
-  auto norm = [&](const at::Tensor& t) { return b.norm_scale == 1.0 ? rms_norm(t) : rms_norm(t) * b.norm_scale; };
+  auto norm = [&](const at::Tensor& t) { return scaled_norm(t, b.norm_scale); };
   at::Tensor mix = b.resid_mix.to(dt);
   at::Tensor x = mix[0] * x_in + mix[1] * x0;
   x = x + b.attn_scale.to(dt) * attention(b, norm(x));
-  at::Tensor m = linear(activation_(linear(norm(x), b.fc)), b.mlp_proj);
-  return x + b.mlp_scale.to(dt) * m;
+  return x + b.mlp_scale.to(dt) * mlp(b, norm(x));
+}
+
+at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) { return linear(activation_(linear(x, b.fc)), b.mlp_proj); }
+
+// Parallel residuals (SPEC §9), both terms from the old lanes:
+//   A = attn_scale * Attn(s*norm(m0*lane0 + m1*x0));  M = mlp_scale * MLP(s*norm(lane1))
+//   lane_j = r_j*lane_j + P[0][j]*A + P[1][j]*M.
+void GPT::parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0) {
+  const auto dt = lane0.scalar_type();
+  auto norm = [&](const at::Tensor& t) { return scaled_norm(t, b.norm_scale); };
+  const at::Tensor mix = b.resid_mix.to(dt), P = b.lane_mix.to(dt), r = b.lane_decay.to(dt);
+  const at::Tensor A = b.attn_scale.to(dt) * attention(b, norm(mix[0] * lane0 + mix[1] * x0));
+  const at::Tensor M = b.mlp_scale.to(dt) * mlp(b, norm(lane1));
+  lane0 = r[0] * lane0 + P[0][0] * A + P[1][0] * M;
+  lane1 = r[1] * lane1 + P[0][1] * A + P[1][1] * M;
 }
 
 // Embedding (+ BigramHash), RMSNorm and SmearGate (configured order), then
@@ -204,15 +226,21 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
     x = block(blocks_[static_cast<std::size_t>(order[j])], x, x0);
     skips.push_back(x);
   }
+  at::Tensor lane1;  // parallel residuals: the second lane, from the first parallel layer on (x is lane 0)
   for (std::size_t j = enc; j < order.size(); ++j) {
+    const Block& b = blocks_[static_cast<std::size_t>(order[j])];
+    if (b.lane_mix.defined() && !lane1.defined()) lane1 = x;  // both lanes start as x; the skip enters lane 0 only
     if (!skips.empty()) {
       const auto k = static_cast<std::int64_t>(j - enc);
       x = skip_merge_(x, skips.back(), skip_weights_[k].to(dt), skip_gates_.defined() ? skip_gates_[k].to(dt) : at::Tensor());
       skips.pop_back();
     }
-    x = block(blocks_[static_cast<std::size_t>(order[j])], x, x0);
+    if (b.lane_mix.defined())
+      parallel_block(b, x, lane1, x0);
+    else
+      x = block(b, x, x0);
   }
-  return rms_norm(x);
+  return rms_norm(lane1.defined() ? 0.5 * (x + lane1) : x);
 }
 
 at::Tensor GPT::logits(const at::Tensor& inputs) {

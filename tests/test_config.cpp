@@ -204,6 +204,10 @@ TEST(Config, OutOfRangeValuesNameKeyValueAndSource) {
       {"MIN_LR=2", "MIN_LR must be in [0, 1]"},
       {"MUON_NS_COEFFS=1,2", "MUON_NS_COEFFS: '1,2' must be three numbers a,b,c (MUON_NS_COEFFS=1,2 from --set"},
       {"PROGRESS=maybe", "PROGRESS must be auto, on or off"},
+      {"LOOP_LAYERS=3", "LOOP_LAYERS must be A-B with layer numbers 0 <= A <= B, got '3'"},
+      {"LOOP_LAYERS=3-20", "LOOP_LAYERS must name layers below NUM_LAYERS"},
+      {"PARALLEL_RESID_FROM=1", "PARALLEL_RESID_FROM must be a decoder layer: layer 1 runs in the encoder half"},
+      {"PARALLEL_RESID_FROM=12", "PARALLEL_RESID_FROM must be at most 11"},
   };
   for (const auto& c : cases) {
     std::string e = error_of([&] { load_config({}, {c.set}, env_of({})); });

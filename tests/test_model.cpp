@@ -86,24 +86,9 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
   std::vector<at::Tensor> stack;
   if (order.empty())
     for (std::int64_t i = 0; i < L; ++i) order.push_back(i);
-  const std::int64_t apps = static_cast<std::int64_t>(order.size()), enc = apps / 2;
-  for (std::int64_t j = 0; j < apps; ++j) {
-    const std::int64_t i = order[j];  // the physical layer
+  // Layer i's attention output (after its projection) and MLP output for the normed input n.
+  auto attend = [&](std::int64_t i, const at::Tensor& n) {
     const std::string p = "blocks." + std::to_string(i) + ".";
-    if (j >= enc && !stack.empty()) {
-      at::Tensor ws = P("skip_weights")[j - enc] * stack.back();
-      if (c.skip_gates) {  // lerp(w*skip, x, sigmoid(g)) written out
-        at::Tensor s = at::sigmoid(P("skip_gates")[j - enc]);
-        x = (1 - s) * ws + s * x;
-      } else {
-        x = x + ws;
-      }
-      stack.pop_back();
-    }
-    at::Tensor mix = P(p + "resid_mix");
-    x = mix[0] * x + mix[1] * x0;
-    const double ln = c.ln_scale ? 1.0 / std::sqrt(double(i + 1)) : 1.0;
-    at::Tensor n = ref_norm(x) * ln;
     at::Tensor q = at::matmul(n, P(p + "attn.c_q.weight").t()).view({B, T, H, hd});
     at::Tensor k = at::matmul(n, P(p + "attn.c_k.weight").t()).view({B, T, Hkv, hd});
     at::Tensor v = at::matmul(n, P(p + "attn.c_v.weight").t()).view({B, T, Hkv, hd});
@@ -128,12 +113,47 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
     }
     if (c.attn_out_gate)  // head h times sigmoid(0.5 * W_g[h] . n[0:12])
       y = y * at::sigmoid(0.5 * at::matmul(n.narrow(-1, 0, 12), P(p + "attn.out_gate").t())).unsqueeze(-1);
-    x = x + P(p + "attn_scale") * at::matmul(y.reshape({B, T, D}), P(p + "attn.proj.weight").t());
-    at::Tensor z = at::matmul(ref_norm(x) * ln, P(p + "mlp.fc.weight").t());
+    return P(p + "attn_scale") * at::matmul(y.reshape({B, T, D}), P(p + "attn.proj.weight").t());
+  };
+  auto feed_forward = [&](std::int64_t i, const at::Tensor& n) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    at::Tensor z = at::matmul(n, P(p + "mlp.fc.weight").t());
     at::Tensor h = (c.mlp_activation == "leaky_relu2" ? at::where(z > 0, z, c.mlp_leaky_slope * z) : z.clamp_min(0)).pow(2);
-    x = x + P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
+    return P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
+  };
+  const std::int64_t apps = static_cast<std::int64_t>(order.size()), enc = apps / 2;
+  at::Tensor lane1;  // parallel residuals: x is lane 0
+  for (std::int64_t j = 0; j < apps; ++j) {
+    const std::int64_t i = order[j];  // the physical layer
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    const bool parallel = c.parallel_resid_from >= 0 && i >= c.parallel_resid_from;
+    if (parallel && !lane1.defined()) lane1 = x;
+    if (j >= enc && !stack.empty()) {
+      at::Tensor ws = P("skip_weights")[j - enc] * stack.back();
+      if (c.skip_gates) {  // lerp(w*skip, x, sigmoid(g)) written out
+        at::Tensor s = at::sigmoid(P("skip_gates")[j - enc]);
+        x = (1 - s) * ws + s * x;
+      } else {
+        x = x + ws;
+      }
+      stack.pop_back();
+    }
+    at::Tensor mix = P(p + "resid_mix");
+    const double ln = c.ln_scale ? 1.0 / std::sqrt(double(i + 1)) : 1.0;
+    if (parallel) {  // both lanes read the old values
+      at::Tensor A = attend(i, ref_norm(mix[0] * x + mix[1] * x0) * ln), M = feed_forward(i, ref_norm(lane1) * ln);
+      at::Tensor Pm = P(p + "lane_mix"), r = P(p + "lane_decay");
+      at::Tensor lane0 = r[0] * x + Pm[0][0] * A + Pm[1][0] * M;
+      lane1 = r[1] * lane1 + Pm[0][1] * A + Pm[1][1] * M;
+      x = lane0;
+    } else {
+      x = mix[0] * x + mix[1] * x0;
+      x = x + attend(i, ref_norm(x) * ln);
+      x = x + feed_forward(i, ref_norm(x) * ln);
+    }
     if (j < enc) stack.push_back(x);
   }
+  if (lane1.defined()) x = 0.5 * (x + lane1);
   at::Tensor logits = at::matmul(ref_norm(x), P("tok_emb.weight").t());
   logits = c.logit_softcap * at::tanh(logits / c.logit_softcap);
   at::Tensor logp = logits.log_softmax(-1).view({B * T, -1});
@@ -231,7 +251,7 @@ TEST(Model, ForwardMatchesIndependentReimplementation) {
 
 TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   const Config all = options_config();
-  std::vector<Config> variants(8, all);
+  std::vector<Config> variants(9, all);
   variants[1].rope_dims = 0;         // full RoPE, NTK-scaled
   variants[2].rope_ntk_len = 0;      // partial RoPE, plain base
   variants[3].ln_scale = false;
@@ -240,6 +260,7 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   variants[5].mlp_leaky_slope = 0.5;
   variants[6].attn_out_gate = true;
   variants[7].smear_bos_aware = true;
+  variants[8].parallel_resid_from = 3;  // decoder layers 3 and 4 of 5; layer 2 before them runs plain
   at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
   idx[0][4] = 1;  // a BOS inside a row: the BOS-aware SmearGate must skip it
   std::set<double> losses;
@@ -251,7 +272,8 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
     EXPECT_NEAR(got, ref_forward_loss(m, idx, tgt).item<double>(), 3e-8)
         << "ROPE_DIMS=" << c.rope_dims << " ROPE_NTK_LEN=" << c.rope_ntk_len << " LN_SCALE=" << c.ln_scale
         << " SMEAR_BEFORE_NORM=" << c.smear_before_norm << " MLP_ACTIVATION=" << c.mlp_activation
-        << " ATTN_OUT_GATE=" << c.attn_out_gate << " SMEAR_BOS_AWARE=" << c.smear_bos_aware;
+        << " ATTN_OUT_GATE=" << c.attn_out_gate << " SMEAR_BOS_AWARE=" << c.smear_bos_aware
+        << " PARALLEL_RESID_FROM=" << c.parallel_resid_from;
     losses.insert(got);
   }
   EXPECT_EQ(losses.size(), variants.size());  // every option changes the result
@@ -321,6 +343,7 @@ TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
   c.loop_layers = "1-1";  // looped: 0,1,1,2 with gated skips
   c.loop_repeats = 2;
   c.skip_gates = true;
+  c.parallel_resid_from = 2;
   GPT m(c, f64());
   m.set_looped(true);
   test::randomise(m, 51);

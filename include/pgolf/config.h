@@ -45,6 +45,7 @@ struct Config {
   std::string loop_layers;       // depth recurrence: "A-B", physical layers A..B looped ("" = off)
   std::int64_t loop_repeats = 3;
   double loop_start_frac = 0.35;
+  std::int64_t parallel_resid_from = -1;  // parallel residual lanes from this layer on (-1 = off)
   std::int64_t rope_dims = 0;      // rotated dims per head (0 = all of head_dim)
   std::int64_t rope_ntk_len = 0;   // NTK-scaled RoPE: length the tables were built for (0 = off)
   bool ln_scale = false;           // block i scales its norm outputs by 1/sqrt(i+1)

@@ -85,6 +85,7 @@ class GPT {
   struct Block {
     at::Tensor c_q, c_k, c_v, proj, q_gain, fc, mlp_proj, attn_scale, mlp_scale, resid_mix;
     at::Tensor out_gate;  // ATTN_OUT_GATE: [heads, 12], else undefined
+    at::Tensor lane_mix, lane_decay;  // parallel residuals: P [2, 2] and r [2], else undefined
     bool xsa = false;
     double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(i+1) in block i, else 1
   };
@@ -99,6 +100,8 @@ class GPT {
   at::Tensor linear(const at::Tensor& x, const at::Tensor& w) const;  // x @ weight(w)^T, observed
   at::Tensor attention(const Block& b, const at::Tensor& x);
   at::Tensor block(const Block& b, const at::Tensor& x, const at::Tensor& x0);
+  at::Tensor mlp(const Block& b, const at::Tensor& x);
+  void parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0);
   at::Tensor hidden(const at::Tensor& inputs);
 
   Config cfg_;
