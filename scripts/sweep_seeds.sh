@@ -2,13 +2,18 @@
 # Trains the same configuration once per seed and tabulates the results:
 # round-trip val_bpb, total submission bytes and training time from each run's
 # metrics.jsonl, with mean and standard deviation. The table is printed and
-# saved as LOG_DIR/<NAME>_sweep.md.
+# saved as LOG_DIR/<NAME>_sweep.md; the curves of all runs, overlaid
+# (scripts/plot_runs.sh), go to LOG_DIR/<NAME>_sweep.png next to it (without
+# gnuplot the sweep only warns that there is no plot).
 #
 #   scripts/sweep_seeds.sh [--seeds "1337 42 2024"] [--nproc N] [--name NAME] -- PGOLF_TRAIN_ARGS...
 #   scripts/sweep_seeds.sh -- --config configs/cpu_demo.env
 #   scripts/sweep_seeds.sh --nproc 8 --name record -- --config configs/seed76_12l.env
 #
 # Each run is RUN_ID=<NAME>_seed<SEED> under LOG_DIR (default logs).
+#
+# Variables:
+#   PGOLF  the pgolf binary (default build/pgolf)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds="1337 42 2024"
@@ -61,3 +66,6 @@ text = "\n".join(lines) + "\n"
 open(out, "w").write(text)
 print(text + f"saved: {out}")
 PY
+
+bash scripts/plot_runs.sh "${runs[@]}" --output "$log_dir/${name}_sweep.png" ||
+  echo "sweep: no plot of the runs (scripts/plot_runs.sh failed, see above); the table is saved" >&2

@@ -200,6 +200,44 @@ TEST(Scripts, SweepSeedsTabulatesEverySeed) {
   EXPECT_NE(r.output.find(table), std::string::npos);  // printed too
   for (const char* run : {"s_seed1337", "s_seed42", "s_seed2024"})
     EXPECT_TRUE(std::filesystem::exists(dir.file(std::string(run) + "/final_model.pgolf"))) << run;
+  ASSERT_TRUE(std::filesystem::exists(dir.file("s_sweep.png"))) << r.output;  // and the plot of the runs
+  EXPECT_GT(std::filesystem::file_size(dir.file("s_sweep.png")), 10000u);
+  EXPECT_NE(r.output.find("plot: " + dir.file("s_sweep.png")), std::string::npos) << r.output;
+}
+
+// Two hand-written runs, one without val events and one still running (no
+// final event, a half-written last line), drawn into one PNG; a folder
+// without metrics.jsonl fails with its name.
+TEST(Scripts, PlotRunsDrawsEveryRun) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("noval"));
+  std::filesystem::create_directories(dir.file("running"));
+  std::filesystem::create_directories(dir.file("empty_run"));
+  test::write_text(dir.file("noval/metrics.jsonl"),
+                   "{\"event\":\"train\",\"step\":1.0,\"train_loss\":6.9,\"lr_mult\":1.0,\"train_time_ms\":900.0}\n"
+                   "{\"event\":\"train\",\"step\":2.0,\"train_loss\":6.5,\"lr_mult\":1.0,\"train_time_ms\":1400.0}\n"
+                   "{\"event\":\"train\",\"step\":10.0,\"train_loss\":5.7,\"lr_mult\":0.5,\"train_time_ms\":5400.0}\n"
+                   "{\"event\":\"final\",\"steps\":10.0,\"train_time_ms\":5400.0,\"val_loss\":5.6,\"val_bpb\":3.41}\n");
+  test::write_text(dir.file("running/metrics.jsonl"),
+                   "{\"event\":\"val\",\"step\":0.0,\"val_loss\":6.93,\"val_bpb\":4.2,\"train_time_ms\":0.0}\n"
+                   "{\"event\":\"train\",\"step\":1.0,\"train_loss\":6.95,\"lr_mult\":1.0,\"train_time_ms\":1000.0}\n"
+                   "{\"event\":\"train\",\"step\":2.0,\"train_loss\":6.4,\"lr_mult\":1.0,\"train_time_ms\":1600.0}\n"
+                   "{\"event\":\"val\",\"step\":5.0,\"val_loss\":5.9,\"val_bpb\":3.6,\"train_time_ms\":3000.0}\n"
+                   "{\"event\":\"train\",\"step\":6.0,\"train_lo");
+  const std::string script = "cd " + std::string(PGOLF_SOURCE_DIR) + " && bash scripts/plot_runs.sh ";
+  auto r = test::run_shell(script + dir.file("noval") + " " + dir.file("running") + " --output " + dir.file("p.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("plot: " + dir.file("p.png")), std::string::npos) << r.output;
+  std::string png = read_file(dir.file("p.png"));
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_GT(png.size(), 10000u);
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))  // no temporary file left
+    EXPECT_EQ(entry.path().filename().string().find(".plot_runs"), std::string::npos) << entry.path();
+
+  r = test::run_shell(script + dir.file("noval") + " " + dir.file("empty_run") + " --output " + dir.file("q.png"));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find(dir.file("empty_run") + ": no metrics.jsonl"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("q.png")));
 }
 
 // Rank 1 is killed (or frozen) mid-run; rank 0 must stop with an error that

@@ -254,6 +254,34 @@ INSTANTIATE_TEST_SUITE_P(
       return n;
     });
 
+// The 1.0611 record's preset: every piece this project has is on. The
+// record reports 35,945,671 parameters; pgolf builds 48 fewer, the
+// parallel-residual scalars (P [2,2] and r [2]) that the record also creates
+// in its 8 layers without parallel lanes, where they never train. Its
+// matrices get the record's GPTQ + SDClip plans; looped, the model runs
+// 17 block applications and still gives a finite loss.
+TEST(RecordPreset, ParametersPlansAndLoopedForward) {
+  const Config cfg = preset("record_1_0611.env");
+  GPT model(cfg, {});
+  EXPECT_EQ(model.num_params(), 35945671 - 8 * 6);
+  EXPECT_EQ(model.param("skip_weights").size(0), 8);
+  EXPECT_EQ(model.param("skip_gates").size(0), 8);
+  EXPECT_EQ(model.param("blocks.8.lane_mix").sizes(), at::IntArrayRef({2, 2}));
+  EXPECT_THROW(model.param("blocks.7.lane_mix"), std::out_of_range);
+  EXPECT_EQ(model.param("blocks.0.attn.out_gate").sizes(), at::IntArrayRef({8, 12}));
+  EXPECT_EQ(model.param("smear.w").sizes(), at::IntArrayRef({1, 12}));
+  const QuantOptions opts = quant_options(cfg);
+  EXPECT_EQ(format_tensor_plan(plan_tensor("blocks.0.attn.c_q.weight", model.param("blocks.0.attn.c_q.weight"), opts)),
+            "int6,k=13,sym,gptq");
+  EXPECT_EQ(format_tensor_plan(plan_tensor("blocks.0.mlp.fc.weight", model.param("blocks.0.mlp.fc.weight"), opts)),
+            "int6,k=11.5,sym,gptq");
+  EXPECT_EQ(format_tensor_plan(plan_tensor("tok_emb.weight", model.param("tok_emb.weight"), opts)), "int7,k=14,sym,gptq");
+  at::NoGradGuard no_grad;
+  model.set_looped(true);
+  const at::Tensor idx = at::randint(cfg.vocab_size, {1, 16}, at::kLong);
+  EXPECT_TRUE(std::isfinite(model.loss(idx, idx).item<double>()));
+}
+
 TEST(QuantPlan, RuleOrderForSyntheticNames) {
   QuantOptions o = quant_options(Config{});
   auto plan = [&](const std::string& name, at::IntArrayRef shape) { return format_tensor_plan(plan_tensor(name, at::zeros(shape), o)); };
