@@ -243,6 +243,52 @@ TEST(Training, LossFallsAndRunFolderHasOutputs) {
   EXPECT_LT(r.roundtrip.val_bpb(), r.prequant.val_bpb() + 0.05);  // small quantisation penalty
 }
 
+// Every option of the 1.0611 record on at once, on a small model: 200 steps
+// train (the loss falls well below the uniform ln 400 = 6.0 and below the
+// first validation), the loop switches on, and the artifact (GPTQ + SDClip
+// plans) is written and scores close to the trained weights.
+TEST(Training, SmallModelWithEveryRecordOptionTrainsAndExports) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 200);
+  c.num_layers = 4;
+  c.mlp_mult = 4;
+  c.mlp_activation = "leaky_relu2";
+  c.smear_bos_aware = true;
+  c.attn_out_gate = true;
+  c.xsa_last_n = 4;
+  c.rope_dims = 8;
+  c.ln_scale = true;
+  c.loop_layers = "1-2";
+  c.loop_repeats = 2;
+  c.loop_start_frac = 0.35;
+  c.skip_gates = true;
+  c.parallel_resid_from = 3;
+  c.lr_schedule = "hold_decay";
+  c.min_lr = 0.1;
+  c.muon_ns_coeffs = "polar_express";
+  c.muon_row_norm = true;
+  c.beta2 = 0.99;
+  c.swa_enabled = false;
+  c.ema_enabled = true;
+  c.ema_decay = 0.99;
+  c.val_loss_every = 100;
+  c.quant_attn = "int6,k=13,sym,gptq";
+  c.quant_mlp = "int6,k=11.5,sym,gptq";
+  c.gptq_tokens = 2048;
+  RunLog log(c);
+  TrainResult r = train(c, log);
+  EXPECT_EQ(r.steps, 200);
+  const std::string text = read_file(dir.file("run/train.log"));
+  EXPECT_NE(text.find("loop:start step:70 layers:1-2 repeats:2"), std::string::npos) << text;
+  const auto first_val = text.find("step:0/200 val_loss:");
+  ASSERT_NE(first_val, std::string::npos);
+  const double val0 = std::stod(text.substr(first_val + 20));
+  EXPECT_LT(r.final_eval.val_loss(), 5.0);
+  EXPECT_LT(r.final_eval.val_loss(), val0 - 0.5);
+  EXPECT_TRUE(std::filesystem::exists(r.exported.path));
+  EXPECT_LT(r.roundtrip.val_bpb(), r.prequant.val_bpb() + 0.1);
+}
+
 // `pgolf eval` on the artifact reproduces the training run's final line.
 TEST(Training, EvalCommandReproducesTheFinalLine) {
   TempDir dir;
