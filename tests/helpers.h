@@ -31,6 +31,32 @@ inline void randomise(GPT& m, std::uint64_t seed, double scale = 0.3) {
                             (p.name.find("scale") != std::string::npos ? 1.0 : 0.0));
 }
 
+// Standard normal values of `shape`, seeded.
+inline at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed, at::ScalarType dt = at::kFloat) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::normal(0.0, 1.0, shape, gen, dt);
+}
+
+// Token ids [B, T] uniform in [0, V), seeded.
+inline at::Tensor tokens(std::int64_t B, std::int64_t T, std::int64_t V, std::uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  return at::randint(V, {B, T}, gen, at::kLong);
+}
+
+// Newton-Schulz (classic quintic tuple) written out in float64 from the
+// formula in optim.h, independently of the library.
+inline at::Tensor ns_reference(const at::Tensor& G, int steps) {
+  at::Tensor X = G.to(at::kDouble);
+  X = X / (X.norm() + 1e-7);
+  const bool tall = X.size(0) > X.size(1);
+  if (tall) X = X.t();
+  for (int i = 0; i < steps; ++i) {
+    at::Tensor A = X.mm(X.t());
+    X = 3.4445 * X + (-4.7750 * A + 2.0315 * A.mm(A)).mm(X);
+  }
+  return tall ? X.t() : X;
+}
+
 // A fresh folder under the system temp dir, removed with everything in it.
 class TempDir {
  public:

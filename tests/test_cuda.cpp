@@ -25,6 +25,8 @@
 #endif
 
 using namespace pgolf;
+using test::gaussian;
+using test::ns_reference;
 using test::TempDir;
 
 #define REQUIRE_CUDA() \
@@ -51,33 +53,12 @@ void copy_weights(const GPT& from, GPT& to) {
     to.parameters()[i].tensor.detach().copy_(from.parameters()[i].tensor.detach());
 }
 
-at::Tensor tokens(std::int64_t B, std::int64_t T, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randint(test::kTinyVocab, {B, T}, gen, at::kLong);
-}
-
-at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::normal(0.0, 1.0, shape, gen, at::kFloat);
-}
+at::Tensor tokens(std::int64_t B, std::int64_t T, std::uint64_t seed) { return test::tokens(B, T, test::kTinyVocab, seed); }
 
 // ||a - b||_F / ||b||_F in float64.
 double rel_error(const at::Tensor& a, const at::Tensor& b) {
   const at::Tensor x = a.detach().cpu().to(at::kDouble), y = b.detach().cpu().to(at::kDouble);
   return ((x - y).norm() / y.norm()).item<double>();
-}
-
-// Newton-Schulz in float64, written out from the formula (optim.h).
-at::Tensor ns_reference(const at::Tensor& G, int steps) {
-  at::Tensor X = G.to(at::kDouble);
-  X = X / (X.norm() + 1e-7);
-  const bool tall = X.size(0) > X.size(1);
-  if (tall) X = X.t();
-  for (int i = 0; i < steps; ++i) {
-    at::Tensor A = X.mm(X.t());
-    X = 3.4445 * X + (-4.7750 * A + 2.0315 * A.mm(A)).mm(X);
-  }
-  return tall ? X.t() : X;
 }
 
 // The bf16 model on `device` against the float64 model on the CPU. bf16

@@ -3,6 +3,8 @@
 // inputs, and the batched entry point.
 #include <gtest/gtest.h>
 
+#include "helpers.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -13,15 +15,11 @@
 #include "pgolf/quantizer.h"
 
 using namespace pgolf;
+using test::gaussian;
 
 namespace {
 
 using Mat = std::vector<std::vector<double>>;
-
-at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::normal(0.0, 1.0, shape, gen, at::kFloat);
-}
 
 // Inputs X [n, cols] with correlated columns of different sizes; the listed
 // columns are always zero.

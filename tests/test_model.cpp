@@ -14,6 +14,7 @@
 #include "pgolf/quant.h"
 
 using namespace pgolf;
+using test::tokens;
 
 namespace {
 
@@ -33,11 +34,6 @@ Config tiny_config() {
   c.eval_stride = 4;
   c.seed = 7;
   return c;
-}
-
-at::Tensor tokens(std::int64_t B, std::int64_t T, std::int64_t V, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::randint(V, {B, T}, gen, at::kLong);
 }
 
 // ---- an independent forward pass, written from SPEC §3 with plain ops ----

@@ -2,31 +2,12 @@
 
 #include <cmath>
 
+#include "helpers.h"
 #include "pgolf/optim.h"
 
 using namespace pgolf;
-
-namespace {
-
-at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed, at::ScalarType dt = at::kFloat) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::normal(0.0, 1.0, shape, gen, dt);
-}
-
-// Newton-Schulz written out in float64 from SPEC §4, independently of the library.
-at::Tensor ns_reference(const at::Tensor& G, int steps) {
-  at::Tensor X = G.to(at::kDouble);
-  X = X / (X.norm() + 1e-7);
-  bool tall = X.size(0) > X.size(1);
-  if (tall) X = X.t();
-  for (int i = 0; i < steps; ++i) {
-    at::Tensor A = X.mm(X.t());
-    X = 3.4445 * X + (-4.7750 * A + 2.0315 * A.mm(A)).mm(X);
-  }
-  return tall ? X.t() : X;
-}
-
-}  // namespace
+using test::gaussian;
+using test::ns_reference;
 
 // Observed on Gaussian matrices of the model's aspect ratios (seeds 1-5):
 // float32 singular values in [0.6818, 1.1344], bfloat16 in [0.6597, 1.1516].

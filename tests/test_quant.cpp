@@ -10,13 +10,9 @@
 #include "pgolf/quant.h"
 
 using namespace pgolf;
+using test::gaussian;
 
 namespace {
-
-at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  return at::normal(0.0, 1.0, shape, gen, at::kFloat);
-}
 
 // SPEC §5.3 one element at a time: the clip is the linearly interpolated
 // quantile of the sorted |w_r| (as torch.quantile), the scale is rounded to

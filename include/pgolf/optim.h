@@ -66,7 +66,7 @@ class Muon {
     double weight_decay = 0.0;
     at::ScalarType ns_dtype = at::kBFloat16;
     MuonSharding sharding;
-    std::vector<NsCoefficients> coefficients;  // empty: classic_ns(backend_steps)
+    std::vector<NsCoefficients> coefficients = {};  // empty: classic_ns(backend_steps)
     bool row_normalize = false;                // MuonEq-R
   };
   Muon(std::vector<at::Tensor> params, Options opts);
