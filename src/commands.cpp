@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <numeric>
 
 #include "pgolf/artifact.h"
 #include "pgolf/bench.h"
@@ -207,17 +208,18 @@ int cmd_data(const ConfigArgs& args) {
     train_tokens += static_cast<std::int64_t>(s.num_tokens());
     for (std::size_t i = 0; i < s.num_tokens(); ++i) ++counts[s.tokens()[i]];
   }
-  auto val = load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len, cfg.vocab_size);
-  Tokenizer tok(cfg.tokenizer_path);
-  ByteLuts luts = build_byte_luts(tok, static_cast<int>(cfg.vocab_size));
+  const ValidationSplit split = load_validation(cfg.data_path, cfg.train_seq_len, cfg.vocab_size);
+  const std::vector<std::uint16_t>& val = split.tokens;
+  const TargetBytes bytes = target_bytes(split, cfg.tokenizer_path, cfg.vocab_size);
   // The val_bpb denominator: bytes of every scored target (positions 1..N-1).
-  std::int64_t val_bytes = 0;
-  for (std::size_t i = 1; i < val.size(); ++i) val_bytes += luts.token_bytes(val[i - 1], val[i]);
+  const std::int64_t val_bytes = std::accumulate(bytes.bytes.begin(), bytes.bytes.end(), std::int64_t{0});
+  Tokenizer tok(cfg.tokenizer_path);
   std::cout << "data: " << cfg.data_path << "\n"
             << "train: shards:" << train.size() << " tokens:" << train_tokens << "\n"
             << "val: scored_tokens:" << val.size() - 1 << " bytes:" << val_bytes
-            << " bytes_per_token:" << static_cast<double>(val_bytes) / static_cast<double>(val.size() - 1) << "\n"
-            << "unigram_baseline val_bpb:" << unigram_bpb(counts, val, luts) << "\n"
+            << " bytes_per_token:" << static_cast<double>(val_bytes) / static_cast<double>(val.size() - 1)
+            << " bytes_from:" << bytes.source << "\n"
+            << "unigram_baseline val_bpb:" << unigram_bpb(counts, val, bytes.bytes) << "\n"
             << "tokenizer: " << cfg.tokenizer_path << " pieces:" << tok.vocab_size() << "\n";
   return 0;
 }

@@ -97,17 +97,39 @@ bool DocumentReader::next_text(std::string& doc) {
   return !blank(doc);
 }
 
+std::vector<std::uint16_t> token_byte_counts(const std::vector<std::uint32_t>& begins, std::size_t text_bytes) {
+  std::vector<std::uint16_t> counts(begins.size());
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < begins.size(); ++k) {
+    const std::size_t next = k + 1 < begins.size() ? std::clamp<std::size_t>(begins[k + 1], at, text_bytes) : text_bytes;
+    if (next - at > UINT16_MAX)
+      throw std::runtime_error("a token stands for " + std::to_string(next - at) +
+                               " bytes of text, more than a byte sidecar's uint16 holds");
+    counts[k] = static_cast<std::uint16_t>(next - at);
+    at = next;
+  }
+  return counts;
+}
+
 namespace {
 
-// Accumulates one split's tokens and writes a shard whenever enough are there.
+// Accumulates one split's tokens (and byte counts, for sidecars) and writes a
+// shard whenever enough are there.
 class SplitWriter {
  public:
-  SplitWriter(std::string dir, std::string split, std::int64_t shard_tokens, SplitStats& stats)
-      : dir_(std::move(dir)), split_(std::move(split)), shard_tokens_(shard_tokens), stats_(stats) {}
+  SplitWriter(std::string dir, std::string split, std::int64_t shard_tokens, SplitStats& stats, bool sidecars)
+      : dir_(std::move(dir)), split_(std::move(split)), shard_tokens_(shard_tokens), stats_(stats), sidecars_(sidecars) {}
 
-  void add(const std::string& doc, const std::vector<int>& ids) {
+  bool wants_byte_counts() const { return sidecars_; }
+
+  // `counts`: the bytes of each id (token_byte_counts), when sidecars are written.
+  void add(const std::string& doc, const std::vector<int>& ids, const std::vector<std::uint16_t>& counts = {}) {
     buf_.push_back(kBosId);
     buf_.insert(buf_.end(), ids.begin(), ids.end());
+    if (sidecars_) {
+      bytes_.push_back(0);
+      bytes_.insert(bytes_.end(), counts.begin(), counts.end());
+    }
     stats_.docs += 1;
     stats_.bytes += static_cast<std::int64_t>(doc.size());
     stats_.tokens += static_cast<std::int64_t>(ids.size()) + 1;
@@ -123,12 +145,17 @@ class SplitWriter {
     std::snprintf(name, sizeof name, "/fineweb_%s_%06lld.bin", split_.c_str(), static_cast<long long>(stats_.shards));
     write_shard(dir_ + name, std::vector<std::uint16_t>(buf_.begin(), buf_.begin() + n));
     buf_.erase(buf_.begin(), buf_.begin() + n);
+    if (sidecars_) {
+      write_shard(byte_sidecar_path(dir_ + name), std::vector<std::uint16_t>(bytes_.begin(), bytes_.begin() + n));
+      bytes_.erase(bytes_.begin(), bytes_.begin() + n);
+    }
     stats_.shards += 1;
   }
   std::string dir_, split_;
   std::int64_t shard_tokens_;
   SplitStats& stats_;
-  std::vector<std::uint16_t> buf_;
+  bool sidecars_;
+  std::vector<std::uint16_t> buf_, bytes_;
 };
 
 // One status line on stderr, rewritten in place on a terminal, at most once a second.
@@ -178,11 +205,18 @@ ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOp
   make_dirs(tmp_dir);
   ShardStats stats;
   try {
-    SplitWriter val(tmp_dir, "val", opts.shard_tokens, stats.val);
-    SplitWriter train(tmp_dir, "train", opts.shard_tokens, stats.train);
+    SplitWriter val(tmp_dir, "val", opts.shard_tokens, stats.val, opts.byte_sidecars);
+    SplitWriter train(tmp_dir, "train", opts.shard_tokens, stats.train, false);
     Progress progress;
+    std::vector<std::uint32_t> begins;
     for (std::string doc; next_doc(doc);) {
-      (stats.val.docs < opts.val_docs ? val : train).add(doc, tok.encode(doc));
+      SplitWriter& split = stats.val.docs < opts.val_docs ? val : train;
+      if (split.wants_byte_counts()) {
+        const std::vector<int> ids = tok.encode(doc, begins);
+        split.add(doc, ids, token_byte_counts(begins, doc.size()));
+      } else {
+        split.add(doc, tok.encode(doc));
+      }
       progress.update(stats);
     }
     val.finish();

@@ -73,8 +73,15 @@ std::vector<std::string> shard_files(const std::string& pattern) {
   return files;
 }
 
-std::string train_pattern(const std::string& data_path) { return data_path + "/fineweb_train_*.bin"; }
-std::string val_pattern(const std::string& data_path) { return data_path + "/fineweb_val_*.bin"; }
+std::string train_pattern(const std::string& data_path) { return data_path + "/fineweb_train_[0-9]*.bin"; }
+std::string val_pattern(const std::string& data_path) { return data_path + "/fineweb_val_[0-9]*.bin"; }
+
+std::string byte_sidecar_path(const std::string& val_shard) {
+  const std::string stem = "fineweb_val_";
+  const std::size_t at = val_shard.rfind(stem);
+  if (at == std::string::npos) throw std::invalid_argument("'" + val_shard + "' is not named fineweb_val_NNNNNN.bin");
+  return val_shard.substr(0, at) + "fineweb_val_bytes_" + val_shard.substr(at + stem.size());
+}
 
 TokenStream::TokenStream(std::vector<std::string> files, std::int64_t vocab_size)
     : files_(std::move(files)), vocab_size_(vocab_size), current_(open_checked(0)) {}
@@ -141,19 +148,53 @@ std::int64_t grad_accum_steps(int world_size) {
   return 8 / world_size;
 }
 
-std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len, std::int64_t vocab_size) {
-  std::vector<std::uint16_t> tokens;
-  for (const auto& path : shard_files(pattern)) {
-    Shard s(path);
+namespace {
+// The sidecar of each val shard, or none at all: a partial set is an error, as
+// is a sidecar without its shard.
+std::vector<std::string> byte_sidecars(const std::string& data_path, const std::vector<std::string>& shards) {
+  const std::vector<std::string> found = glob_sorted(data_path + "/fineweb_val_bytes_[0-9]*.bin");
+  if (found.empty()) return {};
+  std::vector<std::string> sidecars;
+  for (const auto& shard : shards) {
+    sidecars.push_back(byte_sidecar_path(shard));
+    if (!std::binary_search(found.begin(), found.end(), sidecars.back()))
+      throw ShardError(ShardError::NoFiles, "validation shard '" + shard + "' has no byte sidecar '" + sidecars.back() +
+                                                "', but the folder holds " + std::to_string(found.size()) +
+                                                " sidecars: every val shard needs one, or none may be there");
+  }
+  for (const auto& f : found)
+    if (!std::binary_search(sidecars.begin(), sidecars.end(), f))
+      throw ShardError(ShardError::NoFiles, "byte sidecar '" + f +
+                                                "' has no validation shard of its number beside it (remove it, or "
+                                                "write shards and sidecars again with `pgolf shard --byte-sidecars`)");
+  return sidecars;
+}
+}  // namespace
+
+ValidationSplit load_validation(const std::string& data_path, std::int64_t seq_len, std::int64_t vocab_size) {
+  const std::vector<std::string> shards = shard_files(val_pattern(data_path));
+  const std::vector<std::string> sidecars = byte_sidecars(data_path, shards);
+  ValidationSplit split;
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    Shard s(shards[i]);
     s.check_token_ids(vocab_size);
-    tokens.insert(tokens.end(), s.tokens(), s.tokens() + s.num_tokens());
+    split.tokens.insert(split.tokens.end(), s.tokens(), s.tokens() + s.num_tokens());
+    if (sidecars.empty()) continue;
+    Shard b(sidecars[i]);
+    if (b.num_tokens() != s.num_tokens())
+      throw ShardError(ShardError::SizeMismatch, "byte sidecar '" + sidecars[i] + "' has " + std::to_string(b.num_tokens()) +
+                                                     " entries but its shard '" + shards[i] + "' has " +
+                                                     std::to_string(s.num_tokens()) +
+                                                     " tokens (write both again with `pgolf shard --byte-sidecars`)");
+    split.bytes.insert(split.bytes.end(), b.tokens(), b.tokens() + b.num_tokens());
   }
   const std::size_t L = static_cast<std::size_t>(seq_len);
-  if (tokens.size() < L + 1)
-    throw std::runtime_error("validation split '" + pattern + "' has " + std::to_string(tokens.size()) +
+  if (split.tokens.size() < L + 1)
+    throw std::runtime_error("validation split '" + val_pattern(data_path) + "' has " + std::to_string(split.tokens.size()) +
                              " tokens, fewer than one sequence of " + std::to_string(seq_len) + " plus one");
-  tokens.resize((tokens.size() - 1) / L * L + 1);
-  return tokens;
+  split.tokens.resize((split.tokens.size() - 1) / L * L + 1);
+  if (!split.bytes.empty()) split.bytes.resize(split.tokens.size());
+  return split;
 }
 
 }  // namespace pgolf

@@ -29,18 +29,20 @@ EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device,
   return e;
 }
 
-DeviceLuts::DeviceLuts(const ByteLuts& luts, at::Device device) {
-  const auto n = static_cast<std::int64_t>(luts.base_bytes.size());
-  std::vector<std::int64_t> base(luts.base_bytes.begin(), luts.base_bytes.end());
-  std::vector<std::uint8_t> lead(luts.has_leading_space.begin(), luts.has_leading_space.end());
-  std::vector<std::uint8_t> bound(luts.is_boundary.begin(), luts.is_boundary.end());
-  base_bytes = at::tensor(base, at::kLong).to(device);
-  has_leading_space = at::from_blob(lead.data(), {n}, at::kByte).to(at::kBool).to(device);
-  is_boundary = at::from_blob(bound.data(), {n}, at::kByte).to(at::kBool).to(device);
+std::vector<std::int32_t> lut_target_bytes(const std::vector<std::uint16_t>& val, const ByteLuts& luts) {
+  std::vector<std::int32_t> bytes(val.size(), 0);
+  for (std::size_t i = 1; i < val.size(); ++i) bytes[i] = static_cast<std::int32_t>(luts.token_bytes(val[i - 1], val[i]));
+  return bytes;
 }
 
-at::Tensor DeviceLuts::bytes(const at::Tensor& prev, const at::Tensor& target) const {
-  return base_bytes.index({target}) + (has_leading_space.index({target}) & ~is_boundary.index({prev})).to(at::kLong);
+TargetBytes target_bytes(const ValidationSplit& split, const std::string& tokenizer_path, std::int64_t vocab_size) {
+  if (!split.bytes.empty()) {
+    TargetBytes t{std::vector<std::int32_t>(split.bytes.begin(), split.bytes.end()), "sidecars"};
+    t.bytes[0] = 0;
+    return t;
+  }
+  const Tokenizer tok(tokenizer_path);
+  return {lut_target_bytes(split.tokens, build_byte_luts(tok, static_cast<int>(vocab_size))), "tokenizer"};
 }
 
 at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens) {
@@ -49,7 +51,11 @@ at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens) {
   return t;
 }
 
-EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+at::Tensor to_tensor(const std::vector<std::int32_t>& bytes) {
+  return at::tensor(at::ArrayRef<std::int32_t>(bytes), at::kInt);
+}
+
+EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const at::Tensor& val_bytes, std::int64_t seq_len,
                            std::int64_t batch_seqs, int rank, int world_size) {
   at::NoGradGuard no_grad;
   const at::Device device = model.options().device;
@@ -63,7 +69,7 @@ EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& 
     at::Tensor x = chunk.narrow(0, 0, (e - s) * seq_len).view({-1, seq_len});
     at::Tensor y = chunk.narrow(0, 1, (e - s) * seq_len).view({-1, seq_len});
     nll += model.token_nll(x, y).to(at::kDouble).sum();
-    bytes += luts.bytes(x, y).sum();
+    bytes += val_bytes.narrow(0, s * seq_len + 1, (e - s) * seq_len).sum();
   }
   return {nll.item<double>(), static_cast<double>((last - first) * seq_len), static_cast<double>(bytes.item<std::int64_t>())};
 }
@@ -73,13 +79,13 @@ std::int64_t sliding_window_count(std::int64_t targets, std::int64_t seq_len, st
   return 1 + (targets - seq_len + stride - 1) / stride;
 }
 
-EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const at::Tensor& val_bytes, std::int64_t seq_len,
                           std::int64_t stride, std::int64_t batch_seqs, int rank, int world_size,
                           const std::function<void(std::int64_t, std::int64_t)>& progress) {
   at::NoGradGuard no_grad;
   const at::Device device = model.options().device;
   const auto longs = at::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor tokens = val.to(device);
+  const at::Tensor tokens = val.to(device), token_bytes = val_bytes.to(device);
   const std::int64_t T = val.numel() - 1, L = seq_len;
   const std::int64_t windows = sliding_window_count(T, L, stride);
   const std::int64_t first = windows * rank / world_size, last = windows * (rank + 1) / world_size;
@@ -91,13 +97,14 @@ EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const DeviceLuts& l
     at::Tensor starts = at::arange(w0, w1, longs).mul_(stride).unsqueeze(1);  // ws per window
     at::Tensor pos = starts + offsets;                                        // input positions
     at::Tensor x = tokens.index({pos.clamp_max(T - 1)});
-    at::Tensor y = tokens.index({(pos + 1).clamp_max(T)});
+    at::Tensor next = (pos + 1).clamp_max(T);
+    at::Tensor y = tokens.index({next});
     // Scored: offsets in [from, len) with from = 0 for window 0, else L - stride,
     // and len = min(L, T - ws) (the last window may be short; its tail is padding).
     at::Tensor from = at::where(starts == 0, at::zeros_like(starts), at::full_like(starts, L - stride));
     at::Tensor mask = (offsets >= from) & (pos < T);
     nll += model.token_nll(x, y).to(at::kDouble).masked_fill(~mask, 0).sum();
-    bytes += luts.bytes(x, y).masked_fill(~mask, 0).sum();
+    bytes += token_bytes.index({next}).masked_fill(~mask, 0).sum();
     count += mask.sum();
     if (progress) progress(b + 1, batches);
   }
@@ -105,14 +112,14 @@ EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const DeviceLuts& l
 }
 
 double unigram_bpb(const std::vector<std::int64_t>& train_counts, const std::vector<std::uint16_t>& val,
-                   const ByteLuts& luts) {
+                   const std::vector<std::int32_t>& val_bytes) {
   double total = 0;
   for (auto c : train_counts) total += static_cast<double>(c);
   const double denom = total + static_cast<double>(train_counts.size());
   double bits = 0, bytes = 0;
   for (std::size_t i = 1; i < val.size(); ++i) {
     bits -= std::log2((static_cast<double>(train_counts[val[i]]) + 1.0) / denom);
-    bytes += static_cast<double>(luts.token_bytes(val[i - 1], val[i]));
+    bytes += static_cast<double>(val_bytes[i]);
   }
   return bits / bytes;
 }

@@ -68,6 +68,9 @@ int main(int argc, char** argv) {
   shard->add_option("--shuffle-seed", shard_opts.shuffle_seed,
                     "shuffle documents with this seed before splitting (0 = keep order; holds the corpus in memory)");
   shard->add_flag("--force", shard_opts.force, "replace the output folder if it exists");
+  shard->add_flag("--byte-sidecars", shard_opts.byte_sidecars,
+                  "also write fineweb_val_bytes_NNNNNN.bin: the original text's UTF-8 bytes per val token, which "
+                  "val_bpb then counts instead of the tokenizer's tables");
 
   auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID");
   add_config_options(train, cfg_args);

@@ -74,9 +74,9 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 }
 
 ScoringData load_scoring_data(const Config& cfg, at::Device device) {
-  Tokenizer tok(cfg.tokenizer_path);
-  return {to_tensor(load_validation_tokens(val_pattern(cfg.data_path), cfg.train_seq_len, cfg.vocab_size)).to(device),
-          DeviceLuts(build_byte_luts(tok, static_cast<int>(cfg.vocab_size)), device)};
+  const ValidationSplit split = load_validation(cfg.data_path, cfg.train_seq_len, cfg.vocab_size);
+  const TargetBytes bytes = target_bytes(split, cfg.tokenizer_path, cfg.vocab_size);
+  return {to_tensor(split.tokens).to(device), to_tensor(bytes.bytes).to(device), bytes.source};
 }
 
 EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
@@ -85,7 +85,7 @@ EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, R
   auto progress = [&](std::int64_t done, std::int64_t total) {
     log.progress(label + ": batch " + std::to_string(done) + "/" + std::to_string(total));
   };
-  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.luts, eval_seq_len(cfg), cfg.eval_stride,
+  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, eval_seq_len(cfg), cfg.eval_stride,
                                            cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
                           dist, model.options().device, label);
   const double ms = ms_since(t0);

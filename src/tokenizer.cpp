@@ -29,6 +29,19 @@ std::vector<int> Tokenizer::encode(std::string_view text) const {
   return ids;
 }
 
+std::vector<int> Tokenizer::encode(std::string_view text, std::vector<std::uint32_t>& begins) const {
+  sentencepiece::ImmutableSentencePieceText spt;
+  auto status = impl_->sp.Encode(absl::string_view(text.data(), text.size()), spt.mutable_proto());
+  if (!status.ok()) throw std::runtime_error("tokenizer '" + path_ + "' failed to encode: " + status.ToString());
+  std::vector<int> ids;
+  begins.clear();
+  for (const auto& p : spt.pieces()) {
+    ids.push_back(static_cast<int>(p.id()));
+    begins.push_back(p.begin());
+  }
+  return ids;
+}
+
 std::string Tokenizer::decode(const std::vector<int>& ids) const { return impl_->sp.DecodeIds(ids); }
 int Tokenizer::vocab_size() const { return impl_->sp.GetPieceSize(); }
 std::string Tokenizer::piece(int id) const { return impl_->sp.IdToPiece(id); }

@@ -137,7 +137,8 @@ class Trainer {
     sync_.emplace(dist, params_);
     log.line("model_params:" + std::to_string(model_.num_params()));
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
-    log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " train_shards:" + std::to_string(train_files_.size()));
+    log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
+             " train_shards:" + std::to_string(train_files_.size()));
   }
 
   // Real steps to warm kernels and the allocator, then every bit of state
@@ -331,7 +332,7 @@ class Trainer {
   }
 
   EvalSums standard_eval() {
-    return all_reduce(evaluate_standard(model_, data_.val, data_.luts, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
+    return all_reduce(evaluate_standard(model_, data_.val, data_.bytes, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
                       dist_, device_);
   }
 

@@ -8,6 +8,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "pgolf/config.h"
+#include "pgolf/eval.h"
 #include "pgolf/model.h"
 
 namespace pgolf::test {
@@ -72,6 +73,14 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// The target bytes of a token tensor by the tables (lut_target_bytes), as the
+// int32 tensor the evaluations take.
+inline at::Tensor lut_bytes(const at::Tensor& val, const ByteLuts& luts) {
+  const at::Tensor v = val.cpu().to(at::kLong).contiguous();
+  const std::vector<std::uint16_t> ids(v.data_ptr<std::int64_t>(), v.data_ptr<std::int64_t>() + v.numel());
+  return to_tensor(lut_target_bytes(ids, luts)).to(val.device());
+}
 
 inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;

@@ -161,8 +161,8 @@ TEST(Cuda, SlidingEvaluationMatchesCpu) {
   copy_weights(cpu, gpu);
   const at::Tensor val = tokens(1, 3001, 6).reshape({-1});
   const ByteLuts luts = build_byte_luts(test::tiny_tokenizer(), test::kTinyVocab);
-  const EvalSums a = evaluate_sliding(cpu, val, DeviceLuts(luts, at::kCPU), 64, 16, 8);
-  const EvalSums b = evaluate_sliding(gpu, val.to(kGpu), DeviceLuts(luts, kGpu), 64, 16, 8);
+  const EvalSums a = evaluate_sliding(cpu, val, test::lut_bytes(val, luts), 64, 16, 8);
+  const EvalSums b = evaluate_sliding(gpu, val.to(kGpu), test::lut_bytes(val.to(kGpu), luts), 64, 16, 8);
   EXPECT_EQ(b.tokens, a.tokens);
   EXPECT_EQ(b.bytes, a.bytes);
   EXPECT_NEAR(b.nll, a.nll, 1e-5 * a.nll);

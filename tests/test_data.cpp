@@ -199,12 +199,56 @@ TEST(ValidationTokens, ConcatenatesAndTruncates) {
   TempDir dir;
   write_shard(dir.file("fineweb_val_000000.bin"), iota_tokens(30));
   write_shard(dir.file("fineweb_val_000001.bin"), iota_tokens(17, 30));
-  auto v = load_validation_tokens(val_pattern(dir.path()), 10, 1024);
+  auto v = load_validation(dir.path(), 10, 1024);
   // N = 47 -> floor(46/10)*10 + 1 = 41
-  ASSERT_EQ(v.size(), 41u);
-  EXPECT_EQ(v.front(), 0);
-  EXPECT_EQ(v.back(), 40);
-  EXPECT_THROW(load_validation_tokens(val_pattern(dir.path()), 100, 1024), std::runtime_error);
+  ASSERT_EQ(v.tokens.size(), 41u);
+  EXPECT_EQ(v.tokens.front(), 0);
+  EXPECT_EQ(v.tokens.back(), 40);
+  EXPECT_TRUE(v.bytes.empty());
+  EXPECT_THROW(load_validation(dir.path(), 100, 1024), std::runtime_error);
+}
+
+// The byte sidecars sit beside the val shards and match the glob
+// fineweb_val_*.bin: they must never be read as tokens (that scored the byte
+// counts as text), and are paired with their shards by number.
+TEST(ValidationTokens, ByteSidecarsAreNotTokensAndArePairedWithTheirShards) {
+  TempDir dir;
+  write_shard(dir.file("fineweb_val_000000.bin"), iota_tokens(30));
+  write_shard(dir.file("fineweb_val_000001.bin"), iota_tokens(17, 30));
+  EXPECT_EQ(byte_sidecar_path(dir.file("fineweb_val_000001.bin")), dir.file("fineweb_val_bytes_000001.bin"));
+  std::vector<std::uint16_t> b0(30, 3), b1(17, 5);
+  b0[0] = 0;
+  write_shard(dir.file("fineweb_val_bytes_000000.bin"), b0);
+  EXPECT_EQ(shard_files(val_pattern(dir.path())).size(), 2u);
+  // A partial set of sidecars is an error naming the shard without one.
+  try {
+    load_validation(dir.path(), 10, 1024);
+    ADD_FAILURE() << "val shard 1 without a sidecar accepted";
+  } catch (const ShardError& e) {
+    EXPECT_NE(std::string(e.what()).find("fineweb_val_000001.bin' has no byte sidecar"), std::string::npos) << e.what();
+  }
+  write_shard(dir.file("fineweb_val_bytes_000001.bin"), b1);
+  auto v = load_validation(dir.path(), 10, 1024);
+  ASSERT_EQ(v.tokens.size(), 41u);
+  EXPECT_EQ(v.tokens.back(), 40);
+  ASSERT_EQ(v.bytes.size(), 41u);
+  EXPECT_EQ(v.bytes[0], 0);
+  EXPECT_EQ(v.bytes[29], 3);
+  EXPECT_EQ(v.bytes[30], 5);
+  // A sidecar whose length differs from its shard's names both files.
+  write_shard(dir.file("fineweb_val_bytes_000001.bin"), std::vector<std::uint16_t>(16, 5));
+  try {
+    load_validation(dir.path(), 10, 1024);
+    ADD_FAILURE() << "short sidecar accepted";
+  } catch (const ShardError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("fineweb_val_bytes_000001.bin' has 16 entries but its shard '"), std::string::npos) << m;
+    EXPECT_NE(m.find("fineweb_val_000001.bin' has 17 tokens"), std::string::npos) << m;
+  }
+  // A sidecar without its shard.
+  write_shard(dir.file("fineweb_val_bytes_000001.bin"), b1);
+  write_shard(dir.file("fineweb_val_bytes_000002.bin"), b1);
+  EXPECT_THROW(load_validation(dir.path(), 10, 1024), ShardError);
 }
 
 TEST(AtomicFile, LeavesNothingWhenNotCommitted) {
@@ -254,7 +298,7 @@ TEST(Shard, TokenIdsAtOrAboveTheVocabularyAreRejected) {
   // Validation: once, at load.
   write_shard(dir.file("fineweb_val_000000.bin"), iota_tokens(30));
   try {
-    load_validation_tokens(val_pattern(dir.path()), 10, 20);
+    load_validation(dir.path(), 10, 20);
     ADD_FAILURE() << "ids up to 29 accepted under VOCAB_SIZE=20";
   } catch (const ShardError& e) {
     EXPECT_NE(std::string(e.what()).find("fineweb_val_000000.bin': token 20 of 30 has id 20, not below VOCAB_SIZE=20"),

@@ -2,11 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "helpers.h"
 #include "pgolf/config.h"
 #include "pgolf/corpus.h"
 #include "pgolf/data.h"
+#include "pgolf/eval.h"
 #include "pgolf/weights.h"
 #include "tiny_corpus.h"
 
@@ -18,7 +20,7 @@ namespace {
 
 std::vector<std::uint16_t> read_split(const std::string& dir, const std::string& split, std::size_t* shards) {
   std::vector<std::uint16_t> all;
-  auto files = shard_files(dir + "/fineweb_" + split + "_*.bin");
+  auto files = shard_files(dir + "/fineweb_" + split + "_[0-9]*.bin");
   *shards = files.size();
   for (const auto& f : files) {
     Shard s(f);
@@ -35,6 +37,14 @@ std::vector<std::uint16_t> expected_stream(const std::vector<std::string>& docs,
     for (int id : test::tiny_tokenizer().encode(docs[i])) out.push_back(static_cast<std::uint16_t>(id));
   }
   return out;
+}
+
+// The text after `key` in `out`, up to the next white space.
+std::string value_of(const std::string& out, const std::string& key) {
+  const std::size_t at = out.find(key);
+  if (at == std::string::npos) return "(no " + key + ")";
+  const std::size_t from = at + key.size();
+  return out.substr(from, out.find_first_of(" \n", from) - from);
 }
 
 }  // namespace
@@ -74,6 +84,77 @@ TEST(ShardCommand, JsonlGivesOfficialShardsWithBosAndValTrainSplit) {
                          " --output-dir " + dir.file("out") + " --val-docs 3");
   EXPECT_EQ(again.exit_code, 1);
   EXPECT_NE(again.output.find("exists (pass --force"), std::string::npos) << again.output;
+}
+
+// Spans: token k covers [b_k, b_{k+1}); the first starts at 0, the last ends
+// at the text's end, a start going backwards counts 0; the sum is the length.
+TEST(ByteSidecar, TokenByteCountsCoverTheTextOnce) {
+  EXPECT_EQ(token_byte_counts({0, 5, 6, 11}, 14), (std::vector<std::uint16_t>{5, 1, 5, 3}));
+  EXPECT_EQ(token_byte_counts({2, 5}, 9), (std::vector<std::uint16_t>{5, 4}));  // dropped leading white space
+  EXPECT_EQ(token_byte_counts({0, 4, 4, 3, 7}, 8), (std::vector<std::uint16_t>{4, 0, 0, 3, 1}));
+  EXPECT_TRUE(token_byte_counts({}, 0).empty());
+  EXPECT_THROW(token_byte_counts({0, 70000}, 70001), std::runtime_error);
+  // Through the tokenizer: white space the normaliser collapses still counts.
+  const std::string text = "  The   quick fox.  ";
+  std::vector<std::uint32_t> begins;
+  const auto ids = test::tiny_tokenizer().encode(text, begins);
+  ASSERT_EQ(ids.size(), begins.size());
+  EXPECT_EQ(ids, test::tiny_tokenizer().encode(text));
+  const auto counts = token_byte_counts(begins, text.size());
+  EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), std::size_t{0}), text.size());
+}
+
+// `pgolf shard --byte-sidecars` writes one sidecar per val shard from the
+// original text; on text the normaliser leaves alone, the sidecar counts equal
+// the tokenizer tables' per target, so both give the same val_bpb denominator.
+TEST(ByteSidecar, ShardWritesSidecarsThatAgreeWithTheTablesOnPlainText) {
+  TempDir dir;
+  const auto docs = test::tiny_documents(40);
+  {
+    std::ofstream out(dir.file("docs.jsonl"));
+    for (const auto& d : docs) out << nlohmann::json{{"text", d}}.dump() << "\n";
+  }
+  ASSERT_EQ(run_pgolf("shard --input " + dir.file("docs.jsonl") + " --tokenizer " + test::tiny_tokenizer_path() +
+                      " --output-dir " + dir.file("out") + " --val-docs 12 --shard-tokens 150 --byte-sidecars")
+                .exit_code,
+            0);
+  const auto val_shards = shard_files(val_pattern(dir.file("out")));
+  ASSERT_GT(val_shards.size(), 1u);
+  for (const auto& f : val_shards) EXPECT_EQ(Shard(byte_sidecar_path(f)).num_tokens(), Shard(f).num_tokens()) << f;
+  EXPECT_TRUE(glob_sorted(dir.file("out/fineweb_train_bytes_*.bin")).empty());
+
+  const ValidationSplit split = load_validation(dir.file("out"), 1, test::kTinyVocab);
+  ASSERT_EQ(split.bytes.size(), split.tokens.size());
+  // Per document (BOS to BOS) the counts sum to its UTF-8 length; BOS counts 0.
+  std::vector<std::size_t> doc_bytes;
+  for (std::size_t i = 0; i < split.tokens.size(); ++i) {
+    if (split.tokens[i] == kBosId) {
+      EXPECT_EQ(split.bytes[i], 0) << i;
+      doc_bytes.push_back(0);
+    }
+    doc_bytes.back() += split.bytes[i];
+  }
+  ASSERT_EQ(doc_bytes.size(), 12u);
+  for (std::size_t d = 0; d < doc_bytes.size(); ++d) EXPECT_EQ(doc_bytes[d], docs[d].size()) << d;
+
+  const TargetBytes sidecar = target_bytes(split, test::tiny_tokenizer_path(), test::kTinyVocab);
+  EXPECT_EQ(sidecar.source, "sidecars");
+  const std::vector<std::int32_t> tables = lut_target_bytes(split.tokens, build_byte_luts(test::tiny_tokenizer(), test::kTinyVocab));
+  EXPECT_EQ(sidecar.bytes, tables);
+
+  // `pgolf data` counts the same bytes either way.
+  const std::string data = "data --set DATA_PATH=" + dir.file("out") + " --set TOKENIZER_PATH=" +
+                           test::tiny_tokenizer_path() + " --set VOCAB_SIZE=" + std::to_string(test::kTinyVocab) +
+                           " --set TRAIN_SEQ_LEN=1 --set EVAL_STRIDE=1";
+  const auto with = run_pgolf(data);
+  ASSERT_EQ(with.exit_code, 0) << with.output;
+  EXPECT_NE(with.output.find("bytes_from:sidecars"), std::string::npos) << with.output;
+  for (const auto& f : val_shards) std::filesystem::remove(byte_sidecar_path(f));
+  const auto without = run_pgolf(data);
+  ASSERT_EQ(without.exit_code, 0) << without.output;
+  EXPECT_NE(without.output.find("bytes_from:tokenizer"), std::string::npos) << without.output;
+  for (const std::string key : {" bytes:", "unigram_baseline val_bpb:"})
+    EXPECT_EQ(value_of(with.output, key), value_of(without.output, key)) << key;
 }
 
 TEST(ShardCommand, PlainTextWithSeparator) {

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "helpers.h"
 #include "pgolf/eval.h"
 
 using namespace pgolf;
@@ -69,7 +70,7 @@ TEST(SlidingEval, EqualsSlowDirectComputationAndScoresEveryTargetOnce) {
     std::vector<int> scored(n, 0);
     EvalSums slow = slow_sliding(*f.model, f.val, f.luts, 8, 3, &scored);
     for (std::int64_t t = 1; t < n; ++t) EXPECT_EQ(scored[t], 1) << t;
-    DeviceLuts d(f.luts, at::kCPU);
+    const at::Tensor d = test::lut_bytes(f.val, f.luts);
     for (std::int64_t batch : {1, 2, 5}) {
       EvalSums fast = evaluate_sliding(*f.model, f.val, d, 8, 3, batch);
       EXPECT_EQ(fast.tokens, n - 1) << n;  // every target exactly once
@@ -91,7 +92,7 @@ TEST(SlidingEval, EqualsSlowDirectComputationAndScoresEveryTargetOnce) {
 
 TEST(SlidingEval, StrideEqualToSeqLenIsTheStandardEvaluation) {
   Fixture f(5 * 8 + 1);
-  DeviceLuts d(f.luts, at::kCPU);
+  const at::Tensor d = test::lut_bytes(f.val, f.luts);
   EvalSums sliding = evaluate_sliding(*f.model, f.val, d, 8, 8, 2);
   EvalSums standard = evaluate_standard(*f.model, f.val, d, 8, 2);
   EXPECT_NEAR(sliding.nll, standard.nll, 1e-10);

@@ -49,7 +49,14 @@ struct ShardOptions {
   std::int64_t shard_tokens = 100000000;  // tokens per shard (the last may hold fewer)
   bool force = false;                     // replace an existing output folder
   std::uint64_t shuffle_seed = 0;         // 0 = keep input order; else shuffle documents first (in memory)
+  bool byte_sidecars = false;             // also write fineweb_val_bytes_NNNNNN.bin (data.h)
 };
+
+// The bytes of a document each of its tokens stands for, from the tokens'
+// span starts: token k covers [b_k, b_{k+1}), the first from 0 and the last
+// to the end, so the counts sum to `text_bytes` (white space the normaliser
+// dropped counts with its neighbour; a start that goes backwards counts 0).
+std::vector<std::uint16_t> token_byte_counts(const std::vector<std::uint32_t>& begins, std::size_t text_bytes);
 
 struct SplitStats {
   std::int64_t docs = 0, bytes = 0, tokens = 0, shards = 0;
@@ -59,7 +66,8 @@ struct ShardStats {
 };
 
 // Tokenises every document, prefixes BOS, and writes fineweb_val_NNNNNN.bin and
-// fineweb_train_NNNNNN.bin. The shards are built in a temporary folder that is
+// fineweb_train_NNNNNN.bin (and, if asked, the val split's byte sidecars, BOS
+// counting 0). The shards are built in a temporary folder that is
 // renamed to `output_dir` only when all of them are written.
 ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOptions& opts);
 

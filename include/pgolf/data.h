@@ -45,8 +45,12 @@ void write_shard(const std::string& path, const std::vector<std::uint16_t>& toke
 
 // Sorted paths matching `pattern`; an empty match is ShardError::NoFiles.
 std::vector<std::string> shard_files(const std::string& pattern);
-std::string train_pattern(const std::string& data_path);  // DATA_PATH/fineweb_train_*.bin
-std::string val_pattern(const std::string& data_path);    // DATA_PATH/fineweb_val_*.bin
+std::string train_pattern(const std::string& data_path);  // DATA_PATH/fineweb_train_[0-9]*.bin
+std::string val_pattern(const std::string& data_path);    // DATA_PATH/fineweb_val_[0-9]*.bin: never the sidecars
+// The byte sidecar of a validation shard, beside it: fineweb_val_NNNNNN.bin ->
+// fineweb_val_bytes_NNNNNN.bin. Same format as a shard; one uint16 per token:
+// the UTF-8 bytes of the original text that the token stands for (0 for BOS).
+std::string byte_sidecar_path(const std::string& val_shard);
 
 // The shared training stream: shards in sorted order, wrapping around at the
 // end. Shards are opened lazily, one at a time, and their token ids checked
@@ -99,8 +103,16 @@ class DistributedTokenLoader {
 // grad_accum = 8 / world_size; world size must divide 8.
 std::int64_t grad_accum_steps(int world_size);
 
+// The validation split of DATA_PATH.
+struct ValidationSplit {
+  std::vector<std::uint16_t> tokens;
+  std::vector<std::uint16_t> bytes;  // the sidecars' counts, aligned with tokens; empty: the folder has none
+};
+
 // All val shards concatenated, truncated to floor((N-1)/seq_len)*seq_len + 1;
-// every token id is checked against vocab_size once, here.
-std::vector<std::uint16_t> load_validation_tokens(const std::string& pattern, std::int64_t seq_len, std::int64_t vocab_size);
+// every token id is checked against vocab_size once, here. When the folder
+// holds byte sidecars, every val shard must have one of its length (an error
+// names both files otherwise) and they are concatenated and truncated alike.
+ValidationSplit load_validation(const std::string& data_path, std::int64_t seq_len, std::int64_t vocab_size);
 
 }  // namespace pgolf

@@ -1,5 +1,5 @@
-// Evaluation of SPEC §2: val_loss (mean NLL per token, nats) and val_bpb
-// (bits per UTF-8 byte of the text, via the tokenizer's byte tables).
+// Evaluation: val_loss (mean NLL per token, nats) and val_bpb (bits per
+// UTF-8 byte of the text, counted by byte sidecars or the tokenizer's tables).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/model.h"
 #include "pgolf/tokenizer.h"
@@ -27,21 +28,28 @@ struct EvalSums {
 // std::runtime_error naming `what` (the validation, or the score's label).
 EvalSums all_reduce(const EvalSums& local, Dist& dist, const at::Device& device, const std::string& what = "validation");
 
-// The byte tables on the compute device.
-struct DeviceLuts {
-  DeviceLuts(const ByteLuts& luts, at::Device device);
-  // bytes[t] = base_bytes[t] + (has_leading_space[t] && !is_boundary[prev])
-  at::Tensor bytes(const at::Tensor& prev, const at::Tensor& target) const;
-  at::Tensor base_bytes, has_leading_space, is_boundary;
+// The val_bpb denominator, per position of the validation tokens: bytes[i]
+// is what target val[i] adds; bytes[0] = 0 (never a target).
+struct TargetBytes {
+  std::vector<std::int32_t> bytes;
+  std::string source;  // "sidecars" or "tokenizer" (its tables)
 };
+// By the tokenizer's tables:
+// bytes[i] = base_bytes[val[i]] + (has_leading_space[val[i]] && !is_boundary[val[i-1]]).
+std::vector<std::int32_t> lut_target_bytes(const std::vector<std::uint16_t>& val, const ByteLuts& luts);
+// The split's sidecar counts when it has them (the tokenizer is not read),
+// else the tables of the tokenizer at `tokenizer_path`.
+TargetBytes target_bytes(const ValidationSplit& split, const std::string& tokenizer_path, std::int64_t vocab_size);
 
-// Validation tokens as an int64 CPU tensor.
+// Validation tokens as an int64 CPU tensor; target bytes as an int32 one.
 at::Tensor to_tensor(const std::vector<std::uint16_t>& tokens);
+at::Tensor to_tensor(const std::vector<std::int32_t>& val_bytes);
 
 // Standard evaluation: the N-1 targets of `val` (length k*seq_len + 1) in
 // non-overlapping windows of seq_len, `batch_seqs` windows at a time; this
-// rank takes windows [total*rank/world, total*(rank+1)/world).
-EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+// rank takes windows [total*rank/world, total*(rank+1)/world). `val_bytes`
+// is target_bytes() as a tensor, on the model's device like `val`.
+EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const at::Tensor& val_bytes, std::int64_t seq_len,
                            std::int64_t batch_seqs, int rank = 0, int world_size = 1);
 
 // Sliding-window evaluation, the reported score. With T = N-1 targets,
@@ -52,14 +60,14 @@ EvalSums evaluate_standard(GPT& model, const at::Tensor& val, const DeviceLuts& 
 // of context (or all there are). Windows are split contiguously over ranks
 // and run batch_seqs at a time; `progress(done, total)` follows the batches.
 std::int64_t sliding_window_count(std::int64_t targets, std::int64_t seq_len, std::int64_t stride);
-EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const DeviceLuts& luts, std::int64_t seq_len,
+EvalSums evaluate_sliding(GPT& model, const at::Tensor& val, const at::Tensor& val_bytes, std::int64_t seq_len,
                           std::int64_t stride, std::int64_t batch_seqs, int rank = 0, int world_size = 1,
                           const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
 // The baseline a model must beat: bits per byte of a unigram model with
 // add-one smoothing, p(t) = (count[t] + 1) / (N + V), fitted on `train_counts`
-// and scored on the N-1 targets of `val`.
+// and scored on the N-1 targets of `val` with their target bytes.
 double unigram_bpb(const std::vector<std::int64_t>& train_counts, const std::vector<std::uint16_t>& val,
-                   const ByteLuts& luts);
+                   const std::vector<std::int32_t>& val_bytes);
 
 }  // namespace pgolf

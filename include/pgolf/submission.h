@@ -43,10 +43,11 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 // training shards under DATA_PATH); empty when no plan uses GPTQ.
 std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, const QuantOptions& quant, RunLog& log);
 
-// Validation data and byte tables for scoring.
+// Validation tokens and their target bytes for scoring (eval.h).
 struct ScoringData {
-  at::Tensor val;  // int64, on the compute device: copied there once per run
-  DeviceLuts luts;
+  at::Tensor val;    // int64, on the compute device: copied there once per run
+  at::Tensor bytes;  // int32, aligned with val, on the same device
+  std::string byte_source;
 };
 ScoringData load_scoring_data(const Config& cfg, at::Device device);
 

@@ -18,6 +18,9 @@ class Tokenizer {
   Tokenizer& operator=(const Tokenizer&) = delete;
 
   std::vector<int> encode(std::string_view text) const;
+  // Also the byte offset in `text` (before normalisation) where each token's
+  // span begins, as SentencePiece aligns them.
+  std::vector<int> encode(std::string_view text, std::vector<std::uint32_t>& begins) const;
   std::string decode(const std::vector<int>& ids) const;
   int vocab_size() const;
   std::string piece(int id) const;
