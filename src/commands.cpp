@@ -14,6 +14,7 @@
 
 #include "pgolf/artifact.h"
 #include "pgolf/bench.h"
+#include "pgolf/caseops.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/io.h"
@@ -53,15 +54,16 @@ int cmd_info() {
   return 0;
 }
 
-int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output) {
+int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output, bool caseops) {
   DocumentReader reader(corpus);
   std::int64_t docs = 0;
   auto next = [&](std::string& d) {
     if (!reader.next(d)) return false;
+    if (caseops) d = caseops_encode(d).text;
     ++docs;
     return true;
   };
-  train_tokenizer(next, vocab_size, output, available_cores());
+  train_tokenizer(next, vocab_size, output, available_cores(), caseops ? caseops_markers() : std::vector<std::string>{});
   Tokenizer tok(output);
   std::cout << "tokenizer: " << output << " pieces:" << tok.vocab_size() << " trained_on_docs:" << docs << "\n";
   return 0;

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "pgolf/caseops.h"
 #include "pgolf/data.h"
 #include "pgolf/io.h"
 
@@ -184,6 +185,11 @@ ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOp
   if (opts.shard_tokens <= 0) throw std::invalid_argument("--shard-tokens must be positive");
   if (tok.vocab_size() > 65536)
     throw std::invalid_argument("tokenizer has " + std::to_string(tok.vocab_size()) + " pieces; shards hold uint16 ids");
+  if (opts.caseops)
+    for (const auto& m : caseops_markers())
+      if (!tok.has_piece(m))
+        throw std::invalid_argument("tokenizer '" + tok.path() +
+                                    "' has no CaseOps marker pieces: train it with `pgolf tokenizer --caseops`");
   if (fs::exists(opts.output_dir) && !opts.force)
     throw std::runtime_error("output folder '" + opts.output_dir + "' exists (pass --force to replace it)");
 
@@ -205,17 +211,22 @@ ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOp
   make_dirs(tmp_dir);
   ShardStats stats;
   try {
-    SplitWriter val(tmp_dir, "val", opts.shard_tokens, stats.val, opts.byte_sidecars);
+    SplitWriter val(tmp_dir, "val", opts.shard_tokens, stats.val, opts.byte_sidecars || opts.caseops);
     SplitWriter train(tmp_dir, "train", opts.shard_tokens, stats.train, false);
     Progress progress;
     std::vector<std::uint32_t> begins;
     for (std::string doc; next_doc(doc);) {
       SplitWriter& split = stats.val.docs < opts.val_docs ? val : train;
+      const CaseOpsText cased = opts.caseops ? caseops_encode(doc) : CaseOpsText{};
+      const std::string& text = opts.caseops ? cased.text : doc;
       if (split.wants_byte_counts()) {
-        const std::vector<int> ids = tok.encode(doc, begins);
+        const std::vector<int> ids = tok.encode(text, begins);
+        // Spans in the encoded text start at the original byte they came from.
+        if (opts.caseops)
+          for (auto& b : begins) b = b < cased.source.size() ? cased.source[b] : static_cast<std::uint32_t>(doc.size());
         split.add(doc, ids, token_byte_counts(begins, doc.size()));
       } else {
-        split.add(doc, tok.encode(doc));
+        split.add(doc, tok.encode(text));
       }
       progress.update(stats);
     }

@@ -50,9 +50,13 @@ int main(int argc, char** argv) {
   pgolf::CorpusOptions corpus;
   int vocab_size = 1024;
   std::string tok_output;
+  bool tok_caseops = false;
   auto* tokenizer = app.add_subcommand("tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, as the challenge's) on a corpus");
   add_corpus_options(tokenizer, corpus);
   tokenizer->add_option("--vocab-size", vocab_size, "number of pieces")->capture_default_str();
+  tokenizer->add_flag("--caseops", tok_caseops,
+                      "train on the CaseOps transform of the text (lower case plus TITLE/ALLCAPS/CAPNEXT/ESCAPE "
+                      "markers, docs/DATA.md), the markers reserved as pieces; shard with --caseops too");
   tokenizer->add_option("--output", tok_output, "model file to write, e.g. data/tokenizers/fineweb_1024_bpe.model")
       ->required();
 
@@ -71,6 +75,9 @@ int main(int argc, char** argv) {
   shard->add_flag("--byte-sidecars", shard_opts.byte_sidecars,
                   "also write fineweb_val_bytes_NNNNNN.bin: the original text's UTF-8 bytes per val token, which "
                   "val_bpb then counts instead of the tokenizer's tables");
+  shard->add_flag("--caseops", shard_opts.caseops,
+                  "tokenise the CaseOps transform of each document (needs a `pgolf tokenizer --caseops` model); "
+                  "implies --byte-sidecars, so val_bpb counts the original text's bytes");
 
   auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID");
   add_config_options(train, cfg_args);
@@ -122,7 +129,7 @@ int main(int argc, char** argv) {
   try {
     if (*config) return pgolf::cmd_config(cfg_args, list);
     if (*info) return pgolf::cmd_info();
-    if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output);
+    if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output, tok_caseops);
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
     if (*train) return pgolf::cmd_train(cfg_args);
     if (*bench) return pgolf::cmd_bench(cfg_args, bench_opts);

@@ -49,6 +49,7 @@ bool Tokenizer::is_control(int id) const { return impl_->sp.IsControl(id); }
 bool Tokenizer::is_unknown(int id) const { return impl_->sp.IsUnknown(id); }
 bool Tokenizer::is_unused(int id) const { return impl_->sp.IsUnused(id); }
 bool Tokenizer::is_byte(int id) const { return impl_->sp.IsByte(id); }
+bool Tokenizer::has_piece(const std::string& piece) const { return !impl_->sp.IsUnknown(impl_->sp.PieceToId(piece)); }
 
 namespace {
 
@@ -68,14 +69,17 @@ class DocumentIterator : public sentencepiece::SentenceIterator {
 
 }  // namespace
 
-void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads) {
+void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads,
+                     const std::vector<std::string>& reserved_pieces) {
   // SPEC §1 settings. Each document is one training "sentence"; long ones are kept.
-  const std::string args = "--model_type=bpe --vocab_size=" + std::to_string(vocab_size) +
+  std::string args = "--model_type=bpe --vocab_size=" + std::to_string(vocab_size) +
                            " --character_coverage=0.999 --byte_fallback=true --split_digits=true"
                            " --normalization_rule_name=nmt_nfkc --add_dummy_prefix=false"
                            " --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3 --hard_vocab_limit=false"
                            " --max_sentence_length=16384 --num_threads=" +
                            std::to_string(std::max(1, num_threads));
+  for (std::size_t i = 0; i < reserved_pieces.size(); ++i)
+    args += (i == 0 ? " --user_defined_symbols=" : ",") + reserved_pieces[i];
   DocumentIterator it(docs);
   std::string model;
   auto status = sentencepiece::SentencePieceTrainer::Train(args, &it, &model);

@@ -23,7 +23,7 @@ int cmd_config(const ConfigArgs& args, bool list);
 // `pgolf info`: build and device facts.
 int cmd_info();
 // `pgolf tokenizer`: trains the SPEC §1 SentencePiece model on a corpus.
-int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output);
+int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output, bool caseops);
 // `pgolf shard`: tokenises a corpus into train/val shards.
 int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts);
 // `pgolf train`: trains the configured model (SPEC §4) and saves its weights.

@@ -50,6 +50,7 @@ struct ShardOptions {
   bool force = false;                     // replace an existing output folder
   std::uint64_t shuffle_seed = 0;         // 0 = keep input order; else shuffle documents first (in memory)
   bool byte_sidecars = false;             // also write fineweb_val_bytes_NNNNNN.bin (data.h)
+  bool caseops = false;                   // tokenise caseops_encode(doc); implies byte_sidecars
 };
 
 // The bytes of a document each of its tokens stands for, from the tokens'
@@ -67,7 +68,8 @@ struct ShardStats {
 
 // Tokenises every document, prefixes BOS, and writes fineweb_val_NNNNNN.bin and
 // fineweb_train_NNNNNN.bin (and, if asked, the val split's byte sidecars, BOS
-// counting 0). The shards are built in a temporary folder that is
+// counting 0). With CaseOps the tokenizer must hold the marker pieces, and the
+// sidecars count the original text's bytes, markers standing for none. The shards are built in a temporary folder that is
 // renamed to `output_dir` only when all of them are written.
 ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOptions& opts);
 

@@ -28,6 +28,7 @@ class Tokenizer {
   bool is_unknown(int id) const;
   bool is_unused(int id) const;
   bool is_byte(int id) const;
+  bool has_piece(const std::string& piece) const;
   const std::string& path() const { return path_; }
 
  private:
@@ -41,8 +42,10 @@ using DocumentSource = std::function<bool(std::string& doc)>;
 
 // Trains the SentencePiece BPE model of SPEC §1 (byte fallback, split digits,
 // nmt_nfkc, no dummy prefix, pad/bos/eos/unk = 0/1/2/3) on the documents and
-// writes it atomically to `output_path`.
-void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads);
+// writes it atomically to `output_path`. `reserved_pieces` (e.g. the CaseOps
+// markers) become pieces of their own, never merged or split.
+void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads,
+                     const std::vector<std::string>& reserved_pieces = {});
 
 // SPEC §2 lookup tables over token ids.
 struct ByteLuts {

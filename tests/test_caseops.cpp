@@ -1,0 +1,113 @@
+// CaseOps: the transform by hand, its exact inverse on random text, the
+// byte origins it reports, and `pgolf tokenizer/shard --caseops` end to end.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "helpers.h"
+#include "pgolf/caseops.h"
+#include "pgolf/data.h"
+#include "pgolf/tokenizer.h"
+#include "tiny_corpus.h"
+
+using namespace pgolf;
+using test::run_pgolf;
+using test::TempDir;
+
+namespace {
+
+const std::string T = "\xEE\x80\x80", A = "\xEE\x80\x81", C = "\xEE\x80\x82", E = "\xEE\x80\x83";
+
+// Text from pieces that exercise every rule: both cases, digits, multi-byte
+// UTF-8, the markers themselves, a private-use neighbour and broken UTF-8.
+std::string random_text(std::mt19937& rng) {
+  static const std::vector<std::string> pieces = {
+      "a", "b", "z", "A", "B", "Z", "q", "Q", "0", "7", " ", ".", "\n", "é", "É", "ß", "中", "😀", "-", "'",
+      T,   A,   C,   E,   "\xEE\x80\x84", "\xEE\x80", "\xEE", "\xFF", "The", "BPE", "iPhone", "McDonald", "I"};
+  std::string s;
+  const int n = std::uniform_int_distribution<int>(0, 40)(rng);
+  for (int i = 0; i < n; ++i) s += pieces[std::uniform_int_distribution<std::size_t>(0, pieces.size() - 1)(rng)];
+  return s;
+}
+
+}  // namespace
+
+TEST(CaseOps, EncodesEachRuleAsDocumented) {
+  EXPECT_EQ(caseops_encode("the Golf BPE iPhone McDonald I x1Y").text,
+            "the " + T + "golf " + A + "bpe i" + C + "phone " + C + "mc" + C + "donald " + T + "i x1" + T + "y");
+  EXPECT_EQ(caseops_encode("a" + E + "b" + T).text, "a" + E + E + "b" + E + T);
+  EXPECT_EQ(caseops_encode("").text, "");
+  EXPECT_EQ(caseops_decode("the " + T + "golf " + A + "bpe i" + C + "phone"), "the Golf BPE iPhone");
+  EXPECT_THROW(caseops_decode(T + " x"), std::invalid_argument);
+  EXPECT_THROW(caseops_decode("x" + C), std::invalid_argument);
+  EXPECT_THROW(caseops_decode(E + "e"), std::invalid_argument);
+}
+
+TEST(CaseOps, DecodeInvertsEncodeOnRandomText) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20000; ++i) {
+    const std::string s = random_text(rng);
+    const CaseOpsText e = caseops_encode(s);
+    ASSERT_EQ(caseops_decode(e.text), s) << "case " << i;
+    // Every byte comes from a byte at or after the previous one's origin;
+    // outside markers it is that original byte, lower-cased.
+    ASSERT_EQ(e.source.size(), e.text.size());
+    for (std::size_t j = 0; j < e.text.size(); ++j) {
+      ASSERT_LT(e.source[j], s.size());
+      if (j > 0) {
+        ASSERT_GE(e.source[j], e.source[j - 1]);
+      }
+    }
+    for (std::size_t j = 0; j < s.size(); ++j) {
+      const bool covered = std::find(e.source.begin(), e.source.end(), j) != e.source.end();
+      ASSERT_TRUE(covered) << "original byte " << j << " of case " << i << " has no encoded byte";
+    }
+  }
+}
+
+// Trained and sharded with --caseops: the markers are pieces of their own,
+// each val document decodes back to its original text, and its sidecar counts
+// sum to the original UTF-8 length (markers count nothing).
+TEST(CaseOps, TokenizerAndShardsRoundTripWithOriginalByteCounts) {
+  TempDir dir;
+  std::vector<std::string> docs = test::tiny_documents(300);
+  for (std::size_t i = 0; i < docs.size(); i += 3) docs[i] += " The BPE of an iPhone, " + T + "literal" + E + " É.";
+  {
+    std::ofstream out(dir.file("docs.jsonl"));
+    for (const auto& d : docs) out << nlohmann::json{{"text", d}}.dump() << "\n";
+  }
+  const std::string corpus = " --input " + dir.file("docs.jsonl");
+  auto r = run_pgolf("tokenizer --caseops --vocab-size 400 --output " + dir.file("c.model") + corpus);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Tokenizer tok(dir.file("c.model"));
+  for (const auto& m : caseops_markers()) EXPECT_TRUE(tok.has_piece(m));
+
+  // A tokenizer without the markers is refused.
+  r = run_pgolf("shard --caseops --tokenizer " + test::tiny_tokenizer_path() + " --output-dir " + dir.file("bad") + corpus);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("has no CaseOps marker pieces: train it with `pgolf tokenizer --caseops`"), std::string::npos)
+      << r.output;
+
+  r = run_pgolf("shard --caseops --val-docs 30 --shard-tokens 700 --tokenizer " + dir.file("c.model") +
+                " --output-dir " + dir.file("out") + corpus);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const ValidationSplit split = load_validation(dir.file("out"), 1, tok.vocab_size());
+  ASSERT_EQ(split.bytes.size(), split.tokens.size());
+  std::vector<std::vector<int>> doc_ids;
+  std::vector<std::size_t> doc_bytes;
+  for (std::size_t i = 0; i < split.tokens.size(); ++i) {
+    if (split.tokens[i] == kBosId) {
+      doc_ids.emplace_back();
+      doc_bytes.push_back(0);
+      continue;
+    }
+    doc_ids.back().push_back(split.tokens[i]);
+    doc_bytes.back() += split.bytes[i];
+  }
+  ASSERT_EQ(doc_ids.size(), 30u);
+  for (std::size_t d = 0; d < doc_ids.size(); ++d) {
+    EXPECT_EQ(caseops_decode(tok.decode(doc_ids[d])), docs[d]) << d;
+    EXPECT_EQ(doc_bytes[d], docs[d].size()) << d;
+  }
+}
