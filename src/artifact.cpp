@@ -21,7 +21,8 @@ std::uint32_t crc32_of(const void* data, std::size_t n) {
   return static_cast<std::uint32_t>(::crc32(0L, static_cast<const Bytef*>(data), static_cast<uInt>(n)));
 }
 
-constexpr std::uint8_t kFlagFloor = 1, kFlagSymmetric = 2, kFlagGptq = 4;
+constexpr std::uint8_t kFlagFloor = 1, kFlagSymmetric = 2, kFlagGptq = 4, kFlagLqer = 8;
+constexpr std::uint8_t kKnownFlags = kFlagFloor | kFlagSymmetric | kFlagGptq | kFlagLqer;
 
 std::size_t element_bytes(Scheme s) {
   switch (s) {
@@ -58,6 +59,33 @@ class Reader {
   std::size_t pos_ = 0;
 };
 
+// A tensor of `n` elements of `dtype` copied from the payload.
+at::Tensor take_tensor(Reader& r, std::int64_t n, at::ScalarType dtype, const std::string& what) {
+  at::Tensor t = at::empty({n}, dtype);
+  const std::uint64_t bytes = static_cast<std::uint64_t>(n) * t.element_size();
+  std::memcpy(t.data_ptr(), r.take(bytes, what), bytes);
+  return t;
+}
+
+// An LQER record (lqer.h) of a [rows, cols] matrix; its integers must lie in
+// their ranges and its scales be finite.
+LowRankCorrection read_low_rank(Reader& r, const std::string& tn, const std::vector<std::int64_t>& shape) {
+  if (shape.size() != 2) r.fail(tn + " has an LQER correction but is not a matrix");
+  LowRankCorrection c;
+  c.rank = r.get<std::uint8_t>(tn + " LQER rank");
+  if (c.rank < 1 || c.rank > std::min(shape[0], shape[1])) r.fail(tn + " has LQER rank " + std::to_string(c.rank));
+  const std::int64_t nb = c.rank * shape[1];
+  c.a = take_tensor(r, shape[0] * c.rank, at::kChar, tn + " LQER A");
+  c.a_scale = take_tensor(r, 1, at::kHalf, tn + " LQER A scale");
+  c.b = take_tensor(r, nb, at::kChar, tn + " LQER B");
+  c.b_scale = take_tensor(r, (nb + kLqerBlock - 1) / kLqerBlock, at::kHalf, tn + " LQER B scales");
+  auto in_range = [](const at::Tensor& q, int lo, int hi) { return q.numel() == 0 || (q.min().item<int>() >= lo && q.max().item<int>() <= hi); };
+  if (!in_range(c.a, kLqerALo, kLqerAHi) || !in_range(c.b, kLqerBLo, kLqerBHi)) r.fail(tn + " has LQER factors out of range");
+  if (!at::isfinite(c.a_scale).all().item<bool>() || !at::isfinite(c.b_scale).all().item<bool>())
+    r.fail(tn + " has non-finite LQER scales");
+  return c;
+}
+
 }  // namespace
 
 std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
@@ -71,7 +99,9 @@ std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
     put<std::uint8_t>(out, static_cast<std::uint8_t>(t.plan.scheme));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(quantised ? rq.bits : 0));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(
-                               quantised ? (rq.floor ? kFlagFloor : 0) | (rq.symmetric ? kFlagSymmetric : 0) | (rq.gptq ? kFlagGptq : 0) : 0));
+                               quantised ? (rq.floor ? kFlagFloor : 0) | (rq.symmetric ? kFlagSymmetric : 0) |
+                                               (rq.gptq ? kFlagGptq : 0) | (t.lqer.rank > 0 ? kFlagLqer : 0)
+                                         : 0));
     put<std::uint8_t>(out, static_cast<std::uint8_t>(t.shape.size()));
     put<double>(out, quantised ? rq.clip_q : 0.0);
     put<double>(out, quantised ? rq.sd_k : 0.0);
@@ -82,6 +112,11 @@ std::string serialize_tensors(const std::vector<QuantTensor>& tensors) {
     const std::uint64_t scale_bytes = t.scale.defined() ? t.scale.numel() * t.scale.element_size() : 0;
     put<std::uint64_t>(out, scale_bytes);
     if (scale_bytes) out.append(static_cast<const char*>(t.scale.data_ptr()), scale_bytes);
+    if (t.lqer.rank > 0) {  // rank, then A (int8), its scale, B (int8), its scales (fp16)
+      put<std::uint8_t>(out, static_cast<std::uint8_t>(t.lqer.rank));
+      for (const at::Tensor* x : {&t.lqer.a, &t.lqer.a_scale, &t.lqer.b, &t.lqer.b_scale})
+        out.append(static_cast<const char*>(x->data_ptr()), x->numel() * x->element_size());
+    }
   }
   return out;
 }
@@ -109,10 +144,12 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     const bool quantised = t.plan.scheme == Scheme::IntRow;
     if (quantised) {
       if (bits < 2 || bits > 8) r.fail(tn + " has " + std::to_string(bits) + " bits");
-      if (flags & ~(kFlagFloor | kFlagSymmetric | kFlagGptq)) r.fail(tn + " has unknown flags " + std::to_string(flags));
+      if (flags & ~kKnownFlags) r.fail(tn + " has unknown flags " + std::to_string(flags));
       if (!(clip_q > 0.0 && clip_q <= 1.0)) r.fail(tn + " has clip quantile " + std::to_string(clip_q));
       if (!(sd_k >= 0.0 && sd_k < 1e6)) r.fail(tn + " has SDClip k " + std::to_string(sd_k));
       t.plan.quant = {bits, clip_q, (flags & kFlagFloor) != 0, (flags & kFlagSymmetric) != 0, sd_k, (flags & kFlagGptq) != 0};
+    } else if (flags != 0) {
+      r.fail(tn + " is not quantised but has flags " + std::to_string(flags));
     }
     if (ndim > 8) r.fail(tn + " has " + std::to_string(ndim) + " dimensions");
     std::uint64_t numel = 1;
@@ -139,6 +176,7 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
       t.scale = at::empty({static_cast<std::int64_t>(rows)}, at::kHalf);
       std::memcpy(t.scale.data_ptr(), r.take(scale_bytes, tn + " scales"), scale_bytes);
     }
+    if (flags & kFlagLqer) t.lqer = read_low_rank(r, tn, t.shape);
     out.push_back(std::move(t));
   }
   if (!r.done()) r.fail("trailing bytes after the last tensor");

@@ -132,6 +132,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"GPTQ_TOKENS", "export", &C::gptq_tokens, "training tokens run through the final model to calibrate plans with the gptq option"},
       {"GPTQ_DAMP", "export", &C::gptq_damp, "GPTQ damping: added to the Hessian diagonal as a fraction of its mean"},
       {"GPTQ_BLOCK", "export", &C::gptq_block, "GPTQ columns per lazy-update block"},
+      {"LQER_TENSORS", "export", &C::lqer_tensors,
+       "give this many integer-quantised matrices (largest quantisation error first) a low-rank correction of their error, int2/int4 factors (0: none)"},
+      {"LQER_RANK", "export", &C::lqer_rank, "rank of the LQER corrections"},
       {"ARTIFACT_CODEC", "export", &C::artifact_codec, "compressor of the artifact payload: brotli (quality 11, the smallest on pgolf's payloads), zstd (level 22, as the seeds) or xz (-9e)"},
       {"BUDGET_BYTES", "export", &C::budget_bytes, "artifact + code bytes allowed (the challenge: 16,000,000)"},
       {"EXPORT_FIT", "export", &C::export_fit,
@@ -495,6 +498,8 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   positive("GPTQ_TOKENS", c.gptq_tokens);
   range("GPTQ_BLOCK", c.gptq_block, 1, 65536);
   at_least("GPTQ_DAMP", c.gptq_damp, 0);
+  range("LQER_TENSORS", c.lqer_tensors, 0, 4096);
+  range("LQER_RANK", c.lqer_rank, 1, 64);
   require(c.fit_margin_bytes >= 0 && c.fit_margin_bytes < c.budget_bytes, "FIT_MARGIN_BYTES must be in [0, BUDGET_BYTES)",
           {"FIT_MARGIN_BYTES", "BUDGET_BYTES"});
   // Each tensor class's plan on its own, so that the error names its source; then QAT_QUANT.

@@ -2,7 +2,9 @@
 
 #include <ATen/core/grad_mode.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdio>
 #include <map>
 #include <tuple>
@@ -24,17 +26,25 @@ FitOptions fit_options(const Config& cfg, std::uint64_t code_bytes) {
 
 // Compresses kSampleChunks evenly spaced chunks of the tensor's stored bytes
 // (all of them when the tensor is small) with the artifact's codec and scales
-// the result to the whole tensor; the scales are counted raw.
+// the result to the whole tensor; the scales are counted raw, LQER factors
+// compressed whole.
 double predicted_bytes(const QuantTensor& t, Codec codec) {
   constexpr std::size_t kSampleChunks = 4, kChunkBytes = 16384;
   const std::size_t n = static_cast<std::size_t>(t.data.numel()) * t.data.element_size();
   const char* data = static_cast<const char*>(t.data.data_ptr());
-  const double scales = t.scale.defined() ? 2.0 * static_cast<double>(t.scale.numel()) : 0.0;
-  if (n <= kSampleChunks * kChunkBytes) return static_cast<double>(compress(std::string(data, n), codec).size()) + scales;
+  double extra = t.scale.defined() ? 2.0 * static_cast<double>(t.scale.numel()) : 0.0;
+  if (t.lqer.rank > 0) {  // the factors are small: compressed whole, their scales raw
+    const LowRankCorrection& l = t.lqer;
+    extra += static_cast<double>(
+        compress(std::string(static_cast<const char*>(l.a.data_ptr()), l.a.numel()) +
+                     std::string(static_cast<const char*>(l.b.data_ptr()), l.b.numel()), codec).size() +
+        2 * (l.a_scale.numel() + l.b_scale.numel()));
+  }
+  if (n <= kSampleChunks * kChunkBytes) return static_cast<double>(compress(std::string(data, n), codec).size()) + extra;
   std::string sample;
   for (std::size_t k = 0; k < kSampleChunks; ++k) sample.append(data + k * ((n - kChunkBytes) / (kSampleChunks - 1)), kChunkBytes);
   const double packed = static_cast<double>(compress(sample, codec).size());
-  return packed * static_cast<double>(n) / static_cast<double>(sample.size()) + scales;
+  return packed * static_cast<double>(n) / static_cast<double>(sample.size()) + extra;
 }
 
 namespace {
@@ -72,20 +82,17 @@ class Evaluator {
     double bytes = 0, sse = 0;
   };
   Totals totals(const ExportChoice& c) {
-    batch_gptq(c);
     Totals t;
-    for (std::size_t i = 0; i < size(); ++i) {
-      const TensorEval& e = eval(i, c);
-      t.bytes += e.bytes;
-      t.sse += e.sse;
+    for (const TensorEval* e : stored(c)) {
+      t.bytes += e->bytes;
+      t.sse += e->sse;
     }
     return t;
   }
 
   std::vector<QuantTensor> tensors(const ExportChoice& c) {
-    batch_gptq(c);
     std::vector<QuantTensor> out;
-    for (std::size_t i = 0; i < size(); ++i) out.push_back(eval(i, c).q);
+    for (const TensorEval* e : stored(c)) out.push_back(e->q);
     return out;
   }
 
@@ -102,6 +109,32 @@ class Evaluator {
   // A cached result: tensor index, its plan as text, and the pruning fraction
   // applied to it (0 for tensors pruning leaves alone).
   using Key = std::tuple<std::size_t, std::string, double>;
+
+  // Every tensor as the artifact stores it under c: quantised, and the
+  // c.quant.lqer_tensors integer matrices of largest error LQER-corrected.
+  std::vector<const TensorEval*> stored(const ExportChoice& c) {
+    batch_gptq(c);
+    std::vector<const TensorEval*> out;
+    std::vector<std::pair<double, std::size_t>> errors;
+    for (std::size_t i = 0; i < size(); ++i) {
+      out.push_back(&eval(i, c));
+      if (out.back()->q.plan.scheme == Scheme::IntRow && out.back()->q.shape.size() == 2) errors.push_back({out.back()->sse, i});
+    }
+    const std::size_t n = std::min<std::size_t>(errors.size(), static_cast<std::size_t>(c.quant.lqer_tensors));
+    std::partial_sort(errors.begin(), errors.begin() + n, errors.end(), std::greater<>());
+    for (std::size_t j = 0; j < n; ++j) out[errors[j].second] = &corrected(errors[j].second, c);
+    return out;
+  }
+
+  const TensorEval& corrected(std::size_t i, const ExportChoice& c) {
+    Key k = key(i, c);
+    std::get<1>(k) += ",lqer" + std::to_string(c.quant.lqer_rank);
+    auto it = cache_.find(k);
+    if (it != cache_.end()) return it->second;
+    QuantTensor q = eval(i, c).q;
+    add_low_rank_correction(q, weights_[i].tensor, c.quant.lqer_rank);
+    return store(k, i, std::move(q));
+  }
 
   bool prunable(std::size_t i, const ExportChoice& c) const { return is_prunable(weights_[i].tensor) && c.prune_frac > 0; }
 

@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   tokenizer->add_option("--vocab-size", vocab_size, "number of pieces")->capture_default_str();
   tokenizer->add_flag("--caseops", tok_caseops,
                       "train on the CaseOps transform of the text (lower case plus TITLE/ALLCAPS/CAPNEXT/ESCAPE "
-                      "markers, docs/DATA.md), the markers reserved as pieces; shard with --caseops too");
+                      "markers, docs/MODEL.md), the markers reserved as pieces; shard with --caseops too");
   tokenizer->add_option("--output", tok_output, "model file to write, e.g. data/tokenizers/fineweb_1024_bpe.model")
       ->required();
 

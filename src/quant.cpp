@@ -87,6 +87,8 @@ QuantOptions quant_options(const Config& cfg) {
   o.gptq.damp = cfg.gptq_damp;
   o.gptq.block = cfg.gptq_block;
   o.gptq_tokens = cfg.gptq_tokens;
+  o.lqer_tensors = cfg.lqer_tensors;
+  o.lqer_rank = cfg.lqer_rank;
   if (!cfg.qat_quant.empty()) {
     TensorPlan q = parse_tensor_plan(cfg.qat_quant, "QAT_QUANT");
     if (q.scheme != Scheme::IntRow) throw ConfigError("QAT_QUANT='" + cfg.qat_quant + "' must be an int<B> quantiser");
@@ -177,7 +179,16 @@ std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params
 
 at::Tensor dequantize(const QuantTensor& q) {
   if (!q.scale.defined()) return q.data.to(at::kFloat).reshape(q.shape);
-  return dequantize_rows({q.data.reshape({q.scale.numel(), -1}), q.scale}).reshape(q.shape);
+  at::Tensor w = dequantize_rows({q.data.reshape({q.scale.numel(), -1}), q.scale});
+  if (q.lqer.rank > 0) w += low_rank_delta(q.lqer, w.size(0), w.size(1));
+  return w.reshape(q.shape);
+}
+
+void add_low_rank_correction(QuantTensor& q, const at::Tensor& original, std::int64_t rank) {
+  if (q.plan.scheme != Scheme::IntRow || q.shape.size() != 2)
+    throw std::invalid_argument("LQER corrects integer-quantised matrices; '" + q.name + "' is not one");
+  q.lqer = {};
+  q.lqer = fit_low_rank(original.to(at::kFloat).reshape(q.shape) - dequantize(q), rank);
 }
 
 }  // namespace pgolf

@@ -105,6 +105,8 @@ struct Config {
   std::string fp16_keep_name_patterns;
   std::int64_t gptq_tokens = 262144;
   double gptq_damp = 0.01;
+  std::int64_t lqer_tensors = 0;
+  std::int64_t lqer_rank = 4;
   std::int64_t gptq_block = 128;
   std::string artifact_codec = "brotli";
   // Budget (fitting the export)

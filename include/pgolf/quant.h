@@ -11,6 +11,7 @@
 #include "pgolf/config.h"
 #include "pgolf/model.h"
 #include "pgolf/gptq.h"
+#include "pgolf/lqer.h"
 #include "pgolf/quantizer.h"
 
 namespace pgolf {
@@ -45,6 +46,8 @@ struct QuantOptions {
   std::optional<RowQuantizer> qat;         // QAT quantiser for every matrix (unset: each class's own)
   GptqOptions gptq;                        // for plans with the gptq option
   std::int64_t gptq_tokens = 0;            // training tokens that calibrate GPTQ
+  std::int64_t lqer_tensors = 0;           // LQER-correct this many integer matrices (largest error first)
+  std::int64_t lqer_rank = 4;              // the corrections' rank
 };
 // True when some class plan rounds with GPTQ (and so export needs calibration).
 bool uses_gptq(const QuantOptions& opts);
@@ -83,6 +86,7 @@ struct QuantTensor {
   std::vector<std::int64_t> shape;  // of the original tensor
   at::Tensor data;                  // int8 (IntRow), fp16 (Fp16) or fp32 (Fp32), CPU, contiguous, flat
   at::Tensor scale;                 // fp16 per row (IntRow); undefined otherwise
+  LowRankCorrection lqer;           // IntRow matrices only; rank 0: none
 };
 
 // Quantises one tensor by its plan; a GPTQ plan needs the Hessian of the
@@ -91,7 +95,11 @@ QuantTensor quantize_tensor(const std::string& name, const at::Tensor& t, const 
                             const GptqOptions& gptq = {});
 // Applies the plan of every parameter (none may use GPTQ).
 std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params, const QuantOptions& opts);
-// The float32 tensor a QuantTensor stands for: q * scale_r, or the stored floats.
+// The float32 tensor a QuantTensor stands for: q * scale_r (plus the LQER
+// correction, if any), or the stored floats.
 at::Tensor dequantize(const QuantTensor& q);
+// Gives an integer-quantised matrix the rank-`rank` LQER correction of its
+// error against `original` (its float weight).
+void add_low_rank_correction(QuantTensor& q, const at::Tensor& original, std::int64_t rank);
 
 }  // namespace pgolf
