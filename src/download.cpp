@@ -43,6 +43,9 @@ std::string mb(std::int64_t bytes) {
   return buf;
 }
 
+// A file's size for a person: bytes below 100 kB, else MB.
+std::string size_text(std::int64_t bytes) { return bytes < 100000 ? std::to_string(bytes) + " bytes" : mb(bytes) + " MB"; }
+
 std::string duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e7) return "?";
   const long s = static_cast<long>(seconds + 0.5);
@@ -199,7 +202,7 @@ class Downloader {
         done = ++finished_;
       }
       cv_.notify_all();
-      report_.line("download: " + item.path + (item.error.empty() ? " " + mb(item.size) + " MB" : " FAILED") +
+      report_.line("download: " + item.path + (item.error.empty() ? " " + size_text(item.size) : " FAILED") +
                    " [" + std::to_string(done) + "/" + std::to_string(todo_.size()) + ", " + progress() + "]");
     }
   }
@@ -248,19 +251,22 @@ class Downloader {
       throw std::runtime_error("cannot rename '" + part + "' to '" + item.path + "'");
   }
 
-  // "<done>/<total> MB, <rate> MB/s, ETA <t>"; sizes not known yet count as
-  // the mean of the known ones.
+  // "<done>/<total> MB, <rate> MB/s, ETA <t>". A file whose size is not
+  // known yet counts as the largest known one: the small tokenizer files go
+  // first, and train shards are all about the same size.
   std::string progress() const {
-    std::int64_t have = 0, known = 0, known_count = 0;
+    std::int64_t have = 0, known = 0, largest = -1, unknown = 0;
     for (const Item* it : todo_) {
       have += it->have;
-      if (it->size >= 0) known += it->size, ++known_count;
+      const std::int64_t size = it->size;
+      if (size < 0) ++unknown;
+      else known += size, largest = std::max(largest, size);
     }
-    const double total = known_count ? known * (static_cast<double>(todo_.size()) / known_count) : 0;
+    const double total = largest >= 0 ? known + static_cast<double>(unknown) * largest : 0;
     const double secs = seconds(), rate = secs > 0 ? transferred_ / secs : 0;
-    return mb(have) + "/" + (known_count ? mb(static_cast<std::int64_t>(total)) : "?") + " MB, " +
+    return mb(have) + "/" + (largest >= 0 ? mb(static_cast<std::int64_t>(total)) : "?") + " MB, " +
            mb(static_cast<std::int64_t>(rate)) + " MB/s, ETA " +
-           (known_count && rate > 0 ? duration((total - have) / rate) : "?");
+           (largest >= 0 && rate > 0 ? duration((total - have) / rate) : "?");
   }
 
   const DownloadOptions& opts_;
@@ -316,8 +322,8 @@ DownloadSummary download_dataset(const DownloadOptions& opts, std::ostream& log)
   std::vector<Item> items(plan.shards.size() + plan.tokenizer_files.size());
   for (std::size_t i = 0; i < items.size(); ++i) {
     Item& it = items[i];
-    it.shard = i < plan.shards.size();
-    it.rel = it.shard ? plan.shards[i] : plan.tokenizer_files[i - plan.shards.size()];
+    it.shard = i >= plan.tokenizer_files.size();  // the tokenizer first: small, and needed by every shard
+    it.rel = it.shard ? plan.shards[i - plan.tokenizer_files.size()] : plan.tokenizer_files[i];
     it.val = it.shard && it.rel.find("/fineweb_val_") != std::string::npos;
     it.url = repo_file_url(opts.endpoint, opts.repo, "datasets/" + it.rel);
     it.path = opts.out + "/" + it.rel;
