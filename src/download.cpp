@@ -19,6 +19,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kAttempts = 4;  // per file: the first try and three retries (resumed)
+const std::string kDatasetPrefix = "fineweb10B_";  // + variant: a dataset's name
 
 // One file of the plan. `rel` is its path under datasets/ in the repository
 // and under opts.out here.
@@ -71,7 +72,7 @@ std::string failure(const std::string& url, const std::string& path, const HttpR
 }
 
 // A path from the manifest, which must stay inside opts.out.
-const std::string& relative_path(const std::string& p, const std::string& manifest_url) {
+std::string relative_path(const std::string& p, const std::string& manifest_url) {
   if (p.empty() || p[0] == '/' || ("/" + p + "/").find("/../") != std::string::npos)
     throw std::runtime_error("manifest " + manifest_url + " names the path '" + printable(p) +
                              "', which is not a plain relative path: refusing to write it");
@@ -80,6 +81,7 @@ const std::string& relative_path(const std::string& p, const std::string& manife
 
 // What the manifest says to fetch for opts.variant, and the counts to check.
 struct Plan {
+  std::string name;                      // fineweb10B_<variant>
   std::string dataset, tokenizer_model;  // rel paths
   std::vector<std::string> shards, tokenizer_files;
   std::int64_t val_files = 0, tokens_val = -1, tokens_train = -1;  // -1: not in the manifest, or not all fetched
@@ -87,13 +89,13 @@ struct Plan {
 
 Plan make_plan(const nlohmann::json& m, const DownloadOptions& opts, const std::string& url) {
   Plan plan;
-  const std::string name = "fineweb10B_" + opts.variant;
+  const std::string name = plan.name = kDatasetPrefix + opts.variant;
   const nlohmann::json* ds = nullptr;
   std::string names;
   for (const auto& d : m.at("datasets")) {
     const std::string n = d.at("name").get<std::string>();
     if (n == name) ds = &d;
-    names += (names.empty() ? "" : ", ") + (n.rfind("fineweb10B_", 0) == 0 ? n.substr(11) : n);
+    names += (names.empty() ? "" : ", ") + (n.rfind(kDatasetPrefix, 0) == 0 ? n.substr(kDatasetPrefix.size()) : n);
   }
   if (!ds)
     throw std::runtime_error("the manifest " + url + " has no dataset " + name + ": --variant must be one of " +
@@ -214,16 +216,19 @@ class Downloader {
     const HttpRequest req{item.url, opts_.token};
     for (int attempt = 1;; ++attempt) {
       const std::int64_t offset = std::max<std::int64_t>(file_size(part), 0);
+      auto on_start = [&](std::int64_t from, std::int64_t size) {
+        item.have = from;
+        item.size = size;
+        if (from < offset)
+          report_.line("download: the server ignored the Range request for " + item.url + ": fetching '" +
+                       item.path + "' from its start");
+      };
+      auto on_bytes = [&](std::int64_t n) {
+        item.have += n;
+        transferred_ += n;
+      };
       item.have = offset;
-      HttpResult r = http_get_file(
-          req, part, offset, [&](std::int64_t n) { item.size = n; },
-          [&](std::int64_t n) {
-            item.have += n;
-            transferred_ += n;
-          });
-      if (r.restarted)
-        report_.line("download: the server ignored the Range request for " + item.url + ": fetching '" + item.path +
-                     "' from its start");
+      const HttpResult r = http_get_file(req, part, offset, on_start, on_bytes);
       if (r.error.empty()) break;
       if (r.status == 416 && offset > 0) {  // the .part is not a prefix of the file: start over
         std::remove(part.c_str());
@@ -280,18 +285,18 @@ class Downloader {
   std::size_t finished_ = 0;
 };
 
-// The sum of the val (or train) shards' tokens against the manifest's count.
-void check_tokens(const std::vector<Item>& items, bool val, std::int64_t expected, const std::string& url,
-                  std::vector<std::string>& errors) {
+// The sum of the val (or train) shards' tokens against the manifest's count
+// (expected < 0: none to check).
+void check_tokens(const std::vector<Item>& items, bool val, std::int64_t expected, const std::string& url) {
   if (expected < 0) return;
   std::int64_t sum = 0;
   for (const Item& it : items)
     if (it.shard && it.val == val) sum += it.tokens;
   if (sum != expected)
-    errors.push_back(std::string("the ") + (val ? "val" : "train") + " shards hold " + std::to_string(sum) +
-                     " tokens but the manifest " + url + " says " + std::to_string(expected) +
-                     ": the shards or the manifest are from another version of the data (delete the shards and "
-                     "download again)");
+    throw std::runtime_error(std::string("the ") + (val ? "val" : "train") + " shards hold " + std::to_string(sum) +
+                             " tokens but the manifest " + url + " says " + std::to_string(expected) +
+                             ": the shards or the manifest are from another version of the data (delete the "
+                             "shards and download again)");
 }
 
 }  // namespace
@@ -346,7 +351,7 @@ DownloadSummary download_dataset(const DownloadOptions& opts, std::ostream& log)
     make_dirs(it.path.substr(0, it.path.rfind('/')));
     todo.push_back(&it);
   }
-  report.line("download: " + plan.dataset.substr(9) + " from " + opts.repo + ": " +
+  report.line("download: " + plan.name + " from " + opts.repo + ": " +
               std::to_string(plan.val_files) + " val + " + std::to_string(opts.train_shards) + " train shards, " +
               std::to_string(plan.tokenizer_files.size()) + " tokenizer files; " + std::to_string(summary.present) +
               " already here, " + std::to_string(todo.size()) + " to fetch into " + opts.out);
@@ -359,16 +364,14 @@ DownloadSummary download_dataset(const DownloadOptions& opts, std::ostream& log)
     if (it->error.empty()) ++summary.fetched;
     else errors.push_back(it->error);
   }
-  if (errors.empty()) {
-    check_tokens(items, true, plan.tokens_val, manifest_url, errors);
-    check_tokens(items, false, plan.tokens_train, manifest_url, errors);
-  }
   if (!errors.empty()) {
     std::string msg = std::to_string(errors.size()) + " of " + std::to_string(items.size()) +
                       " files failed (run the command again to retry; finished files are kept):";
     for (const auto& e : errors) msg += "\n  " + e;
     throw std::runtime_error(msg);
   }
+  check_tokens(items, true, plan.tokens_val, manifest_url);
+  check_tokens(items, false, plan.tokens_train, manifest_url);
   summary.bytes = downloader.transferred();
   summary.data_path = opts.out + "/" + plan.dataset;
   if (!plan.tokenizer_model.empty()) summary.tokenizer_path = opts.out + "/" + plan.tokenizer_model;

@@ -89,9 +89,9 @@ size_t append_to_string(char* data, size_t, size_t n, void* user) {
 // status says whether the server honoured the Range (206: append) or not
 // (200: rewrite).
 struct FileSink {
-  FileSink(Transfer* t, const std::string& path, std::int64_t offset, const std::function<void(std::int64_t)>& on_size,
-           const std::function<void(std::int64_t)>& on_bytes)
-      : transfer(t), path(path), offset(offset), on_size(on_size), on_bytes(on_bytes) {}
+  FileSink(Transfer* t, const std::string& path, std::int64_t offset,
+           const std::function<void(std::int64_t, std::int64_t)>& on_start, const std::function<void(std::int64_t)>& on_bytes)
+      : transfer(t), path(path), offset(offset), on_start(on_start), on_bytes(on_bytes) {}
   ~FileSink() {
     if (fd >= 0) ::close(fd);
   }
@@ -101,19 +101,17 @@ struct FileSink {
   Transfer* transfer;
   const std::string& path;
   std::int64_t offset;
-  const std::function<void(std::int64_t)>& on_size;
+  const std::function<void(std::int64_t, std::int64_t)>& on_start;
   const std::function<void(std::int64_t)>& on_bytes;
   int fd = -1;
-  bool restarted = false;
   std::string error;
 
   bool open() {
     const bool append = offset > 0 && transfer->status() == 206;
-    restarted = offset > 0 && !append;
     fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC), 0644);
     if (fd < 0) return fail("cannot create");
-    const std::int64_t length = transfer->content_length();
-    if (length >= 0) on_size(length + (append ? offset : 0));
+    const std::int64_t from = append ? offset : 0, length = transfer->content_length();
+    on_start(from, length >= 0 ? from + length : -1);
     return true;
   }
   bool write(const char* data, size_t n) {
@@ -158,15 +156,14 @@ HttpResult http_get_string(const HttpRequest& req, std::string* body) {
 }
 
 HttpResult http_get_file(const HttpRequest& req, const std::string& path, std::int64_t offset,
-                         const std::function<void(std::int64_t)>& on_size,
+                         const std::function<void(std::int64_t, std::int64_t)>& on_start,
                          const std::function<void(std::int64_t)>& on_bytes) {
   Transfer t(req, offset);
-  FileSink sink(&t, path, offset, on_size, on_bytes);
+  FileSink sink(&t, path, offset, on_start, on_bytes);
   t.set_sink(write_to_file, &sink);
   HttpResult r = t.perform();
   if (r.error.empty() && !sink.finish()) r.error = sink.error;
   if (!sink.error.empty()) r.error = sink.error;  // a local write error, rather than curl's "write failed"
-  r.restarted = sink.restarted;
   return r;
 }
 
@@ -183,8 +180,8 @@ namespace {
 
 bool http_available() { return false; }
 HttpResult http_get_string(const HttpRequest&, std::string*) { no_curl(); }
-HttpResult http_get_file(const HttpRequest&, const std::string&, std::int64_t, const std::function<void(std::int64_t)>&,
-                         const std::function<void(std::int64_t)>&) {
+HttpResult http_get_file(const HttpRequest&, const std::string&, std::int64_t,
+                         const std::function<void(std::int64_t, std::int64_t)>&, const std::function<void(std::int64_t)>&) {
   no_curl();
 }
 

@@ -20,12 +20,10 @@ struct HttpRequest {
 
 // How a GET ended. status: the last HTTP status (0: no response). error:
 // empty on success, else the reason (network error, HTTP error, local write
-// error). restarted (files only): the server answered a Range request with
-// the whole file (200), so the file was rewritten from its start.
+// error).
 struct HttpResult {
   long status = 0;
   std::string error;
-  bool restarted = false;
 };
 
 // The body of `req.url` into `body` (small files: the manifest).
@@ -33,13 +31,14 @@ HttpResult http_get_string(const HttpRequest& req, std::string* body);
 
 // Downloads `url` into `path`. With offset > 0 (the bytes `path` already
 // holds) asks for "Range: bytes=<offset>-" and appends when the server answers
-// 206; a 200 rewrites the file. on_size(bytes of the whole file) is called
-// once the response headers are in (when the server sends a length), and
-// on_bytes(n) after every n bytes written.
+// 206; a 200 (a server that ignores Range) rewrites the file. Once the
+// response headers are in, on_start(from, size) says where the body starts in
+// the file (offset, or 0 when rewriting) and the whole file's size (-1 when
+// the server sends no length); on_bytes(n) follows every n bytes written.
 // Neither call throws for a failed transfer (it comes back in the result, for
 // the caller to retry or report); both throw when built without libcurl.
 HttpResult http_get_file(const HttpRequest& req, const std::string& path, std::int64_t offset,
-                             const std::function<void(std::int64_t)>& on_size,
-                             const std::function<void(std::int64_t)>& on_bytes);
+                           const std::function<void(std::int64_t, std::int64_t)>& on_start,
+                           const std::function<void(std::int64_t)>& on_bytes);
 
 }  // namespace pgolf
