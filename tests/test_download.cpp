@@ -251,7 +251,7 @@ class Download : public ::testing::Test {
   }
 
   void expect_identical(const std::string& rel) {
-    ASSERT_GE(std::filesystem::exists(out_.file(rel)), true) << rel;
+    ASSERT_TRUE(std::filesystem::exists(out_.file(rel))) << rel;
     EXPECT_TRUE(read_file(out_.file(rel)) == files_[rel]) << rel << " differs from the server's copy";
     EXPECT_FALSE(std::filesystem::exists(out_.file(rel + ".part"))) << rel;
   }
@@ -304,17 +304,22 @@ TEST_F(Download, InterruptedTransferResumesWithRange) {
   EXPECT_NE(log_.find("retrying (attempt 2 of"), std::string::npos) << log_;
 }
 
-TEST_F(Download, LeftoverPartIsResumedAndAServerIgnoringRangeRestarts) {
-  const std::string part = out_.file(train(0) + ".part");
+TEST_F(Download, LeftoverPartsAreResumedOrRestarted) {
   make_dirs(out_.file("datasets/fineweb10B_sp1024"));
-  test::write_text(part, files_[train(0)].substr(0, 700));  // a true prefix: continued
+  test::write_text(out_.file(train(0) + ".part"), files_[train(0)].substr(0, 700));  // a true prefix: continued
   test::write_text(out_.file(train(1) + ".part"), std::string(100, 'x'));  // junk: the server sends everything
   hub_.ignore_range(train(1));
+  test::write_text(out_.file(kVal + ".part"), files_[kVal] + "extra");  // longer than the file: 416, start over
   ASSERT_EQ(run(options()), "") << log_;
   expect_identical(train(0));
   expect_identical(train(1));
+  expect_identical(kVal);
   EXPECT_EQ(hub_.requests_for(train(0)).at(0).range, "bytes=700-");
   EXPECT_EQ(hub_.requests_for(train(1)).at(0).range, "bytes=100-");
+  auto val = hub_.requests_for(kVal);
+  ASSERT_EQ(val.size(), 2u);
+  EXPECT_EQ(val[0].range, "bytes=" + std::to_string(files_[kVal].size() + 5) + "-");
+  EXPECT_EQ(val[1].range, "");
   EXPECT_NE(log_.find("ignored the Range request for " + hub_.endpoint() + FakeHub::url_path(train(1))),
             std::string::npos)
       << log_;
