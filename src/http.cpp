@@ -80,9 +80,9 @@ class Transfer {
   char error_[CURL_ERROR_SIZE] = {};
 };
 
-size_t append_to_string(char* data, size_t, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, n);
-  return n;
+size_t append_to_string(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
 }
 
 // The body of a file transfer: the file is opened at the first byte, when the
@@ -140,8 +140,8 @@ struct FileSink {
   }
 };
 
-size_t write_to_file(char* data, size_t, size_t n, void* user) {
-  return static_cast<FileSink*>(user)->write(data, n) ? n : 0;
+size_t write_to_file(char* data, size_t size, size_t n, void* user) {
+  return static_cast<FileSink*>(user)->write(data, size * n) ? size * n : 0;
 }
 
 }  // namespace
@@ -173,8 +173,8 @@ namespace {
 [[noreturn]] void no_curl() {
   throw std::runtime_error(
       "this pgolf was built without libcurl, so it cannot download: install libcurl4-openssl-dev and rebuild "
-      "(bash scripts/setup.sh does both; an existing build folder needs `cmake build` to find it), or download the "
-      "data on a machine with network access and copy it here");
+      "(bash scripts/setup.sh does both; rerun `cmake build` first so an existing build folder finds it), or "
+      "download the data on a machine with network access and copy it here (docs/DATA.md)");
 }
 }  // namespace
 
