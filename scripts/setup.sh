@@ -21,7 +21,8 @@ TORCH_VERSION=2.11.0
 TORCH_EXTRA_WHEELS=(nvidia-cusparselt-cu13==0.8.0 nvidia-nvshmem-cu13==3.4.5 nvidia-cufile==1.15.1.6)
 APT_PACKAGES=(build-essential cmake ninja-build ccache zstd libzstd-dev zlib1g-dev
   libsentencepiece-dev sentencepiece libcli11-dev nlohmann-json3-dev googletest libgtest-dev libgloo-dev
-  libopenmpi-dev openmpi-bin fortunes python3-venv liblzma-dev libbrotli-dev libarchive-dev gnuplot-nox)
+  libopenmpi-dev openmpi-bin fortunes python3-venv liblzma-dev libbrotli-dev libarchive-dev gnuplot-nox
+  libcurl4-openssl-dev)
 BUILD_DIR=${PGOLF_BUILD_DIR:-build}
 
 SCRIPT_NAME=setup

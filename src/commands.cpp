@@ -226,4 +226,18 @@ int cmd_data(const ConfigArgs& args) {
   return 0;
 }
 
+int cmd_download(DownloadOptions opts) {
+  auto env = [](const char* name) { return std::string(process_env(name) ? process_env(name) : ""); };
+  if (opts.endpoint.empty()) opts.endpoint = env("HF_ENDPOINT").empty() ? kDefaultEndpoint : env("HF_ENDPOINT");
+  opts.token = env("HF_TOKEN");
+  const std::string progress = env("PROGRESS").empty() ? "auto" : env("PROGRESS");
+  if (progress != "auto" && progress != "on" && progress != "off")
+    throw std::invalid_argument("PROGRESS must be auto, on or off, not '" + progress + "'");
+  opts.progress = progress_wanted(progress, ::isatty(1), process_env);
+  const DownloadSummary s = download_dataset(opts, std::cout);
+  std::cout << "DATA_PATH=" << s.data_path << "\n";
+  if (!s.tokenizer_path.empty()) std::cout << "TOKENIZER_PATH=" << s.tokenizer_path << "\n";
+  return 0;
+}
+
 }  // namespace pgolf

@@ -125,6 +125,28 @@ int main(int argc, char** argv) {
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);
 
+  pgolf::DownloadOptions dl;
+  dl.endpoint.clear();  // cmd_download: HF_ENDPOINT or the default
+  auto* download = app.add_subcommand("download", "fetch the official challenge data (shards, tokenizer) from Hugging Face");
+  download->add_option("--variant", dl.variant, "dataset fineweb10B_<VARIANT>: sp1024, sp<N> or byte260 (the manifest lists them)")
+      ->capture_default_str();
+  download->add_option("--train-shards", dl.train_shards, "train shards 0..N-1 to fetch (~200 MB each; 0 = val only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  download->add_option("--repo", dl.repo, "Hugging Face dataset repository")->capture_default_str();
+  download->add_option("--endpoint", dl.endpoint,
+                       std::string("server (default: $HF_ENDPOINT, else ") + pgolf::kDefaultEndpoint + ")");
+  download->add_option("--out", dl.out, "folder to fill: datasets/fineweb10B_<VARIANT>/, tokenizers/, manifest.json")
+      ->capture_default_str();
+  download->add_option("--jobs", dl.jobs, "parallel transfers")->capture_default_str()->check(CLI::PositiveNumber);
+  download->footer(
+      "Files come from {endpoint}/datasets/{repo}/resolve/main/datasets/...; see docs/DATA.md.\n"
+      "Reruns skip files that are in place and valid and resume <file>.part leftovers.\n"
+      "Environment variables:\n"
+      "  HF_ENDPOINT  server when --endpoint is not given (a mirror)\n"
+      "  HF_TOKEN     sent as 'Authorization: Bearer <token>' (private or gated repositories)\n"
+      "  PROGRESS     auto (default: only on an interactive terminal), on or off: the in-place progress line");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*config) return pgolf::cmd_config(cfg_args, list);
@@ -137,6 +159,7 @@ int main(int argc, char** argv) {
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);
     if (*inspect) return pgolf::cmd_inspect(model_path, inspect_codecs);
     if (*data) return pgolf::cmd_data(cfg_args);
+    if (*download) return pgolf::cmd_download(dl);
   } catch (const pgolf::DistError& e) {
     // A peer is dead or hung: leave without running the process group's
     // destructors, which would wait on it.

@@ -8,6 +8,7 @@
 #include "pgolf/bench.h"
 #include "pgolf/config.h"
 #include "pgolf/corpus.h"
+#include "pgolf/download.h"
 
 namespace pgolf {
 
@@ -44,5 +45,9 @@ int cmd_inspect(const std::string& path, bool codecs);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
 // their statistics.
 int cmd_data(const ConfigArgs& args);
+// `pgolf download`: fetches the official data (docs/DATA.md). An empty
+// opts.endpoint is HF_ENDPOINT or the default; the token is HF_TOKEN; the
+// progress line follows PROGRESS (auto, on, off).
+int cmd_download(DownloadOptions opts);
 
 }  // namespace pgolf
