@@ -163,7 +163,7 @@ int cmd_inspect(const std::string& path, bool codecs) {
   std::printf("%-32s %-14s %-28s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "packed_bytes", "share");
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const auto& t = tensors[i];
-    const std::string scheme = format_tensor_plan(t.plan);
+    const std::string scheme = format_tensor_plan(t.plan) + (t.lqer.rank > 0 ? "+lqer" + std::to_string(t.lqer.rank) : "");
     const std::uint64_t raw = t.data.numel() * t.data.element_size() + (t.scale.defined() ? t.scale.numel() * 2 : 0);
     raw_sum += raw;
     params += static_cast<std::uint64_t>(t.data.numel());
