@@ -66,10 +66,11 @@ for t in "${TARGETS[@]}"; do
   cp tests/fuzz/corpus/"$t"/* "$dir/corpus/"
   seeds=$(ls "$dir/corpus" | wc -l)
   rc=0
+  start=$SECONDS
   "$BUILD_DIR/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$dir/findings/" "${FLAGS[@]}" "$dir/corpus" > "$dir/log" 2>&1 || rc=$?
   runs=$(final_stat number_of_executed_units "$dir/log")
-  line="$t: ${runs:-?} executions, $(final_stat average_exec_per_sec "$dir/log") exec/s, corpus $seeds -> $(ls "$dir/corpus" | wc -l) inputs"
+  line="$t: ${runs:-?} executions, $(final_stat average_exec_per_sec "$dir/log") exec/s, $((SECONDS - start)) s, corpus $seeds -> $(ls "$dir/corpus" | wc -l) inputs"
   findings=$(find "$dir/findings" -type f)
   if [[ $rc -eq 0 && -z $findings ]]; then
     echo "fuzz: $line, nothing found"
