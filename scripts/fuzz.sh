@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-15}
 shift $(($# > 0 ? 1 : 0))
 FLAGS=("$@")
-TARGETS=(${PGOLF_FUZZ_TARGETS:-shard artifact artifact_payload safetensors config corpus})
+read -ra TARGETS <<< "${PGOLF_FUZZ_TARGETS:-shard artifact artifact_payload safetensors config corpus}"
 BUILD_DIR=${PGOLF_FUZZ_BUILD_DIR:-build-fuzz}
 OUT_DIR=${PGOLF_FUZZ_OUT:-logs/fuzz}
 # clang with libFuzzer and the sanitizer runtimes; llvm for llvm-symbolizer (readable stacks).
@@ -58,19 +58,20 @@ mkdir -p "$OUT_DIR"
 export TMPDIR=$PWD/$OUT_DIR
 
 final_stat() { sed -n "s/^stat::$1: *//p" "$2"; }
+files_in() { find "$1" -type f | wc -l; }
 FOUND=()
 for t in "${TARGETS[@]}"; do
   dir=$OUT_DIR/$t
   rm -rf "$dir"
   mkdir -p "$dir/corpus" "$dir/findings"
   cp tests/fuzz/corpus/"$t"/* "$dir/corpus/"
-  seeds=$(ls "$dir/corpus" | wc -l)
+  seeds=$(files_in "$dir/corpus")
   rc=0
   start=$SECONDS
   "$BUILD_DIR/fuzz_$t" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$dir/findings/" "${FLAGS[@]}" "$dir/corpus" > "$dir/log" 2>&1 || rc=$?
   runs=$(final_stat number_of_executed_units "$dir/log")
-  line="$t: ${runs:-?} executions, $(final_stat average_exec_per_sec "$dir/log") exec/s, $((SECONDS - start)) s, corpus $seeds -> $(ls "$dir/corpus" | wc -l) inputs"
+  line="$t: ${runs:-?} executions, $(final_stat average_exec_per_sec "$dir/log") exec/s, $((SECONDS - start)) s, corpus $seeds -> $(files_in "$dir/corpus") inputs"
   findings=$(find "$dir/findings" -type f)
   if [[ $rc -eq 0 && -z $findings ]]; then
     echo "fuzz: $line, nothing found"
