@@ -163,10 +163,12 @@ TEST(Config, FormattedConfigReadsBackIdentically) {
 }
 
 // Values with quote characters in them (caught by the round-trip check of
-// tests/fuzz/fuzz_config: RUN_ID='"x' was written back as RUN_ID="x, which does not read).
+// tests/fuzz/fuzz_config: RUN_ID='"x' was written back as RUN_ID="x, and
+// DATA_PATH=./d# b" as DATA_PATH="./d# b"", neither of which reads).
 TEST(Config, FormattedQuotesReadBackIdentically) {
   TempDir dir;
-  write_text(dir.file("in.env"), "RUN_ID='\"x'\nLOG_DIR=\"it's # here\"\nINIT_WEIGHTS=a'b \"c\nTOKENIZER_PATH='\"a b\"'\n");
+  write_text(dir.file("in.env"), "RUN_ID='\"x'\nLOG_DIR=\"it's # here\"\nINIT_WEIGHTS=a'b \"c\nTOKENIZER_PATH='\"a b\"'\n"
+             "DATA_PATH=./d# b\"\n");
   Config c;
   apply_config_file(c, dir.file("in.env"));
   write_text(dir.file("out.env"), format_config(c));
@@ -177,6 +179,7 @@ TEST(Config, FormattedQuotesReadBackIdentically) {
   EXPECT_EQ(back.log_dir, "it's # here");
   EXPECT_EQ(back.init_weights, "a'b \"c");
   EXPECT_EQ(back.tokenizer_path, "\"a b\"");
+  EXPECT_EQ(back.data_path, "./d# b\"");
 }
 
 TEST(Config, EveryKeyIsDocumentedWithTypeAndDefault) {
