@@ -31,20 +31,6 @@ trap 'rm -f "$QUIET_LOG"' EXIT
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
-install_apt_packages() {
-  [[ ${PGOLF_SKIP_APT:-0} == 1 ]] && return 0
-  local missing=()
-  for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  local sudo=""
-  [[ $(id -u) -ne 0 ]] && sudo=sudo
-  echo "setup: installing Debian packages: ${missing[*]}"
-  quiet "apt-get update" $sudo apt-get update -qq
-  quiet "apt-get install" $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
-}
-
 # The wheel is the CUDA 13 build of LibTorch. Its nvidia-* dependencies are
 # several GB; where the CUDA toolkit is installed locally it provides all of
 # them but three small ones, so only those are fetched. Without a local
@@ -66,14 +52,6 @@ install_torch() {
   touch "$stamp"
 }
 
-torch_prefix() {
-  if [[ -n ${PGOLF_TORCH_PREFIX:-} ]]; then
-    echo "$PGOLF_TORCH_PREFIX"
-  else
-    echo "$PWD/$(echo .venv/lib/python3*/site-packages/torch/share/cmake)"
-  fi
-}
-
 build() {
   export PATH=/usr/local/cuda/bin:$PATH
   if [[ ! -f $BUILD_DIR/build.ninja ]]; then
@@ -85,6 +63,6 @@ build() {
   grep -q "no work to do" "$QUIET_LOG" || echo "setup: built $BUILD_DIR/pgolf and $BUILD_DIR/pgolf_tests"
 }
 
-install_apt_packages
+install_apt_packages "${APT_PACKAGES[@]}"
 install_torch
 build

@@ -166,7 +166,8 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
     const char* data = r.take(data_bytes, tn + " data");
     const auto dtype = t.plan.scheme == Scheme::Fp16 ? at::kHalf : t.plan.scheme == Scheme::Fp32 ? at::kFloat : at::kChar;
     t.data = at::empty({static_cast<std::int64_t>(numel)}, dtype);
-    std::memcpy(t.data.data_ptr(), data, data_bytes);
+    // An empty tensor has no storage (data_ptr() is null), and memcpy's pointers must never be.
+    if (data_bytes > 0) std::memcpy(t.data.data_ptr(), data, data_bytes);
     const std::uint64_t rows = quantised ? (t.shape.empty() ? 1 : static_cast<std::uint64_t>(t.shape[0])) : 0;
     const auto scale_bytes = r.get<std::uint64_t>(tn + " scale length");
     if (scale_bytes != rows * 2)

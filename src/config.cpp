@@ -529,8 +529,13 @@ std::string format_config(const Config& cfg, const std::map<std::string, std::st
   std::ostringstream out;
   for (const auto& k : config_keys()) {
     std::string v = get_config_value(cfg, k);
-    bool quote = v.find_first_of("# \t") != std::string::npos;
-    out << k.name << '=' << (quote ? "\"" + v + "\"" : v);
+    // Quoted when it holds white space or '#' or starts with a quote, in a
+    // quote character it lacks. A value read from a file that holds both was
+    // read unquoted, so it has no comment or leading quote and reads back as it is.
+    const char q = v.find('"') == std::string::npos ? '"' : '\'';
+    const bool quote =
+        (v.find_first_of("# \t") != std::string::npos || v.find_first_of("\"'") == 0) && v.find(q) == std::string::npos;
+    out << k.name << '=' << (quote ? q + v + q : v);
     if (sources) {
       auto it = sources->find(k.name);
       out << "  # " << (it == sources->end() ? "default" : it->second);

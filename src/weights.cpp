@@ -133,7 +133,8 @@ std::vector<NamedTensor> load_safetensors(const std::string& path) {
   std::vector<NamedTensor> out;
   for (const auto& e : entries) {
     at::Tensor t = at::empty(e.shape, at::TensorOptions().dtype(e.dtype));
-    std::memcpy(t.data_ptr(), data + e.begin, e.end - e.begin);
+    // An empty tensor has no storage (data_ptr() is null), and memcpy's pointers must never be.
+    if (e.end > e.begin) std::memcpy(t.data_ptr(), data + e.begin, e.end - e.begin);
     out.push_back({e.name, t});
   }
   return out;

@@ -176,6 +176,21 @@ TEST(Artifact, MalformedPayloadsAreRejected) {
   EXPECT_NE(error(p).find("SDClip k"), std::string::npos);
 }
 
+// Tensors with no elements have no storage to copy into (found by
+// tests/fuzz/fuzz_artifact_payload: UBSan saw memcpy given a null pointer).
+TEST(Artifact, EmptyTensorsReadBack) {
+  TempDir dir;
+  const std::vector<QuantTensor> q = {quantize_tensor("empty", at::empty({0, 3}), TensorPlan(Scheme::Fp16), {}),
+                                      quantize_tensor("one", at::ones({}), TensorPlan(Scheme::Fp32), {})};
+  write_artifact(dir.file("e.pgolf"), q);
+  auto back = read_artifact(dir.file("e.pgolf"));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].shape, (std::vector<std::int64_t>{0, 3}));
+  EXPECT_EQ(back[0].data.numel(), 0);
+  EXPECT_TRUE(back[1].shape.empty());
+  EXPECT_TRUE(at::equal(back[1].data, at::ones({1})));
+}
+
 TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
   TempDir dir;
   Config c = small_config();

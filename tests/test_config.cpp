@@ -162,6 +162,26 @@ TEST(Config, FormattedConfigReadsBackIdentically) {
   EXPECT_EQ(back.run_id, "a b#c");
 }
 
+// Values with quote characters in them (caught by the round-trip check of
+// tests/fuzz/fuzz_config: RUN_ID='"x' was written back as RUN_ID="x, and
+// DATA_PATH=./d# b" as DATA_PATH="./d# b"", neither of which reads).
+TEST(Config, FormattedQuotesReadBackIdentically) {
+  TempDir dir;
+  write_text(dir.file("in.env"), "RUN_ID='\"x'\nLOG_DIR=\"it's # here\"\nINIT_WEIGHTS=a'b \"c\nTOKENIZER_PATH='\"a b\"'\n"
+             "DATA_PATH=./d# b\"\n");
+  Config c;
+  apply_config_file(c, dir.file("in.env"));
+  write_text(dir.file("out.env"), format_config(c));
+  Config back;
+  apply_config_file(back, dir.file("out.env"));
+  EXPECT_EQ(format_config(back), format_config(c));
+  EXPECT_EQ(back.run_id, "\"x");
+  EXPECT_EQ(back.log_dir, "it's # here");
+  EXPECT_EQ(back.init_weights, "a'b \"c");
+  EXPECT_EQ(back.tokenizer_path, "\"a b\"");
+  EXPECT_EQ(back.data_path, "./d# b\"");
+}
+
 TEST(Config, EveryKeyIsDocumentedWithTypeAndDefault) {
   std::string doc = describe_config_keys();
   for (const auto& k : config_keys()) {

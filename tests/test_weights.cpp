@@ -56,6 +56,20 @@ TEST(Safetensors, RoundTripIsExact) {
   }
 }
 
+// Tensors with no elements have no storage to copy into (found by
+// tests/fuzz/fuzz_safetensors: UBSan saw memcpy given a null pointer).
+TEST(Safetensors, EmptyTensorsReadBack) {
+  TempDir dir;
+  save_safetensors(dir.file("e.safetensors"), {{"empty", at::empty({0, 2}, at::kByte)}, {"one", at::ones({}, at::kBFloat16)}});
+  auto out = load_safetensors(dir.file("e.safetensors"));
+  ASSERT_EQ(out.size(), 2u);
+  std::map<std::string, at::Tensor> byname;
+  for (auto& t : out) byname[t.name] = t.tensor;
+  EXPECT_EQ(byname["empty"].sizes(), at::IntArrayRef({0, 2}));
+  EXPECT_EQ(byname["empty"].scalar_type(), at::kByte);
+  EXPECT_TRUE(at::equal(byname["one"], at::ones({}, at::kBFloat16)));
+}
+
 // The layout other safetensors readers rely on, checked by hand.
 TEST(Safetensors, LayoutIsTheStandardOne) {
   TempDir dir;
