@@ -77,15 +77,23 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
   return 0;
 }
 
+namespace {
+
+// The process group of a launcher's ranks, or one process.
+std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& device, const Config& cfg) {
+  return launch.world_size > 1 ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
+                               : std::make_unique<Dist>();
+}
+
+}  // namespace
+
 int cmd_train(const ConfigArgs& args) {
   std::map<std::string, std::string> sources;
   Config cfg = resolve_config(args, &sources);
   const LaunchInfo launch = detect_launch(process_env);
   const int threads = init_threads(cfg.num_threads);
   const at::Device device = select_device(cfg.device, launch.local_rank);
-  std::unique_ptr<Dist> dist = launch.world_size > 1
-                                   ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
-                                   : std::make_unique<Dist>();
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
   RunLog log(cfg, dist->is_main() ? RunLog::Mode::Files : RunLog::Mode::Silent);
@@ -114,17 +122,20 @@ int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
 
 int cmd_eval(const ConfigArgs& args, const std::string& path) {
   Config cfg = resolve_config(args);
+  const LaunchInfo launch = detect_launch(process_env);
   init_threads(cfg.num_threads);
-  RunLog log(cfg, RunLog::Mode::Console);
-  const at::Device device = select_device(cfg.device);
+  const at::Device device = select_device(cfg.device, launch.local_rank);
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  RunLog log(cfg, dist->is_main() ? RunLog::Mode::Console : RunLog::Mode::Silent);
   GPT model(cfg, model_options_for(device));
   model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
   load_model_file(model, path);
-  log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()));
+  log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()) +
+           " world_size:" + std::to_string(dist->world_size()));
   const bool weights = ends_with(path, ".safetensors");
-  Dist single;
-  score_sliding(model, cfg, load_scoring_data(cfg, device), log,
-                weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, single);
+  const ScoringData data = load_scoring_data(cfg, device);
+  score_sliding(model, cfg, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
+  if (cfg.ttt_enabled) score_ttt(model, cfg, data, log, "final_ttt", *dist);
   return 0;
 }
 

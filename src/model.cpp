@@ -116,6 +116,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
       b.lane_decay = add(p + "lane_decay", at::full({2}, 1.1, f32));
     }
     b.xsa = i >= L - cfg.xsa_last_n;
+    b.layer = i;
     b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
     blocks_.push_back(b);
   }
@@ -161,11 +162,17 @@ at::Tensor GPT::linear(const at::Tensor& x, const at::Tensor& w) const {
   return cast_linear(x, weight(w));
 }
 
+at::Tensor GPT::adapted(const at::Tensor& y, AdapterSite site, std::int64_t layer, const at::Tensor& x) const {
+  if (!adapter_) return y;
+  const at::Tensor d = adapter_(site, layer, x);
+  return d.defined() ? y + d.to(y.scalar_type()) : y;
+}
+
 at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = head_dim(cfg_);
-  at::Tensor q = linear(x, b.c_q).view({B, T, H, hd}).transpose(1, 2);
-  at::Tensor k = linear(x, b.c_k).view({B, T, Hkv, hd}).transpose(1, 2);
-  at::Tensor v = linear(x, b.c_v).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor q = adapted(linear(x, b.c_q), AdapterSite::Q, b.layer, x).view({B, T, H, hd}).transpose(1, 2);
+  at::Tensor k = adapted(linear(x, b.c_k), AdapterSite::K, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor v = adapted(linear(x, b.c_v), AdapterSite::V, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
   if (T != rope_len_) {
     const std::int64_t d = rope_dims(cfg_);
     std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
@@ -176,7 +183,8 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
   if (b.xsa) y = xsa(y, v.transpose(1, 2));
   if (b.out_gate.defined()) y = attn_output_gate(y, x, b.out_gate.to(x.scalar_type()));
-  return linear(y.reshape({B, T, H * hd}), b.proj);
+  const at::Tensor flat = y.reshape({B, T, H * hd});
+  return adapted(linear(flat, b.proj), AdapterSite::O, b.layer, flat);
 }
 
 // x = mix0*x + mix1*x0; x += attn_scale*Attn(s*norm(x)); x += mlp_scale*MLP(s*norm(x)),
@@ -190,7 +198,9 @@ at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& 
   return x + b.mlp_scale.to(dt) * mlp(b, norm(x));
 }
 
-at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) { return linear(activation_(linear(x, b.fc)), b.mlp_proj); }
+at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) {
+  return adapted(linear(activation_(linear(x, b.fc)), b.mlp_proj), AdapterSite::Mlp, b.layer, x);
+}
 
 // Parallel residuals (SPEC §9), both terms from the old lanes:
 //   A = attn_scale * Attn(s*norm(m0*lane0 + m1*x0));  M = mlp_scale * MLP(s*norm(lane1))
@@ -246,7 +256,8 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
 at::Tensor GPT::logits(const at::Tensor& inputs) {
   // Logits and the loss in float32 (float64 when the whole model is float64).
   const auto out = opts_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
-  return softcap(linear(hidden(inputs), tok_emb_).to(out), cfg_.logit_softcap);
+  const at::Tensor h = hidden(inputs);
+  return softcap(adapted(linear(h, tok_emb_), AdapterSite::Head, -1, h).to(out), cfg_.logit_softcap);
 }
 
 at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {

@@ -243,6 +243,7 @@ class Trainer {
     restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
     result.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    if (cfg_.ttt_enabled) result.ttt = score_ttt(restored, cfg_, data_, log_, "final_ttt", dist_);
     log_.metric("final", {{"steps", double(result.steps)}, {"train_time_ms", result.train_time_ms},
                           {"val_loss", result.roundtrip.val_loss()}, {"val_bpb", result.roundtrip.val_bpb()},
                           {"artifact_bytes", double(result.exported.artifact_bytes)},
