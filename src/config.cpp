@@ -105,6 +105,10 @@ const std::vector<ConfigKey>& config_keys() {
       {"ADAM_WD", "optimiser", &C::adam_wd, "AdamW decoupled weight decay"},
       {"TIED_EMBED_WD", "optimiser", &C::tied_embed_wd, "AdamW weight decay of tok_emb and the bigram table (< 0: ADAM_WD)"},
       {"SCALAR_WD", "optimiser", &C::scalar_wd, "AdamW weight decay of the control tensors (< 0: ADAM_WD)"},
+      {"TIED_EMBED_BETA1", "optimiser", &C::tied_embed_beta1, "Adam beta1 of tok_emb and the bigram table (< 0: BETA1)"},
+      {"TIED_EMBED_BETA2", "optimiser", &C::tied_embed_beta2, "Adam beta2 of tok_emb and the bigram table (< 0: BETA2)"},
+      {"SCALAR_BETA1", "optimiser", &C::scalar_beta1, "Adam beta1 of the control tensors (< 0: BETA1)"},
+      {"SCALAR_BETA2", "optimiser", &C::scalar_beta2, "Adam beta2 of the control tensors (< 0: BETA2)"},
       {"GRAD_CLIP_NORM", "optimiser", &C::grad_clip_norm, "global gradient-norm clip (0 disables)"},
 
       {"SWA_ENABLED", "averaging", &C::swa_enabled, "average weights during the warm-down"},
@@ -507,6 +511,13 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   }
   require(c.beta1 >= 0 && c.beta1 < 1, "BETA1 must be in [0, 1)", {"BETA1"});
   require(c.beta2 >= 0 && c.beta2 < 1, "BETA2 must be in [0, 1)", {"BETA2"});
+  auto group_beta = [&](const char* key, double v) {
+    require(v < 1, std::string(key) + " must be below 1 (< 0: the shared BETA1/BETA2)", {key});
+  };
+  group_beta("TIED_EMBED_BETA1", c.tied_embed_beta1);
+  group_beta("TIED_EMBED_BETA2", c.tied_embed_beta2);
+  group_beta("SCALAR_BETA1", c.scalar_beta1);
+  group_beta("SCALAR_BETA2", c.scalar_beta2);
   at_least("ADAM_EPS", c.adam_eps, 0, true);
   at_least("ADAM_WD", c.adam_wd, 0);
   at_least("GRAD_CLIP_NORM", c.grad_clip_norm, 0);

@@ -81,6 +81,8 @@ struct Config {
   double adam_wd = 0.0;
   double tied_embed_wd = -1.0;  // < 0: ADAM_WD
   double scalar_wd = -1.0;      // < 0: ADAM_WD
+  double tied_embed_beta1 = -1.0, tied_embed_beta2 = -1.0;  // < 0: BETA1, BETA2
+  double scalar_beta1 = -1.0, scalar_beta2 = -1.0;          // < 0: BETA1, BETA2
   double grad_clip_norm = 0.3;
   // Weight averaging and quantisation-aware training (SPEC §4)
   bool swa_enabled = true;
