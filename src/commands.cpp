@@ -17,6 +17,7 @@
 #include "pgolf/caseops.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
+#include "pgolf/fused.h"
 #include "pgolf/io.h"
 #include "pgolf/layout.h"
 #include "pgolf/run.h"
@@ -113,10 +114,25 @@ int cmd_train(const ConfigArgs& args) {
 int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
   Config cfg = resolve_config(args);
   const int threads = init_threads(cfg.num_threads);
-  std::cout << "bench: NUM_LAYERS=" << cfg.num_layers << " MODEL_DIM=" << cfg.model_dim
-            << " TRAIN_BATCH_TOKENS=" << cfg.train_batch_tokens << " TRAIN_SEQ_LEN=" << cfg.train_seq_len
-            << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
-  std::cout << format_bench(run_bench(cfg, opts));
+  auto run = [&](const Config& c, const std::string& label) {
+    std::cout << "bench" << label << ": NUM_LAYERS=" << c.num_layers << " MODEL_DIM=" << c.model_dim
+              << " TRAIN_BATCH_TOKENS=" << c.train_batch_tokens << " TRAIN_SEQ_LEN=" << c.train_seq_len
+              << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
+    if (const std::string note = fused_kernels_note(c, select_device(c.device)); !note.empty()) std::cout << note << "\n";
+    BenchResult r = run_bench(c, opts);
+    std::cout << format_bench(r);
+    return r;
+  };
+  const BenchResult first = run(cfg, "");
+  if (opts.against.empty()) return 0;
+  ConfigArgs with = args;
+  std::string label = " with";
+  for (const auto& kv : opts.against) {
+    with.sets.push_back(kv);
+    label += " " + kv;
+  }
+  const BenchResult second = run(resolve_config(with), label);
+  std::cout << format_bench_ratio(first, second);
   return 0;
 }
 

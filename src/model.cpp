@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "pgolf/data.h"
+#include "pgolf/fused.h"
 #include "pgolf/layers.h"
 #include "pgolf/quant.h"
 
@@ -121,8 +122,12 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     blocks_.push_back(b);
   }
   embed_norm_ = cfg.smear_bos_aware ? bos_smear_then_norm : cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
-  if (cfg.mlp_activation == "leaky_relu2")
-    activation_ = [slope = cfg.mlp_leaky_slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
+  fused_ = use_fused_kernels(cfg, opts.device);
+  const double slope = cfg.mlp_activation == "leaky_relu2" ? cfg.mlp_leaky_slope : 0.0;
+  if (fused_)
+    activation_ = [slope](const at::Tensor& h) { return fused_leaky_relu2(h, slope); };
+  else if (cfg.mlp_activation == "leaky_relu2")
+    activation_ = [slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
   else
     activation_ = relu_squared;
   const QuantOptions quant = quant_options(cfg);
@@ -261,11 +266,17 @@ at::Tensor GPT::logits(const at::Tensor& inputs) {
 }
 
 at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {
+  if (fused_head()) return token_nll(inputs, targets).mean();
   at::Tensor l = logits(inputs);
   return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}));
 }
 
 at::Tensor GPT::token_nll(const at::Tensor& inputs, const at::Tensor& targets) {
+  if (fused_head()) {
+    const at::Tensor h = hidden(inputs);
+    return fused_softcap_cross_entropy(h.reshape({-1, h.size(-1)}), weight(tok_emb_), targets.reshape({-1}), cfg_.logit_softcap)
+        .view(targets.sizes());
+  }
   at::Tensor l = logits(inputs);
   return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}), {}, at::Reduction::None)
       .view(targets.sizes());

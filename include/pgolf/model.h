@@ -117,6 +117,8 @@ class GPT {
   at::Tensor mlp(const Block& b, const at::Tensor& x);
   void parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0);
   at::Tensor hidden(const at::Tensor& inputs);
+  // The loss head is fused (fused.h) unless an adapter or observer needs the logits.
+  bool fused_head() const { return fused_ && !adapter_ && !observer_; }
 
   Config cfg_;
   ModelOptions opts_;
@@ -134,6 +136,7 @@ class GPT {
   InputObserver observer_;
   Adapter adapter_;
   bool qat_ = false;
+  bool fused_ = false;  // FUSED_KERNELS on CUDA: the fused loss head and activation (fused.h)
   std::int64_t rope_len_ = 0;
   at::Tensor rope_cos_, rope_sin_;
 };
