@@ -40,6 +40,15 @@ at::Tensor bos_smear_then_norm(const at::Tensor& x, const at::Tensor& ids, const
   return rms_norm(bos_smear_gate(x, ids, s.w.to(dt), s.lambda.to(dt), kBosId));
 }
 
+// q/k [B, T, heads, hd] -> RoPE(RMSNorm) * gain per head (undefined: 1), as [B, heads, T, hd].
+at::Tensor aten_qk_norm_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
+  at::Tensor y = apply_rope(rms_norm(x.transpose(1, 2)), cos, sin);
+  return gain.defined() ? y * gain.to(x.scalar_type()).view({1, -1, 1, 1}) : y;
+}
+at::Tensor fused_qk(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
+  return fused_qk_norm_rope(x, cos, sin, gain).transpose(1, 2);
+}
+
 // RMSNorm times a block's LN_SCALE factor s (1: plain RMSNorm).
 at::Tensor scaled_norm(const at::Tensor& t, double s) { return s == 1.0 ? rms_norm(t) : rms_norm(t) * s; }
 
@@ -124,6 +133,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   embed_norm_ = cfg.smear_bos_aware ? bos_smear_then_norm : cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
   fused_ = use_fused_kernels(cfg, opts.device);
   const double slope = cfg.mlp_activation == "leaky_relu2" ? cfg.mlp_leaky_slope : 0.0;
+  qk_norm_rope_ = fused_ ? fused_qk : aten_qk_norm_rope;
   if (fused_)
     activation_ = [slope](const at::Tensor& h) { return fused_leaky_relu2(h, slope); };
   else if (cfg.mlp_activation == "leaky_relu2")
@@ -175,16 +185,16 @@ at::Tensor GPT::adapted(const at::Tensor& y, AdapterSite site, std::int64_t laye
 
 at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = head_dim(cfg_);
-  at::Tensor q = adapted(linear(x, b.c_q), AdapterSite::Q, b.layer, x).view({B, T, H, hd}).transpose(1, 2);
-  at::Tensor k = adapted(linear(x, b.c_k), AdapterSite::K, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor q = adapted(linear(x, b.c_q), AdapterSite::Q, b.layer, x).view({B, T, H, hd});
+  at::Tensor k = adapted(linear(x, b.c_k), AdapterSite::K, b.layer, x).view({B, T, Hkv, hd});
   at::Tensor v = adapted(linear(x, b.c_v), AdapterSite::V, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
   if (T != rope_len_) {
     const std::int64_t d = rope_dims(cfg_);
     std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
     rope_len_ = T;
   }
-  q = apply_rope(rms_norm(q), rope_cos_, rope_sin_) * b.q_gain.to(x.scalar_type()).view({1, H, 1, 1});
-  k = apply_rope(rms_norm(k), rope_cos_, rope_sin_);
+  q = qk_norm_rope_(q, rope_cos_, rope_sin_, b.q_gain);
+  k = qk_norm_rope_(k, rope_cos_, rope_sin_, at::Tensor());
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
   if (b.xsa) y = xsa(y, v.transpose(1, 2));
   if (b.out_gate.defined()) y = attn_output_gate(y, x, b.out_gate.to(x.scalar_type()));

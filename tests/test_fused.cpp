@@ -126,6 +126,40 @@ TEST(FusedLeakyRelu2, MatchesTheCompositionInValuesAndGradients) {
     }
 }
 
+// The composition it replaces, in the model's [B, H, T, hd] layout.
+at::Tensor aten_qk(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
+  at::Tensor y = apply_rope(rms_norm(x.transpose(1, 2)), cos, sin);
+  if (gain.defined()) y = y * gain.to(x.scalar_type()).view({1, -1, 1, 1});
+  return y.transpose(1, 2);
+}
+
+TEST(FusedQkNormRope, MatchesTheCompositionInValuesAndGradients) {
+  for (at::ScalarType dt : {at::kFloat, at::kDouble, at::kBFloat16})
+    for (std::int64_t rotated : {8, 4})  // full and partial RoPE of head_dim 8
+      for (bool with_gain : {true, false})
+        for (double scale : {1.0, 1e-4}) {  // 1e-4: RMSNorm's epsilon matters
+          const auto [cos, sin] = rope_tables(5, rotated, 10000.0, at::kCPU);
+          const at::Tensor x0 = (test::gaussian({2, 5, 3, 8}, 18, at::kDouble) * scale).to(dt);
+          const at::Tensor g0 = (test::gaussian({3}, 19, at::kDouble) + 1.5).to(dt == at::kDouble ? at::kDouble : at::kFloat);
+          at::Tensor x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
+          at::Tensor g1 = with_gain ? g0.clone().requires_grad_(true) : at::Tensor();
+          at::Tensor g2 = with_gain ? g0.clone().requires_grad_(true) : at::Tensor();
+          const at::Tensor a = fused_qk_norm_rope(x1, cos, sin, g1), b = aten_qk(x2, cos, sin, g2);
+          const std::string what = std::string(c10::toString(dt)) + " rotated " + std::to_string(rotated) +
+                                   (with_gain ? " gain" : "") + " scale " + std::to_string(scale);
+          EXPECT_TRUE(at::allclose(a.to(at::kDouble), b.detach().to(at::kDouble), tol(dt), tol(dt))) << what;
+          const at::Tensor gy = test::gaussian({2, 5, 3, 8}, 20, at::kDouble).to(dt);
+          (a * gy).sum().backward();
+          (b * gy).sum().backward();
+          const double t = dt == at::kBFloat16 ? 6e-2 : tol(dt);
+          // Gradients scale like 1/scale: compare relative to their size.
+          const double gs = x2.grad().abs().max().to(at::kDouble).item<double>();
+          EXPECT_TRUE(at::allclose(x1.grad().to(at::kDouble) / gs, x2.grad().to(at::kDouble) / gs, t, t)) << what << " grad x";
+          if (with_gain)
+            EXPECT_TRUE(at::allclose(g1.grad().to(at::kDouble), g2.grad().to(at::kDouble), t, t)) << what << " grad gain";
+        }
+}
+
 TEST(FusedKernels, TheSwitchIsIgnoredWithANoteOffCuda) {
   Config c;
   EXPECT_EQ(fused_kernels_note(c, at::kCPU), "");
@@ -160,5 +194,16 @@ TEST(FusedKernels, CudaMatchesCpu) {
     ac.sum().backward();
     ag.sum().backward();
     EXPECT_TRUE(at::allclose(xg.grad().cpu().to(at::kFloat), xc.grad().to(at::kFloat), 1e-5, 1e-5)) << dt;
+    const auto [cos, sin] = rope_tables(40, 16, 10000.0, at::kCPU);  // partial RoPE of head_dim 64
+    const at::Tensor q0 = test::gaussian({2, 40, 8, 64}, 21, at::kDouble).to(dt);
+    const at::Tensor gain = at::full({8}, 1.5, at::kFloat);
+    at::Tensor qc = q0.clone().requires_grad_(true), qg = q0.to(gpu).requires_grad_(true);
+    at::Tensor gc = gain.clone().requires_grad_(true), gg = gain.to(gpu).requires_grad_(true);
+    const at::Tensor oc = fused_qk_norm_rope(qc, cos, sin, gc), og = fused_qk_norm_rope(qg, cos.to(gpu), sin.to(gpu), gg);
+    EXPECT_TRUE(at::allclose(og.cpu().to(at::kFloat), oc.detach().to(at::kFloat), 2e-2, 2e-2)) << dt;
+    (oc * oc.detach()).sum().backward();
+    (og * og.detach()).sum().backward();
+    EXPECT_TRUE(at::allclose(qg.grad().cpu().to(at::kFloat), qc.grad().to(at::kFloat), 3e-2, 3e-2)) << dt;
+    EXPECT_TRUE(at::allclose(gg.grad().cpu(), gc.grad(), 3e-2, 3e-2)) << dt;
   }
 }

@@ -144,8 +144,8 @@ struct Config {
   std::string device = "auto";
   std::int64_t num_threads = 0;  // 0 = every core this process may run on
   std::int64_t dist_timeout_seconds = 300;
-  std::string progress = "auto";
-  bool fused_kernels = false;  // fused CUDA ops (fused.h)  // auto, on or off: in-place progress lines on stdout
+  std::string progress = "auto";  // auto, on or off: in-place progress lines on stdout
+  bool fused_kernels = false;     // fused CUDA ops (fused.h)
 };
 
 // Any problem with configuration input; the message names the key (and the

@@ -28,6 +28,15 @@ at::Tensor fused_softcap_cross_entropy(const at::Tensor& h, const at::Tensor& w,
 // one pass forward, one pass backward (grad_x = grad_y * 2 a(x) a'(x)).
 at::Tensor fused_leaky_relu2(const at::Tensor& x, double slope);
 
+// Replaces apply_rope(rms_norm(x), cos, sin) * gain (per head) on the queries
+// or keys x [B, T, H, hd] (contiguous), with cos, sin [T, R/2] float32 from
+// rope_tables (R rotated dims; the rest pass) and gain [H] float32 (undefined:
+// 1, the keys). One pass per head vector: the RMSNorm's sum of squares, then
+// the rotation and the gain; the backward recomputes the norm from x.
+at::Tensor fused_qk_norm_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain);
+// The epsilon at::rms_norm takes when none is given: that of the type it computes in.
+double rms_norm_eps(at::ScalarType dtype);
+
 // The row kernels, on z's device: for pre-cap logits z [n, V] and targets
 // [n], loss[r] = lse[r] - softcap(z[r, y_r]) and lse[r] (both [n], float32, or
 // float64 for float64 z); the backward overwrites z with the gradient with

@@ -17,4 +17,14 @@ void softcap_ce_backward(void* z, bool bf16, const std::int64_t* targets, const 
 void leaky_relu2_forward(const void* x, void* y, bool bf16, std::int64_t n, float slope, void* stream);
 void leaky_relu2_backward(const void* x, const void* gy, void* gx, bool bf16, std::int64_t n, float slope, void* stream);
 
+// One warp per head vector (rows = B*T*H vectors of hd, head h = row % heads):
+// y = fused_qk_norm_rope(x); the backward writes gx and, when gain is given,
+// ggain_rows[row] = sum(gy * rotated n) (summed per head by the caller).
+void qk_norm_rope_forward(const void* x, void* y, bool bf16, const float* cos, const float* sin, const float* gain,
+                          std::int64_t rows, std::int64_t seq, std::int64_t heads, std::int64_t hd, std::int64_t half,
+                          float eps, void* stream);
+void qk_norm_rope_backward(const void* x, const void* gy, void* gx, float* ggain_rows, bool bf16, const float* cos,
+                           const float* sin, const float* gain, std::int64_t rows, std::int64_t seq, std::int64_t heads,
+                           std::int64_t hd, std::int64_t half, float eps, void* stream);
+
 }  // namespace pgolf::cuda

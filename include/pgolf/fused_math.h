@@ -75,4 +75,30 @@ PGOLF_HD inline T leaky_relu2_grad(T x, T slope) {
   return x > T(0) ? T(2) * x : T(2) * slope * slope * x;
 }
 
+// RMSNorm + RoPE + gain of one head vector x of N elements, rotating the
+// pairs (i, i + H) for i < H (H = rotated dims / 2; dims from 2H on pass):
+//   r = 1 / sqrt(sum(x^2) / N + eps),  n = r x,
+//   out_i = g (n_i c_i + n_{i+H} s_i),  out_{i+H} = g (n_{i+H} c_i - n_i s_i),  out_j = g n_j.
+template <class T>
+PGOLF_HD inline T rms_inverse(T sum_sq, T count, T eps) {
+  return T(1) / sqrt(sum_sq / count + eps);
+}
+template <class T>
+PGOLF_HD inline void rope_rotate(T a, T b, T c, T s, T& out_a, T& out_b) {
+  out_a = a * c + b * s;
+  out_b = b * c - a * s;
+}
+// The backward of the rotation: the transpose, (u_a, u_b) -> (u_a c - u_b s, u_a s + u_b c).
+template <class T>
+PGOLF_HD inline void rope_rotate_back(T ua, T ub, T c, T s, T& ga, T& gb) {
+  ga = ua * c - ub * s;
+  gb = ua * s + ub * c;
+}
+// The backward of n = r x, given gn = dL/dn and dot = sum(gn n) over the vector:
+//   dL/dx_j = r (gn_j - n_j dot / N).
+template <class T>
+PGOLF_HD inline T rms_norm_back(T gn, T n, T dot, T r, T count) {
+  return r * (gn - n * dot / count);
+}
+
 }  // namespace pgolf::fused_math

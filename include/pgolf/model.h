@@ -105,6 +105,8 @@ class GPT {
   using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const Smear& smear);
   // How a decoder application takes in the skip it pops (SKIP_GATES).
   using SkipMerge = at::Tensor (*)(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
+  // q/k [B, T, heads, hd] -> RoPE(RMSNorm(x)) * gain (undefined: 1) as [B, heads, T, hd] (fused or ATen).
+  using QkNormRope = at::Tensor (*)(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain);
   // The MLP's activation (MLP_ACTIVATION).
   using Activation = std::function<at::Tensor(const at::Tensor&)>;
   at::Tensor& add(const std::string& name, at::Tensor t);
@@ -129,6 +131,7 @@ class GPT {
   EmbedNorm embed_norm_ = nullptr;
   Activation activation_;
   SkipMerge skip_merge_ = nullptr;
+  QkNormRope qk_norm_rope_ = nullptr;
   std::vector<std::int64_t> plain_order_, looped_order_;  // block applications, in order
   bool looped_ = false;
   std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
