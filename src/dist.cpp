@@ -212,7 +212,8 @@ void Dist::gather_to_main(const std::vector<at::Tensor>& ts, const std::vector<i
   for (std::size_t i : sent) {
     const at::Tensor& t = ts[i];
     const std::int64_t n = t.numel() * t.element_size();
-    t.detach().copy_(flat.narrow(0, offset, n).view(t.scalar_type()).view(t.sizes()));
+    // A copy first: a view as a wider type needs an aligned start.
+    t.detach().copy_(flat.narrow(0, offset, n).clone().view(t.scalar_type()).view(t.sizes()));
     offset += n;
   }
 }

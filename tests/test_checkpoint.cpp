@@ -259,6 +259,29 @@ TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
   EXPECT_NE(read_file(dir.file("resumed/train.log")).find("resumed from step 6 (" + s.path + ")"), std::string::npos);
 }
 
+// Under a wall-clock cap the resumed run goes on with the checkpoint's
+// training time: resumed from the last checkpoint of a capped run, it stops
+// within a few steps, at the cap, not a whole cap later.
+TEST(Checkpoint, UnderACapTheResumedRunContinuesTheTrainingClock) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 100000);
+  c.max_wallclock_seconds = 1.5;
+  c.checkpoint_every = 5;
+  c.prequant_eval = false;
+  c.num_threads = 1;
+  RunLog log(c);
+  const TrainResult first = train(c, log);
+  ASSERT_LT(first.steps, c.iterations);
+  const TrainState s = load_checkpoint(dir.file("run/checkpoint.safetensors"));
+  EXPECT_GE(s.step, first.steps - 5);
+  EXPECT_GT(s.train_ms, 1000);
+  RunLog again(c);
+  const TrainResult resumed = train(c, again, &s);
+  EXPECT_LE(resumed.steps, s.step + 10) << "the clock started again from zero";
+  EXPECT_GE(resumed.train_time_ms, 1500);
+  EXPECT_LT(resumed.train_time_ms, 2500);
+}
+
 TEST(Checkpoint, ResumeCommandNeedsARunFolderWithACheckpointAndTheSameConfiguration) {
   TempDir dir;
   Config c = test::tiny_run(dir, 6);

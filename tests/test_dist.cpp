@@ -127,6 +127,37 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
     for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(at::equal(results[r][i], ref[i])) << "rank " << r << " matrix " << i;
 }
 
+// Rank 0 ends with each tensor's owner's bytes, whatever they are (-0.0,
+// NaN, bf16, int64), and the other ranks' tensors stay as they were.
+TEST(Dist, GatherToMainTakesEachTensorFromItsOwner) {
+  auto owned = [](int rank) {
+    return std::vector<at::Tensor>{at::full({2, 3}, rank == 0 ? 1.0f : 5.0f),
+                                   rank == 1 ? at::tensor({-0.0f, NAN, 1e-40f, -3.0f}) : at::full({4}, 7.0f),
+                                   at::full({}, rank == 1 ? 2.5 : 9.0, at::kBFloat16), at::full({4}, rank * 10 + 3, at::kLong)};
+  };
+  const std::vector<int> owners = {0, 1, 1, 1};
+  std::vector<std::vector<at::Tensor>> results(2);
+  const int port = test_port(4);
+  auto rank_main = [&](int rank) {
+    LaunchInfo info;
+    info.rank = rank;
+    info.world_size = 2;
+    info.master_port = port;
+    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+    results[rank] = owned(rank);
+    dist.gather_to_main(results[rank], owners, "gather test");
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
+  auto bytes = [](const at::Tensor& t) { return t.contiguous().view({-1}).view(at::kByte); };
+  const auto want0 = owned(0), want1 = owned(1);
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    EXPECT_TRUE(at::equal(bytes(results[0][i]), bytes((owners[i] == 0 ? want0 : want1)[i]))) << "rank 0, tensor " << i;
+    EXPECT_TRUE(at::equal(bytes(results[1][i]), bytes(want1[i]))) << "rank 1, tensor " << i;
+  }
+}
+
 // Two ranks, each with grad_accum 4, against one process with grad_accum 8:
 // the same global batch. Gradients are summed in another order, so weights
 // agree to float tolerance (observed on the demo config after 6 steps: max
