@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -35,6 +36,21 @@ std::string launch_error(std::map<std::string, std::string> vars) {
     return e.what();
   }
   return "";
+}
+
+// Two ranks of a Gloo group in this process, one per thread, each running `body`.
+void run_two_ranks(int port, const std::function<void(Dist&, int)>& body) {
+  auto rank_main = [&](int rank) {
+    LaunchInfo info;
+    info.rank = rank;
+    info.world_size = 2;
+    info.master_port = port;
+    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+    body(dist, rank);
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
 }
 
 double max_abs_diff(const std::string& a, const std::string& b) {
@@ -104,13 +120,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
     unsharded.step(0.02, 0.9);
   }
   std::vector<std::vector<at::Tensor>> results(2);
-  const int port = test_port();
-  auto rank_main = [&](int rank) {
-    LaunchInfo info;
-    info.rank = rank;
-    info.world_size = 2;
-    info.master_port = port;
-    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+  run_two_ranks(test_port(), [&](Dist& dist, int rank) {
     std::vector<at::Tensor> g;
     auto ps = make(1, &g);
     Muon sharded(ps, {5, 0.04, at::kFloat, {rank, 2, [&](at::Tensor& t) { dist.all_reduce_sum(t, "muon"); }}});
@@ -119,10 +129,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
       sharded.step(0.02, 0.9);
     }
     results[rank] = ps;
-  };
-  std::thread other(rank_main, 1);
-  rank_main(0);
-  other.join();
+  });
   for (int r = 0; r < 2; ++r)
     for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(at::equal(results[r][i], ref[i])) << "rank " << r << " matrix " << i;
 }
@@ -137,19 +144,10 @@ TEST(Dist, GatherToMainTakesEachTensorFromItsOwner) {
   };
   const std::vector<int> owners = {0, 1, 1, 1};
   std::vector<std::vector<at::Tensor>> results(2);
-  const int port = test_port(4);
-  auto rank_main = [&](int rank) {
-    LaunchInfo info;
-    info.rank = rank;
-    info.world_size = 2;
-    info.master_port = port;
-    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+  run_two_ranks(test_port(4), [&](Dist& dist, int rank) {
     results[rank] = owned(rank);
     dist.gather_to_main(results[rank], owners, "gather test");
-  };
-  std::thread other(rank_main, 1);
-  rank_main(0);
-  other.join();
+  });
   auto bytes = [](const at::Tensor& t) { return t.contiguous().view({-1}).view(at::kByte); };
   const auto want0 = owned(0), want1 = owned(1);
   for (std::size_t i = 0; i < owners.size(); ++i) {
