@@ -383,7 +383,7 @@ class Trainer {
   // The pending report is read first, so that the schedule's clock is that of
   // the step just done; then the state goes to rank 0, which writes it: each
   // rank's Muon buffers go to rank 0's copies of them (which it never reads).
-  // Writing is not training time.
+  // Writing is not training time, on any rank.
   void checkpoint() {
     if (pending_) report(/*final=*/false);
     synchronize(device_);
@@ -393,6 +393,7 @@ class Trainer {
     dist_.gather_to_main(s.optimizer, opt_->state_owners(), "checkpoint: optimiser state");
     const std::string path = checkpoint_path(log_.dir());
     if (dist_.is_main()) save_checkpoint(path, s);
+    dist_.barrier("checkpoint written by rank 0");  // the others wait here, not in the next step's training time
     log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
     last_checkpoint_ms_ = agreed_ms_;
     t0_ = Clock::now();

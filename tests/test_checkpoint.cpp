@@ -260,26 +260,26 @@ TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
 }
 
 // Under a wall-clock cap the resumed run goes on with the checkpoint's
-// training time: resumed from the last checkpoint of a capped run, it stops
-// within a few steps, at the cap, not a whole cap later.
+// training time: resumed from the last checkpoint of a capped run (one after
+// every step), it trains for what was left of the cap, not for a whole cap.
 TEST(Checkpoint, UnderACapTheResumedRunContinuesTheTrainingClock) {
   TempDir dir;
   Config c = test::tiny_run(dir, 100000);
   c.max_wallclock_seconds = 1.5;
-  c.checkpoint_every = 5;
+  c.checkpoint_every = 1;
   c.prequant_eval = false;
   c.num_threads = 1;
   RunLog log(c);
   const TrainResult first = train(c, log);
   ASSERT_LT(first.steps, c.iterations);
   const TrainState s = load_checkpoint(dir.file("run/checkpoint.safetensors"));
-  EXPECT_GE(s.step, first.steps - 5);
-  EXPECT_GT(s.train_ms, 1000);
+  EXPECT_GE(s.step, first.steps - 1);
+  EXPECT_GT(s.train_ms, 750);
   RunLog again(c);
   const TrainResult resumed = train(c, again, &s);
-  EXPECT_LE(resumed.steps, s.step + 10) << "the clock started again from zero";
   EXPECT_GE(resumed.train_time_ms, 1500);
-  EXPECT_LT(resumed.train_time_ms, 2500);
+  // From zero it would train about as many steps again as the first run did.
+  EXPECT_LE(resumed.steps - s.step, std::max<std::int64_t>(2, first.steps / 2)) << "the clock started again from zero";
 }
 
 TEST(Checkpoint, ResumeCommandNeedsARunFolderWithACheckpointAndTheSameConfiguration) {
