@@ -87,8 +87,8 @@ const std::vector<ConfigKey>& config_keys() {
        "write the run's full training state to RUN_DIR/checkpoint.safetensors every N steps, for `pgolf train --resume "
        "RUN_DIR` after a crash (0 = off)"},
       {"CHECKPOINT_MINUTES", "training", &C::checkpoint_minutes,
-       "also write it whenever this many minutes of training time (the clock the ranks agree on) have passed since the "
-       "last one (0 = off)"},
+       "write the training state as CHECKPOINT_EVERY does whenever this many minutes of training time (the clock the "
+       "ranks agree on) have passed since the last checkpoint (0 = off)"},
 
       {"MATRIX_LR", "optimiser", &C::matrix_lr, "Muon learning rate for block matrices"},
       {"SCALAR_LR", "optimiser", &C::scalar_lr, "AdamW learning rate for control tensors"},

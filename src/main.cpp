@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
                     "continue the run in RUN_DIR from its checkpoint.safetensors (CHECKPOINT_EVERY, CHECKPOINT_MINUTES), "
                     "e.g. after a crash: RUN_DIR/config.env is read before --config and --set, keys that change "
                     "results must keep their values, and logs go on in RUN_DIR")
+      ->type_name("RUN_DIR")
       ->check(CLI::ExistingDirectory);
 
   pgolf::BenchOptions bench_opts;
