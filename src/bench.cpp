@@ -118,4 +118,12 @@ std::string format_bench(const BenchResult& r) {
   return buf;
 }
 
+std::string format_bench_ratio(const BenchResult& a, const BenchResult& b) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "ratio (second / first): tokens_per_s:x%.3f step_ms:x%.3f forward:x%.3f backward:x%.3f mfu:%s\n",
+                b.tokens_per_second() / a.tokens_per_second(), b.step_ms / a.step_ms, b.forward_ms / a.forward_ms,
+                b.backward_ms / a.backward_ms, a.mfu() > 0 ? (std::to_string(b.mfu() / a.mfu()).substr(0, 5)).c_str() : "n/a");
+  return buf;
+}
+
 }  // namespace pgolf

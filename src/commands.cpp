@@ -19,6 +19,7 @@
 #include "pgolf/checkpoint.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
+#include "pgolf/fused.h"
 #include "pgolf/io.h"
 #include "pgolf/layout.h"
 #include "pgolf/run.h"
@@ -101,6 +102,12 @@ Config resolve_resumed_config(const ConfigArgs& args, const std::string& run_dir
   return cfg;
 }
 
+// The process group of a launcher's ranks, or one process.
+std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& device, const Config& cfg) {
+  return launch.world_size > 1 ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
+                               : std::make_unique<Dist>();
+}
+
 }  // namespace
 
 int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
@@ -115,9 +122,7 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
     resume = load_checkpoint(checkpoint_path(cfg.log_dir + "/" + cfg.run_id));
     check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu");
   }
-  std::unique_ptr<Dist> dist = launch.world_size > 1
-                                   ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
-                                   : std::make_unique<Dist>();
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
   RunLog log(cfg, dist->is_main() ? RunLog::Mode::Files : RunLog::Mode::Silent);
@@ -137,26 +142,44 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
 int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
   Config cfg = resolve_config(args);
   const int threads = init_threads(cfg.num_threads);
-  std::cout << "bench: NUM_LAYERS=" << cfg.num_layers << " MODEL_DIM=" << cfg.model_dim
-            << " TRAIN_BATCH_TOKENS=" << cfg.train_batch_tokens << " TRAIN_SEQ_LEN=" << cfg.train_seq_len
-            << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
-  std::cout << format_bench(run_bench(cfg, opts));
+  auto run = [&](const Config& c, const std::string& label) {
+    std::cout << "bench" << label << ": NUM_LAYERS=" << c.num_layers << " MODEL_DIM=" << c.model_dim
+              << " TRAIN_BATCH_TOKENS=" << c.train_batch_tokens << " TRAIN_SEQ_LEN=" << c.train_seq_len
+              << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
+    if (const std::string note = fused_kernels_note(c, select_device(c.device)); !note.empty()) std::cout << note << "\n";
+    BenchResult r = run_bench(c, opts);
+    std::cout << format_bench(r);
+    return r;
+  };
+  const BenchResult first = run(cfg, "");
+  if (opts.against.empty()) return 0;
+  ConfigArgs with = args;
+  std::string label = " with";
+  for (const auto& kv : opts.against) {
+    with.sets.push_back(kv);
+    label += " " + kv;
+  }
+  const BenchResult second = run(resolve_config(with), label);
+  std::cout << format_bench_ratio(first, second);
   return 0;
 }
 
 int cmd_eval(const ConfigArgs& args, const std::string& path) {
   Config cfg = resolve_config(args);
+  const LaunchInfo launch = detect_launch(process_env);
   init_threads(cfg.num_threads);
-  RunLog log(cfg, RunLog::Mode::Console);
-  const at::Device device = select_device(cfg.device);
+  const at::Device device = select_device(cfg.device, launch.local_rank);
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  RunLog log(cfg, dist->is_main() ? RunLog::Mode::Console : RunLog::Mode::Silent);
   GPT model(cfg, model_options_for(device));
   model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
   load_model_file(model, path);
-  log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()));
+  log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()) +
+           " world_size:" + std::to_string(dist->world_size()));
   const bool weights = ends_with(path, ".safetensors");
-  Dist single;
-  score_sliding(model, cfg, load_scoring_data(cfg, device), log,
-                weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, single);
+  const ScoringData data = load_scoring_data(cfg, device);
+  score_sliding(model, cfg, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
+  if (cfg.ttt_enabled) score_ttt(model, cfg, data, log, "final_ttt", *dist);
   return 0;
 }
 

@@ -12,8 +12,10 @@
 
 #include "pgolf/codec.h"
 #include "pgolf/layers.h"
+#include "pgolf/lora.h"
 #include "pgolf/optim.h"
 #include "pgolf/quant.h"
+#include "pgolf/ttt.h"
 
 namespace pgolf {
 
@@ -109,6 +111,10 @@ const std::vector<ConfigKey>& config_keys() {
       {"ADAM_WD", "optimiser", &C::adam_wd, "AdamW decoupled weight decay"},
       {"TIED_EMBED_WD", "optimiser", &C::tied_embed_wd, "AdamW weight decay of tok_emb and the bigram table (< 0: ADAM_WD)"},
       {"SCALAR_WD", "optimiser", &C::scalar_wd, "AdamW weight decay of the control tensors (< 0: ADAM_WD)"},
+      {"TIED_EMBED_BETA1", "optimiser", &C::tied_embed_beta1, "Adam beta1 of tok_emb and the bigram table (< 0: BETA1)"},
+      {"TIED_EMBED_BETA2", "optimiser", &C::tied_embed_beta2, "Adam beta2 of tok_emb and the bigram table (< 0: BETA2)"},
+      {"SCALAR_BETA1", "optimiser", &C::scalar_beta1, "Adam beta1 of the control tensors (< 0: BETA1)"},
+      {"SCALAR_BETA2", "optimiser", &C::scalar_beta2, "Adam beta2 of the control tensors (< 0: BETA2)"},
       {"GRAD_CLIP_NORM", "optimiser", &C::grad_clip_norm, "global gradient-norm clip (0 disables)"},
 
       {"SWA_ENABLED", "averaging", &C::swa_enabled, "average weights during the warm-down"},
@@ -153,12 +159,36 @@ const std::vector<ConfigKey>& config_keys() {
       {"EVAL_BATCH_SEQS", "evaluation", &C::eval_batch_seqs, "windows per sliding-evaluation batch"},
       {"EVAL_SEQ_LEN", "evaluation", &C::eval_seq_len, "sliding-window length (0 = TRAIN_SEQ_LEN)"},
       {"PREQUANT_EVAL", "evaluation", &C::prequant_eval, "also score the fp32 weights before export (shows the quantisation penalty)"},
+      {"TTT_ENABLED", "evaluation", &C::ttt_enabled,
+       "also score with score-first test-time training (per-document LoRA adapters, docs/MODEL.md): `pgolf eval` and the end of `pgolf train`"},
+      {"TTT_TARGETS", "evaluation", &C::ttt_targets, "TTT: adapted sites, a subset of q,k,v,o,mlp,head"},
+      {"TTT_RANK", "evaluation", &C::ttt_rank, "TTT: LoRA rank"},
+      {"TTT_ALPHA", "evaluation", &C::ttt_alpha, "TTT: LoRA alpha (the delta is scaled by alpha / rank)"},
+      {"TTT_CHUNK", "evaluation", &C::ttt_chunk, "TTT: targets scored, then trained on, per step of a document"},
+      {"TTT_CONTEXT", "evaluation", &C::ttt_context, "TTT: window of the document's own past per chunk (0 = EVAL_SEQ_LEN)"},
+      {"TTT_BATCH_DOCS", "evaluation", &C::ttt_batch_docs, "TTT: documents adapted together (each its own adapters)"},
+      {"TTT_LR", "evaluation", &C::ttt_lr, "TTT: AdamW learning rate of the adapters"},
+      {"TTT_BETA1", "evaluation", &C::ttt_beta1, "TTT: AdamW beta1"},
+      {"TTT_BETA2", "evaluation", &C::ttt_beta2, "TTT: AdamW beta2"},
+      {"TTT_EPS", "evaluation", &C::ttt_eps, "TTT: AdamW epsilon"},
+      {"TTT_WD", "evaluation", &C::ttt_wd, "TTT: AdamW weight decay"},
+      {"TTT_GLOBAL_AFTER", "evaluation", &C::ttt_global_after,
+       "TTT: increasing counts of scored documents after which one epoch of full-model SGD runs over the documents scored so far (\"\" = none)"},
+      {"TTT_GLOBAL_LR", "evaluation", &C::ttt_global_lr, "TTT global phases: SGD learning rate (cosine to 0 over the epoch)"},
+      {"TTT_GLOBAL_MOMENTUM", "evaluation", &C::ttt_global_momentum, "TTT global phases: SGD momentum"},
+      {"TTT_GLOBAL_CLIP", "evaluation", &C::ttt_global_clip, "TTT global phases: gradient-norm clip"},
+      {"TTT_GLOBAL_BATCH_SEQS", "evaluation", &C::ttt_global_batch_seqs, "TTT global phases: EVAL_SEQ_LEN sequences per rank and step"},
+      {"EVAL_BUDGET_SECONDS", "evaluation", &C::eval_budget_seconds,
+       "TTT: wall-clock budget of the evaluation (0 = none); past it the remaining documents are scored without adaptation"},
 
       {"DEVICE", "runtime", &C::device, "auto, cpu or cuda"},
       {"NUM_THREADS", "runtime", &C::num_threads, "CPU threads for torch (0 = every core this process may use)"},
       {"PROGRESS", "runtime", &C::progress,
        "in-place progress lines on stdout (rewritten with \\r): auto = only on an interactive terminal and not under "
        "a launcher (mpirun, Slurm, torchrun variables); on; off. Log files never get them"},
+      {"FUSED_KERNELS", "runtime", &C::fused_kernels,
+       "CUDA: fused soft-capped cross-entropy (no float32 logits for the whole batch) and relu^2 / LeakyReLU^2 kernels; "
+       "ignored, with a note in the log, elsewhere. Off until measured on a GPU"},
       {"DIST_TIMEOUT_SECONDS", "runtime", &C::dist_timeout_seconds, "multi-process runs: how long a collective may wait for a peer before the run stops with an error"},
   };
   return keys;
@@ -492,6 +522,13 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   }
   require(c.beta1 >= 0 && c.beta1 < 1, "BETA1 must be in [0, 1)", {"BETA1"});
   require(c.beta2 >= 0 && c.beta2 < 1, "BETA2 must be in [0, 1)", {"BETA2"});
+  auto group_beta = [&](const char* key, double v) {
+    require(v < 1, std::string(key) + " must be below 1 (< 0: the shared BETA1/BETA2)", {key});
+  };
+  group_beta("TIED_EMBED_BETA1", c.tied_embed_beta1);
+  group_beta("TIED_EMBED_BETA2", c.tied_embed_beta2);
+  group_beta("SCALAR_BETA1", c.scalar_beta1);
+  group_beta("SCALAR_BETA2", c.scalar_beta2);
   at_least("ADAM_EPS", c.adam_eps, 0, true);
   at_least("ADAM_WD", c.adam_wd, 0);
   at_least("GRAD_CLIP_NORM", c.grad_clip_norm, 0);
@@ -527,6 +564,29 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   range("EVAL_SEQ_LEN", c.eval_seq_len, 0, 1 << 20);  // 0 means TRAIN_SEQ_LEN
   require(c.eval_stride > 0 && c.eval_stride <= eval_seq_len(c), "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]",
           {"EVAL_STRIDE", "EVAL_SEQ_LEN", "TRAIN_SEQ_LEN"});
+  try {
+    parse_adapter_sites(c.ttt_targets);
+    parse_doc_counts(c.ttt_global_after);
+  } catch (const std::invalid_argument& e) {
+    require(false, e.what(), {"TTT_TARGETS", "TTT_GLOBAL_AFTER"});
+  }
+  range("TTT_RANK", c.ttt_rank, 1, 4096);
+  at_least("TTT_ALPHA", c.ttt_alpha, 0, true);
+  range("TTT_CHUNK", c.ttt_chunk, 1, 1 << 20);
+  range("TTT_CONTEXT", c.ttt_context, 0, 1 << 20);
+  require(!c.ttt_enabled || ttt_context(c) >= c.ttt_chunk, "TTT_CONTEXT must hold at least one chunk (TTT_CHUNK)",
+          {"TTT_CONTEXT", "TTT_CHUNK", "EVAL_SEQ_LEN", "TRAIN_SEQ_LEN"});
+  range("TTT_BATCH_DOCS", c.ttt_batch_docs, 1, 1 << 16);
+  at_least("TTT_LR", c.ttt_lr, 0);
+  require(c.ttt_beta1 >= 0 && c.ttt_beta1 < 1, "TTT_BETA1 must be in [0, 1)", {"TTT_BETA1"});
+  require(c.ttt_beta2 >= 0 && c.ttt_beta2 < 1, "TTT_BETA2 must be in [0, 1)", {"TTT_BETA2"});
+  at_least("TTT_EPS", c.ttt_eps, 0, true);
+  at_least("TTT_WD", c.ttt_wd, 0);
+  at_least("TTT_GLOBAL_LR", c.ttt_global_lr, 0);
+  fraction("TTT_GLOBAL_MOMENTUM", c.ttt_global_momentum);
+  at_least("TTT_GLOBAL_CLIP", c.ttt_global_clip, 0);
+  range("TTT_GLOBAL_BATCH_SEQS", c.ttt_global_batch_seqs, 1, 1 << 16);
+  at_least("EVAL_BUDGET_SECONDS", c.eval_budget_seconds, 0);
   require(c.device == "auto" || c.device == "cpu" || c.device == "cuda", "DEVICE must be auto, cpu or cuda", {"DEVICE"});
   require(c.progress == "auto" || c.progress == "on" || c.progress == "off", "PROGRESS must be auto, on or off", {"PROGRESS"});
   range("NUM_THREADS", c.num_threads, 0, 4096);

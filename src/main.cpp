@@ -106,6 +106,9 @@ int main(int argc, char** argv) {
   bench->add_option("--peak-tflops", bench_opts.peak_tflops,
                     "peak bf16 TFLOP/s for MFU (default: known H100/H200/A100 peaks; none on CPU)")
       ->check(CLI::PositiveNumber);
+  bench->add_option("--against", bench_opts.against,
+                    "KEY=VALUE (repeatable): bench the configuration as given, then with these values set (e.g. "
+                    "FUSED_KERNELS=1), and print both and their ratio");
 
   std::string model_path;
   auto* eval = app.add_subcommand("eval", "score an artifact (or .safetensors weights) with the sliding-window evaluation");

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "pgolf/data.h"
+#include "pgolf/fused.h"
 #include "pgolf/layers.h"
 #include "pgolf/quant.h"
 
@@ -116,12 +117,17 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
       b.lane_decay = add(p + "lane_decay", at::full({2}, 1.1, f32));
     }
     b.xsa = i >= L - cfg.xsa_last_n;
+    b.layer = i;
     b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
     blocks_.push_back(b);
   }
   embed_norm_ = cfg.smear_bos_aware ? bos_smear_then_norm : cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
-  if (cfg.mlp_activation == "leaky_relu2")
-    activation_ = [slope = cfg.mlp_leaky_slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
+  fused_ = use_fused_kernels(cfg, opts.device);
+  const double slope = cfg.mlp_activation == "leaky_relu2" ? cfg.mlp_leaky_slope : 0.0;
+  if (fused_)
+    activation_ = [slope](const at::Tensor& h) { return fused_leaky_relu2(h, slope); };
+  else if (cfg.mlp_activation == "leaky_relu2")
+    activation_ = [slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
   else
     activation_ = relu_squared;
   const QuantOptions quant = quant_options(cfg);
@@ -161,11 +167,17 @@ at::Tensor GPT::linear(const at::Tensor& x, const at::Tensor& w) const {
   return cast_linear(x, weight(w));
 }
 
+at::Tensor GPT::adapted(const at::Tensor& y, AdapterSite site, std::int64_t layer, const at::Tensor& x) const {
+  if (!adapter_) return y;
+  const at::Tensor d = adapter_(site, layer, x);
+  return d.defined() ? y + d.to(y.scalar_type()) : y;
+}
+
 at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = head_dim(cfg_);
-  at::Tensor q = linear(x, b.c_q).view({B, T, H, hd}).transpose(1, 2);
-  at::Tensor k = linear(x, b.c_k).view({B, T, Hkv, hd}).transpose(1, 2);
-  at::Tensor v = linear(x, b.c_v).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor q = adapted(linear(x, b.c_q), AdapterSite::Q, b.layer, x).view({B, T, H, hd}).transpose(1, 2);
+  at::Tensor k = adapted(linear(x, b.c_k), AdapterSite::K, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
+  at::Tensor v = adapted(linear(x, b.c_v), AdapterSite::V, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
   if (T != rope_len_) {
     const std::int64_t d = rope_dims(cfg_);
     std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
@@ -176,7 +188,8 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
   if (b.xsa) y = xsa(y, v.transpose(1, 2));
   if (b.out_gate.defined()) y = attn_output_gate(y, x, b.out_gate.to(x.scalar_type()));
-  return linear(y.reshape({B, T, H * hd}), b.proj);
+  const at::Tensor flat = y.reshape({B, T, H * hd});
+  return adapted(linear(flat, b.proj), AdapterSite::O, b.layer, flat);
 }
 
 // x = mix0*x + mix1*x0; x += attn_scale*Attn(s*norm(x)); x += mlp_scale*MLP(s*norm(x)),
@@ -190,7 +203,9 @@ at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& 
   return x + b.mlp_scale.to(dt) * mlp(b, norm(x));
 }
 
-at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) { return linear(activation_(linear(x, b.fc)), b.mlp_proj); }
+at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) {
+  return adapted(linear(activation_(linear(x, b.fc)), b.mlp_proj), AdapterSite::Mlp, b.layer, x);
+}
 
 // Parallel residuals (SPEC §9), both terms from the old lanes:
 //   A = attn_scale * Attn(s*norm(m0*lane0 + m1*x0));  M = mlp_scale * MLP(s*norm(lane1))
@@ -246,15 +261,22 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
 at::Tensor GPT::logits(const at::Tensor& inputs) {
   // Logits and the loss in float32 (float64 when the whole model is float64).
   const auto out = opts_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
-  return softcap(linear(hidden(inputs), tok_emb_).to(out), cfg_.logit_softcap);
+  const at::Tensor h = hidden(inputs);
+  return softcap(adapted(linear(h, tok_emb_), AdapterSite::Head, -1, h).to(out), cfg_.logit_softcap);
 }
 
 at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {
+  if (fused_head()) return token_nll(inputs, targets).mean();
   at::Tensor l = logits(inputs);
   return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}));
 }
 
 at::Tensor GPT::token_nll(const at::Tensor& inputs, const at::Tensor& targets) {
+  if (fused_head()) {
+    const at::Tensor h = hidden(inputs);
+    return fused_softcap_cross_entropy(h.reshape({-1, h.size(-1)}), weight(tok_emb_), targets.reshape({-1}), cfg_.logit_softcap)
+        .view(targets.sizes());
+  }
   at::Tensor l = logits(inputs);
   return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}), {}, at::Reduction::None)
       .view(targets.sizes());

@@ -169,13 +169,20 @@ std::vector<at::Tensor> group(const GPT& model, ParamGroup g) {
 
 }  // namespace
 
+AdamW::Options adam_options(const Config& cfg, ParamGroup group) {
+  auto own = [](double v, double shared) { return v >= 0 ? v : shared; };
+  if (group == ParamGroup::Embedding)
+    return {own(cfg.tied_embed_beta1, cfg.beta1), own(cfg.tied_embed_beta2, cfg.beta2), cfg.adam_eps, tied_embed_wd(cfg)};
+  return {own(cfg.scalar_beta1, cfg.beta1), own(cfg.scalar_beta2, cfg.beta2), cfg.adam_eps, scalar_wd(cfg)};
+}
+
 Optimizers::Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding)
     : cfg_(cfg),
       muon_(group(model, ParamGroup::Muon), {cfg.muon_backend_steps, cfg.muon_wd, ns_dtype, std::move(sharding),
                                              parse_ns_coefficients(cfg.muon_ns_coeffs, cfg.muon_backend_steps),
                                              cfg.muon_row_norm}),
-      embed_(group(model, ParamGroup::Embedding), {cfg.beta1, cfg.beta2, cfg.adam_eps, tied_embed_wd(cfg)}),
-      scalar_(group(model, ParamGroup::Scalar), {cfg.beta1, cfg.beta2, cfg.adam_eps, scalar_wd(cfg)}) {
+      embed_(group(model, ParamGroup::Embedding), adam_options(cfg, ParamGroup::Embedding)),
+      scalar_(group(model, ParamGroup::Scalar), adam_options(cfg, ParamGroup::Scalar)) {
   for (const auto& p : model.parameters()) all_params_.push_back(p.tensor);
 }
 

@@ -12,6 +12,7 @@
 #include "pgolf/io.h"
 #include "pgolf/runtime.h"
 #include "pgolf/tokenizer.h"
+#include "pgolf/ttt.h"
 #include "pgolf/weights.h"
 
 namespace pgolf {
@@ -79,16 +80,11 @@ ScoringData load_scoring_data(const Config& cfg, at::Device device) {
   return {to_tensor(split.tokens).to(device), to_tensor(bytes.bytes).to(device), bytes.source};
 }
 
-EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
-                       bool exact_line, Dist& dist) {
-  const auto t0 = std::chrono::steady_clock::now();
-  auto progress = [&](std::int64_t done, std::int64_t total) {
-    log.progress(label + ": batch " + std::to_string(done) + "/" + std::to_string(total));
-  };
-  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, eval_seq_len(cfg), cfg.eval_stride,
-                                           cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
-                          dist, model.options().device, label);
-  const double ms = ms_since(t0);
+namespace {
+
+// "<label> val_loss:X val_bpb:Y eval_time:Mms" (and with `exact_line`
+// "<label>_exact ..." at full precision), plus the metric.
+void log_score(RunLog& log, const std::string& label, const EvalSums& e, double ms, bool exact_line) {
   char buf[256];
   std::snprintf(buf, sizeof buf, "%s val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", label.c_str(), e.val_loss(),
                 e.val_bpb(), ms);
@@ -98,6 +94,47 @@ EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, R
     log.line(buf);
   }
   log.metric(label, {{"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"eval_ms", ms}, {"tokens", e.tokens}});
+}
+
+}  // namespace
+
+EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
+                       bool exact_line, Dist& dist) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto progress = [&](std::int64_t done, std::int64_t total) {
+    log.progress(label + ": batch " + std::to_string(done) + "/" + std::to_string(total));
+  };
+  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, eval_seq_len(cfg), cfg.eval_stride,
+                                           cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
+                          dist, model.options().device, label);
+  log_score(log, label, e, ms_since(t0), exact_line);
+  return e;
+}
+
+EvalSums score_ttt(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label, Dist& dist) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const TttOptions opts = ttt_options(cfg);
+  bool estimated = false;
+  auto progress = [&](const TttProgress& p) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, "%s: docs %lld/%lld %.0fs, about %.0fs left", label.c_str(),
+                  static_cast<long long>(p.docs_done), static_cast<long long>(p.docs_total), p.seconds, p.eta_seconds);
+    log.progress(buf);
+    if (estimated) return;
+    estimated = true;  // after the first (longest) batch: the estimate by tokens still to process
+    std::snprintf(buf, sizeof buf, "%s:estimate total:%.0fs after %lld docs in %.1fs", label.c_str(), p.seconds + p.eta_seconds,
+                  static_cast<long long>(p.docs_done), p.seconds);
+    std::string line = buf;
+    if (opts.budget_seconds > 0 && p.seconds + p.eta_seconds > opts.budget_seconds)
+      line += " (over EVAL_BUDGET_SECONDS=" + shortest_decimal(opts.budget_seconds) +
+              ": documents left when it runs out are scored without adaptation)";
+    log.line(line);
+  };
+  const TttScores s = evaluate_ttt(model, data.val, data.bytes, opts, dist, progress);
+  const EvalSums e = all_reduce(s.sums, dist, model.options().device, label);
+  log.line(label + ":docs adapted:" + std::to_string(s.adapted_docs) + " unadapted:" + std::to_string(s.unadapted_docs) +
+           " (rank 0) global_phases:" + std::to_string(s.global_phases));
+  log_score(log, label, e, ms_since(t0), true);
   return e;
 }
 

@@ -10,6 +10,7 @@
 #include "pgolf/averaging.h"
 #include "pgolf/checkpoint.h"
 #include "pgolf/fit.h"
+#include "pgolf/fused.h"
 #include "pgolf/runtime.h"
 #include "pgolf/transfer.h"
 #include "pgolf/weights.h"
@@ -137,6 +138,7 @@ class Trainer {
                  MuonSharding{rank_, world_, [this](at::Tensor& flat) { dist_.all_reduce_sum(flat, "Muon update all-reduce"); }});
     sync_.emplace(dist, params_);
     log.line("model_params:" + std::to_string(model_.num_params()));
+    if (const std::string note = fused_kernels_note(cfg, device); !note.empty()) log.line(note);
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
     log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
              " train_shards:" + std::to_string(train_files_.size()));
@@ -280,6 +282,7 @@ class Trainer {
     restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
     result.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    if (cfg_.ttt_enabled) result.ttt = score_ttt(restored, cfg_, data_, log_, "final_ttt", dist_);
     log_.metric("final", {{"steps", double(result.steps)}, {"train_time_ms", result.train_time_ms},
                           {"val_loss", result.roundtrip.val_loss()}, {"val_bpb", result.roundtrip.val_bpb()},
                           {"artifact_bytes", double(result.exported.artifact_bytes)},

@@ -1,5 +1,7 @@
 // Shared test helpers: a scratch folder and running the pgolf binary.
 #pragma once
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -57,6 +59,9 @@ inline at::Tensor ns_reference(const at::Tensor& G, int steps) {
   }
   return tall ? X.t() : X;
 }
+
+// A rendezvous port for in-test process groups, distinct per test process.
+inline int test_port(int offset = 0) { return 20000 + static_cast<int>(::getpid() % 20000) + offset; }
 
 // A fresh folder under the system temp dir, removed with everything in it.
 class TempDir {

@@ -3,7 +3,6 @@
 // and runs killed with SIGKILL after a checkpoint (one and two processes)
 // that, resumed, end with the weights of a run never interrupted.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -97,8 +96,6 @@ std::string resume_error(const TrainState& s, const Config& c, int world = 2, co
   }
   return "";
 }
-
-int test_port(int offset) { return 20000 + static_cast<int>(::getpid() % 20000) + 100 + offset; }
 
 struct Timer {
   std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
@@ -324,7 +321,7 @@ void expect_killed_run_resumes_bit_identically(int ranks, Config c, std::int64_t
     const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(port) + " ";
     return "(RANK=1 " + env + cmd + " > " + out + ".rank1 2>&1 & RANK=0 " + env + cmd + " > " + out + " 2>&1; rc=$?; wait; exit $rc)";
   };
-  const int port = test_port(10 * ranks);
+  const int port = test::test_port(100 + 10 * ranks);
   Timer whole_time;
   auto whole = test::run_shell(launch("--config " + dir.file("tiny.env") + " --set RUN_ID=whole", port, dir.file("whole.out")));
   ASSERT_EQ(whole.exit_code, 0) << read_file(dir.file("whole.out"));

@@ -27,8 +27,6 @@ Getenv env_of(std::map<std::string, std::string> vars) {
 }
 
 // A port for this test process (ctest runs each test in its own process).
-int test_port(int offset = 0) { return 20000 + static_cast<int>(::getpid() % 20000) + offset; }
-
 std::string launch_error(std::map<std::string, std::string> vars) {
   try {
     detect_launch(env_of(vars));
@@ -120,7 +118,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
     unsharded.step(0.02, 0.9);
   }
   std::vector<std::vector<at::Tensor>> results(2);
-  run_two_ranks(test_port(), [&](Dist& dist, int rank) {
+  run_two_ranks(test::test_port(), [&](Dist& dist, int rank) {
     std::vector<at::Tensor> g;
     auto ps = make(1, &g);
     Muon sharded(ps, {5, 0.04, at::kFloat, {rank, 2, [&](at::Tensor& t) { dist.all_reduce_sum(t, "muon"); }}});
@@ -144,7 +142,7 @@ TEST(Dist, GatherToMainTakesEachTensorFromItsOwner) {
   };
   const std::vector<int> owners = {0, 1, 1, 1};
   std::vector<std::vector<at::Tensor>> results(2);
-  run_two_ranks(test_port(4), [&](Dist& dist, int rank) {
+  run_two_ranks(test::test_port(4), [&](Dist& dist, int rank) {
     results[rank] = owned(rank);
     dist.gather_to_main(results[rank], owners, "gather test");
   });
@@ -167,7 +165,7 @@ TEST(Dist, TwoRanksByEnvVarsMatchOneProcess) {
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto one = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set RUN_ID=one");
   ASSERT_EQ(one.exit_code, 0) << one.output;
-  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test_port()) + " ";
+  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test::test_port()) + " ";
   const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env") + " --set RUN_ID=two";
   auto two = test::run_shell("(RANK=1 " + env + cmd + " > " + dir.file("rank1.log") + " 2>&1 &) ; RANK=0 " + env + cmd +
                              "; rc=$?; sleep 1; exit $rc");
@@ -193,7 +191,7 @@ TEST(Dist, TwoRanksUnderAWallClockCapAgreeOnScheduleAndStop) {
   c.val_loss_every = 0;
   c.dist_timeout_seconds = 30;
   test::write_text(dir.file("tiny.env"), format_config(c));
-  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test_port(3)) + " ";
+  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test::test_port(3)) + " ";
   const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env");
   auto two = test::run_shell("(RANK=1 " + env + cmd + " > " + dir.file("rank1.log") + " 2>&1 &) ; RANK=0 " + env + cmd +
                              "; rc=$?; sleep 1; exit $rc");
@@ -208,7 +206,7 @@ TEST(Dist, TwoRanksByMpirunThroughLaunchScript) {
   TempDir dir;
   Config c = test::tiny_run(dir, 4);
   test::write_text(dir.file("tiny.env"), format_config(c));
-  auto r = test::run_shell("cd " + std::string(PGOLF_SOURCE_DIR) + " && NUM_THREADS=1 MASTER_PORT=" + std::to_string(test_port()) +
+  auto r = test::run_shell("cd " + std::string(PGOLF_SOURCE_DIR) + " && NUM_THREADS=1 MASTER_PORT=" + std::to_string(test::test_port()) +
                            " PGOLF=" + PGOLF_BINARY + " bash scripts/launch.sh 2 train --config " + dir.file("tiny.env"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("launcher:openmpi world_size:2 device:cpu threads:1"), std::string::npos) << r.output;
@@ -278,7 +276,7 @@ void expect_peer_failure_is_reported(const std::string& signal, int timeout_s, i
   c.num_threads = 1;
   c.dist_timeout_seconds = timeout_s;
   test::write_text(dir.file("tiny.env"), format_config(c));
-  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test_port(signal == "KILL" ? 1 : 2)) + " ";
+  const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test::test_port(signal == "KILL" ? 1 : 2)) + " ";
   const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env");
   auto r = test::run_shell("RANK=1 " + env + cmd + " > /dev/null 2>&1 & p1=$!; RANK=0 " + env + "timeout 120 " + cmd +
                            " & p0=$!; sleep 6; kill -" + signal + " $p1; t=$(date +%s); wait $p0; rc=$?; echo \"rc=$rc after $(( $(date +%s) - t ))s\"; kill -9 $p1 2>/dev/null; exit 0");

@@ -228,3 +228,25 @@ TEST(Optimizers, MomentumWarmupIsLinear) {
   EXPECT_DOUBLE_EQ(opt.muon_momentum(1500), 0.98);
   EXPECT_DOUBLE_EQ(opt.muon_momentum(5000), 0.98);
 }
+
+TEST(Optimizers, EachAdamGroupTakesItsOwnBetasOrTheSharedOnes) {
+  Config c;
+  c.beta1 = 0.8;
+  c.beta2 = 0.9;
+  c.adam_wd = 0.01;
+  const AdamW::Options shared = adam_options(c, ParamGroup::Scalar);
+  EXPECT_EQ(shared.beta1, 0.8);
+  EXPECT_EQ(shared.beta2, 0.9);
+  EXPECT_EQ(shared.weight_decay, 0.01);
+  c.scalar_beta1 = 0.0;
+  c.tied_embed_beta2 = 0.99;
+  c.tied_embed_wd = 0.085;
+  const AdamW::Options scalar = adam_options(c, ParamGroup::Scalar), embed = adam_options(c, ParamGroup::Embedding);
+  EXPECT_EQ(scalar.beta1, 0.0);
+  EXPECT_EQ(scalar.beta2, 0.9);
+  EXPECT_EQ(embed.beta1, 0.8);
+  EXPECT_EQ(embed.beta2, 0.99);
+  EXPECT_EQ(embed.weight_decay, 0.085);
+  c.scalar_beta2 = 1.0;
+  EXPECT_THROW(validate_config(c), ConfigError);
+}

@@ -6,6 +6,7 @@
 // an 8-GPU step.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "pgolf/config.h"
 #include "pgolf/model.h"
@@ -15,6 +16,7 @@ namespace pgolf {
 struct BenchOptions {
   int steps = 5, warmup = 1, world_size = 1;
   double peak_tflops = 0;  // 0: the device's known bf16 peak (none on CPU)
+  std::vector<std::string> against;  // KEY=VALUE: a second run with these set, compared with the first
 };
 
 struct BenchResult {
@@ -48,5 +50,7 @@ double known_peak_tflops(const std::string& device_name);
 // `steps` steps back to back for the step time.
 BenchResult run_bench(const Config& cfg, const BenchOptions& opts);
 std::string format_bench(const BenchResult& r);
+// "ratio (B / A): tokens_per_s:x step_ms:x mfu:x" of run b against run a.
+std::string format_bench_ratio(const BenchResult& a, const BenchResult& b);
 
 }  // namespace pgolf

@@ -83,6 +83,8 @@ struct Config {
   double adam_wd = 0.0;
   double tied_embed_wd = -1.0;  // < 0: ADAM_WD
   double scalar_wd = -1.0;      // < 0: ADAM_WD
+  double tied_embed_beta1 = -1.0, tied_embed_beta2 = -1.0;  // < 0: BETA1, BETA2
+  double scalar_beta1 = -1.0, scalar_beta2 = -1.0;          // < 0: BETA1, BETA2
   double grad_clip_norm = 0.3;
   // Weight averaging and quantisation-aware training (SPEC §4)
   bool swa_enabled = true;
@@ -121,11 +123,31 @@ struct Config {
   std::int64_t eval_batch_seqs = 32;
   std::int64_t eval_seq_len = 0;  // 0 = TRAIN_SEQ_LEN
   bool prequant_eval = true;
+  // Score-first test-time training (ttt.h)
+  bool ttt_enabled = false;
+  std::string ttt_targets = "q,k,v,o,mlp,head";
+  std::int64_t ttt_rank = 80;
+  double ttt_alpha = 144.0;
+  std::int64_t ttt_chunk = 48;
+  std::int64_t ttt_context = 0;  // 0 = EVAL_SEQ_LEN
+  std::int64_t ttt_batch_docs = 64;
+  double ttt_lr = 1e-4;
+  double ttt_beta1 = 0.0;
+  double ttt_beta2 = 0.99;
+  double ttt_eps = 1e-10;
+  double ttt_wd = 0.5;
+  std::string ttt_global_after;  // scored-document counts after which a global phase runs, "833,1666,2500"
+  double ttt_global_lr = 1e-3;
+  double ttt_global_momentum = 0.9;
+  double ttt_global_clip = 1.0;
+  std::int64_t ttt_global_batch_seqs = 8;
+  double eval_budget_seconds = 600.0;
   // Runtime
   std::string device = "auto";
   std::int64_t num_threads = 0;  // 0 = every core this process may run on
   std::int64_t dist_timeout_seconds = 300;
-  std::string progress = "auto";  // auto, on or off: in-place progress lines on stdout
+  std::string progress = "auto";
+  bool fused_kernels = false;  // fused CUDA ops (fused.h)  // auto, on or off: in-place progress lines on stdout
 };
 
 // Any problem with configuration input; the message names the key (and the
@@ -188,6 +210,7 @@ std::string describe_config_keys();
 // Values derived from the configuration, named as in SPEC.
 inline std::int64_t head_dim(const Config& c) { return c.model_dim / c.num_heads; }
 inline std::int64_t eval_seq_len(const Config& c) { return c.eval_seq_len > 0 ? c.eval_seq_len : c.train_seq_len; }
+inline std::int64_t ttt_context(const Config& c) { return c.ttt_context > 0 ? c.ttt_context : eval_seq_len(c); }
 inline std::int64_t rope_dims(const Config& c) { return c.rope_dims > 0 ? c.rope_dims : head_dim(c); }
 inline double tied_embed_wd(const Config& c) { return c.tied_embed_wd >= 0 ? c.tied_embed_wd : c.adam_wd; }
 inline double scalar_wd(const Config& c) { return c.scalar_wd >= 0 ? c.scalar_wd : c.adam_wd; }

@@ -30,6 +30,10 @@ bool is_control_tensor(const std::string& name);
 enum class ParamGroup { Muon, Embedding, Scalar };
 ParamGroup param_group(const std::string& name, const at::Tensor& t);
 
+// Where a test-time adapter (lora.h) may add its output: beside the query,
+// key, value and output projections and the MLP of a block, or the head.
+enum class AdapterSite { Q, K, V, O, Mlp, Head };
+
 struct ModelOptions {
   at::Device device = at::kCPU;
   at::ScalarType param_dtype = at::kFloat;    // master weights
@@ -76,6 +80,13 @@ class GPT {
   using InputObserver = std::function<void(const std::string& name, const at::Tensor& input)>;
   void set_input_observer(InputObserver observer) { observer_ = std::move(observer); }
 
+  // Test-time adapters: while set, called with (site, physical layer (-1 for
+  // the head), the site's input [B, T, in]) wherever an AdapterSite is; a
+  // defined result [B, T, out] is added to that site's output (before the
+  // soft-cap for the head). Unset with an empty function.
+  using Adapter = std::function<at::Tensor(AdapterSite site, std::int64_t layer, const at::Tensor& input)>;
+  void set_adapter(Adapter adapter) { adapter_ = std::move(adapter); }
+
   // The SmearGate's parameters: the per-channel gate, or W_s and lambda of the BOS-aware one.
   struct Smear {
     at::Tensor gate, w, lambda;
@@ -87,6 +98,7 @@ class GPT {
     at::Tensor out_gate;  // ATTN_OUT_GATE: [heads, 12], else undefined
     at::Tensor lane_mix, lane_decay;  // parallel residuals: P [2, 2] and r [2], else undefined
     bool xsa = false;
+    std::int64_t layer = 0;   // physical index
     double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(i+1) in block i, else 1
   };
   // The embedding's RMSNorm and SmearGate, in the configured order and kind.
@@ -98,11 +110,15 @@ class GPT {
   at::Tensor& add(const std::string& name, at::Tensor t);
   at::Tensor weight(const at::Tensor& w) const;  // a matrix as the forward pass sees it
   at::Tensor linear(const at::Tensor& x, const at::Tensor& w) const;  // x @ weight(w)^T, observed
+  // y plus the adapter's output for `site` of `layer` on input x, if any.
+  at::Tensor adapted(const at::Tensor& y, AdapterSite site, std::int64_t layer, const at::Tensor& x) const;
   at::Tensor attention(const Block& b, const at::Tensor& x);
   at::Tensor block(const Block& b, const at::Tensor& x, const at::Tensor& x0);
   at::Tensor mlp(const Block& b, const at::Tensor& x);
   void parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0);
   at::Tensor hidden(const at::Tensor& inputs);
+  // The loss head is fused (fused.h) unless an adapter or observer needs the logits.
+  bool fused_head() const { return fused_ && !adapter_ && !observer_; }
 
   Config cfg_;
   ModelOptions opts_;
@@ -118,7 +134,9 @@ class GPT {
   std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
   std::map<const void*, std::string> names_;       // tensor identity -> parameter name
   InputObserver observer_;
+  Adapter adapter_;
   bool qat_ = false;
+  bool fused_ = false;  // FUSED_KERNELS on CUDA: the fused loss head and activation (fused.h)
   std::int64_t rope_len_ = 0;
   at::Tensor rope_cos_, rope_sin_;
 };

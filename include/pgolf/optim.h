@@ -109,6 +109,10 @@ class AdamW {
 // no host synchronisation).
 at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
+// The AdamW settings of a group (Embedding or Scalar): BETA1/BETA2, ADAM_EPS,
+// unless the group's own TIED_EMBED_* / SCALAR_* betas and weight decay are set.
+AdamW::Options adam_options(const Config& cfg, ParamGroup group);
+
 // The three optimisers of SPEC §4 over one model, with the LR schedule applied
 // as a multiplier of each group's base rate.
 class Optimizers {

@@ -58,6 +58,13 @@ ScoringData load_scoring_data(const Config& cfg, at::Device device);
 EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
                        bool exact_line, Dist& dist);
 
+// Score-first test-time training (ttt.h, the TTT_* keys) with a progress
+// line, an estimate of the total time after the first batch (warning when it
+// exceeds EVAL_BUDGET_SECONDS), the documents adapted and the lines of
+// score_sliding (always with _exact). The model's weights change when
+// TTT_GLOBAL_AFTER is set.
+EvalSums score_ttt(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label, Dist& dist);
+
 // Loads `path` into the model: an artifact, or a .safetensors weights file.
 void load_model_file(GPT& model, const std::string& path);
 

@@ -60,6 +60,7 @@ struct TrainResult {
   EvalSums prequant;   // sliding evaluation of the fp32 weights (if PREQUANT_EVAL)
   ExportResult exported;
   EvalSums roundtrip;  // sliding evaluation of the artifact read back from disk: the score
+  EvalSums ttt;        // with TTT_ENABLED: the artifact scored with test-time training
 };
 
 // The whole run of this rank on `device`, logging to `log` (SPEC §6 lines).

@@ -1,0 +1,164 @@
+// The fused ops against the ATen compositions they replace: the CPU loops
+// over fused_math.h (the arithmetic the CUDA kernels run) in float32,
+// float64 and bf16, values and gradients, plus finite differences; the CUDA
+// kernels against the CPU where a GPU is visible (skipped elsewhere).
+#include <gtest/gtest.h>
+
+#include "helpers.h"
+#include "pgolf/fused.h"
+#include "pgolf/fused_math.h"
+#include "pgolf/layers.h"
+
+using namespace pgolf;
+
+namespace {
+
+// The composition the fused cross-entropy replaces, per row.
+at::Tensor aten_softcap_ce(const at::Tensor& h, const at::Tensor& w, const at::Tensor& y, double cap) {
+  const auto out = h.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  return at::cross_entropy_loss(softcap(at::linear(h, w), cap).to(out), y, {}, at::Reduction::None);
+}
+
+// Tolerances per dtype: bf16 logits carry ~3 significant digits.
+double tol(at::ScalarType dt) { return dt == at::kDouble ? 1e-10 : dt == at::kFloat ? 2e-5 : 3e-2; }
+
+struct Case {
+  at::ScalarType dtype;
+  double cap;
+};
+
+const Case kCases[] = {{at::kFloat, 30.0}, {at::kFloat, 2.0}, {at::kDouble, 3.0}, {at::kBFloat16, 30.0}, {at::kBFloat16, 2.0}};
+
+}  // namespace
+
+TEST(FusedMath, MergedPartialLogSumExpEqualsOneStream) {
+  const at::Tensor v = test::gaussian({1000}, 1, at::kDouble) * 20;
+  fused_math::LogSumExp<double> whole;
+  std::vector<fused_math::LogSumExp<double>> parts(8);  // as 8 threads would stride over the row
+  for (int i = 0; i < 1000; ++i) {
+    fused_math::lse_add(whole, v[i].item<double>());
+    fused_math::lse_add(parts[i % 8], v[i].item<double>());
+  }
+  for (int stride = 4; stride > 0; stride /= 2)
+    for (int t = 0; t < stride; ++t) parts[t] = fused_math::lse_merge(parts[t], parts[t + stride]);
+  const double want = at::logsumexp(v, 0).item<double>();
+  EXPECT_NEAR(fused_math::lse_value(whole), want, 1e-12);
+  EXPECT_NEAR(fused_math::lse_value(parts[0]), want, 1e-12);
+  fused_math::LogSumExp<double> empty;
+  EXPECT_EQ(fused_math::lse_value(fused_math::lse_merge(parts[0], empty)), fused_math::lse_value(parts[0]));
+}
+
+TEST(FusedSoftcapCE, RowKernelsMatchAtenValuesAndGradients) {
+  for (const Case& k : kCases) {
+    const at::Tensor z = (test::gaussian({7, 50}, 2, at::kDouble) * 4).to(k.dtype);
+    const at::Tensor y = test::tokens(1, 7, 50, 3).view({7});
+    const auto acc = k.dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor loss = at::empty({7}, acc), lse = at::empty({7}, acc);
+    softcap_ce_rows(z, y, k.cap, loss, lse);
+    at::Tensor zr = z.to(acc).requires_grad_(true);
+    at::Tensor capped = softcap(zr, k.cap);
+    at::Tensor ref = at::cross_entropy_loss(capped, y, {}, at::Reduction::None);
+    EXPECT_TRUE(at::allclose(loss, ref.detach(), tol(k.dtype), tol(k.dtype))) << k.dtype << " cap " << k.cap;
+    EXPECT_TRUE(at::allclose(lse, at::logsumexp(capped.detach(), 1), tol(k.dtype), tol(k.dtype)));
+    const at::Tensor g = test::gaussian({7}, 4, acc);
+    (ref * g).sum().backward();
+    at::Tensor grad = z.clone();
+    softcap_ce_rows_backward(grad, y, lse, g, k.cap);
+    EXPECT_TRUE(at::allclose(grad.to(acc), zr.grad(), tol(k.dtype), tol(k.dtype))) << k.dtype << " cap " << k.cap;
+  }
+}
+
+TEST(FusedSoftcapCE, ChunkedOpMatchesTheCompositionInValuesAndGradients) {
+  for (const Case& k : kCases) {
+    const at::Tensor h0 = test::gaussian({10, 16}, 5, at::kDouble).to(k.dtype);
+    const at::Tensor w0 = (test::gaussian({40, 16}, 6, at::kDouble) * 0.5).to(k.dtype);
+    const at::Tensor y = test::tokens(1, 10, 40, 7).view({10});
+    const at::Tensor g = test::gaussian({10}, 8, k.dtype == at::kDouble ? at::kDouble : at::kFloat);
+    at::Tensor h1 = h0.clone().requires_grad_(true), w1 = w0.clone().requires_grad_(true);
+    at::Tensor h2 = h0.clone().requires_grad_(true), w2 = w0.clone().requires_grad_(true);
+    const at::Tensor fused = fused_softcap_cross_entropy(h1, w1, y, k.cap, /*chunk_rows=*/3);
+    const at::Tensor ref = aten_softcap_ce(h2, w2, y, k.cap);
+    EXPECT_TRUE(at::allclose(fused.detach(), ref.detach(), tol(k.dtype), tol(k.dtype))) << k.dtype;
+    (fused * g).sum().backward();
+    (ref * g).sum().backward();
+    const double t = k.dtype == at::kBFloat16 ? 6e-2 : tol(k.dtype);  // bf16: G and the products rounded
+    EXPECT_TRUE(at::allclose(h1.grad().to(at::kDouble), h2.grad().to(at::kDouble), t, t)) << k.dtype << " grad h";
+    EXPECT_TRUE(at::allclose(w1.grad().to(at::kDouble), w2.grad().to(at::kDouble), t, t)) << k.dtype << " grad w";
+  }
+}
+
+TEST(FusedSoftcapCE, GradientsMatchFiniteDifferences) {
+  at::Tensor h = test::gaussian({5, 6}, 9, at::kDouble).requires_grad_(true);
+  at::Tensor w = test::gaussian({11, 6}, 10, at::kDouble).requires_grad_(true);
+  const at::Tensor y = test::tokens(1, 5, 11, 11).view({5});
+  auto f = [&] { return fused_softcap_cross_entropy(h, w, y, 2.5, 2).sum(); };
+  f().backward();
+  for (at::Tensor* p : {&h, &w}) {
+    const at::Tensor flat = p->detach().view({-1});
+    for (std::int64_t i = 0; i < flat.numel(); i += 7) {
+      const double v = flat[i].item<double>(), e = 1e-6;
+      double up, down;
+      {
+        at::NoGradGuard g;
+        flat[i] = v + e;
+        up = f().item<double>();
+        flat[i] = v - e;
+        down = f().item<double>();
+        flat[i] = v;
+      }
+      EXPECT_NEAR(p->grad().view({-1})[i].item<double>(), (up - down) / (2 * e), 1e-7);
+    }
+  }
+}
+
+TEST(FusedLeakyRelu2, MatchesTheCompositionInValuesAndGradients) {
+  for (at::ScalarType dt : {at::kFloat, at::kDouble, at::kBFloat16})
+    for (double slope : {0.0, 0.5}) {
+      const at::Tensor x0 = test::gaussian({3, 33}, 12, at::kDouble).to(dt);
+      at::Tensor x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
+      const at::Tensor a = fused_leaky_relu2(x1, slope);
+      const at::Tensor b = slope == 0.0 ? relu_squared(x2) : leaky_relu_squared(x2, slope);
+      EXPECT_TRUE(at::allclose(a.to(at::kDouble), b.detach().to(at::kDouble), tol(dt), tol(dt))) << dt << " " << slope;
+      const at::Tensor g = test::gaussian({3, 33}, 13, at::kDouble).to(dt);
+      (a * g).sum().backward();
+      (b * g).sum().backward();
+      EXPECT_TRUE(at::allclose(x1.grad().to(at::kDouble), x2.grad().to(at::kDouble), tol(dt), tol(dt))) << dt << " " << slope;
+    }
+}
+
+TEST(FusedKernels, TheSwitchIsIgnoredWithANoteOffCuda) {
+  Config c;
+  EXPECT_EQ(fused_kernels_note(c, at::kCPU), "");
+  c.fused_kernels = true;
+  EXPECT_FALSE(use_fused_kernels(c, at::kCPU));
+  EXPECT_NE(fused_kernels_note(c, at::kCPU).find("ignored on cpu"), std::string::npos);
+  EXPECT_TRUE(use_fused_kernels(c, at::Device(at::kCUDA, 0)));
+}
+
+// The CUDA kernels against the CPU loops (the launch: grid, block reduction,
+// loads and stores), in float32 and bf16, at the 12L head's width.
+TEST(FusedKernels, CudaMatchesCpu) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device visible";
+  const at::Device gpu(at::kCUDA, 0);
+  for (at::ScalarType dt : {at::kFloat, at::kBFloat16}) {
+    const at::Tensor h0 = test::gaussian({300, 64}, 14, at::kDouble).to(dt);
+    const at::Tensor w0 = (test::gaussian({1024, 64}, 15, at::kDouble) * 0.3).to(dt);
+    const at::Tensor y = test::tokens(1, 300, 1024, 16).view({300});
+    at::Tensor hc = h0.clone().requires_grad_(true), wc = w0.clone().requires_grad_(true);
+    at::Tensor hg = h0.to(gpu).requires_grad_(true), wg = w0.to(gpu).requires_grad_(true);
+    const at::Tensor lc = fused_softcap_cross_entropy(hc, wc, y, 30.0, 128);
+    const at::Tensor lg = fused_softcap_cross_entropy(hg, wg, y.to(gpu), 30.0, 128);
+    EXPECT_TRUE(at::allclose(lg.cpu(), lc.detach(), 1e-3, 1e-3)) << dt;
+    lc.sum().backward();
+    lg.sum().backward();
+    EXPECT_TRUE(at::allclose(hg.grad().cpu().to(at::kFloat), hc.grad().to(at::kFloat), 2e-2, 2e-2)) << dt;
+    EXPECT_TRUE(at::allclose(wg.grad().cpu().to(at::kFloat), wc.grad().to(at::kFloat), 2e-2, 2e-2)) << dt;
+    const at::Tensor x0 = test::gaussian({4, 1536}, 17, at::kDouble).to(dt);
+    at::Tensor xc = x0.clone().requires_grad_(true), xg = x0.to(gpu).requires_grad_(true);
+    const at::Tensor ac = fused_leaky_relu2(xc, 0.5), ag = fused_leaky_relu2(xg, 0.5);
+    EXPECT_TRUE(at::allclose(ag.cpu().to(at::kFloat), ac.detach().to(at::kFloat), 1e-5, 1e-5)) << dt;
+    ac.sum().backward();
+    ag.sum().backward();
+    EXPECT_TRUE(at::allclose(xg.grad().cpu().to(at::kFloat), xc.grad().to(at::kFloat), 1e-5, 1e-5)) << dt;
+  }
+}

@@ -1,0 +1,372 @@
+// Score-first test-time training: documents, adapters, and the evaluation
+// against a slow window-by-window computation; causality, coverage, budget,
+// global phases and the split over two ranks.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "helpers.h"
+#include "pgolf/data.h"
+#include "pgolf/lora.h"
+#include "pgolf/ttt.h"
+
+using namespace pgolf;
+
+namespace {
+
+constexpr std::int64_t kVocab = 8;
+
+// Documents of these target counts, each a BOS then random non-BOS tokens;
+// the stream ends with a BOS so the last document has its closing target.
+at::Tensor make_stream(const std::vector<std::int64_t>& lengths, std::uint64_t seed) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<at::Tensor> parts;
+  for (std::int64_t n : lengths) {
+    parts.push_back(at::full({1}, kBosId, at::kLong));
+    parts.push_back(at::randint(2, kVocab, {n - 1}, gen, at::kLong));
+  }
+  parts.push_back(at::full({1}, kBosId, at::kLong));
+  return at::cat(parts);
+}
+
+at::Tensor simple_bytes(const at::Tensor& val) {
+  at::Tensor b = (val % 3 + 1).to(at::kInt);
+  b[0] = 0;
+  return b;
+}
+
+Config tiny() {
+  Config c = test::small_model(2, 16);
+  c.vocab_size = kVocab;
+  c.bigram_vocab_size = 8;
+  c.bigram_dim = 4;
+  c.train_seq_len = 16;
+  c.train_batch_tokens = 128;
+  c.eval_stride = 8;
+  return c;
+}
+
+std::unique_ptr<GPT> float64_model(const Config& c, std::uint64_t seed) {
+  auto m = std::make_unique<GPT>(c, ModelOptions{at::kCPU, at::kDouble, at::kDouble});
+  test::randomise(*m, seed);
+  return m;
+}
+
+TttOptions small_options() {
+  TttOptions o;
+  o.sites = parse_adapter_sites("q,k,v,o,mlp,head");
+  o.rank = 3;
+  o.alpha = 6;
+  o.chunk = 5;
+  o.context = 12;  // shorter than the long documents: windows slide inside them
+  o.batch_docs = 3;
+  o.lr = 0.05;
+  o.global_seq_len = 16;
+  o.global_batch_seqs = 2;
+  return o;
+}
+
+const std::vector<std::int64_t> kLengths = {30, 7, 55, 12, 1, 20, 41, 5};
+
+TttScores run_ttt(GPT& m, const at::Tensor& val, const TttOptions& o) {
+  Dist single;
+  return evaluate_ttt(m, val, simple_bytes(val), o, single);
+}
+
+// The NLL of target j of a document, by its own window: chunk k = j / C ends
+// at e = min((k+1)C, n), the window is the document's inputs [max(0, e - W), e).
+double slow_target_nll(GPT& m, const at::Tensor& val, const Document& d, std::int64_t j, std::int64_t C, std::int64_t W) {
+  const std::int64_t e = std::min((j / C + 1) * C, d.targets), s = std::max<std::int64_t>(0, e - W);
+  const at::Tensor x = val.narrow(0, d.start + s, e - s).unsqueeze(0), y = val.narrow(0, d.start + s + 1, e - s).unsqueeze(0);
+  at::NoGradGuard no_grad;
+  return m.token_nll(x, y)[0][j - s].item<double>();
+}
+
+}  // namespace
+
+TEST(TttDocuments, SplitAtEveryBosCoversEveryTargetOnce) {
+  const at::Tensor val = make_stream(kLengths, 1);
+  const auto docs = split_documents(val, kBosId);
+  ASSERT_EQ(docs.size(), kLengths.size());
+  std::int64_t next = 0;
+  for (std::size_t i = 0; i < docs.size(); ++i) {
+    EXPECT_EQ(docs[i].start, next);
+    EXPECT_EQ(docs[i].targets, kLengths[i]);
+    EXPECT_EQ(val[docs[i].start].item<std::int64_t>(), kBosId);
+    EXPECT_EQ(val[docs[i].start + docs[i].targets].item<std::int64_t>(), kBosId) << "a document ends with the next BOS";
+    next += docs[i].targets;
+  }
+  EXPECT_EQ(next, val.numel() - 1);
+  // A stream that starts mid-document and ends without a BOS.
+  const at::Tensor cut = val.narrow(0, 3, 40);
+  const auto parts = split_documents(cut, kBosId);
+  std::int64_t sum = 0;
+  for (const auto& d : parts) sum += d.targets;
+  EXPECT_EQ(parts.front().start, 0);
+  EXPECT_EQ(sum, cut.numel() - 1);
+}
+
+TEST(TttDocuments, BatchesLongestFirst) {
+  const auto docs = split_documents(make_stream(kLengths, 1), kBosId);
+  const auto batches = ttt_batches(docs, 3);
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_EQ(batches[2].size(), 2u);
+  std::int64_t prev = 1 << 30;
+  for (const auto& b : batches)
+    for (std::size_t i : b) {
+      EXPECT_LE(docs[i].targets, prev);
+      prev = docs[i].targets;
+    }
+  EXPECT_EQ(docs[batches[0][0]].targets, 55);
+}
+
+TEST(TttOptions, ListsAreCheckedWithTheFaultNamed) {
+  EXPECT_EQ(parse_doc_counts("833,1666,2500"), (std::vector<std::int64_t>{833, 1666, 2500}));
+  EXPECT_TRUE(parse_doc_counts("").empty());
+  EXPECT_THROW(parse_doc_counts("10,5"), std::invalid_argument);
+  EXPECT_THROW(parse_doc_counts("10,x"), std::invalid_argument);
+  EXPECT_THROW(parse_doc_counts("0"), std::invalid_argument);
+  EXPECT_EQ(parse_adapter_sites("head,q").size(), 2u);
+  try {
+    parse_adapter_sites("q,up");
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'up'"), std::string::npos);
+  }
+  Config c;
+  c.ttt_targets = "q,kk";
+  EXPECT_THROW(validate_config(c), ConfigError);
+}
+
+// delta(x) for each document alone, in float64 from the formula.
+TEST(Lora, BatchedDeltaEqualsEachDocumentsOwnLowRankMap) {
+  const Config c = tiny();
+  auto m = float64_model(c, 3);
+  BatchedLora lora(*m, {AdapterSite::K, AdapterSite::Head}, 4, 8.0, 5, 11);
+  EXPECT_EQ(lora.parameters().size(), 2u * 2 + 2);  // K in each of 2 layers, and the head
+  EXPECT_FALSE(lora.delta(AdapterSite::Q, 0, at::zeros({2, 3, 16}, at::kDouble)).defined());
+  // B = 0 at init: no change; A within U(+-1/sqrt(in)).
+  const at::Tensor x = test::gaussian({3, 4, 16}, 5, at::kDouble);
+  EXPECT_EQ(lora.delta(AdapterSite::K, 1, x).abs().max().item<double>(), 0.0);
+  for (std::size_t i = 0; i < lora.parameters().size(); i += 2)
+    EXPECT_LE(lora.parameters()[i].abs().max().item<double>(), 0.25 + 1e-12);
+  {
+    at::NoGradGuard g;
+    for (std::size_t i = 1; i < lora.parameters().size(); i += 2) lora.parameters()[i].normal_();
+  }
+  const at::Tensor d = lora.delta(AdapterSite::Head, -1, x);  // the first 3 of 5 documents
+  ASSERT_EQ(d.sizes(), (at::IntArrayRef{3, 4, kVocab}));
+  const at::Tensor A = lora.parameters()[4], B = lora.parameters()[5];
+  for (std::int64_t i = 0; i < 3; ++i)
+    for (std::int64_t t = 0; t < 4; ++t)
+      for (std::int64_t o = 0; o < kVocab; ++o) {
+        double want = 0;
+        for (std::int64_t r = 0; r < 4; ++r) {
+          double ax = 0;
+          for (std::int64_t k = 0; k < 16; ++k) ax += A[i][r][k].item<double>() * x[i][t][k].item<double>();
+          want += B[i][o][r].item<double>() * ax;
+        }
+        EXPECT_NEAR(d[i][t][o].item<double>(), 2.0 * want, 1e-10);
+      }
+}
+
+// d(loss)/d(A), d(loss)/d(B) through the whole model against central differences.
+TEST(Lora, GradientsMatchFiniteDifferences) {
+  const Config c = tiny();
+  auto m = float64_model(c, 4);
+  BatchedLora lora(*m, parse_adapter_sites("q,k,v,o,mlp,head"), 2, 3.0, 2, 9);
+  {
+    at::NoGradGuard g;
+    for (std::size_t i = 1; i < lora.parameters().size(); i += 2) lora.parameters()[i].normal_(0.0, 0.3);
+  }
+  m->set_adapter(lora.adapter());
+  const at::Tensor x = test::tokens(2, 6, kVocab, 1), y = test::tokens(2, 6, kVocab, 2);
+  auto loss = [&] { return m->token_nll(x, y).sum(); };
+  loss().backward();
+  for (std::size_t i = 0; i < lora.parameters().size(); i += 3) {
+    const at::Tensor p = lora.parameters()[i];
+    const at::Tensor flat = p.detach().view({-1});
+    for (std::int64_t k : {std::int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
+      const double h = 1e-6, v = flat[k].item<double>();
+      double up, down;
+      {
+        at::NoGradGuard g;
+        flat[k] = v + h;
+        up = loss().item<double>();
+        flat[k] = v - h;
+        down = loss().item<double>();
+        flat[k] = v;
+      }
+      const double fd = (up - down) / (2 * h), ad = p.grad().view({-1})[k].item<double>();
+      EXPECT_NEAR(ad, fd, 1e-6 * std::max(1.0, std::abs(fd))) << "factor " << i << " element " << k;
+    }
+  }
+  m->set_adapter({});
+}
+
+// With lr = 0 the adapters stay at delta = 0: each target's NLL is the base
+// model's on its chunk's window, computed here one target at a time.
+TEST(Ttt, AtLearningRateZeroEqualsThePlainEvaluationOfTheSameWindows) {
+  const Config c = tiny();
+  auto m = float64_model(c, 5);
+  const at::Tensor val = make_stream(kLengths, 2);
+  TttOptions o = small_options();
+  o.lr = 0;
+  const TttScores s = run_ttt(*m, val, o);
+  double nll = 0, bytes = 0;
+  const at::Tensor b = simple_bytes(val);
+  for (const auto& d : split_documents(val, kBosId))
+    for (std::int64_t j = 0; j < d.targets; ++j) {
+      const double want = slow_target_nll(*m, val, d, j, o.chunk, o.context);
+      EXPECT_NEAR(s.target_nll[d.start + j + 1].item<double>(), want, 1e-10) << "doc at " << d.start << " target " << j;
+      nll += want;
+      bytes += b[d.start + j + 1].item<int>();
+    }
+  EXPECT_NEAR(s.sums.nll, nll, 1e-9);
+  EXPECT_EQ(s.sums.bytes, bytes);
+  EXPECT_EQ(s.adapted_docs, static_cast<std::int64_t>(kLengths.size()));
+}
+
+TEST(Ttt, EveryTargetIsScoredExactlyOnce) {
+  const Config c = tiny();
+  auto m = float64_model(c, 6);
+  const at::Tensor val = make_stream(kLengths, 3);
+  TttOptions o = small_options();
+  o.global_after = {3};
+  const TttScores s = run_ttt(*m, val, o);
+  EXPECT_EQ(s.times_scored[0].item<int>(), 0);
+  EXPECT_TRUE(at::equal(s.times_scored.narrow(0, 1, val.numel() - 1), at::ones({val.numel() - 1}, at::kInt)));
+  EXPECT_EQ(s.sums.tokens, static_cast<double>(val.numel() - 1));
+}
+
+// Changing a token of a document changes no score of a target before it (in
+// that document or any other), and does change the scores after it.
+TEST(Ttt, IsCausal) {
+  const Config c = tiny();
+  auto m = float64_model(c, 7);
+  const at::Tensor val = make_stream(kLengths, 4);
+  const TttOptions o = small_options();
+  const Document d = split_documents(val, kBosId)[2];  // 55 targets: 11 chunks, sliding windows
+  for (std::int64_t q : {std::int64_t{7}, std::int64_t{23}, std::int64_t{50}}) {
+    at::Tensor changed = val.clone();
+    changed[d.start + q] = val[d.start + q].item<std::int64_t>() == 2 ? 3 : 2;
+    auto base = float64_model(c, 7), other = float64_model(c, 7);
+    const TttScores a = run_ttt(*base, val, o), b = run_ttt(*other, changed, o);
+    const at::Tensor before = at::cat({a.target_nll.narrow(0, 0, d.start + q), a.target_nll.narrow(0, d.start + d.targets + 1, val.numel() - d.start - d.targets - 1)});
+    const at::Tensor before2 = at::cat({b.target_nll.narrow(0, 0, d.start + q), b.target_nll.narrow(0, d.start + d.targets + 1, val.numel() - d.start - d.targets - 1)});
+    EXPECT_TRUE(at::equal(before, before2)) << "a token at " << q << " changed an earlier score";
+    const at::Tensor after = a.target_nll.narrow(0, d.start + q + 1, d.targets - q);
+    const at::Tensor after2 = b.target_nll.narrow(0, d.start + q + 1, d.targets - q);
+    EXPECT_FALSE(at::equal(after, after2)) << "the change at " << q << " must reach later targets";
+  }
+}
+
+// A document that repeats one pattern: adapting on its scored chunks makes
+// the later repeats cheaper than the base model finds them.
+TEST(Ttt, AdaptingLowersTheLossOfARepetitiveDocument) {
+  const Config c = tiny();
+  std::vector<std::int64_t> toks = {kBosId};
+  for (int rep = 0; rep < 8; ++rep)
+    for (std::int64_t t : {2, 5, 3, 7, 7, 4}) toks.push_back(t);
+  toks.push_back(kBosId);
+  const at::Tensor val = at::tensor(toks, at::kLong);
+  TttOptions o = small_options();
+  o.lr = 0.05;
+  auto a = float64_model(c, 8), b = float64_model(c, 8);
+  const TttScores adapted = run_ttt(*a, val, o);
+  o.lr = 0;
+  const TttScores plain = run_ttt(*b, val, o);
+  const std::int64_t tail = 20;  // the last targets, after several steps
+  const double la = adapted.target_nll.narrow(0, val.numel() - tail, tail).sum().item<double>();
+  const double lp = plain.target_nll.narrow(0, val.numel() - tail, tail).sum().item<double>();
+  EXPECT_LT(la, 0.9 * lp) << "adapted " << la << " plain " << lp;  // measured: 41.2 against 49.3
+  // The first chunk is scored before any step.
+  EXPECT_TRUE(at::equal(adapted.target_nll.narrow(0, 1, o.chunk), plain.target_nll.narrow(0, 1, o.chunk)));
+}
+
+// Past the budget the rest is scored by the base model: a budget of ~0 lets
+// only the first round adapt.
+TEST(Ttt, PastTheBudgetTheRestIsScoredUnadapted) {
+  const Config c = tiny();
+  const at::Tensor val = make_stream(kLengths, 5);
+  TttOptions o = small_options();
+  o.budget_seconds = 1e-9;
+  auto a = float64_model(c, 9), b = float64_model(c, 9);
+  const TttScores s = run_ttt(*a, val, o);
+  EXPECT_EQ(s.adapted_docs, 3);
+  EXPECT_EQ(s.unadapted_docs, 5);
+  o.budget_seconds = 0;
+  o.lr = 0;
+  const TttScores plain = run_ttt(*b, val, o);
+  const auto docs = split_documents(val, kBosId);
+  const auto batches = ttt_batches(docs, o.batch_docs);
+  for (std::size_t j = 1; j < batches.size(); ++j)
+    for (std::size_t i : batches[j]) {
+      const Document& d = docs[i];
+      EXPECT_TRUE(at::equal(s.target_nll.narrow(0, d.start + 1, d.targets), plain.target_nll.narrow(0, d.start + 1, d.targets)));
+    }
+}
+
+// A global phase after the first round changes the model for the later
+// rounds only.
+TEST(Ttt, GlobalPhaseTrainsOnlyAfterItsDocumentsWereScored) {
+  const Config c = tiny();
+  const at::Tensor val = make_stream(kLengths, 6);
+  TttOptions o = small_options();
+  auto a = float64_model(c, 10), b = float64_model(c, 10);
+  const TttScores none = run_ttt(*a, val, o);
+  o.global_after = {3};
+  o.global_lr = 0.05;
+  const TttScores phased = run_ttt(*b, val, o);
+  EXPECT_EQ(phased.global_phases, 1);
+  EXPECT_FALSE(at::equal(a->param("blocks.0.attn.c_q.weight"), b->param("blocks.0.attn.c_q.weight")));
+  EXPECT_TRUE(b->param("blocks.0.attn.c_q.weight").requires_grad()) << "the weights take gradients again afterwards";
+  const auto docs = split_documents(val, kBosId);
+  const auto batches = ttt_batches(docs, o.batch_docs);
+  for (std::size_t j = 0; j < batches.size(); ++j)
+    for (std::size_t i : batches[j]) {
+      const Document& d = docs[i];
+      const bool same = at::equal(none.target_nll.narrow(0, d.start + 1, d.targets), phased.target_nll.narrow(0, d.start + 1, d.targets));
+      EXPECT_EQ(same, j == 0) << "batch " << j;
+    }
+}
+
+// Two ranks over Gloo split the batches; together they score what one process
+// scores (each batch's arithmetic is the same wherever it runs), and with a
+// global phase both end with the same weights.
+TEST(Ttt, TwoRanksTogetherScoreWhatOneProcessScores) {
+  const Config c = tiny();
+  const at::Tensor val = make_stream(kLengths, 7);
+  TttOptions o = small_options();
+  auto one = float64_model(c, 11);
+  const TttScores whole = run_ttt(*one, val, o);
+  o.global_after = {5};
+  std::vector<TttScores> parts(2);
+  std::vector<std::unique_ptr<GPT>> models(2);
+  const int port = test::test_port(11);
+  auto rank_main = [&](int rank) {
+    LaunchInfo info;
+    info.rank = rank;
+    info.world_size = 2;
+    info.master_port = port;
+    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+    models[rank] = float64_model(c, 11);
+    parts[rank] = evaluate_ttt(*models[rank], val, simple_bytes(val), o, dist);
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
+  EXPECT_TRUE(at::equal(parts[0].times_scored + parts[1].times_scored, whole.times_scored));
+  EXPECT_EQ(parts[0].global_phases, 1);
+  EXPECT_EQ(parts[1].global_phases, 1);
+  for (const auto& p : models[0]->parameters()) EXPECT_TRUE(at::equal(p.tensor, models[1]->param(p.name))) << p.name;
+  // Round 0 (batches 0 and 1, before the phase) matches the single process.
+  const auto docs = split_documents(val, kBosId);
+  const auto batches = ttt_batches(docs, o.batch_docs);
+  for (std::size_t j = 0; j < 2; ++j)
+    for (std::size_t i : batches[j]) {
+      const Document& d = docs[i];
+      const at::Tensor got = parts[j].target_nll.narrow(0, d.start + 1, d.targets);
+      EXPECT_TRUE(at::allclose(got, whole.target_nll.narrow(0, d.start + 1, d.targets), 0, 1e-12)) << "batch " << j;
+    }
+}
