@@ -17,7 +17,7 @@
 #   build-fuzz/fuzz_<target> logs/fuzz/<target>/findings/crash-...
 #
 # Variables:
-#   PGOLF_FUZZ_TARGETS    targets to run (default all): shard artifact artifact_payload safetensors config corpus
+#   PGOLF_FUZZ_TARGETS    targets to run (default all): shard artifact artifact_payload safetensors checkpoint config corpus
 #   PGOLF_FUZZ_BUILD_DIR  build folder (default build-fuzz)
 #   PGOLF_FUZZ_OUT        run folder (default logs/fuzz): per target the grown corpus, findings and log
 #   PGOLF_TORCH_PREFIX, PGOLF_SKIP_APT  as for setup.sh
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-15}
 shift $(($# > 0 ? 1 : 0))
 FLAGS=("$@")
-read -ra TARGETS <<< "${PGOLF_FUZZ_TARGETS:-shard artifact artifact_payload safetensors config corpus}"
+read -ra TARGETS <<< "${PGOLF_FUZZ_TARGETS:-shard artifact artifact_payload safetensors checkpoint config corpus}"
 BUILD_DIR=${PGOLF_FUZZ_BUILD_DIR:-build-fuzz}
 OUT_DIR=${PGOLF_FUZZ_OUT:-logs/fuzz}
 # clang with libFuzzer and the sanitizer runtimes; llvm for llvm-symbolizer (readable stacks).

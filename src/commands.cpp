@@ -11,10 +11,12 @@
 #include <filesystem>
 #include <iostream>
 #include <numeric>
+#include <optional>
 
 #include "pgolf/artifact.h"
 #include "pgolf/bench.h"
 #include "pgolf/caseops.h"
+#include "pgolf/checkpoint.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/fused.h"
@@ -80,6 +82,26 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 
 namespace {
 
+// `pgolf train --resume RUN_DIR`: RUN_DIR/config.env first, then the given
+// files, environment and --set; the run stays in RUN_DIR whatever LOG_DIR
+// and RUN_ID say.
+Config resolve_resumed_config(const ConfigArgs& args, const std::string& run_dir,
+                              std::map<std::string, std::string>* sources) {
+  const std::filesystem::path dir = std::filesystem::path(run_dir).lexically_normal();
+  const std::filesystem::path folder = dir.has_filename() ? dir : dir.parent_path();  // "logs/run/" -> "logs/run"
+  const std::string env = (folder / "config.env").string();
+  if (!std::filesystem::exists(env)) throw std::runtime_error("cannot resume '" + run_dir + "': it has no config.env (not a run folder)");
+  ConfigArgs resumed = args;
+  resumed.files.insert(resumed.files.begin(), env);
+  Config cfg = resolve_config(resumed, sources);
+  cfg.log_dir = folder.has_parent_path() ? folder.parent_path().string() : ".";
+  cfg.run_id = folder.filename().string();
+  if (!std::filesystem::exists(checkpoint_path(folder.string())))
+    throw std::runtime_error("cannot resume '" + run_dir + "': it has no checkpoint.safetensors (the run wrote none: set "
+                             "CHECKPOINT_EVERY or CHECKPOINT_MINUTES)");
+  return cfg;
+}
+
 // The process group of a launcher's ranks, or one process.
 std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& device, const Config& cfg) {
   return launch.world_size > 1 ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
@@ -88,12 +110,18 @@ std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& de
 
 }  // namespace
 
-int cmd_train(const ConfigArgs& args) {
+int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
   std::map<std::string, std::string> sources;
-  Config cfg = resolve_config(args, &sources);
+  Config cfg = resume_dir.empty() ? resolve_config(args, &sources) : resolve_resumed_config(args, resume_dir, &sources);
   const LaunchInfo launch = detect_launch(process_env);
   const int threads = init_threads(cfg.num_threads);
   const at::Device device = select_device(cfg.device, launch.local_rank);
+  // Before the run folder is touched: a refused resume leaves its config.env as it was.
+  std::optional<TrainState> resume;
+  if (!resume_dir.empty()) {
+    resume = load_checkpoint(checkpoint_path(cfg.log_dir + "/" + cfg.run_id));
+    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu");
+  }
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
@@ -101,7 +129,7 @@ int cmd_train(const ConfigArgs& args) {
   log.line("run: " + log.dir() + " launcher:" + launch.launcher + " world_size:" + std::to_string(launch.world_size) +
            " device:" + device.str() + " threads:" + std::to_string(threads));
   log.line("config:\n" + format_config(cfg, &sources));
-  TrainResult r = train(cfg, log, *dist, device);
+  TrainResult r = train(cfg, log, *dist, device, resume ? &*resume : nullptr);
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",

@@ -85,6 +85,12 @@ const std::vector<ConfigKey>& config_keys() {
       {"VAL_BATCH_SIZE", "training", &C::val_batch_size, "tokens per standard-evaluation batch over all ranks"},
       {"TRAIN_LOG_EVERY", "training", &C::train_log_every, "print a train_loss line every N steps"},
       {"INIT_WEIGHTS", "training", &C::init_weights, "start from this .safetensors file instead of the random init"},
+      {"CHECKPOINT_EVERY", "training", &C::checkpoint_every,
+       "write the run's full training state to RUN_DIR/checkpoint.safetensors every N steps, for `pgolf train --resume "
+       "RUN_DIR` after a crash (0 = off)"},
+      {"CHECKPOINT_MINUTES", "training", &C::checkpoint_minutes,
+       "write the training state as CHECKPOINT_EVERY does whenever this many minutes of training time (the clock the "
+       "ranks agree on) have passed since the last checkpoint (0 = off)"},
 
       {"MATRIX_LR", "optimiser", &C::matrix_lr, "Muon learning rate for block matrices"},
       {"SCALAR_LR", "optimiser", &C::scalar_lr, "AdamW learning rate for control tensors"},
@@ -499,6 +505,8 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   range("VAL_LOSS_EVERY", c.val_loss_every, 0);
   positive("VAL_BATCH_SIZE", c.val_batch_size);
   positive("TRAIN_LOG_EVERY", c.train_log_every);
+  range("CHECKPOINT_EVERY", c.checkpoint_every, 0);
+  at_least("CHECKPOINT_MINUTES", c.checkpoint_minutes, 0);
   at_least("MATRIX_LR", c.matrix_lr, 0);
   at_least("SCALAR_LR", c.scalar_lr, 0);
   at_least("TIED_EMBED_LR", c.tied_embed_lr, 0);

@@ -99,7 +99,13 @@ void TokenStream::open(std::size_t file) {
 }
 
 void TokenStream::seek(Position p) {
+  if (p.file >= files_.size())
+    throw std::out_of_range("stream position in shard " + std::to_string(p.file) + ", but the stream has " +
+                            std::to_string(files_.size()) + " shards");
   open(p.file);
+  if (p.offset > current_.num_tokens())
+    throw std::out_of_range("stream position at token " + std::to_string(p.offset) + " of '" + files_[p.file] +
+                            "', which has " + std::to_string(current_.num_tokens()));
   pos_.offset = p.offset;
 }
 

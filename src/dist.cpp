@@ -193,6 +193,31 @@ void Dist::check_in_sync(const std::vector<at::Tensor>& params) {
                                     : std::string()));
 }
 
+void Dist::gather_to_main(const std::vector<at::Tensor>& ts, const std::vector<int>& owners, const std::string& what) {
+  if (!group_) return;
+  at::NoGradGuard no_grad;
+  std::vector<std::size_t> sent;
+  std::vector<at::Tensor> bytes;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    if (owners[i] == 0) continue;
+    const at::Tensor b = ts[i].detach().contiguous().view({-1}).view(at::kByte);
+    bytes.push_back(owners[i] == rank_ ? b : at::zeros_like(b));
+    sent.push_back(i);
+  }
+  if (sent.empty()) return;
+  at::Tensor flat = at::cat(bytes);
+  all_reduce_sum(flat, what);
+  if (rank_ != 0) return;
+  std::int64_t offset = 0;
+  for (std::size_t i : sent) {
+    const at::Tensor& t = ts[i];
+    const std::int64_t n = t.numel() * t.element_size();
+    // A copy first: a view as a wider type needs an aligned start.
+    t.detach().copy_(flat.narrow(0, offset, n).clone().view(t.scalar_type()).view(t.sizes()));
+    offset += n;
+  }
+}
+
 }  // namespace pgolf
 
 namespace pgolf {

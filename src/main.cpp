@@ -85,6 +85,13 @@ int main(int argc, char** argv) {
            "--init-weights", [&](const std::string& f) { cfg_args.sets.push_back("INIT_WEIGHTS=" + f); },
            "start from this .safetensors file (same as --set INIT_WEIGHTS=FILE)")
       ->check(CLI::ExistingFile);
+  std::string resume_dir;
+  train->add_option("--resume", resume_dir,
+                    "continue the run in RUN_DIR from its checkpoint.safetensors (CHECKPOINT_EVERY, CHECKPOINT_MINUTES), "
+                    "e.g. after a crash: RUN_DIR/config.env is read before --config and --set, keys that change "
+                    "results must keep their values, and logs go on in RUN_DIR")
+      ->type_name("RUN_DIR")
+      ->check(CLI::ExistingDirectory);
 
   pgolf::BenchOptions bench_opts;
   auto* bench = app.add_subcommand("bench", "time training steps (forward, backward, optimiser) on random tokens");
@@ -156,7 +163,7 @@ int main(int argc, char** argv) {
     if (*info) return pgolf::cmd_info();
     if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output, tok_caseops);
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
-    if (*train) return pgolf::cmd_train(cfg_args);
+    if (*train) return pgolf::cmd_train(cfg_args, resume_dir);
     if (*bench) return pgolf::cmd_bench(cfg_args, bench_opts);
     if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);

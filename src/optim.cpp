@@ -96,7 +96,7 @@ void Muon::step(double lr, double momentum) {
     std::vector<at::Tensor> nesterov;
     for (std::size_t i : group) {
       const at::Tensor& p = params_[i];
-      if (static_cast<int>(i % opts_.sharding.world_size) != opts_.sharding.rank || !p.grad().defined()) continue;
+      if (owner(i) != opts_.sharding.rank || !p.grad().defined()) continue;
       const at::Tensor& g = p.grad();
       buffers_[i].mul_(momentum).add_(g);
       nesterov.push_back(g.add(buffers_[i], momentum));
@@ -204,11 +204,18 @@ void Optimizers::zero_grad() {
   for (auto& p : all_params_) p.mutable_grad() = at::Tensor();
 }
 
-std::vector<at::Tensor> Optimizers::state() {
+std::vector<at::Tensor> Optimizers::state() const {
   std::vector<at::Tensor> s = muon_.state();
   for (const auto& t : embed_.state()) s.push_back(t);
   for (const auto& t : scalar_.state()) s.push_back(t);
   return s;
+}
+
+std::vector<int> Optimizers::state_owners() const {
+  std::vector<int> owners;
+  for (std::size_t i = 0; i < muon_.state().size(); ++i) owners.push_back(muon_.owner(i));
+  owners.resize(owners.size() + embed_.state().size() + scalar_.state().size(), 0);
+  return owners;
 }
 
 }  // namespace pgolf

@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "pgolf/averaging.h"
+#include "pgolf/checkpoint.h"
 #include "pgolf/fit.h"
 #include "pgolf/fused.h"
 #include "pgolf/runtime.h"
@@ -101,9 +102,9 @@ at::Tensor train_step(GPT& model, Optimizers& opt, BatchPrefetcher& batches, std
   return total / static_cast<double>(grad_accum);
 }
 
-TrainResult train(const Config& cfg, RunLog& log) {
+TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume) {
   Dist single;
-  return train(cfg, log, single, select_device(cfg.device));
+  return train(cfg, log, single, select_device(cfg.device), resume);
 }
 
 namespace {
@@ -116,8 +117,8 @@ std::vector<at::Tensor> tensors_of(const GPT& model) {
   return out;
 }
 
-// One rank's run, in phases: warm_up, loop, average, save, export_and_score.
-// The members are what the phases share.
+// One rank's run, in phases: warm_up, restore (when resuming), loop, average,
+// save, export_and_score. The members are what the phases share.
 class Trainer {
  public:
   Trainer(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device)
@@ -165,6 +166,41 @@ class Trainer {
     log_.line("warmup_steps:" + std::to_string(cfg_.warmup_steps) + " done, state restored");
   }
 
+  // Continues from a checkpoint: every bit of state as it was after its step,
+  // the schedule's clock included (the time between the checkpoint and the
+  // crash is not counted).
+  void restore(const TrainState& s) {
+    try {
+      copy_weights(model_, s.weights, "checkpoint '" + s.path + "'");
+      restore_tensors(opt_->state(), s.optimizer, "optimiser state");
+      if (s.swa_count > 0) {
+        std::vector<at::Tensor> sum = clone_all(params_);  // on the device, in the weights' shapes
+        restore_tensors(sum, s.swa_sum, "SWA sum");
+        swa_ = Swa(std::move(sum), s.swa_count);
+      }
+      if (cfg_.ema_enabled) {
+        ema_.emplace(params_, cfg_.ema_decay);
+        restore_tensors(ema_->state(), s.ema, "EMA state");
+      } else if (!s.ema.empty()) {
+        throw std::runtime_error("it holds EMA state, but EMA_ENABLED=0");
+      }
+      batches_.seek(s.data);
+    } catch (const std::exception& e) {
+      throw CheckpointError("cannot resume from '" + s.path + "': " + e.what());
+    }
+    model_.set_qat(s.qat);
+    model_.set_looped(s.looped);
+    step_ = s.step;
+    agreed_step_ = s.agreed_step;
+    stop_after_ = s.stop_after;
+    train_ms_ = s.train_ms;
+    agreed_ms_ = s.agreed_ms;
+    first_step_ms_ = s.first_step_ms;
+    last_checkpoint_ms_ = agreed_ms_;
+    log_.line("resumed from step " + std::to_string(step_) + " (" + s.path + fmt(") train_time:%.0fms", train_ms_));
+    log_.metric("resume", {{"step", double(step_)}, {"train_time_ms", train_ms_}});
+  }
+
   // The training steps under the schedule, with validation, SWA/EMA
   // collection, QAT switch-on and the wall-clock stop. Within a step the host
   // does not wait for the GPU: what the ranks agree on after step k (summed
@@ -173,11 +209,11 @@ class Trainer {
   // of it is the same on every rank, so every rank takes the same learning
   // rate and stops after the same step.
   void loop(TrainResult& result) {
-    if (cfg_.ema_enabled) ema_.emplace(params_, cfg_.ema_decay);
+    if (cfg_.ema_enabled && !ema_) ema_.emplace(params_, cfg_.ema_decay);
     synchronize(device_);
     t0_ = Clock::now();
     for (;;) {
-      const bool last = step_ == cfg_.iterations || (stop_after_ >= 0 && step_ >= stop_after_);
+      const bool last = finished();
       if (last || (cfg_.val_loss_every > 0 && step_ % cfg_.val_loss_every == 0)) {
         if (pending_) report(/*final=*/last);
         synchronize(device_);
@@ -187,6 +223,7 @@ class Trainer {
       }
       if (last) break;
       step_once();
+      if (checkpoint_due()) checkpoint();
     }
     if (step_ < cfg_.iterations)
       log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
@@ -280,13 +317,16 @@ class Trainer {
     if (ema_) ema_->update(params_);
     const bool log = step_ <= 10 || step_ % cfg_.train_log_every == 0 || step_ == cfg_.iterations;
     std::optional<StepReport> now;
-    if (log || capped()) now = start_report(loss, mult, log);
+    // Under a cap the schedule, and with CHECKPOINT_MINUTES the checkpoints,
+    // follow the agreed clock, so every step reports its time.
+    if (log || capped() || cfg_.checkpoint_minutes > 0) now = start_report(loss, mult, log);
     if (pending_) report(/*final=*/false);
     pending_ = std::move(now);
     if (!log) log_.progress("step " + std::to_string(step_) + "/" + std::to_string(cfg_.iterations));
   }
 
   bool capped() const { return cfg_.max_wallclock_seconds > 0; }
+  bool finished() const { return step_ == cfg_.iterations || (stop_after_ >= 0 && step_ >= stop_after_); }
 
   // The first step carries the start-up costs; the schedule leaves it out of
   // its average, so its time is agreed at once (the only wait in the loop).
@@ -334,6 +374,56 @@ class Trainer {
     if (capped() && stop_after_ < 0 && agreed_ms_ >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
   }
 
+  // Every CHECKPOINT_EVERY steps, or once CHECKPOINT_MINUTES of the agreed
+  // clock have passed since the last one (the same on every rank); not after
+  // the last step, whose weights the run saves anyway.
+  bool checkpoint_due() const {
+    if (finished()) return false;
+    if (cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) return true;
+    return cfg_.checkpoint_minutes > 0 && agreed_ms_ - last_checkpoint_ms_ >= cfg_.checkpoint_minutes * 60e3;
+  }
+
+  // The pending report is read first, so that the schedule's clock is that of
+  // the step just done; then the state goes to rank 0, which writes it: each
+  // rank's Muon buffers go to rank 0's copies of them (which it never reads).
+  // Writing is not training time, on any rank.
+  void checkpoint() {
+    if (pending_) report(/*final=*/false);
+    synchronize(device_);
+    train_ms_ += ms_since(t0_);
+    const auto t = Clock::now();
+    TrainState s = state();
+    dist_.gather_to_main(s.optimizer, opt_->state_owners(), "checkpoint: optimiser state");
+    const std::string path = checkpoint_path(log_.dir());
+    if (dist_.is_main()) save_checkpoint(path, s);
+    dist_.barrier("checkpoint written by rank 0");  // the others wait here, not in the next step's training time
+    log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
+    last_checkpoint_ms_ = agreed_ms_;
+    t0_ = Clock::now();
+  }
+
+  TrainState state() const {
+    TrainState s;
+    s.step = step_;
+    s.agreed_step = agreed_step_;
+    s.stop_after = stop_after_;
+    s.train_ms = train_ms_;
+    s.agreed_ms = agreed_ms_;
+    s.first_step_ms = first_step_ms_;
+    s.qat = model_.qat();
+    s.looped = model_.looped();
+    s.data = batches_.position();
+    s.weights = model_.parameters();
+    s.optimizer = opt_->state();
+    s.swa_sum = swa_.sum();
+    s.swa_count = swa_.count();
+    if (ema_) s.ema = ema_->state();
+    s.world_size = world_;
+    s.device = device_.is_cuda() ? "cuda" : "cpu";
+    s.config = config_values(cfg_);
+    return s;
+  }
+
   EvalSums standard_eval() {
     return all_reduce(evaluate_standard(model_, data_.val, data_.bytes, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
                       dist_, device_);
@@ -372,17 +462,18 @@ class Trainer {
   // validation) and the running stretch since t0_, the agreed clock of the
   // last reported step, and the step after which every rank stops (-1: none yet).
   std::int64_t step_ = 0, stop_after_ = -1, agreed_step_ = 0;
-  double train_ms_ = 0, first_step_ms_ = 0, agreed_ms_ = 0;
+  double train_ms_ = 0, first_step_ms_ = 0, agreed_ms_ = 0, last_checkpoint_ms_ = 0;
   Clock::time_point t0_;
   std::optional<StepReport> pending_;
 };
 
 }  // namespace
 
-TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device) {
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume) {
   Trainer t(cfg, log, dist, device);
   TrainResult result;
   t.warm_up();
+  if (resume) t.restore(*resume);
   t.loop(result);
   t.average(result);
   t.save(result);

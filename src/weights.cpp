@@ -53,7 +53,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
   f.commit();
 }
 
-std::vector<NamedTensor> load_safetensors(const std::string& path) {
+std::vector<NamedTensor> load_safetensors(const std::string& path, std::map<std::string, std::string>* metadata) {
   MappedFile file(path);
   auto fail = [&](const std::string& what) -> std::runtime_error {
     return std::runtime_error("bad safetensors file '" + path + "': " + what);
@@ -69,6 +69,14 @@ std::vector<NamedTensor> load_safetensors(const std::string& path) {
     throw fail(std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!header.is_object()) throw fail("header is not a JSON object");
+  if (metadata && header.contains("__metadata__")) {
+    const auto& m = header["__metadata__"];
+    if (!m.is_object()) throw fail("__metadata__ is not a JSON object");
+    for (const auto& [key, value] : m.items()) {
+      if (!value.is_string()) throw fail("__metadata__ entry '" + printable(key) + "' is not a string");
+      (*metadata)[key] = value.get<std::string>();
+    }
+  }
   const std::uint8_t* data = file.data() + 8 + len;
   const std::uint64_t data_size = file.size() - 8 - len;
   // Every entry is checked before anything is allocated.
@@ -140,24 +148,27 @@ std::vector<NamedTensor> load_safetensors(const std::string& path) {
   return out;
 }
 
-void load_weights(GPT& model, const std::string& path) {
+void copy_weights(GPT& model, const std::vector<NamedTensor>& tensors, const std::string& source) {
   std::map<std::string, at::Tensor> loaded;
-  for (auto& t : load_safetensors(path)) loaded[t.name] = t.tensor;
+  for (const auto& t : tensors) loaded[t.name] = t.tensor;
   for (const auto& p : model.parameters()) {
     auto it = loaded.find(p.name);
-    if (it == loaded.end()) throw std::runtime_error("weights file '" + path + "' has no tensor '" + p.name + "'");
+    if (it == loaded.end()) throw std::runtime_error(source + " has no tensor '" + p.name + "'");
     if (it->second.sizes() != p.tensor.sizes())
-      throw std::runtime_error("weights file '" + path + "': '" + p.name + "' has shape " +
-                               c10::str(it->second.sizes()) + " but the configured model expects " +
-                               c10::str(p.tensor.sizes()) + " (check NUM_LAYERS, MODEL_DIM, ... against the file)");
+      throw std::runtime_error(source + ": '" + p.name + "' has shape " + c10::str(it->second.sizes()) +
+                               " but the configured model expects " + c10::str(p.tensor.sizes()) +
+                               " (check NUM_LAYERS, MODEL_DIM, ... against the file)");
   }
   std::set<std::string> expected;
   for (const auto& p : model.parameters()) expected.insert(p.name);
   for (const auto& [name, t] : loaded)
-    if (!expected.count(name))
-      throw std::runtime_error("weights file '" + path + "' has tensor '" + printable(name) + "' that the model lacks");
+    if (!expected.count(name)) throw std::runtime_error(source + " has tensor '" + printable(name) + "' that the model lacks");
   at::NoGradGuard no_grad;
   for (const auto& p : model.parameters()) p.tensor.copy_(loaded[p.name]);
+}
+
+void load_weights(GPT& model, const std::string& path) {
+  copy_weights(model, load_safetensors(path), "weights file '" + path + "'");
 }
 
 }  // namespace pgolf

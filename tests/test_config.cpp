@@ -228,6 +228,8 @@ TEST(Config, OutOfRangeValuesNameKeyValueAndSource) {
       {"LOOP_LAYERS=3-20", "LOOP_LAYERS must name layers below NUM_LAYERS"},
       {"PARALLEL_RESID_FROM=1", "PARALLEL_RESID_FROM must be a decoder layer: layer 1 runs in the encoder half"},
       {"PARALLEL_RESID_FROM=12", "PARALLEL_RESID_FROM must be at most 11"},
+      {"CHECKPOINT_EVERY=-1", "CHECKPOINT_EVERY must be >= 0 (CHECKPOINT_EVERY=-1 from --set"},
+      {"CHECKPOINT_MINUTES=-0.5", "CHECKPOINT_MINUTES must be >= 0 (CHECKPOINT_MINUTES=-0.5 from --set"},
   };
   for (const auto& c : cases) {
     std::string e = error_of([&] { load_config({}, {c.set}, env_of({})); });

@@ -118,6 +118,20 @@ TEST(TokenStream, ReadsSortedShardsAndWrapsAround) {
   s.seek(saved);
   EXPECT_EQ(s.take(2), (std::vector<std::uint16_t>{101, 102}));
   EXPECT_EQ(s.take(13).size(), 13u);  // more than a whole pass
+  s.seek({1, 5});  // the end of a shard is a position too
+  EXPECT_EQ(s.take(1), (std::vector<std::uint16_t>{0}));
+  // A position outside the stream (a checkpoint of other shards) is an error.
+  auto seek_error = [&](TokenStream::Position p) {
+    try {
+      s.seek(p);
+    } catch (const std::out_of_range& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(seek_error({2, 0}), "stream position in shard 2, but the stream has 2 shards");
+  EXPECT_NE(seek_error({1, 6}).find("stream position at token 6 of '" + dir.file("fineweb_train_000001.bin") + "', which has 5"),
+            std::string::npos);
 }
 
 // SPEC §1 by hand: a stream of 0,1,2,...; world size W, grad_accum 8/W,

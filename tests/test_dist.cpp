@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -33,6 +34,21 @@ std::string launch_error(std::map<std::string, std::string> vars) {
     return e.what();
   }
   return "";
+}
+
+// Two ranks of a Gloo group in this process, one per thread, each running `body`.
+void run_two_ranks(int port, const std::function<void(Dist&, int)>& body) {
+  auto rank_main = [&](int rank) {
+    LaunchInfo info;
+    info.rank = rank;
+    info.world_size = 2;
+    info.master_port = port;
+    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+    body(dist, rank);
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
 }
 
 double max_abs_diff(const std::string& a, const std::string& b) {
@@ -102,13 +118,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
     unsharded.step(0.02, 0.9);
   }
   std::vector<std::vector<at::Tensor>> results(2);
-  const int port = test::test_port();
-  auto rank_main = [&](int rank) {
-    LaunchInfo info;
-    info.rank = rank;
-    info.world_size = 2;
-    info.master_port = port;
-    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+  run_two_ranks(test::test_port(), [&](Dist& dist, int rank) {
     std::vector<at::Tensor> g;
     auto ps = make(1, &g);
     Muon sharded(ps, {5, 0.04, at::kFloat, {rank, 2, [&](at::Tensor& t) { dist.all_reduce_sum(t, "muon"); }}});
@@ -117,12 +127,31 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
       sharded.step(0.02, 0.9);
     }
     results[rank] = ps;
-  };
-  std::thread other(rank_main, 1);
-  rank_main(0);
-  other.join();
+  });
   for (int r = 0; r < 2; ++r)
     for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(at::equal(results[r][i], ref[i])) << "rank " << r << " matrix " << i;
+}
+
+// Rank 0 ends with each tensor's owner's bytes, whatever they are (-0.0,
+// NaN, bf16, int64), and the other ranks' tensors stay as they were.
+TEST(Dist, GatherToMainTakesEachTensorFromItsOwner) {
+  auto owned = [](int rank) {
+    return std::vector<at::Tensor>{at::full({2, 3}, rank == 0 ? 1.0f : 5.0f),
+                                   rank == 1 ? at::tensor({-0.0f, NAN, 1e-40f, -3.0f}) : at::full({4}, 7.0f),
+                                   at::full({}, rank == 1 ? 2.5 : 9.0, at::kBFloat16), at::full({4}, rank * 10 + 3, at::kLong)};
+  };
+  const std::vector<int> owners = {0, 1, 1, 1};
+  std::vector<std::vector<at::Tensor>> results(2);
+  run_two_ranks(test::test_port(4), [&](Dist& dist, int rank) {
+    results[rank] = owned(rank);
+    dist.gather_to_main(results[rank], owners, "gather test");
+  });
+  auto bytes = [](const at::Tensor& t) { return t.contiguous().view({-1}).view(at::kByte); };
+  const auto want0 = owned(0), want1 = owned(1);
+  for (std::size_t i = 0; i < owners.size(); ++i) {
+    EXPECT_TRUE(at::equal(bytes(results[0][i]), bytes((owners[i] == 0 ? want0 : want1)[i]))) << "rank 0, tensor " << i;
+    EXPECT_TRUE(at::equal(bytes(results[1][i]), bytes(want1[i]))) << "rank 1, tensor " << i;
+  }
 }
 
 // Two ranks, each with grad_accum 4, against one process with grad_accum 8:

@@ -56,6 +56,29 @@ TEST(Safetensors, RoundTripIsExact) {
   }
 }
 
+// __metadata__ comes back when asked for; it must then be an object of strings.
+TEST(Safetensors, MetadataIsReadBackAndMustBeStrings) {
+  TempDir dir;
+  save_safetensors(dir.file("w.safetensors"), sample(), {{"format", "pt"}, {"note", "a \"quoted\" value"}});
+  std::map<std::string, std::string> meta;
+  load_safetensors(dir.file("w.safetensors"), &meta);
+  EXPECT_EQ(meta, (std::map<std::string, std::string>{{"format", "pt"}, {"note", "a \"quoted\" value"}}));
+  auto error = [&](const std::string& header) {
+    write_raw(dir.file("m.safetensors"), header, 0, header.size());
+    std::map<std::string, std::string> m;
+    try {
+      load_safetensors(dir.file("m.safetensors"), &m);
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error(R"({"__metadata__":{"step":12}})").find("__metadata__ entry 'step' is not a string"), std::string::npos);
+  EXPECT_NE(error(R"({"__metadata__":["x"]})").find("__metadata__ is not a JSON object"), std::string::npos);
+  EXPECT_EQ(load_error(dir.file("m.safetensors")), "");  // not asked for: not read
+  EXPECT_EQ(error(R"({"__metadata__":{}})"), "");
+}
+
 // Tensors with no elements have no storage to copy into (found by
 // tests/fuzz/fuzz_safetensors: UBSan saw memcpy given a null pointer).
 TEST(Safetensors, EmptyTensorsReadBack) {

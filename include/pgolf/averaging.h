@@ -10,9 +10,13 @@ namespace pgolf {
 // Running sum of snapshots; apply() loads sum / count into the parameters.
 class Swa {
  public:
+  Swa() = default;
+  // Continues from the sum of `count` snapshots (a checkpoint's).
+  Swa(std::vector<at::Tensor> sum, std::int64_t count) : sum_(std::move(sum)), count_(count) {}
   void add(const std::vector<at::Tensor>& params);
   void apply(const std::vector<at::Tensor>& params) const;
   std::int64_t count() const { return count_; }
+  const std::vector<at::Tensor>& sum() const { return sum_; }
 
  private:
   std::vector<at::Tensor> sum_;

@@ -28,7 +28,10 @@ int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string
 // `pgolf shard`: tokenises a corpus into train/val shards.
 int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts);
 // `pgolf train`: trains the configured model (SPEC §4) and saves its weights.
-int cmd_train(const ConfigArgs& args);
+// With `resume_dir` (a run folder), continues that run from its checkpoint:
+// its config.env is read before `args`, and a configuration that would change
+// the results is refused (checkpoint.h).
+int cmd_train(const ConfigArgs& args, const std::string& resume_dir = "");
 // `pgolf bench`: times training steps of the configured model on random tokens.
 int cmd_bench(const ConfigArgs& args, const BenchOptions& opts);
 // `pgolf eval`: scores an artifact or .safetensors file with the sliding window.

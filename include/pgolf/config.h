@@ -64,6 +64,8 @@ struct Config {
   std::int64_t val_batch_size = 524288;
   std::int64_t train_log_every = 200;
   std::string init_weights;  // .safetensors to start from instead of the random init
+  std::int64_t checkpoint_every = 0;  // write RUN_DIR/checkpoint.safetensors every N steps (0 = off)
+  double checkpoint_minutes = 0.0;    // ... or every M minutes of training time (0 = off)
   // Optimisers (SPEC §4)
   double matrix_lr = 0.025;
   double scalar_lr = 0.025;

@@ -67,7 +67,7 @@ class TokenStream {
   // The next n tokens of the stream.
   std::vector<std::uint16_t> take(std::size_t n);
   Position position() const { return pos_; }
-  void seek(Position p);  // restores a saved position (e.g. after warm-up)
+  void seek(Position p);  // restores a saved position (e.g. after warm-up); one outside the stream is an error
 
  private:
   void open(std::size_t file);

@@ -66,6 +66,11 @@ class Dist {
   void wait(const std::shared_ptr<Pending>& pending, const std::string& what);
   // Throws unless every rank holds bit-identical copies of `params`.
   void check_in_sync(const std::vector<at::Tensor>& params);
+  // Afterwards rank 0's ts[i] is bit for bit rank owners[i]'s (the other
+  // ranks' are unchanged): each rank sends the bytes of the tensors it owns
+  // and zeros for the others' (rank 0's own stay out), summed as uint8 in one
+  // all-reduce, so every byte is its owner's exactly.
+  void gather_to_main(const std::vector<at::Tensor>& ts, const std::vector<int>& owners, const std::string& what);
 
  private:
   struct Group;

@@ -73,6 +73,10 @@ class Muon {
   void step(double lr, double momentum);
   // Momentum buffers, one per parameter (state to save and restore).
   std::vector<at::Tensor>& state() { return buffers_; }
+  const std::vector<at::Tensor>& state() const { return buffers_; }
+  // The rank that orthogonalises matrix i and keeps its momentum buffer up
+  // to date; the other ranks never touch or read their copy.
+  int owner(std::size_t i) const { return static_cast<int>(i % opts_.sharding.world_size); }
 
  private:
   std::vector<at::Tensor> params_, buffers_;
@@ -121,7 +125,10 @@ class Optimizers {
   void step(std::int64_t step, double lr_mult);
   void zero_grad();
   // Every state tensor of every optimiser, in a fixed order.
-  std::vector<at::Tensor> state();
+  std::vector<at::Tensor> state() const;
+  // For each tensor of state(), the rank whose copy is current: a Muon
+  // buffer's owner; 0 for AdamW's state, the same on every rank.
+  std::vector<int> state_owners() const;
 
  private:
   Config cfg_;

@@ -1,13 +1,14 @@
 // Training of SPEC §4 in one process: warm-up with full restore, the LR
 // schedule (iteration or wall-clock warm-down), Muon + AdamW steps, periodic
-// validation, SWA/EMA, late QAT; saves the final fp32 weights, then exports
-// and scores the artifact (SPEC §5).
+// validation, SWA/EMA, late QAT, checkpoints and resuming from one; saves the
+// final fp32 weights, then exports and scores the artifact (SPEC §5).
 #pragma once
 #include <ATen/ATen.h>
 
 #include <functional>
 #include <string>
 
+#include "pgolf/checkpoint.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/eval.h"
@@ -65,9 +66,12 @@ struct TrainResult {
 // The whole run of this rank on `device`, logging to `log` (SPEC §6 lines).
 // Ranks share the token stream by slices, average gradients, split the
 // Newton-Schulz work and the evaluation windows; rank 0 writes the weights
-// and the artifact, which every rank then reads back and scores.
-TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device);
+// and the artifact, which every rank then reads back and scores. With
+// CHECKPOINT_EVERY or CHECKPOINT_MINUTES rank 0 also writes the training
+// state (checkpoint.h) into the run folder. Given `resume` (a checkpoint that
+// check_resumable accepted), the run continues from it after the warm-up.
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume = nullptr);
 // One process on select_device(DEVICE).
-TrainResult train(const Config& cfg, RunLog& log);
+TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume = nullptr);
 
 }  // namespace pgolf

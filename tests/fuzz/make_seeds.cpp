@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "pgolf/artifact.h"
+#include "pgolf/checkpoint.h"
 #include "pgolf/config.h"
 #include "pgolf/data.h"
 #include "pgolf/io.h"
@@ -51,6 +52,25 @@ void safetensors(const std::string& dir) {
   pgolf::save_safetensors(dir + "/scalar.safetensors", {{"s", at::ones({}, at::kBFloat16)}, {"e", at::empty({0, 2}, at::kByte)}});
 }
 
+// A small training state: weights, optimiser tensors, an SWA sum, a few config keys.
+void checkpoints(const std::string& dir) {
+  pgolf::TrainState s;
+  s.step = 40;
+  s.agreed_step = 39;
+  s.swa_count = 2;
+  s.train_ms = 1234.5;
+  s.agreed_ms = 1200.25;
+  s.first_step_ms = 300;
+  s.looped = true;
+  s.data = {1, 4096};
+  s.weights = {{"tok_emb.weight", at::arange(6, at::kFloat).reshape({2, 3})}, {"bigram.scale", at::ones({}, at::kFloat)}};
+  s.optimizer = {at::zeros({2, 3}), at::full({}, 40.0f)};
+  s.swa_sum = {at::ones({2, 3}), at::ones({})};
+  s.device = "cpu";
+  s.config = {{"NUM_LAYERS", "2"}, {"SEED", "1337"}, {"MATRIX_LR", "0.025"}};
+  pgolf::save_checkpoint(dir + "/checkpoint.safetensors", s);
+}
+
 void configs(const std::string& dir) {
   pgolf::write_file_atomic(dir + "/all_keys.env", pgolf::format_config(pgolf::Config{}));
   pgolf::write_file_atomic(dir + "/syntax.env",
@@ -76,7 +96,8 @@ int main(int argc, char** argv) {
   const std::string root = argv[1];
   const std::vector<std::pair<std::string, void (*)(const std::string&)>> targets = {
       {"shard", shards},           {"artifact", artifacts}, {"artifact_payload", payloads},
-      {"safetensors", safetensors}, {"config", configs},     {"corpus", corpus}};
+      {"safetensors", safetensors}, {"config", configs},     {"corpus", corpus},
+      {"checkpoint", checkpoints}};
   for (const auto& [name, write] : targets) {
     pgolf::make_dirs(root + "/" + name);
     write(root + "/" + name);

@@ -1,0 +1,396 @@
+// Checkpoints and `pgolf train --resume`: the file's round trip and its
+// rejection of damaged files, the configuration check, resuming in process,
+// and runs killed with SIGKILL after a checkpoint (one and two processes)
+// that, resumed, end with the weights of a run never interrupted.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+
+#include "helpers.h"
+#include "pgolf/checkpoint.h"
+#include "pgolf/io.h"
+#include "pgolf/train.h"
+#include "pgolf/weights.h"
+#include "tiny_corpus.h"
+
+using namespace pgolf;
+using test::TempDir;
+
+namespace {
+
+TrainState sample_state() {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+  TrainState s;
+  s.step = 123;
+  s.agreed_step = 122;
+  s.stop_after = -1;
+  s.swa_count = 3;
+  s.train_ms = 0.1 + 0.2;  // doubles that no short decimal writes exactly
+  s.agreed_ms = 1.0 / 3.0 * 1e5;
+  s.first_step_ms = 5e-324;
+  s.qat = true;
+  s.looped = false;
+  s.data = {2, 98765};
+  s.weights = {{"tok_emb.weight", at::normal(0.0, 1.0, {6, 4}, gen, at::kFloat)},
+               {"blocks.0.attn_scale", at::full({4}, -0.0f)}};
+  s.optimizer = {at::normal(0.0, 1.0, {6, 4}, gen, at::kFloat), at::full({}, 17.0f), at::zeros({0, 3})};
+  for (int i = 0; i < 11; ++i) s.optimizer.push_back(at::full({2}, float(i)));  // optim.10 sorts before optim.2
+  s.swa_sum = {at::normal(0.0, 1.0, {6, 4}, gen, at::kFloat), at::ones({4})};
+  s.ema = {at::normal(0.0, 1.0, {6, 4}, gen, at::kBFloat16)};
+  s.world_size = 2;
+  s.device = "cpu";
+  s.config = config_values(Config{});
+  return s;
+}
+
+bool same(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].scalar_type() != b[i].scalar_type() || !at::equal(a[i], b[i])) return false;
+  return true;
+}
+
+// Bit patterns, so that -0.0 differs from 0.0.
+bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  auto bytes = [](const at::Tensor& t) { return t.contiguous().view({-1}).view(at::kByte); };
+  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(bytes(a), bytes(b));
+}
+
+// The tensors of two weights files, bit for bit (the files differ in their run_id).
+bool same_weights(const std::string& a, const std::string& b) {
+  const auto x = load_safetensors(a), y = load_safetensors(b);
+  if (x.size() != y.size()) return false;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (x[i].name != y[i].name || !same_bits(x[i].tensor, y[i].tensor)) return false;
+  return true;
+}
+
+std::string load_error(const std::string& path) {
+  try {
+    load_checkpoint(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// sample_state() written with its metadata and tensors changed by `edit`.
+std::string damaged(const TempDir& dir, const std::string& name,
+                    const std::function<void(std::map<std::string, std::string>&, std::vector<NamedTensor>&)>& edit) {
+  const std::string good = dir.file("good.safetensors");
+  save_checkpoint(good, sample_state());
+  std::map<std::string, std::string> meta;
+  auto tensors = load_safetensors(good, &meta);
+  edit(meta, tensors);
+  save_safetensors(dir.file(name), tensors, meta);
+  return dir.file(name);
+}
+
+std::string resume_error(const TrainState& s, const Config& c, int world = 2, const std::string& device = "cpu") {
+  try {
+    check_resumable(s, c, world, device);
+  } catch (const CheckpointError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+struct Timer {
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+};
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripKeepsEveryBit) {
+  TempDir dir;
+  const TrainState in = sample_state();
+  save_checkpoint(dir.file("c.safetensors"), in);
+  const TrainState out = load_checkpoint(dir.file("c.safetensors"));
+  EXPECT_EQ(out.path, dir.file("c.safetensors"));
+  EXPECT_EQ(out.step, in.step);
+  EXPECT_EQ(out.agreed_step, in.agreed_step);
+  EXPECT_EQ(out.stop_after, in.stop_after);
+  EXPECT_EQ(out.swa_count, in.swa_count);
+  EXPECT_EQ(std::memcmp(&out.train_ms, &in.train_ms, sizeof(double)), 0);
+  EXPECT_EQ(std::memcmp(&out.agreed_ms, &in.agreed_ms, sizeof(double)), 0);
+  EXPECT_EQ(std::memcmp(&out.first_step_ms, &in.first_step_ms, sizeof(double)), 0);
+  EXPECT_EQ(out.qat, in.qat);
+  EXPECT_EQ(out.looped, in.looped);
+  EXPECT_TRUE(out.data == in.data);
+  EXPECT_EQ(out.world_size, 2);
+  EXPECT_EQ(out.device, "cpu");
+  EXPECT_EQ(out.config, in.config);
+  ASSERT_EQ(out.weights.size(), in.weights.size());
+  for (const auto& w : in.weights) {
+    bool found = false;
+    for (const auto& o : out.weights)
+      if (o.name == w.name) found = same_bits(o.tensor, w.tensor);
+    EXPECT_TRUE(found) << w.name;
+  }
+  EXPECT_TRUE(same(out.optimizer, in.optimizer));
+  EXPECT_TRUE(same(out.swa_sum, in.swa_sum));
+  EXPECT_TRUE(same(out.ema, in.ema));
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path()))  // no temp file left
+    EXPECT_EQ(entry.path().filename().string(), "c.safetensors");
+}
+
+TEST(Checkpoint, DamagedOrForeignFilesAreRejectedNamingFileAndFault) {
+  TempDir dir;
+  save_checkpoint(dir.file("c.safetensors"), sample_state());
+  const std::string bytes = read_file(dir.file("c.safetensors"));
+  // Cut anywhere: the header, the JSON, the tensor data.
+  for (std::size_t cut : {std::size_t{0}, std::size_t{5}, std::size_t{8}, std::size_t{100}, bytes.size() / 2, bytes.size() - 1}) {
+    test::write_text(dir.file("cut.safetensors"), bytes.substr(0, cut));
+    const std::string e = load_error(dir.file("cut.safetensors"));
+    EXPECT_NE(e.find(dir.file("cut.safetensors")), std::string::npos) << cut << ": " << e;
+  }
+  save_safetensors(dir.file("weights.safetensors"), sample_state().weights, {{"format", "pt"}});
+  EXPECT_NE(load_error(dir.file("weights.safetensors")).find("not a pgolf checkpoint"), std::string::npos);
+
+  using Meta = std::map<std::string, std::string>;
+  using Tensors = std::vector<NamedTensor>;
+  const std::vector<std::pair<std::function<void(Meta&, Tensors&)>, std::string>> cases = {
+      {[](Meta& m, Tensors&) { m["version"] = "2"; }, "version '2', this pgolf reads version 1"},
+      {[](Meta& m, Tensors&) { m.erase("agreed_ms"); }, "metadata lacks 'agreed_ms'"},
+      {[](Meta& m, Tensors&) { m["step"] = "12x"; }, "metadata 'step' is '12x', not an integer"},
+      {[](Meta& m, Tensors&) { m["step"] = "0"; }, "metadata 'step' is '0', not in [1, "},
+      {[](Meta& m, Tensors&) { m["agreed_step"] = "124"; }, "metadata 'agreed_step' is '124', not in [0, 123]"},
+      {[](Meta& m, Tensors&) { m["train_ms"] = "nan"; }, "metadata 'train_ms' is 'nan', not a finite number >= 0"},
+      {[](Meta& m, Tensors&) { m["qat"] = "yes"; }, "metadata 'qat' is 'yes', not an integer"},
+      {[](Meta& m, Tensors&) { m["world_size"] = "16"; }, "metadata 'world_size' is '16', not in [1, 8]"},
+      {[](Meta& m, Tensors&) { m["device"] = "tpu"; }, "metadata 'device' is 'tpu', not cpu or cuda"},
+      {[](Meta& m, Tensors&) { m["optim_tensors"] = "15"; }, "lacks tensor 'optim.14' (optim_tensors=15)"},
+      {[](Meta& m, Tensors&) { m["swa_count"] = "0"; }, "swa_count=0 but 2 SWA tensors"},
+      {[](Meta& m, Tensors&) { m["colour"] = "blue"; }, "unknown metadata entry 'colour'"},
+      {[](Meta&, Tensors& t) { t.push_back({"optim.99", at::ones({1})}); }, "holds an unexpected tensor 'optim.99'"},
+      {[](Meta& m, Tensors& t) {
+         Tensors kept;
+         for (auto& x : t)
+           if (x.name.rfind("model.", 0) != 0) kept.push_back(x);
+         t = kept;
+       },
+       "holds no model weights"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const std::string path = damaged(dir, "case" + std::to_string(i) + ".safetensors", cases[i].first);
+    const std::string e = load_error(path);
+    EXPECT_NE(e.find("bad checkpoint '" + path + "': " + cases[i].second), std::string::npos) << e;
+  }
+}
+
+TEST(Checkpoint, ResumeIsRefusedWhereTheRunWouldDiffer) {
+  TrainState s = sample_state();
+  Config c;
+  EXPECT_EQ(resume_error(s, c), "");
+  c.run_id = "elsewhere";  // where files go, what is logged when, checkpoints, timeouts: no difference
+  c.log_dir = "/tmp/x";
+  c.checkpoint_every = 7;
+  c.checkpoint_minutes = 2.5;
+  c.train_log_every = 3;
+  c.val_loss_every = 0;
+  c.dist_timeout_seconds = 9;
+  c.progress = "off";
+  EXPECT_EQ(resume_error(s, c), "");
+  c.matrix_lr = 0.03;
+  c.num_layers = 3;
+  std::string e = resume_error(s, c);
+  EXPECT_NE(e.find("cannot resume from '" + s.path + "'"), std::string::npos) << e;
+  EXPECT_NE(e.find("NUM_LAYERS (checkpoint '12', now '3')"), std::string::npos) << e;
+  EXPECT_NE(e.find("MATRIX_LR (checkpoint '0.025', now '0.03')"), std::string::npos) << e;
+  EXPECT_EQ(e.find("RUN_ID"), std::string::npos) << e;
+  c = Config{};
+  EXPECT_NE(resume_error(s, c, 1).find("the world size (checkpoint 2 processes, now 1)"), std::string::npos);
+  EXPECT_NE(resume_error(s, c, 2, "cuda").find("the device (checkpoint cpu, now cuda)"), std::string::npos);
+  s.config.erase("SEED");
+  s.config["OLD_KEY"] = "1";
+  e = resume_error(s, c);
+  EXPECT_NE(e.find("SEED (not in the checkpoint; now '1337')"), std::string::npos) << e;
+  EXPECT_NE(e.find("OLD_KEY (in the checkpoint, unknown to this pgolf)"), std::string::npos) << e;
+}
+
+// Checkpoints, however often, leave the run as it was: the same weights as
+// without any (CHECKPOINT_MINUTES this small writes one after every step, and
+// makes every step report its time).
+TEST(Checkpoint, WritingCheckpointsLeavesTheRunAsItWas) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 8);
+  c.run_id = "plain";
+  c.prequant_eval = false;
+  RunLog plain_log(c);
+  const std::string plain = train(c, plain_log).weights_path;
+  c.run_id = "often";
+  c.checkpoint_minutes = 1e-9;
+  RunLog often_log(c);
+  const std::string often = train(c, often_log).weights_path;
+  EXPECT_TRUE(same_weights(plain, often));
+  const std::string log = read_file(dir.file("often/train.log"));
+  EXPECT_NE(log.find("checkpoint: step:1 " + dir.file("often/checkpoint.safetensors")), std::string::npos) << log;
+  EXPECT_NE(log.find("checkpoint: step:7 "), std::string::npos) << log;
+  EXPECT_EQ(log.find("checkpoint: step:8 "), std::string::npos) << "the last step needs none";
+}
+
+// In one process: a run of 12 steps checkpoints after step 6 (SWA and warm-up
+// on); a second run resumed from that file ends with the same weights.
+TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.warmup_steps = 2;
+  c.warmdown_iters = 12;
+  c.swa_start_frac = 0.8;  // snapshots from step 4 on
+  c.checkpoint_every = 6;
+  c.prequant_eval = false;
+  c.run_id = "whole";
+  RunLog whole_log(c);
+  const std::string whole = train(c, whole_log).weights_path;
+  const TrainState s = load_checkpoint(dir.file("whole/checkpoint.safetensors"));
+  EXPECT_EQ(s.step, 6);
+  EXPECT_EQ(s.swa_count, 2);  // after steps 4 and 6
+  c.run_id = "resumed";
+  check_resumable(s, c, 1, "cpu");
+  RunLog resumed_log(c);
+  const std::string resumed = train(c, resumed_log, &s).weights_path;
+  EXPECT_TRUE(same_weights(whole, resumed));
+  EXPECT_NE(read_file(dir.file("resumed/train.log")).find("resumed from step 6 (" + s.path + ")"), std::string::npos);
+}
+
+// Under a wall-clock cap the resumed run goes on with the checkpoint's
+// training time: resumed from the last checkpoint of a capped run (one after
+// every step), it trains for what was left of the cap, not for a whole cap.
+TEST(Checkpoint, UnderACapTheResumedRunContinuesTheTrainingClock) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 100000);
+  c.max_wallclock_seconds = 1.5;
+  c.checkpoint_every = 1;
+  c.prequant_eval = false;
+  c.num_threads = 1;
+  RunLog log(c);
+  const TrainResult first = train(c, log);
+  ASSERT_LT(first.steps, c.iterations);
+  const TrainState s = load_checkpoint(dir.file("run/checkpoint.safetensors"));
+  EXPECT_GE(s.step, first.steps - 1);
+  EXPECT_GT(s.train_ms, 750);
+  RunLog again(c);
+  const TrainResult resumed = train(c, again, &s);
+  EXPECT_GE(resumed.train_time_ms, 1500);
+  // From zero it would train about as many steps again as the first run did.
+  EXPECT_LE(resumed.steps - s.step, std::max<std::int64_t>(2, first.steps / 2)) << "the clock started again from zero";
+}
+
+TEST(Checkpoint, ResumeCommandNeedsARunFolderWithACheckpointAndTheSameConfiguration) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 6);
+  c.prequant_eval = false;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto r = test::run_pgolf("train --resume " + dir.path());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("it has no config.env (not a run folder)"), std::string::npos) << r.output;
+  r = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = test::run_pgolf("train --resume " + dir.file("run"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("it has no checkpoint.safetensors (the run wrote none: set CHECKPOINT_EVERY or CHECKPOINT_MINUTES)"),
+            std::string::npos)
+      << r.output;
+  r = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set CHECKPOINT_EVERY=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string config_env = read_file(dir.file("run/config.env"));
+  r = test::run_pgolf("train --resume " + dir.file("run") + "/ --set SEED=5 --set MATRIX_LR=0.5");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("pgolf: error: cannot resume from '" + dir.file("run/checkpoint.safetensors") +
+                          "': the run would differ from the checkpoint's in SEED (checkpoint '1337', now '5'), MATRIX_LR"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_file(dir.file("run/config.env")), config_env) << "a refused resume leaves the run folder alone";
+}
+
+// SIGKILL a run after a checkpoint, resume it: the final weights are those
+// of the same run never interrupted. `ranks` processes (1: as is; 2: by
+// torchrun-style variables), each with one thread.
+void expect_killed_run_resumes_bit_identically(int ranks, Config c, std::int64_t kill_after_checkpoint) {
+  TempDir dir;
+  c.log_dir = dir.path();
+  c.prequant_eval = false;
+  c.num_threads = 1;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto launch = [&](const std::string& args, int port, const std::string& out) {
+    const std::string cmd = std::string(PGOLF_BINARY) + " train " + args;
+    if (ranks == 1) return cmd + " > " + out + " 2>&1";
+    const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(port) + " ";
+    return "(RANK=1 " + env + cmd + " > " + out + ".rank1 2>&1 & RANK=0 " + env + cmd + " > " + out + " 2>&1; rc=$?; wait; exit $rc)";
+  };
+  const int port = test::test_port(100 + 10 * ranks);
+  Timer whole_time;
+  auto whole = test::run_shell(launch("--config " + dir.file("tiny.env") + " --set RUN_ID=whole", port, dir.file("whole.out")));
+  ASSERT_EQ(whole.exit_code, 0) << read_file(dir.file("whole.out"));
+  const double whole_s = whole_time.seconds();
+
+  // The crashed run checkpoints every CHECKPOINT_EVERY steps and is killed
+  // (every process of it) once the checkpoint after step `kill_after_checkpoint` is written.
+  Timer crash_time;
+  const std::string mark = "checkpoint: step:" + std::to_string(kill_after_checkpoint) + " ";
+  auto crash = test::run_shell(
+      "set -m; " + launch("--config " + dir.file("tiny.env") + " --set RUN_ID=crashed --set CHECKPOINT_EVERY=" +
+                              std::to_string(c.checkpoint_every), port + 1, dir.file("crashed.out")) +
+      " & job=$!\n"
+      "for i in $(seq 1200); do grep -q '" + mark + "' " + dir.file("crashed/train.log") + " 2>/dev/null && break; sleep 0.05; done\n"
+      "kill -9 -- -$job; wait $job; echo \"killed rc=$?\"");
+  const double crash_s = crash_time.seconds();
+  EXPECT_NE(crash.output.find("killed rc=137"), std::string::npos) << crash.output;
+  const std::string crashed_log = read_file(dir.file("crashed/train.log"));
+  ASSERT_NE(crashed_log.find(mark), std::string::npos) << crashed_log;
+  ASSERT_EQ(crashed_log.find("done: steps"), std::string::npos) << "the run ended before it was killed:\n" << crashed_log;
+  ASSERT_FALSE(std::filesystem::exists(dir.file("crashed/model.safetensors")));
+
+  const TrainState s = load_checkpoint(dir.file("crashed/checkpoint.safetensors"));
+  Timer resume_time;
+  auto resumed = test::run_shell(launch("--resume " + dir.file("crashed"), port + 2, dir.file("resumed.out")));
+  const double resume_s = resume_time.seconds();
+  const std::string out = read_file(dir.file("resumed.out"));
+  ASSERT_EQ(resumed.exit_code, 0) << out << (ranks > 1 ? read_file(dir.file("resumed.out.rank1")) : "");
+  EXPECT_GE(s.step, kill_after_checkpoint);
+  EXPECT_LT(s.step, c.iterations);
+  EXPECT_NE(out.find("resumed from step " + std::to_string(s.step) + " ("), std::string::npos) << out;
+  const std::string log = read_file(dir.file("crashed/train.log"));  // appended to
+  EXPECT_LT(log.find(mark), log.find("resumed from step"));
+  EXPECT_NE(log.find("done: steps:" + std::to_string(c.iterations)), std::string::npos) << log;
+  EXPECT_NE(read_file(dir.file("crashed/metrics.jsonl")).find("\"event\":\"resume\""), std::string::npos);
+  EXPECT_TRUE(same_weights(dir.file("whole/model.safetensors"), dir.file("crashed/model.safetensors")))
+      << "the resumed run's final weights differ from the uninterrupted run's";
+  std::printf("[ timing ] %d process(es): uninterrupted %.1f s, killed after %.1f s (checkpoint of step %lld), resumed %.1f s\n",
+              ranks, whole_s, crash_s, static_cast<long long>(s.step), resume_s);
+}
+
+// One process: SWA collecting across the checkpoint, depth recurrence on
+// before it, QAT switching on after it, warm-up on resume.
+TEST(Checkpoint, KilledRunResumesToBitIdenticalWeights) {
+  TempDir data;
+  Config c = test::tiny_run(data, 240);
+  c.warmup_steps = 2;
+  c.warmdown_iters = 240;
+  c.swa_start_frac = 0.9;  // snapshots from step 26 on
+  c.num_layers = 3;
+  c.loop_layers = "1-1";
+  c.loop_repeats = 2;
+  c.loop_start_frac = 0.1;
+  c.qat_enabled = true;
+  c.qat_start_frac = 0.5;
+  c.checkpoint_every = 20;
+  c.val_loss_every = 100;
+  expect_killed_run_resumes_bit_identically(1, c, 40);
+}
+
+// Two processes: each rank's Muon buffers gathered into rank 0's file, EMA.
+TEST(Checkpoint, KilledTwoProcessRunResumesToBitIdenticalWeights) {
+  TempDir data;
+  Config c = test::tiny_run(data, 200);
+  c.warmup_steps = 2;
+  c.swa_enabled = false;
+  c.ema_enabled = true;
+  c.ema_decay = 0.9;
+  c.checkpoint_every = 20;
+  c.dist_timeout_seconds = 30;
+  expect_killed_run_resumes_bit_identically(2, c, 40);
+}
