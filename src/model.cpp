@@ -27,8 +27,8 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t) {
 
 namespace {
 
-// What follows the embedding: the two orders of SPEC §8, and the BOS-aware
-// SmearGate of SPEC §9 (before the norm).
+// What follows the embedding: the two orders of docs/PRESETS.md, and the BOS-aware
+// SmearGate of docs/PRESETS.md (the 1.0611 record) (before the norm).
 at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
   return smear_gate(rms_norm(x), s.gate);
 }
@@ -71,7 +71,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
   auto f32 = at::TensorOptions().dtype(at::kFloat);
 
-  // SPEC §3 Init: matrices with both sides >= 64 orthogonal, and those named
+  // Init (docs/MODEL.md, the model): matrices with both sides >= 64 orthogonal, and those named
   // *.proj then scaled by 1/sqrt(2L); smaller matrices keep the default
   // Linear init U(-1/sqrt(in), 1/sqrt(in)). Output projections start at zero.
   auto matrix = [&](std::int64_t out, std::int64_t in, bool is_proj) {
@@ -217,7 +217,7 @@ at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) {
   return adapted(linear(activation_(linear(x, b.fc)), b.mlp_proj), AdapterSite::Mlp, b.layer, x);
 }
 
-// Parallel residuals (SPEC §9), both terms from the old lanes:
+// Parallel residuals (docs/PRESETS.md (the 1.0611 record)), both terms from the old lanes:
 //   A = attn_scale * Attn(s*norm(m0*lane0 + m1*x0));  M = mlp_scale * MLP(s*norm(lane1))
 //   lane_j = r_j*lane_j + P[0][j]*A + P[1][j]*M.
 void GPT::parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0) {

@@ -83,7 +83,7 @@ RowQuantized slow_gptq(const at::Tensor& W, const at::Tensor& H, const RowQuanti
   const std::size_t rows = W.size(0), cols = W.size(1);
   const int qmax = (1 << (rq.bits - 1)) - 1, lo = rq.symmetric ? -qmax : -qmax - 1;
   Mat w = to_mat(W), h = to_mat(H);
-  // Per-row clip and scale of the plain quantiser on the original rows (SPEC §5.3).
+  // Per-row clip and scale of the plain quantiser on the original rows (docs/ARTIFACT.md).
   std::vector<float> clip(rows), scale(rows);
   for (std::size_t r = 0; r < rows; ++r) {
     std::vector<double> a;

@@ -1,4 +1,4 @@
-// Each layer of SPEC §3 against a slow, loop-based re-computation in float64.
+// Each layer of docs/MODEL.md (the model) against a slow, loop-based re-computation in float64.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -83,7 +83,7 @@ TEST(Layers, PartialRopeRotatesOnlyTheFirstDimsWithTheirOwnFrequencies) {
 }
 
 TEST(Layers, NtkBaseMatchesSpecValues) {
-  // SPEC §8: #219 (d = 64) about 20,452 and #389 (d = 16) about 22,082 at T = 2048.
+  // docs/PRESETS.md: #219 (d = 64) about 20,452 and #389 (d = 16) about 22,082 at T = 2048.
   EXPECT_NEAR(ntk_rope_base(10000, 2048, 1024, 64), 10000 * std::pow(2.0, 64.0 / 62.0), 1e-9);
   EXPECT_NEAR(ntk_rope_base(10000, 2048, 1024, 64), 20452, 1.0);
   EXPECT_NEAR(ntk_rope_base(10000, 2048, 1024, 16), 22082, 1.0);

@@ -36,7 +36,7 @@ Config tiny_config() {
   return c;
 }
 
-// ---- an independent forward pass, written from SPEC §3 with plain ops ----
+// ---- an independent forward pass, written from docs/MODEL.md (the model) with plain ops ----
 at::Tensor ref_norm(const at::Tensor& x) {
   return x / at::sqrt(x.pow(2).mean(-1, true) + std::numeric_limits<double>::epsilon());
 }
@@ -158,7 +158,7 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
 
 ModelOptions f64() { return {at::kCPU, at::kDouble, at::kDouble}; }
 
-// The seed options of SPEC §8 all on: head_dim 8 with partial RoPE on 4 dims,
+// The seed options of docs/PRESETS.md all on: head_dim 8 with partial RoPE on 4 dims,
 // NTK-scaled from a built length of 4 (the tests run T = 8), layer-norm
 // scale, RMSNorm before SmearGate.
 Config options_config() {
@@ -204,7 +204,7 @@ TEST(Model, ParameterCountOfThe12LayerDefault) {
   const std::int64_t per_block = D * D + 2 * kv * D + D * D + H + 2 * hid * D + D + D + 2 * D;
   const std::int64_t want = V * D + 2048 * 96 + D * 96 + 1 + D + 6 * D + L * per_block;
   EXPECT_EQ(m.num_params(), want);
-  EXPECT_NEAR(static_cast<double>(want), 29e6, 1.5e6);  // "about 29M" (SPEC §3)
+  EXPECT_NEAR(static_cast<double>(want), 29e6, 1.5e6);  // "about 29M" (docs/MODEL.md (the model))
 }
 
 TEST(Model, InitialisationFollowsSpec) {

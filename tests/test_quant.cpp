@@ -14,7 +14,7 @@ using test::gaussian;
 
 namespace {
 
-// SPEC §5.3 one element at a time: the clip is the linearly interpolated
+// docs/ARTIFACT.md one element at a time: the clip is the linearly interpolated
 // quantile of the sorted |w_r| (as torch.quantile), the scale is rounded to
 // fp16, then raised to the smallest normal fp16.
 RowQuantized slow_quantize(const at::Tensor& w, const RowQuantizer& rq) {
@@ -125,11 +125,11 @@ TEST(QuantPlan, TextRoundTripsAndErrorsNameTheKey) {
   EXPECT_THROW(validate_config(c), ConfigError);
 }
 
-// SPEC §8, table-driven: the stored scheme of each tensor of each seed
+// docs/PRESETS.md, table-driven: the stored scheme of each tensor of each seed
 // system, and what QAT fake-quantises where QAT is on.
 struct SeedCase {
   const char* preset;
-  std::int64_t model_params;  // SPEC §8 (0: no published count)
+  std::int64_t model_params;  // docs/PRESETS.md (0: no published count)
   std::vector<std::pair<const char*, const char*>> plans;
   std::vector<std::pair<const char*, const char*>> qat;  // "" = not fake-quantised
 };

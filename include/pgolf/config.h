@@ -1,4 +1,4 @@
-// Configuration: every hyperparameter of SPEC.md under the reference's env-var
+// Configuration: every hyperparameter of docs/MODEL.md under the reference's env-var
 // names, typed, with defaults equal to the 12-layer record configuration.
 //
 // Precedence (later wins): defaults < --config FILE (KEY=VALUE lines) <
@@ -22,7 +22,7 @@ struct Config {
   std::string run_id;
   std::string log_dir = "logs";
   std::int64_t seed = 1337;
-  // Model (SPEC §3)
+  // Model (docs/MODEL.md (the model))
   std::int64_t vocab_size = 1024;
   std::int64_t num_layers = 12;
   std::int64_t model_dim = 512;
@@ -39,9 +39,9 @@ struct Config {
   std::int64_t bigram_vocab_size = 2048;
   std::int64_t bigram_dim = 96;
   std::int64_t xsa_last_n = 0;
-  bool attn_out_gate = false;    // sparse attention output gate (SPEC §9)
-  bool smear_bos_aware = false;  // BOS-aware SmearGate (SPEC §9)
-  bool skip_gates = false;       // gated U-Net skips (SPEC §9)
+  bool attn_out_gate = false;    // sparse attention output gate (docs/PRESETS.md (the 1.0611 record))
+  bool smear_bos_aware = false;  // BOS-aware SmearGate (docs/PRESETS.md (the 1.0611 record))
+  bool skip_gates = false;       // gated U-Net skips (docs/PRESETS.md (the 1.0611 record))
   std::string loop_layers;       // depth recurrence: "A-B", physical layers A..B looped ("" = off)
   std::int64_t loop_repeats = 3;
   double loop_start_frac = 0.35;
@@ -50,7 +50,7 @@ struct Config {
   std::int64_t rope_ntk_len = 0;   // NTK-scaled RoPE: length the tables were built for (0 = off)
   bool ln_scale = false;           // block i scales its norm outputs by 1/sqrt(i+1)
   bool smear_before_norm = true;   // SmearGate then RMSNorm (#76); 0: RMSNorm then SmearGate
-  // Training loop and schedule (SPEC §1, §4)
+  // Training loop and schedule (docs/MODEL.md)
   std::int64_t iterations = 20000;
   std::int64_t warmup_steps = 20;
   std::int64_t warmdown_iters = 2000;
@@ -66,7 +66,7 @@ struct Config {
   std::string init_weights;  // .safetensors to start from instead of the random init
   std::int64_t checkpoint_every = 0;  // write RUN_DIR/checkpoint.safetensors every N steps (0 = off)
   double checkpoint_minutes = 0.0;    // ... or every M minutes of training time (0 = off)
-  // Optimisers (SPEC §4)
+  // Optimisers (docs/MODEL.md (the optimiser))
   double matrix_lr = 0.025;
   double scalar_lr = 0.025;
   double tied_embed_lr = 0.035;
@@ -86,7 +86,7 @@ struct Config {
   double tied_embed_beta1 = -1.0, tied_embed_beta2 = -1.0;  // < 0: BETA1, BETA2
   double scalar_beta1 = -1.0, scalar_beta2 = -1.0;          // < 0: BETA1, BETA2
   double grad_clip_norm = 0.3;
-  // Weight averaging and quantisation-aware training (SPEC §4)
+  // Weight averaging and quantisation-aware training (docs/MODEL.md (the optimiser))
   bool swa_enabled = true;
   double swa_start_frac = 0.5;
   std::int64_t swa_every = 50;
@@ -96,7 +96,7 @@ struct Config {
   bool qat_enabled = false;
   double qat_start_frac = 0.0;
   std::string qat_quant;  // empty: each matrix's export quantiser
-  // Export (SPEC §5); quantiser plans as parse_tensor_plan() reads them
+  // Export (docs/MODEL.md (the export)); quantiser plans as parse_tensor_plan() reads them
   double prune_frac = 0.03;
   std::string quant_mlp = "int5,floor";
   std::string quant_attn = "int6,floor";
@@ -118,7 +118,7 @@ struct Config {
   bool export_fit = true;
   std::int64_t fit_margin_bytes = 0;
   bool fit_spend_spare = false;
-  // Evaluation (SPEC §2)
+  // Evaluation (docs/MODEL.md (the score))
   std::int64_t eval_stride = 64;
   std::int64_t eval_batch_seqs = 32;
   std::int64_t eval_seq_len = 0;  // 0 = TRAIN_SEQ_LEN
@@ -207,7 +207,7 @@ std::string format_config(const Config& cfg, const std::map<std::string, std::st
 // The documentation table: every key with type, default and meaning.
 std::string describe_config_keys();
 
-// Values derived from the configuration, named as in SPEC.
+// Values derived from the configuration, named as in docs/MODEL.md.
 inline std::int64_t head_dim(const Config& c) { return c.model_dim / c.num_heads; }
 inline std::int64_t eval_seq_len(const Config& c) { return c.eval_seq_len > 0 ? c.eval_seq_len : c.train_seq_len; }
 inline std::int64_t ttt_context(const Config& c) { return c.ttt_context > 0 ? c.ttt_context : eval_seq_len(c); }

@@ -1,4 +1,4 @@
-// The GPT of SPEC §3: token embedding tied with the head, BigramHash,
+// The GPT of docs/MODEL.md (the model): token embedding tied with the head, BigramHash,
 // RMSNorm + SmearGate (either order), U-Net of blocks with GQA attention
 // (full or partial, optionally NTK-scaled RoPE; optional XSA) and relu^2 MLP,
 // optional layer-norm scale.
@@ -21,12 +21,12 @@ struct NamedTensor {
   at::Tensor tensor;
 };
 
-// SPEC §3 control tensors: names containing attn_scale, mlp_scale, resid_mix,
+// Control tensors (docs/MODEL.md, the model): names containing attn_scale, mlp_scale, resid_mix,
 // q_gain, skip_weight, smear or bigram.scale. They stay fp32 and go to the
 // scalar AdamW, never to Muon.
 bool is_control_tensor(const std::string& name);
 
-// SPEC §4 optimiser groups.
+// docs/MODEL.md (the optimiser) optimiser groups.
 enum class ParamGroup { Muon, Embedding, Scalar };
 ParamGroup param_group(const std::string& name, const at::Tensor& t);
 
@@ -47,7 +47,7 @@ inline ModelOptions model_options_for(const at::Device& device) {
 
 class GPT {
  public:
-  // Builds and initialises the model (SPEC §3 Init) from cfg.seed.
+  // Builds and initialises the model (docs/MODEL.md, the model: init) from cfg.seed.
   GPT(const Config& cfg, ModelOptions opts);
 
   // Every parameter, in a fixed order. The tensors are the model's own

@@ -1,4 +1,4 @@
-// The export plan of SPEC §5: the rules that choose how each tensor is stored
+// The export plan of docs/MODEL.md (the export): the rules that choose how each tensor is stored
 // (fp16, fp32 or one of the per-row integer quantisers of quantizer.h),
 // magnitude pruning, and which quantiser late QAT uses for each matrix.
 #pragma once
@@ -37,7 +37,7 @@ TensorPlan parse_tensor_plan(const std::string& text, const std::string& key);
 std::string format_tensor_plan(const TensorPlan& plan);
 
 // The export section of the configuration: one plan per tensor class and the
-// rules that pick a class (SPEC §5.2).
+// rules that pick a class (docs/ARTIFACT.md).
 struct QuantOptions {
   TensorPlan mlp, attn, bigram_proj, tok_emb, bigram_embed, other;
   std::int64_t passthrough_numel = 65536;  // float tensors this small: fp16
@@ -60,7 +60,7 @@ struct PlanClass {
 };
 const std::vector<PlanClass>& plan_classes();
 
-// SPEC §5.2, first matching rule wins: non-float tensors as they are (fp16
+// docs/ARTIFACT.md, first matching rule wins: non-float tensors as they are (fp16
 // here); control tensors fp32 (if control_fp32_first); at most
 // passthrough_numel entries fp16; control tensors fp32; fp16 name patterns;
 // tok_emb / bigram.embed by their plans; ".mlp." the MLP plan; ".attn." the

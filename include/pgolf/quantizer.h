@@ -1,11 +1,11 @@
-// The per-row integer quantiser family of SPEC §5.3, used by export and by
+// The per-row integer quantiser family of docs/ARTIFACT.md, used by export and by
 // quantisation-aware training (fake quantisation with a straight-through gradient).
 #pragma once
 #include <ATen/ATen.h>
 
 namespace pgolf {
 
-// One member of the per-row integer quantiser family (SPEC §5.3). For b bits,
+// One member of the per-row integer quantiser family (docs/ARTIFACT.md). For b bits,
 // qmax = 2^(b-1) - 1, and for each row r of w:
 //   clip_r  = quantile(|w_r|, clip_q)            (clip_q = 1: max |w_r|)
 //             or, with sd_k > 0 (SDClip), sd_k * std(w_r)  (unbiased std)

@@ -1,7 +1,7 @@
-// Training of SPEC §4 in one process: warm-up with full restore, the LR
+// Training of docs/MODEL.md (the optimiser) in one process: warm-up with full restore, the LR
 // schedule (iteration or wall-clock warm-down), Muon + AdamW steps, periodic
 // validation, SWA/EMA, late QAT, checkpoints and resuming from one; saves the
-// final fp32 weights, then exports and scores the artifact (SPEC §5).
+// final fp32 weights, then exports and scores the artifact (docs/MODEL.md (the export)).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -63,7 +63,7 @@ struct TrainResult {
   EvalSums ttt;        // with TTT_ENABLED: the artifact scored with test-time training
 };
 
-// The whole run of this rank on `device`, logging to `log` (SPEC §6 lines).
+// The whole run of this rank on `device`, logging to `log` (README (a training run) lines).
 // Ranks share the token stream by slices, average gradients, split the
 // Newton-Schulz work and the evaluation windows; rank 0 writes the weights
 // and the artifact, which every rank then reads back and scores. With
