@@ -97,22 +97,45 @@ __device__ inline float warp_sum(float v) {
 
 constexpr int kRowsPerBlock = kThreads / 32;
 
+// This warp's head vector: where it starts, its lane, its position's RoPE
+// tables, its head's gain and its RMSNorm factor r (all lanes take part in
+// the sum of squares). False past the last row (for the whole warp).
+struct HeadVector {
+  std::int64_t base;
+  int lane;
+  const float *c, *s;
+  float g, r;
+};
+template <class T>
+__device__ inline bool head_vector(const T* x, const float* cos, const float* sin, const float* gain, std::int64_t rows,
+                                   std::int64_t seq, std::int64_t heads, std::int64_t hd, std::int64_t half, float eps,
+                                   HeadVector& v) {
+  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  if (row >= rows) return false;
+  v.lane = threadIdx.x % 32;
+  v.base = row * hd;
+  const std::int64_t pos = (row / heads) % seq;
+  v.c = cos + pos * half;
+  v.s = sin + pos * half;
+  v.g = gain ? gain[row % heads] : 1.0f;
+  float ss = 0;
+  for (std::int64_t i = v.lane; i < hd; i += 32) ss += load(x, v.base + i) * load(x, v.base + i);
+  v.r = fm::rms_inverse(warp_sum(ss), static_cast<float>(hd), eps);
+  return true;
+}
+
 // One warp per head vector; lane l takes elements l, l+32, ... (rotated pairs
 // (i, i+half) by their first index i < half, pass dims 2*half.. on their own).
 template <class T>
 __global__ void qk_norm_rope_forward_kernel(const T* x, T* y, const float* cos, const float* sin, const float* gain,
                                             std::int64_t rows, std::int64_t seq, std::int64_t heads, std::int64_t hd,
                                             std::int64_t half, float eps) {
-  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;
-  const std::int64_t base = row * hd, pos = (row / heads) % seq;
-  const float* c = cos + pos * half;
-  const float* s = sin + pos * half;
-  const float g = gain ? gain[row % heads] : 1.0f;
-  float ss = 0;
-  for (std::int64_t i = lane; i < hd; i += 32) ss += load(x, base + i) * load(x, base + i);
-  const float r = fm::rms_inverse(warp_sum(ss), static_cast<float>(hd), eps);
+  HeadVector v;
+  if (!head_vector(x, cos, sin, gain, rows, seq, heads, hd, half, eps, v)) return;
+  const std::int64_t base = v.base;
+  const int lane = v.lane;
+  const float *c = v.c, *s = v.s;
+  const float g = v.g, r = v.r;
   for (std::int64_t i = lane; i < half; i += 32) {
     float a, b;
     fm::rope_rotate(r * load(x, base + i), r * load(x, base + i + half), c[i], s[i], a, b);
@@ -126,16 +149,12 @@ template <class T>
 __global__ void qk_norm_rope_backward_kernel(const T* x, const T* gy, T* gx, float* ggain_rows, const float* cos, const float* sin,
                                              const float* gain, std::int64_t rows, std::int64_t seq, std::int64_t heads,
                                              std::int64_t hd, std::int64_t half, float eps) {
-  const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
-  const int lane = threadIdx.x % 32;
-  if (row >= rows) return;
-  const std::int64_t base = row * hd, pos = (row / heads) % seq;
-  const float* c = cos + pos * half;
-  const float* s = sin + pos * half;
-  const float g = gain ? gain[row % heads] : 1.0f;
-  float ss = 0;
-  for (std::int64_t i = lane; i < hd; i += 32) ss += load(x, base + i) * load(x, base + i);
-  const float r = fm::rms_inverse(warp_sum(ss), static_cast<float>(hd), eps);
+  HeadVector v;
+  if (!head_vector(x, cos, sin, gain, rows, seq, heads, hd, half, eps, v)) return;
+  const std::int64_t base = v.base;
+  const int lane = v.lane;
+  const float *c = v.c, *s = v.s;
+  const float g = v.g, r = v.r;
   // Pass 1: sum(gy * rotated n) for the gain, sum(gn * n) for the norm.
   float gdot = 0, dot = 0;
   for (std::int64_t i = lane; i < half; i += 32) {
@@ -153,7 +172,7 @@ __global__ void qk_norm_rope_backward_kernel(const T* x, const T* gy, T* gx, flo
   }
   gdot = warp_sum(gdot);
   dot = warp_sum(dot);
-  if (ggain_rows && lane == 0) ggain_rows[row] = gdot;
+  if (ggain_rows && lane == 0) ggain_rows[base / hd] = gdot;
   // Pass 2: gx = rms_norm_back(gn).
   const float count = static_cast<float>(hd);
   for (std::int64_t i = lane; i < half; i += 32) {

@@ -5,11 +5,14 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include <ATen/CPUGeneratorImpl.h>
 
 #include "pgolf/config.h"
+#include "pgolf/dist.h"
 #include "pgolf/eval.h"
 #include "pgolf/model.h"
 
@@ -62,6 +65,21 @@ inline at::Tensor ns_reference(const at::Tensor& G, int steps) {
 
 // A rendezvous port for in-test process groups, distinct per test process.
 inline int test_port(int offset = 0) { return 20000 + static_cast<int>(::getpid() % 20000) + offset; }
+
+// Two ranks of a Gloo group in this process, one per thread, each running `body`.
+inline void run_two_ranks(int port, const std::function<void(Dist&, int)>& body) {
+  auto rank_main = [&](int rank) {
+    LaunchInfo info;
+    info.rank = rank;
+    info.world_size = 2;
+    info.master_port = port;
+    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+    body(dist, rank);
+  };
+  std::thread other(rank_main, 1);
+  rank_main(0);
+  other.join();
+}
 
 // A fresh folder under the system temp dir, removed with everything in it.
 class TempDir {

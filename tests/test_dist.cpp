@@ -36,21 +36,6 @@ std::string launch_error(std::map<std::string, std::string> vars) {
   return "";
 }
 
-// Two ranks of a Gloo group in this process, one per thread, each running `body`.
-void run_two_ranks(int port, const std::function<void(Dist&, int)>& body) {
-  auto rank_main = [&](int rank) {
-    LaunchInfo info;
-    info.rank = rank;
-    info.world_size = 2;
-    info.master_port = port;
-    Dist dist(info, at::kCPU, std::chrono::seconds(30));
-    body(dist, rank);
-  };
-  std::thread other(rank_main, 1);
-  rank_main(0);
-  other.join();
-}
-
 double max_abs_diff(const std::string& a, const std::string& b) {
   auto x = load_safetensors(a), y = load_safetensors(b);
   double worst = 0;
@@ -118,7 +103,7 @@ TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {
     unsharded.step(0.02, 0.9);
   }
   std::vector<std::vector<at::Tensor>> results(2);
-  run_two_ranks(test::test_port(), [&](Dist& dist, int rank) {
+  test::run_two_ranks(test::test_port(), [&](Dist& dist, int rank) {
     std::vector<at::Tensor> g;
     auto ps = make(1, &g);
     Muon sharded(ps, {5, 0.04, at::kFloat, {rank, 2, [&](at::Tensor& t) { dist.all_reduce_sum(t, "muon"); }}});
@@ -142,7 +127,7 @@ TEST(Dist, GatherToMainTakesEachTensorFromItsOwner) {
   };
   const std::vector<int> owners = {0, 1, 1, 1};
   std::vector<std::vector<at::Tensor>> results(2);
-  run_two_ranks(test::test_port(4), [&](Dist& dist, int rank) {
+  test::run_two_ranks(test::test_port(4), [&](Dist& dist, int rank) {
     results[rank] = owned(rank);
     dist.gather_to_main(results[rank], owners, "gather test");
   });

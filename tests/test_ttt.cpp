@@ -3,8 +3,6 @@
 // global phases and the split over two ranks.
 #include <gtest/gtest.h>
 
-#include <thread>
-
 #include "helpers.h"
 #include "pgolf/data.h"
 #include "pgolf/lora.h"
@@ -343,19 +341,10 @@ TEST(Ttt, TwoRanksTogetherScoreWhatOneProcessScores) {
   o.global_after = {5};
   std::vector<TttScores> parts(2);
   std::vector<std::unique_ptr<GPT>> models(2);
-  const int port = test::test_port(11);
-  auto rank_main = [&](int rank) {
-    LaunchInfo info;
-    info.rank = rank;
-    info.world_size = 2;
-    info.master_port = port;
-    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+  test::run_two_ranks(test::test_port(11), [&](Dist& dist, int rank) {
     models[rank] = float64_model(c, 11);
     parts[rank] = evaluate_ttt(*models[rank], val, simple_bytes(val), o, dist);
-  };
-  std::thread other(rank_main, 1);
-  rank_main(0);
-  other.join();
+  });
   EXPECT_TRUE(at::equal(parts[0].times_scored + parts[1].times_scored, whole.times_scored));
   EXPECT_EQ(parts[0].global_phases, 1);
   EXPECT_EQ(parts[1].global_phases, 1);
