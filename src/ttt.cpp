@@ -102,16 +102,31 @@ struct ChunkPlan {
   bool trains = false;
 };
 
+// The windows of chunk k: rows, the padded length, and each row's [s, e).
+struct ChunkWindows {
+  std::int64_t rows = 0, len = 0;
+  std::vector<std::int64_t> s, e;
+};
+
+ChunkWindows chunk_windows(const std::vector<Document>& batch, std::int64_t k, std::int64_t C, std::int64_t context) {
+  ChunkWindows w;
+  const std::int64_t lo = k * C;
+  while (w.rows < static_cast<std::int64_t>(batch.size()) && batch[static_cast<std::size_t>(w.rows)].targets > lo) ++w.rows;
+  for (std::int64_t i = 0; i < w.rows; ++i) {
+    w.e.push_back(std::min(lo + C, batch[static_cast<std::size_t>(i)].targets));
+    w.s.push_back(std::max<std::int64_t>(0, w.e.back() - context));
+    w.len = std::max(w.len, w.e.back() - w.s.back());
+  }
+  return w;
+}
+
 ChunkPlan plan_chunk(const std::vector<Document>& batch, std::int64_t k, std::int64_t C, std::int64_t context) {
   ChunkPlan p;
   const std::int64_t lo = k * C;
-  while (p.rows < static_cast<std::int64_t>(batch.size()) && batch[static_cast<std::size_t>(p.rows)].targets > lo) ++p.rows;
-  std::vector<std::int64_t> s(static_cast<std::size_t>(p.rows)), e(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    e[i] = std::min(lo + C, batch[i].targets);
-    s[i] = std::max<std::int64_t>(0, e[i] - context);
-    p.len = std::max(p.len, e[i] - s[i]);
-  }
+  const ChunkWindows w = chunk_windows(batch, k, C, context);
+  const std::vector<std::int64_t>&s = w.s, &e = w.e;
+  p.rows = w.rows;
+  p.len = w.len;
   p.inputs.resize(static_cast<std::size_t>(p.rows * p.len));
   p.weights.assign(p.inputs.size(), 0.0);
   for (std::size_t i = 0; i < s.size(); ++i) {
@@ -134,8 +149,8 @@ ChunkPlan plan_chunk(const std::vector<Document>& batch, std::int64_t k, std::in
 std::int64_t batch_cost(const std::vector<Document>& batch, std::int64_t C, std::int64_t context) {
   std::int64_t cost = 0;
   for (std::int64_t k = 0; k * C < batch.front().targets; ++k) {
-    const ChunkPlan p = plan_chunk(batch, k, C, context);
-    cost += p.rows * p.len;
+    const ChunkWindows w = chunk_windows(batch, k, C, context);
+    cost += w.rows * w.len;
   }
   return cost;
 }
@@ -167,12 +182,13 @@ class TttRun {
         frozen_(model) {
     const auto dbl = at::TensorOptions().dtype(at::kDouble).device(device_);
     scores_.target_nll = at::zeros({val.numel()}, dbl);
+    costs_.assign(batches_.size(), 0);
     scores_.times_scored = at::zeros({val.numel()}, dbl.dtype(at::kInt));
     nll_ = at::zeros({}, dbl);
     byte_sum_ = at::zeros({}, dbl.dtype(at::kLong));
     for (std::size_t j = static_cast<std::size_t>(dist.rank()); j < batches_.size(); j += static_cast<std::size_t>(dist.world_size())) {
-      const std::int64_t c = batch_cost(batch(j), opts.chunk, opts.context);
-      cost_total_ += c;
+      costs_[j] = batch_cost(batch(j), opts.chunk, opts.context);
+      cost_total_ += costs_[j];
       docs_total_ += static_cast<std::int64_t>(batches_[j].size());
     }
   }
@@ -190,7 +206,7 @@ class TttRun {
         score_batch(j, adapt);
         done_docs_ += static_cast<std::int64_t>(batches_[j].size());
         (adapt ? scores_.adapted_docs : scores_.unadapted_docs) += static_cast<std::int64_t>(batches_[j].size());
-        cost_done_ += batch_cost(batch(j), opts_.chunk, opts_.context);
+        cost_done_ += costs_[j];
         if (progress) progress(report(t0));
       }
       for (std::size_t b = r * world; b < std::min(batches_.size(), (r + 1) * world); ++b)
@@ -322,6 +338,7 @@ class TttRun {
   FrozenWeights frozen_;
   TttScores scores_;
   at::Tensor nll_, byte_sum_;
+  std::vector<std::int64_t> costs_;  // batch_cost of each batch this rank runs (0 for the others)
   std::int64_t count_ = 0, done_docs_ = 0, docs_total_ = 0, cost_done_ = 0, cost_total_ = 0;
 };
 
