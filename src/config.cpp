@@ -187,7 +187,8 @@ const std::vector<ConfigKey>& config_keys() {
        "in-place progress lines on stdout (rewritten with \\r): auto = only on an interactive terminal and not under "
        "a launcher (mpirun, Slurm, torchrun variables); on; off. Log files never get them"},
       {"FUSED_KERNELS", "runtime", &C::fused_kernels,
-       "CUDA: fused soft-capped cross-entropy (no float32 logits for the whole batch), q/k RMSNorm + RoPE + q_gain and relu^2 / LeakyReLU^2 kernels; "
+       "CUDA: fused soft-capped cross-entropy (no float32 logits for the whole batch), q/k RMSNorm + RoPE + q_gain, relu^2 / LeakyReLU^2, "
+       "each block's residual adds with their RMSNorm, the embedding's SmearGate + RMSNorm (not the BOS-aware gate) and XSA kernels; "
        "ignored, with a note in the log, elsewhere. Off until measured on a GPU"},
       {"DIST_TIMEOUT_SECONDS", "runtime", &C::dist_timeout_seconds, "multi-process runs: how long a collective may wait for a peer before the run stops with an error"},
   };

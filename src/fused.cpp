@@ -4,35 +4,27 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <limits>
-#include <type_traits>
 #include <vector>
 
 #include "pgolf/fused_math.h"
 
-#ifdef PGOLF_WITH_CUDA
-#include <c10/cuda/CUDAStream.h>
+#include "fused_detail.h"
 
+#ifdef PGOLF_WITH_CUDA
 #include "pgolf/fused_cuda.h"
 #endif
 
 namespace pgolf {
 
 namespace fm = fused_math;
+using fused_detail::acc_dtype;
+using fused_detail::Acc;
+#ifdef PGOLF_WITH_CUDA
+using fused_detail::is_bf16;
+using fused_detail::stream_of;
+#endif
 
 namespace {
-
-// The arithmetic type of a data type: double for double, else float.
-template <class T>
-using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
-
-#ifdef PGOLF_WITH_CUDA
-void* stream_of(const at::Tensor& t) { return c10::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
-bool is_bf16(const at::Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kFloat, "fused CUDA ops take float32 or bfloat16, got ",
-              t.scalar_type());
-  return t.scalar_type() == at::kBFloat16;
-}
-#endif
 
 template <class T>
 void ce_rows_cpu(const at::Tensor& z, const at::Tensor& targets, double cap, const at::Tensor& loss, const at::Tensor& lse) {
@@ -69,8 +61,6 @@ void ce_rows_backward_cpu(const at::Tensor& z, const at::Tensor& targets, const 
       }
   });
 }
-
-at::ScalarType acc_dtype(const at::Tensor& t) { return t.scalar_type() == at::kDouble ? at::kDouble : at::kFloat; }
 
 }  // namespace
 

@@ -1,12 +1,7 @@
 // The fused CUDA kernels of fused_cuda.h. Each thread does the arithmetic of
 // fused_math.h (the same functions the CPU loops of src/fused.cpp call);
 // this file adds only the launch: grids, block reductions, loads and stores.
-#include <cuda_bf16.h>
-#include <cuda_runtime.h>
-
-#include <stdexcept>
-#include <string>
-
+#include "cuda_kernels.cuh"
 #include "pgolf/fused_cuda.h"
 #include "pgolf/fused_math.h"
 
@@ -15,18 +10,6 @@ namespace pgolf::cuda {
 namespace {
 
 namespace fm = fused_math;
-
-constexpr int kThreads = 256;
-
-__device__ inline float load(const float* p, std::int64_t i) { return p[i]; }
-__device__ inline float load(const __nv_bfloat16* p, std::int64_t i) { return __bfloat162float(p[i]); }
-__device__ inline void store(float* p, std::int64_t i, float v) { p[i] = v; }
-__device__ inline void store(__nv_bfloat16* p, std::int64_t i, float v) { p[i] = __float2bfloat16(v); }
-
-void check(const char* what) {
-  const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
-}
 
 // Row r = blockIdx.x: each thread folds a strided share of the row into its
 // own running log-sum-exp; a shared-memory tree merges them.
@@ -88,14 +71,6 @@ __global__ void leaky_relu2_backward_kernel(const T* x, const T* gy, T* gx, std:
        i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
     store(gx, i, load(gy, i) * fm::leaky_relu2_grad(load(x, i), slope));
 }
-
-// Sum over the 32 lanes of a warp, the result in every lane.
-__device__ inline float warp_sum(float v) {
-  for (int o = 16; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-constexpr int kRowsPerBlock = kThreads / 32;
 
 // This warp's head vector: where it starts, its lane, its position's RoPE
 // tables, its head's gain and its RMSNorm factor r (all lanes take part in
@@ -185,12 +160,6 @@ __global__ void qk_norm_rope_backward_kernel(const T* x, const T* gy, T* gx, flo
     store(gx, base + i, fm::rms_norm_back(g * load(gy, base + i), r * load(x, base + i), dot, r, count));
 }
 
-// Blocks for a grid-stride loop over n elements (at most 65,535 * 8).
-unsigned grid_for(std::int64_t n) {
-  const std::int64_t blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned>(blocks < 1 ? 1 : blocks > 524280 ? 524280 : blocks);
-}
-
 }  // namespace
 
 void softcap_ce_forward(const void* z, bool bf16, const std::int64_t* targets, std::int64_t rows, std::int64_t vocab, float cap,
@@ -245,7 +214,7 @@ void qk_norm_rope_forward(const void* x, void* y, bool bf16, const float* cos, c
                           void* stream) {
   if (rows == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  const unsigned grid = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  const unsigned grid = grid_for_rows(rows);
   if (bf16)
     qk_norm_rope_forward_kernel<<<grid, kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x), static_cast<__nv_bfloat16*>(y), cos,
                                                            sin, gain, rows, seq, heads, hd, half, eps);
@@ -260,7 +229,7 @@ void qk_norm_rope_backward(const void* x, const void* gy, void* gx, float* ggain
                            std::int64_t hd, std::int64_t half, float eps, void* stream) {
   if (rows == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  const unsigned grid = static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+  const unsigned grid = grid_for_rows(rows);
   if (bf16)
     qk_norm_rope_backward_kernel<<<grid, kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x),
                                                             static_cast<const __nv_bfloat16*>(gy), static_cast<__nv_bfloat16*>(gx),

@@ -39,6 +39,19 @@ at::Tensor bos_smear_then_norm(const at::Tensor& x, const at::Tensor& ids, const
   const auto dt = x.scalar_type();
   return rms_norm(bos_smear_gate(x, ids, s.w.to(dt), s.lambda.to(dt), kBosId));
 }
+at::Tensor fused_norm_then_smear(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
+  return fused_smear_norm(x, s.gate, /*smear_first=*/false);
+}
+at::Tensor fused_smear_then_norm(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
+  return fused_smear_norm(x, s.gate, /*smear_first=*/true);
+}
+// The configured order and kind; the BOS-aware gate has no fused kernel.
+using EmbedNormFn = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const GPT::Smear& s);
+EmbedNormFn pick_embed_norm(const Config& cfg, bool fused) {
+  if (cfg.smear_bos_aware) return bos_smear_then_norm;
+  if (cfg.smear_before_norm) return fused ? fused_smear_then_norm : smear_then_norm;
+  return fused ? fused_norm_then_smear : norm_then_smear;
+}
 
 // q/k [B, T, heads, hd] -> RoPE(RMSNorm) * gain per head (undefined: 1), as [B, heads, T, hd].
 at::Tensor aten_qk_norm_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
@@ -51,6 +64,14 @@ at::Tensor fused_qk(const at::Tensor& x, const at::Tensor& cos, const at::Tensor
 
 // RMSNorm times a block's LN_SCALE factor s (1: plain RMSNorm).
 at::Tensor scaled_norm(const at::Tensor& t, double s) { return s == 1.0 ? rms_norm(t) : rms_norm(t) * s; }
+
+// out = p x + q y (p undefined: x + q y) and its scaled RMSNorm, as (out, n).
+std::pair<at::Tensor, at::Tensor> aten_residual_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& p,
+                                                     const at::Tensor& q, double s) {
+  const auto dt = x.scalar_type();
+  at::Tensor out = p.defined() ? p.to(dt) * x + q.to(dt) * y : x + q.to(dt) * y;
+  return {out, scaled_norm(out, s)};
+}
 
 // Orthogonal init (gain 1): QR of a Gaussian matrix, signs fixed by diag(R).
 at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) {
@@ -130,10 +151,12 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
     blocks_.push_back(b);
   }
-  embed_norm_ = cfg.smear_bos_aware ? bos_smear_then_norm : cfg.smear_before_norm ? smear_then_norm : norm_then_smear;
   fused_ = use_fused_kernels(cfg, opts.device);
+  embed_norm_ = pick_embed_norm(cfg, fused_);
   const double slope = cfg.mlp_activation == "leaky_relu2" ? cfg.mlp_leaky_slope : 0.0;
   qk_norm_rope_ = fused_ ? fused_qk : aten_qk_norm_rope;
+  residual_norm_ = fused_ ? fused_residual_norm : aten_residual_norm;
+  xsa_ = fused_ ? fused_xsa : xsa;
   if (fused_)
     activation_ = [slope](const at::Tensor& h) { return fused_leaky_relu2(h, slope); };
   else if (cfg.mlp_activation == "leaky_relu2")
@@ -196,21 +219,19 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
   q = qk_norm_rope_(q, rope_cos_, rope_sin_, b.q_gain);
   k = qk_norm_rope_(k, rope_cos_, rope_sin_, at::Tensor());
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
-  if (b.xsa) y = xsa(y, v.transpose(1, 2));
+  if (b.xsa) y = xsa_(y, v.transpose(1, 2));
   if (b.out_gate.defined()) y = attn_output_gate(y, x, b.out_gate.to(x.scalar_type()));
   const at::Tensor flat = y.reshape({B, T, H * hd});
   return adapted(linear(flat, b.proj), AdapterSite::O, b.layer, flat);
 }
 
 // x = mix0*x + mix1*x0; x += attn_scale*Attn(s*norm(x)); x += mlp_scale*MLP(s*norm(x)),
-// s = norm_scale (1, or 1/sqrt(i+1) with LN_SCALE).
+// s = norm_scale (1, or 1/sqrt(i+1) with LN_SCALE); each add and the norm
+// after it are one residual_norm_.
 at::Tensor GPT::block(const Block& b, const at::Tensor& x_in, const at::Tensor& x0) {
-  const auto dt = x_in.scalar_type();
-  auto norm = [&](const at::Tensor& t) { return scaled_norm(t, b.norm_scale); };
-  at::Tensor mix = b.resid_mix.to(dt);
-  at::Tensor x = mix[0] * x_in + mix[1] * x0;
-  x = x + b.attn_scale.to(dt) * attention(b, norm(x));
-  return x + b.mlp_scale.to(dt) * mlp(b, norm(x));
+  const auto [x, n] = residual_norm_(x_in, x0, b.resid_mix[0], b.resid_mix[1], b.norm_scale);
+  const auto [x2, n2] = residual_norm_(x, attention(b, n), at::Tensor(), b.attn_scale, b.norm_scale);
+  return x2 + b.mlp_scale.to(x2.scalar_type()) * mlp(b, n2);
 }
 
 at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) {
@@ -223,8 +244,8 @@ at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) {
 void GPT::parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0) {
   const auto dt = lane0.scalar_type();
   auto norm = [&](const at::Tensor& t) { return scaled_norm(t, b.norm_scale); };
-  const at::Tensor mix = b.resid_mix.to(dt), P = b.lane_mix.to(dt), r = b.lane_decay.to(dt);
-  const at::Tensor A = b.attn_scale.to(dt) * attention(b, norm(mix[0] * lane0 + mix[1] * x0));
+  const at::Tensor P = b.lane_mix.to(dt), r = b.lane_decay.to(dt);
+  const at::Tensor A = b.attn_scale.to(dt) * attention(b, residual_norm_(lane0, x0, b.resid_mix[0], b.resid_mix[1], b.norm_scale).second);
   const at::Tensor M = b.mlp_scale.to(dt) * mlp(b, norm(lane1));
   lane0 = r[0] * lane0 + P[0][0] * A + P[1][0] * M;
   lane1 = r[1] * lane1 + P[0][1] * A + P[1][1] * M;

@@ -2,14 +2,18 @@
 #pragma once
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
 
 #include "pgolf/config.h"
 #include "pgolf/dist.h"
@@ -41,6 +45,33 @@ inline void randomise(GPT& m, std::uint64_t seed, double scale = 0.3) {
 inline at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed, at::ScalarType dt = at::kFloat) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   return at::normal(0.0, 1.0, shape, gen, dt);
+}
+
+// Central differences of the float64 scalar f() at every `stride`-th element
+// of each tensor in `params` (leaf tensors), against the gradients that
+// f().backward() leaves in them, within tol * max(1, |difference quotient|).
+inline void expect_gradients_match_finite_differences(const std::function<at::Tensor()>& f, const std::vector<at::Tensor*>& params,
+                                                      std::int64_t stride, double tol, double step = 1e-6) {
+  for (at::Tensor* p : params) p->mutable_grad() = at::Tensor();
+  f().backward();
+  for (std::size_t k = 0; k < params.size(); ++k) {
+    const at::Tensor flat = params[k]->detach().view({-1});
+    for (std::int64_t i = 0; i < flat.numel(); i += stride) {
+      const double v = flat[i].item<double>();
+      double up, down;
+      {
+        at::NoGradGuard no_grad;
+        flat[i] = v + step;
+        up = f().item<double>();
+        flat[i] = v - step;
+        down = f().item<double>();
+        flat[i] = v;
+      }
+      const double fd = (up - down) / (2 * step);
+      EXPECT_NEAR(params[k]->grad().view({-1})[i].item<double>(), fd, tol * std::max(1.0, std::abs(fd)))
+          << "input " << k << " element " << i;
+    }
+  }
 }
 
 // Token ids [B, T] uniform in [0, V), seeded.

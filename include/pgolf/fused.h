@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "pgolf/config.h"
 
@@ -34,6 +35,28 @@ at::Tensor fused_leaky_relu2(const at::Tensor& x, double slope);
 // 1, the keys). One pass per head vector: the RMSNorm's sum of squares, then
 // the rotation and the gain; the backward recomputes the norm from x.
 at::Tensor fused_qk_norm_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain);
+// Replaces, for x, y [..., D] (contiguous, the same dtype) and per-channel
+// p, q [D] float32 (p undefined: 1):
+//   out = p.to(x) * x + q.to(x) * y;  n = rms_norm(out) * s
+// a block's entry (resid_mix, y = x0) or its attention add (q = attn_scale),
+// each with the RMSNorm that follows. Returns (out, n). One pass per row
+// forward; the backward recomputes out and its norm, and sums the p and q
+// gradients per channel in fixed row chunks (the same on every run).
+std::pair<at::Tensor, at::Tensor> fused_residual_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& p,
+                                                      const at::Tensor& q, double s);
+
+// Replaces the embedding's SmearGate and RMSNorm for x [B, T, D] and the
+// per-channel gate [D] float32, in either order (the BOS-aware gate is not fused):
+//   smear_first: rms_norm(smear_gate(x, gate));  else smear_gate(rms_norm(x), gate).
+// One pass per position (with the one before it) forward and backward.
+at::Tensor fused_smear_norm(const at::Tensor& x, const at::Tensor& gate, bool smear_first);
+
+// Replaces xsa(y, v) (layers.h) for y [B, T, H, hd] and v [B, T, Hkv, hd]:
+// per position and KV group, each head's output less its projection on the
+// unit value vector; one pass per group, the backward sums each group's
+// heads into the value gradient. At most 32 heads per KV group.
+at::Tensor fused_xsa(const at::Tensor& y, const at::Tensor& v);
+
 // The epsilon at::rms_norm takes when none is given: that of the type it computes in.
 double rms_norm_eps(at::ScalarType dtype);
 

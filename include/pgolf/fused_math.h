@@ -101,4 +101,47 @@ PGOLF_HD inline T rms_norm_back(T gn, T n, T dot, T r, T count) {
   return r * (gn - n * dot / count);
 }
 
+// A block's residual arithmetic for one element: p x + q y, the entry's
+// resid_mix (p = mix0, q = mix1, y = x0) or a branch's add (p = 1, q = its scale).
+template <class T>
+PGOLF_HD inline T residual_mix(T x, T y, T p, T q) {
+  return p * x + q * y;
+}
+
+// SmearGate of one element, g = sigmoid(gate): (1 - g) cur + g prev. The
+// same form carries gradients backwards: dL/dx_t = (1 - g) dL/ds_t + g dL/ds_{t+1}.
+template <class T>
+PGOLF_HD inline T smear(T cur, T prev, T g) {
+  return (T(1) - g) * cur + g * prev;
+}
+// d smear / d gate, the parameter under the sigmoid: (prev - cur) g (1 - g).
+template <class T>
+PGOLF_HD inline T smear_gate_grad(T cur, T prev, T g) {
+  return (prev - cur) * g * (T(1) - g);
+}
+template <class T>
+PGOLF_HD inline T sigmoid(T z) {
+  return T(1) / (T(1) + exp(-z));
+}
+
+// XSA of one head vector y against its KV group's unit value vector
+// u = v / max(|v|, 1e-12):  out = y - a u,  a = y . u.
+// Backward, with b = g . u for the head's upstream gradient g:
+//   dL/dy = g - b u;
+//   dL/du_i = -sum over the group's heads of (b y_i + a g_i) =: gu_i, so gu . u = -2 sum a b =: c;
+//   dL/dv_i = (gu_i - c u_i) / |v|  (|v| > 1e-12; below, the clamped norm is a constant: gu_i / 1e-12).
+template <class T>
+PGOLF_HD inline T clamped_norm(T sum_sq) {
+  const T n = sqrt(sum_sq);
+  return n > T(1e-12) ? n : T(1e-12);
+}
+template <class T>
+PGOLF_HD inline T xsa_remove(T y, T a, T u) {
+  return y - a * u;
+}
+template <class T>
+PGOLF_HD inline T xsa_value_grad(T gu, T c, T u, T norm, bool clamped) {
+  return clamped ? gu / norm : (gu - c * u) / norm;
+}
+
 }  // namespace pgolf::fused_math

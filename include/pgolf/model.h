@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pgolf/config.h"
@@ -107,6 +108,11 @@ class GPT {
   using SkipMerge = at::Tensor (*)(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
   // q/k [B, T, heads, hd] -> RoPE(RMSNorm(x)) * gain (undefined: 1) as [B, heads, T, hd] (fused or ATen).
   using QkNormRope = at::Tensor (*)(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain);
+  // (out, n): out = p x + q y (p undefined: 1), n = s * RMSNorm(out) (fused or ATen).
+  using ResidualNorm = std::pair<at::Tensor, at::Tensor> (*)(const at::Tensor& x, const at::Tensor& y, const at::Tensor& p,
+                                                             const at::Tensor& q, double s);
+  // XSA (layers.h) of y [B, T, H, hd] against v [B, T, Hkv, hd] (fused or ATen).
+  using Xsa = at::Tensor (*)(const at::Tensor& y, const at::Tensor& v);
   // The MLP's activation (MLP_ACTIVATION).
   using Activation = std::function<at::Tensor(const at::Tensor&)>;
   at::Tensor& add(const std::string& name, at::Tensor t);
@@ -132,6 +138,8 @@ class GPT {
   Activation activation_;
   SkipMerge skip_merge_ = nullptr;
   QkNormRope qk_norm_rope_ = nullptr;
+  ResidualNorm residual_norm_ = nullptr;
+  Xsa xsa_ = nullptr;
   std::vector<std::int64_t> plain_order_, looped_order_;  // block applications, in order
   bool looped_ = false;
   std::map<const void*, RowQuantizer> qat_quant_;  // tensor identity -> QAT quantiser
