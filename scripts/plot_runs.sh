@@ -7,7 +7,9 @@
 # events, drawn flat over each interval; log scale when it spans more than
 # 5x). Runs are overlaid, one colour each; the legend under the panels names
 # each by its folder (the RUN_ID) with its final round-trip val_bpb, or
-# "running, step N" without a final event. Works on runs still in progress
+# "running, step N" without a final event. After a resume event (pgolf train
+# --resume) the steps past its checkpoint are drawn once, from the resumed
+# run. Works on runs still in progress
 # (a half-written last line is skipped) and on runs without val events; fails,
 # naming the folder, when a run has no metrics.jsonl, an empty one or no train
 # or val event in it. Needs gnuplot (Debian gnuplot-nox, installed by
@@ -156,6 +158,10 @@ for i, run in enumerate(runs):
             train.append((step, number(event, "train_loss"), t))
         elif kind == "val" and step is not None and number(event, "val_bpb") is not None:
             val.append((step, number(event, "val_bpb")))
+        elif kind == "resume" and step is not None:
+            # A resumed run redoes the steps after its checkpoint: the later copies stand.
+            train = [r for r in train if r[0] <= step]
+            val = [r for r in val if r[0] <= step]
         elif kind == "final":
             final = event
     if lines == 0:

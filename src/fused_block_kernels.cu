@@ -26,6 +26,7 @@ __device__ inline int lane_id() { return static_cast<int>(threadIdx.x % 32); }
 __device__ inline float* zeroed_slice(float* shared, std::int64_t width) {
   float* slice = shared + (threadIdx.x / 32) * width;
   for (std::int64_t i = lane_id(); i < width; i += 32) slice[i] = 0;
+  __syncwarp();  // a lane may later add to a channel another lane zeroed
   return slice;
 }
 __device__ inline void flush_slices(const float* shared, std::int64_t width, float* partial) {

@@ -252,6 +252,30 @@ TEST(Scripts, PlotRunsDrawsEveryRun) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("q.png")));
 }
 
+// A run resumed from its step-2 checkpoint after logging steps 3 and 4: the
+// curve holds each step once, the resumed run's values past step 2.
+TEST(Scripts, PlotRunsDrawsAResumedRunsRedoneStepsOnce) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("resumed"));
+  test::write_text(dir.file("resumed/metrics.jsonl"),
+                   "{\"event\":\"train\",\"step\":1.0,\"train_loss\":6.9,\"lr_mult\":1.0,\"train_time_ms\":900.0}\n"
+                   "{\"event\":\"train\",\"step\":2.0,\"train_loss\":6.5,\"lr_mult\":1.0,\"train_time_ms\":1400.0}\n"
+                   "{\"event\":\"train\",\"step\":3.0,\"train_loss\":6.1,\"lr_mult\":1.0,\"train_time_ms\":1900.0}\n"
+                   "{\"event\":\"train\",\"step\":4.0,\"train_loss\":5.9,\"lr_mult\":1.0,\"train_time_ms\":2400.0}\n"
+                   "{\"event\":\"resume\",\"step\":2.0,\"train_time_ms\":1400.0}\n"
+                   "{\"event\":\"train\",\"step\":3.0,\"train_loss\":6.2,\"lr_mult\":1.0,\"train_time_ms\":1950.0}\n"
+                   "{\"event\":\"train\",\"step\":4.0,\"train_loss\":5.8,\"lr_mult\":1.0,\"train_time_ms\":2450.0}\n");
+  auto r = test::run_shell("cd " + std::string(PGOLF_SOURCE_DIR) + " && PLOT_KEEP_DATA=1 bash scripts/plot_runs.sh " +
+                           dir.file("resumed") + " --output " + dir.file("r.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string marker = "data and gnuplot script kept in ";
+  const auto at = r.output.find(marker);
+  ASSERT_NE(at, std::string::npos) << r.output;
+  const std::string work = r.output.substr(at + marker.size(), r.output.find('\n', at) - at - marker.size());
+  EXPECT_EQ(read_file(work + "/run0_loss.tsv"), "1.0\t6.9\n2.0\t6.5\n3.0\t6.2\n4.0\t5.8\n");
+  std::filesystem::remove_all(work);
+}
+
 // Rank 1 is killed (or frozen) mid-run; rank 0 must stop with an error that
 // names itself and the collective, within DIST_TIMEOUT_SECONDS, and leave no
 // artifact behind.
