@@ -47,27 +47,31 @@ inline at::Tensor gaussian(at::IntArrayRef shape, std::uint64_t seed, at::Scalar
   return at::normal(0.0, 1.0, shape, gen, dt);
 }
 
-// Central differences of the float64 scalar f() at every `stride`-th element
-// of each tensor in `params` (leaf tensors), against the gradients that
-// f().backward() leaves in them, within tol * max(1, |difference quotient|).
+// The central difference (f(t_i + step) - f(t_i - step)) / (2 step) of the
+// float64 scalar f() in element i of `flat` (a view of the tensor f reads).
+inline double central_difference(const std::function<at::Tensor()>& f, const at::Tensor& flat, std::int64_t i,
+                                 double step = 1e-6) {
+  at::NoGradGuard no_grad;
+  const double v = flat[i].item<double>();
+  flat[i] = v + step;
+  const double up = f().item<double>();
+  flat[i] = v - step;
+  const double down = f().item<double>();
+  flat[i] = v;
+  return (up - down) / (2 * step);
+}
+
+// Central differences at every `stride`-th element of each tensor in
+// `params` (leaf tensors), against the gradients that f().backward() leaves
+// in them, within tol * max(1, |difference quotient|).
 inline void expect_gradients_match_finite_differences(const std::function<at::Tensor()>& f, const std::vector<at::Tensor*>& params,
-                                                      std::int64_t stride, double tol, double step = 1e-6) {
+                                                      std::int64_t stride, double tol) {
   for (at::Tensor* p : params) p->mutable_grad() = at::Tensor();
   f().backward();
   for (std::size_t k = 0; k < params.size(); ++k) {
     const at::Tensor flat = params[k]->detach().view({-1});
     for (std::int64_t i = 0; i < flat.numel(); i += stride) {
-      const double v = flat[i].item<double>();
-      double up, down;
-      {
-        at::NoGradGuard no_grad;
-        flat[i] = v + step;
-        up = f().item<double>();
-        flat[i] = v - step;
-        down = f().item<double>();
-        flat[i] = v;
-      }
-      const double fd = (up - down) / (2 * step);
+      const double fd = central_difference(f, flat, i);
       EXPECT_NEAR(params[k]->grad().view({-1})[i].item<double>(), fd, tol * std::max(1.0, std::abs(fd)))
           << "input " << k << " element " << i;
     }

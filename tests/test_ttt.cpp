@@ -185,17 +185,7 @@ TEST(Lora, GradientsMatchFiniteDifferences) {
     const at::Tensor p = lora.parameters()[i];
     const at::Tensor flat = p.detach().view({-1});
     for (std::int64_t k : {std::int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
-      const double h = 1e-6, v = flat[k].item<double>();
-      double up, down;
-      {
-        at::NoGradGuard g;
-        flat[k] = v + h;
-        up = loss().item<double>();
-        flat[k] = v - h;
-        down = loss().item<double>();
-        flat[k] = v;
-      }
-      const double fd = (up - down) / (2 * h), ad = p.grad().view({-1})[k].item<double>();
+      const double fd = test::central_difference(loss, flat, k), ad = p.grad().view({-1})[k].item<double>();
       EXPECT_NEAR(ad, fd, 1e-6 * std::max(1.0, std::abs(fd))) << "factor " << i << " element " << k;
     }
   }
