@@ -159,16 +159,24 @@ for ws in 8 1; do
   mem=$(sed -n 's/^peak memory allocated: \([0-9]* MiB\).*/\1/p' "$log" | head -1)
   echo "| $([[ $ws == 8 ]] && echo 'rank of 8' || echo 'one rank, whole batch') | $(field tokens_per_step "$log") | $(field micro_steps "$log") | $(field step_ms "$log") | $(field tokens_per_s "$log") | $mfu | $(field forward "$log") / $(field backward "$log") / $(field optimizer "$log") | $mem | $(field first_step_ms "$log") ms | $(field launch_to_first_step_ms "$log") ms |" >> "$REPORT"
 done
-# The fused kernels against the ATen compositions, one rank of 8 (FUSED_KERNELS
-# is ignored on the CPU, where the ratio only shows the noise).
-log=$OUT_DIR/bench_fused.txt
-say "bench: FUSED_KERNELS off and on"
-if "$PGOLF" bench "${BENCH_CFG[@]}" "${BENCH_STEPS[@]}" --world-size 8 --against FUSED_KERNELS=1 > "$log" 2>&1; then
-  section "FUSED_KERNELS=1 against off, rank of 8: $(grep '^ratio' "$log") (second run: $(grep -A3 '^bench with' "$log" | grep -oE 'step_ms:[^ ]*|mfu:[^ ]*' | tr '\n' ' '))"
-else
-  FAILURES+=("bench --against FUSED_KERNELS=1")
-  section "FUSED_KERNELS=1 bench failed: $(tail -n 1 "$log")"
-fi
+# The switches against the default, one rank of 8: the fused kernels, the
+# captured step, both (ignored on the CPU, where the ratios only show the noise).
+for switches in "FUSED_KERNELS=1" "CUDA_GRAPHS=1" "FUSED_KERNELS=1 CUDA_GRAPHS=1"; do
+  log=$OUT_DIR/bench_$(echo "$switches" | tr ' =' '_-').txt
+  against=()
+  for kv in $switches; do against+=(--against "$kv"); done
+  say "bench: $switches against the default"
+  if "$PGOLF" bench "${BENCH_CFG[@]}" "${BENCH_STEPS[@]}" --world-size 8 "${against[@]}" > "$log" 2>&1; then
+    section "$switches against the default, rank of 8: $(grep '^ratio' "$log") (second run: $(grep -A3 '^bench with' "$log" | grep -oE 'step_ms:[^ ]*|mfu:[^ ]*' | tr '\n' ' '))"
+    if failed=$(grep -m1 'cuda_graphs: capturing.*failed' "$log"); then
+      FAILURES+=("capture with $switches")
+      section "$failed"
+    fi
+  else
+    FAILURES+=("bench --against $switches")
+    section "$switches bench failed: $(tail -n 1 "$log")"
+  fi
+done
 section "MFU counts $(field flops_per_token "$OUT_DIR/bench_ws8.txt") training FLOPs per token (6 x matmul weights + 6 x layers x seq_len x width, see \`pgolf bench --help\`); ms/step is of steps run back to back, the phase times each synchronised on their own."
 
 # ---- a short real run ----------------------------------------------------

@@ -19,7 +19,6 @@
 #include "pgolf/checkpoint.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
-#include "pgolf/fused.h"
 #include "pgolf/io.h"
 #include "pgolf/layout.h"
 #include "pgolf/run.h"
@@ -146,7 +145,7 @@ int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
     std::cout << "bench" << label << ": NUM_LAYERS=" << c.num_layers << " MODEL_DIM=" << c.model_dim
               << " TRAIN_BATCH_TOKENS=" << c.train_batch_tokens << " TRAIN_SEQ_LEN=" << c.train_seq_len
               << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
-    if (const std::string note = fused_kernels_note(c, select_device(c.device)); !note.empty()) std::cout << note << "\n";
+    for (const std::string& note : ignored_cuda_switches(c, select_device(c.device))) std::cout << note << "\n";
     BenchResult r = run_bench(c, opts);
     std::cout << format_bench(r);
     return r;

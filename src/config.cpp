@@ -190,6 +190,11 @@ const std::vector<ConfigKey>& config_keys() {
        "CUDA: fused soft-capped cross-entropy (no float32 logits for the whole batch), q/k RMSNorm + RoPE + q_gain, relu^2 / LeakyReLU^2, "
        "each block's residual adds with their RMSNorm, the embedding's SmearGate + RMSNorm (not the BOS-aware gate) and XSA kernels; "
        "ignored, with a note in the log, elsewhere. Off until measured on a GPU"},
+      {"CUDA_GRAPHS", "runtime", &C::cuda_graphs,
+       "CUDA: record the training step (forward, backward, gradient all-reduce, clipping, optimisers) once per model "
+       "mode into a CUDA graph and replay it, one launch per step instead of thousands; the first step of each mode "
+       "runs eagerly, and if a capture fails the run says why and goes on eagerly. Ignored, with a note in the log, "
+       "elsewhere. Off until measured on a GPU"},
       {"DIST_TIMEOUT_SECONDS", "runtime", &C::dist_timeout_seconds, "multi-process runs: how long a collective may wait for a peer before the run stops with an error"},
   };
   return keys;

@@ -253,6 +253,11 @@ void GradientSync::arm() {
   armed_ = true;
 }
 
+void GradientSync::reset() {
+  armed_ = false;
+  buckets_.clear();
+}
+
 void GradientSync::add(std::size_t index, const at::Tensor& full_grad) {
   constexpr std::int64_t kBucketBytes = 25 << 20;
   if (buckets_.empty() || buckets_.back()->flat.defined()) buckets_.push_back(std::make_unique<Bucket>());

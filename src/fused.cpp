@@ -329,9 +329,4 @@ at::Tensor fused_leaky_relu2(const at::Tensor& x, double slope) { return LeakyRe
 
 bool use_fused_kernels(const Config& cfg, const at::Device& device) { return cfg.fused_kernels && device.is_cuda(); }
 
-std::string fused_kernels_note(const Config& cfg, const at::Device& device) {
-  if (!cfg.fused_kernels || device.is_cuda()) return "";
-  return "fused_kernels: FUSED_KERNELS=1 is ignored on " + device.str() + " (the fused kernels run on CUDA only)";
-}
-
 }  // namespace pgolf

@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   bench->add_option("--against", bench_opts.against,
                     "KEY=VALUE (repeatable): bench the configuration as given, then with these values set (e.g. "
-                    "FUSED_KERNELS=1), and print both and their ratio");
+                    "FUSED_KERNELS=1 or CUDA_GRAPHS=1), and print both and their ratio");
 
   std::string model_path;
   auto* eval = app.add_subcommand("eval", "score an artifact (or .safetensors weights) with the sliding-window evaluation");

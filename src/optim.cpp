@@ -86,7 +86,16 @@ Muon::Muon(std::vector<at::Tensor> params, Options opts) : params_(std::move(par
   }
 }
 
+at::Tensor step_scalar(double v, const at::Device& device) {
+  return at::full({}, v, at::TensorOptions().dtype(at::kFloat).device(device));
+}
+
 void Muon::step(double lr, double momentum) {
+  if (params_.empty()) return;
+  step(step_scalar(lr, params_[0].device()), step_scalar(momentum, params_[0].device()));
+}
+
+void Muon::step(const at::Tensor& lr, const at::Tensor& momentum) {
   if (params_.empty()) return;
   at::NoGradGuard no_grad;
   at::Tensor flat = at::zeros({total_numel_}, params_[0].options().dtype(opts_.ns_dtype));
@@ -99,7 +108,7 @@ void Muon::step(double lr, double momentum) {
       if (owner(i) != opts_.sharding.rank || !p.grad().defined()) continue;
       const at::Tensor& g = p.grad();
       buffers_[i].mul_(momentum).add_(g);
-      nesterov.push_back(g.add(buffers_[i], momentum));
+      nesterov.push_back(at::addcmul(g, buffers_[i], momentum));
       mine.push_back(i);
     }
     if (mine.empty()) continue;
@@ -112,10 +121,11 @@ void Muon::step(double lr, double momentum) {
       flat.narrow(0, offsets_[mine[j]], p0.numel()).copy_(u[static_cast<std::int64_t>(j)].reshape({-1}));
   }
   if (opts_.sharding.world_size > 1) opts_.sharding.all_reduce_sum(flat);
+  const at::Tensor keep = opts_.weight_decay > 0 ? 1.0 - lr * opts_.weight_decay : at::Tensor();  // 1 - lr*wd
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const at::Tensor& p = params_[i];
-    if (opts_.weight_decay > 0) p.mul_(1.0 - lr * opts_.weight_decay);
-    p.add_(flat.narrow(0, offsets_[i], p.numel()).view_as(p).to(p.scalar_type()), -lr);
+    if (keep.defined()) p.mul_(keep);
+    p.addcmul_(flat.narrow(0, offsets_[i], p.numel()).view_as(p).to(p.scalar_type()), lr, -1.0);
   }
 }
 
@@ -128,6 +138,11 @@ AdamW::AdamW(std::vector<at::Tensor> params, Options opts) : params_(std::move(p
 }
 
 void AdamW::step(double lr) {
+  if (params_.empty()) return;
+  step(step_scalar(lr, params_[0].device()));
+}
+
+void AdamW::step(const at::Tensor& lr) {
   if (params_.empty()) return;
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> grads;
@@ -184,6 +199,8 @@ Optimizers::Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dt
       embed_(group(model, ParamGroup::Embedding), adam_options(cfg, ParamGroup::Embedding)),
       scalar_(group(model, ParamGroup::Scalar), adam_options(cfg, ParamGroup::Scalar)) {
   for (const auto& p : model.parameters()) all_params_.push_back(p.tensor);
+  const at::Device device = all_params_.empty() ? at::Device(at::kCPU) : all_params_[0].device();
+  for (at::Tensor* t : {&muon_lr_, &muon_momentum_, &embed_lr_, &scalar_lr_}) *t = step_scalar(0, device);
 }
 
 double Optimizers::muon_momentum(std::int64_t step) const {
@@ -193,11 +210,23 @@ double Optimizers::muon_momentum(std::int64_t step) const {
   return (1 - frac) * cfg_.muon_momentum_warmup_start + frac * cfg_.muon_momentum;
 }
 
-void Optimizers::step(std::int64_t step, double lr_mult) {
+void Optimizers::set_schedule(std::int64_t step, double lr_mult) {
+  muon_lr_.fill_(cfg_.matrix_lr * lr_mult);
+  muon_momentum_.fill_(muon_momentum(step));
+  embed_lr_.fill_(cfg_.tied_embed_lr * lr_mult);
+  scalar_lr_.fill_(cfg_.scalar_lr * lr_mult);
+}
+
+void Optimizers::apply() {
   if (cfg_.grad_clip_norm > 0) clip_grad_norm(all_params_, cfg_.grad_clip_norm);
-  muon_.step(cfg_.matrix_lr * lr_mult, muon_momentum(step));
-  embed_.step(cfg_.tied_embed_lr * lr_mult);
-  scalar_.step(cfg_.scalar_lr * lr_mult);
+  muon_.step(muon_lr_, muon_momentum_);
+  embed_.step(embed_lr_);
+  scalar_.step(scalar_lr_);
+}
+
+void Optimizers::step(std::int64_t step, double lr_mult) {
+  set_schedule(step, lr_mult);
+  apply();
 }
 
 void Optimizers::zero_grad() {

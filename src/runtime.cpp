@@ -1,5 +1,7 @@
 #include "pgolf/runtime.h"
 
+#include "pgolf/config.h"
+
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <sched.h>
@@ -143,6 +145,17 @@ std::string runtime_info() {
   out << "cpu cores available: " << available_cores() << "\n";
   out << "torch threads: " << at::get_num_threads() << "\n";
   return out.str();
+}
+
+std::vector<std::string> ignored_cuda_switches(const Config& cfg, const c10::Device& device) {
+  std::vector<std::string> notes;
+  if (device.is_cuda()) return notes;
+  auto note = [&](bool set, const std::string& key, const std::string& what) {
+    if (set) notes.push_back(key + ": " + key + "=1 is ignored on " + device.str() + " (" + what + " run on CUDA only)");
+  };
+  note(cfg.fused_kernels, "FUSED_KERNELS", "the fused kernels");
+  note(cfg.cuda_graphs, "CUDA_GRAPHS", "CUDA graphs");
+  return notes;
 }
 
 }  // namespace pgolf

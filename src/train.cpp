@@ -10,7 +10,6 @@
 #include "pgolf/averaging.h"
 #include "pgolf/checkpoint.h"
 #include "pgolf/fit.h"
-#include "pgolf/fused.h"
 #include "pgolf/runtime.h"
 #include "pgolf/transfer.h"
 #include "pgolf/weights.h"
@@ -85,23 +84,6 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-at::Tensor train_step(GPT& model, Optimizers& opt, BatchPrefetcher& batches, std::int64_t grad_accum, std::int64_t step,
-                      double lr_mult, GradientSync* sync) {
-  opt.zero_grad();
-  at::Tensor total;
-  for (std::int64_t micro = 0; micro < grad_accum; ++micro) {
-    auto [x, y] = batches.next();
-    at::Tensor loss = model.loss(x, y);
-    const bool last = micro + 1 == grad_accum;
-    if (last && sync) sync->arm();
-    (loss / static_cast<double>(grad_accum)).backward();
-    if (last && sync) sync->finish();
-    total = micro == 0 ? loss.detach() : total + loss.detach();
-  }
-  opt.step(step, lr_mult);
-  return total / static_cast<double>(grad_accum);
-}
-
 TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume) {
   Dist single;
   return train(cfg, log, single, select_device(cfg.device), resume);
@@ -137,8 +119,11 @@ class Trainer {
     opt_.emplace(model_, cfg, ns_dtype_for(device),
                  MuonSharding{rank_, world_, [this](at::Tensor& flat) { dist_.all_reduce_sum(flat, "Muon update all-reduce"); }});
     sync_.emplace(dist, params_);
+    train_step_.emplace(model_, *opt_, grad_accum_, &*sync_,
+                        use_cuda_graphs(cfg, device) ? cuda_graph_recorder(device) : nullptr,
+                        [this](const std::string& note) { log_.line(note); });
     log.line("model_params:" + std::to_string(model_.num_params()));
-    if (const std::string note = fused_kernels_note(cfg, device); !note.empty()) log.line(note);
+    for (const std::string& note : ignored_cuda_switches(cfg, device)) log.line(note);
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
     log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
              " train_shards:" + std::to_string(train_files_.size()));
@@ -156,7 +141,7 @@ class Trainer {
       // warm too when the switch comes.
       model_.set_looped(2 * i >= cfg_.warmup_steps);
       log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.warmup_steps));
-      train_step(model_, *opt_, batches_, grad_accum_, i, 1.0, &*sync_);
+      run_step(i, 1.0);
     }
     model_.set_looped(false);
     copy_all(params_, weights0);
@@ -290,6 +275,10 @@ class Trainer {
   }
 
  private:
+  at::Tensor run_step(std::int64_t step, double lr_mult) {
+    return train_step_->run([this] { return batches_.next(); }, step, lr_mult);
+  }
+
   // One optimiser step at the schedule's values, then SWA/EMA, then this
   // step's report sent on its way and the previous one read.
   void step_once() {
@@ -307,7 +296,7 @@ class Trainer {
       log_.line("loop:start step:" + std::to_string(step_) + " layers:" + cfg_.loop_layers + " repeats:" +
                 std::to_string(cfg_.loop_repeats));
     }
-    at::Tensor loss = train_step(model_, *opt_, batches_, grad_accum_, step_, mult, &*sync_);
+    at::Tensor loss = run_step(step_, mult);
     ++step_;
     if (step_ == 1) agree_first_step();
     if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && step_ % cfg_.swa_every == 0) {
@@ -456,6 +445,7 @@ class Trainer {
   std::vector<at::Tensor> params_;
   std::optional<Optimizers> opt_;
   std::optional<GradientSync> sync_;
+  std::optional<TrainStep> train_step_;
   Swa swa_;
   std::optional<Ema> ema_;
   // The loop's clock and position: steps done, training time so far (without

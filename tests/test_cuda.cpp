@@ -15,6 +15,7 @@
 #include "pgolf/eval.h"
 #include "pgolf/model.h"
 #include "pgolf/optim.h"
+#include "pgolf/step.h"
 #include "pgolf/submission.h"
 #include "pgolf/train.h"
 #include "pgolf/transfer.h"
@@ -252,9 +253,11 @@ TEST(Cuda, TrainingStepQueuesWithoutHostSync) {
   Optimizers opt(model, cfg, ns_dtype_for(kGpu));
   DistributedTokenLoader loader(shard_files(train_pattern(dir.path())), 0, 1);
   BatchPrefetcher batches(loader, {cfg.train_batch_tokens, cfg.train_seq_len, 8}, kGpu);
-  train_step(model, opt, batches, 8, 0, 1.0);  // first use: handles, workspaces
+  TrainStep step(model, opt, 8, nullptr);
+  const NextBatch next = [&] { return batches.next(); };
+  step.run(next, 0, 1.0);  // first use: handles, workspaces
   model.set_qat(true);
-  train_step(model, opt, batches, 8, 1, 1.0);
+  step.run(next, 1, 1.0);
   model.set_qat(false);
   c10::cuda::device_synchronize();
   auto& debug = c10::cuda::warning_state();
@@ -263,7 +266,7 @@ TEST(Cuda, TrainingStepQueuesWithoutHostSync) {
     debug.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_ERROR);
     try {
       for (int s = 2; s < 5; ++s) {
-        at::Tensor loss = train_step(model, opt, batches, 8, s, 0.5);
+        at::Tensor loss = step.run(next, s, 0.5);
         AsyncReadback report(at::stack({loss.to(at::kDouble), at::full({}, 1.0, loss.options().dtype(at::kDouble))}));
       }
       debug.set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
@@ -274,3 +277,51 @@ TEST(Cuda, TrainingStepQueuesWithoutHostSync) {
   }
 }
 #endif
+
+// CUDA_GRAPHS: steps replayed from CUDA graphs (one per QAT mode) against
+// eager steps from the same weights and batches, with the LR and Muon
+// momentum changing at every step (read by the graph from device tensors).
+TEST(Cuda, CapturedStepsMatchEagerSteps) {
+  REQUIRE_CUDA();
+  Config cfg = small_config();
+  cfg.muon_momentum_warmup_steps = 4;
+  GPT eager_model(cfg, model_options_for(kGpu)), graph_model(cfg, model_options_for(kGpu));
+  copy_weights(eager_model, graph_model);
+  Optimizers eager_opt(eager_model, cfg, ns_dtype_for(kGpu)), graph_opt(graph_model, cfg, ns_dtype_for(kGpu));
+  std::vector<std::string> notes;
+  TrainStep eager(eager_model, eager_opt, 2, nullptr);
+  TrainStep graphs(graph_model, graph_opt, 2, nullptr, cuda_graph_recorder(kGpu),
+                   [&](const std::string& n) { notes.push_back(n); });
+  for (int s = 0; s < 7; ++s) {
+    const bool qat = s >= 3;
+    eager_model.set_qat(qat);
+    graph_model.set_qat(qat);
+    std::uint64_t k = 0;
+    const NextBatch next = [&] {
+      ++k;
+      return MicroBatch{tokens(2, cfg.train_seq_len, 1000 * s + k).to(kGpu), tokens(2, cfg.train_seq_len, 2000 * s + k).to(kGpu)};
+    };
+    const double mult = 1.0 - 0.1 * s;
+    const double a = eager.run(next, s, mult).item<double>();
+    k = 0;
+    const double b = graphs.run(next, s, mult).item<double>();
+    EXPECT_NEAR(a, b, 1e-4 * std::abs(a)) << "step " << s;
+  }
+  EXPECT_TRUE(graphs.graphs());
+  EXPECT_EQ(graphs.captured_modes(), 2u);
+  ASSERT_EQ(notes.size(), 2u) << (notes.empty() ? "" : notes.back());
+  for (std::size_t i = 0; i < eager_model.parameters().size(); ++i)
+    EXPECT_LT(rel_error(graph_model.parameters()[i].tensor, eager_model.parameters()[i].tensor), 1e-4)
+        << eager_model.parameters()[i].name;
+}
+
+// A capture that breaks off (a host read inside) throws, and afterwards the
+// device runs eager work as before.
+TEST(Cuda, AFailedCaptureLeavesTheDeviceUsable) {
+  REQUIRE_CUDA();
+  auto recorder = cuda_graph_recorder(kGpu);
+  at::Tensor x = at::ones({64, 64}, at::TensorOptions().device(kGpu));
+  recorder->warm([&] { x.matmul(x); });
+  EXPECT_ANY_THROW(recorder->capture([&] { (void)x.matmul(x).sum().item<float>(); }));
+  EXPECT_FLOAT_EQ(x.matmul(x).sum().item<float>(), 64.0f * 64.0f * 64.0f);
+}

@@ -6,6 +6,7 @@
 
 #include "helpers.h"
 #include "pgolf/fused.h"
+#include "pgolf/runtime.h"
 #include "pgolf/fused_math.h"
 #include "pgolf/layers.h"
 
@@ -146,11 +147,14 @@ TEST(FusedQkNormRope, MatchesTheCompositionInValuesAndGradients) {
 
 TEST(FusedKernels, TheSwitchIsIgnoredWithANoteOffCuda) {
   Config c;
-  EXPECT_EQ(fused_kernels_note(c, at::kCPU), "");
+  EXPECT_TRUE(ignored_cuda_switches(c, at::kCPU).empty());
   c.fused_kernels = true;
   EXPECT_FALSE(use_fused_kernels(c, at::kCPU));
-  EXPECT_NE(fused_kernels_note(c, at::kCPU).find("ignored on cpu"), std::string::npos);
+  const auto notes = ignored_cuda_switches(c, at::kCPU);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("FUSED_KERNELS=1 is ignored on cpu"), std::string::npos) << notes[0];
   EXPECT_TRUE(use_fused_kernels(c, at::Device(at::kCUDA, 0)));
+  EXPECT_TRUE(ignored_cuda_switches(c, at::Device(at::kCUDA, 0)).empty());
 }
 
 // The CUDA kernels against the CPU loops (the launch: grid, block reduction,

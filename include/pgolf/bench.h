@@ -25,8 +25,10 @@ struct BenchResult {
   double flops_per_token = 0, peak_tflops = 0;
   double forward_ms = 0, backward_ms = 0, optimizer_ms = 0;  // per step, each phase synchronised on its own
   double step_ms = 0;                                         // per step, steps back to back (no syncs inside)
+  bool captured = false;                                      // those steps replayed a CUDA graph (CUDA_GRAPHS)
   double build_ms = 0, first_step_ms = 0, launch_to_first_step_ms = 0;
   std::string memory;
+  std::vector<std::string> notes;  // what the step reported (captures, a failed capture)
   double tokens_per_second() const { return tokens_per_step / (step_ms / 1000.0); }
   // Model FLOP utilisation: flops_per_token * tokens/s over the peak (0 when unknown).
   double mfu() const { return peak_tflops > 0 ? flops_per_token * tokens_per_second() / (peak_tflops * 1e12) : 0; }
@@ -46,8 +48,9 @@ double training_flops_per_token(const GPT& model, const Config& cfg);
 // 756, A100 312 TFLOP/s); 0 when unknown.
 double known_peak_tflops(const std::string& device_name);
 
-// Runs `warmup` untimed steps, `steps` steps timed phase by phase, then
-// `steps` steps back to back for the step time.
+// Runs `warmup` untimed steps, `steps` steps timed phase by phase (eagerly),
+// then `steps` steps back to back for the step time, through TrainStep (with
+// CUDA_GRAPHS on CUDA: captured first, untimed, then replayed).
 BenchResult run_bench(const Config& cfg, const BenchOptions& opts);
 std::string format_bench(const BenchResult& r);
 // "ratio (B / A): tokens_per_s:x step_ms:x mfu:x" of run b against run a.

@@ -148,6 +148,7 @@ struct Config {
   std::int64_t dist_timeout_seconds = 300;
   std::string progress = "auto";  // auto, on or off: in-place progress lines on stdout
   bool fused_kernels = false;     // fused CUDA ops (fused.h)
+  bool cuda_graphs = false;       // captured training step (step.h)
 };
 
 // Any problem with configuration input; the message names the key (and the

@@ -93,6 +93,9 @@ class GradientSync {
   GradientSync& operator=(const GradientSync&) = delete;
   void arm();     // call before the last micro-batch's backward
   void finish();  // call after it
+  // Drops what an arm() without its finish() collected (a backward that
+  // failed, e.g. a failed CUDA graph capture): the next step starts afresh.
+  void reset();
 
  private:
   struct Bucket;

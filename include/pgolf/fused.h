@@ -69,7 +69,5 @@ void softcap_ce_rows_backward(const at::Tensor& z, const at::Tensor& targets, co
 
 // Whether the model uses the fused ops on `device`: FUSED_KERNELS on CUDA.
 bool use_fused_kernels(const Config& cfg, const at::Device& device);
-// A log note where FUSED_KERNELS is set but ignored (not CUDA); "" otherwise.
-std::string fused_kernels_note(const Config& cfg, const at::Device& device);
 
 }  // namespace pgolf

@@ -40,6 +40,11 @@ inline at::Tensor newton_schulz5(const at::Tensor& G, std::int64_t steps, at::Sc
 // its L2 norm, floored at 1e-7.
 at::Tensor row_normalize(const at::Tensor& G);
 
+// A 0-d float32 tensor holding `v` on `device`: how the optimisers take
+// values that change from step to step (learning rate, momentum), so that a
+// step captured into a CUDA graph reads each step's values (step.h).
+at::Tensor step_scalar(double v, const at::Device& device);
+
 // Muon with Nesterov momentum and decoupled weight decay. For each matrix p
 // with gradient g and momentum buffer buf:
 //   buf = m*buf + g;  g' = g + m*buf;  g' = row_normalize(g') (MuonEq-R, if on)
@@ -70,6 +75,8 @@ class Muon {
     bool row_normalize = false;                // MuonEq-R
   };
   Muon(std::vector<at::Tensor> params, Options opts);
+  // lr and momentum: 0-d float32 tensors on the parameters' device (step_scalar).
+  void step(const at::Tensor& lr, const at::Tensor& momentum);
   void step(double lr, double momentum);
   // Momentum buffers, one per parameter (state to save and restore).
   std::vector<at::Tensor>& state() { return buffers_; }
@@ -95,6 +102,7 @@ class AdamW {
     double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.0;
   };
   AdamW(std::vector<at::Tensor> params, Options opts);
+  void step(const at::Tensor& lr);  // a 0-d float32 tensor on the parameters' device
   void step(double lr);
   // exp_avg, exp_avg_sq and step counters (state to save and restore).
   std::vector<at::Tensor> state() const;
@@ -121,7 +129,14 @@ class Optimizers {
   // Muon momentum warmed up linearly from MUON_MOMENTUM_WARMUP_START to
   // MUON_MOMENTUM over MUON_MOMENTUM_WARMUP_STEPS steps.
   double muon_momentum(std::int64_t step) const;
-  // Clips (GRAD_CLIP_NORM), then steps every optimiser with lr = base * lr_mult.
+  // The schedule's values for `step` (each group's lr = base * lr_mult, and
+  // the Muon momentum) written into device tensors: queued on the current
+  // stream, the host does not wait.
+  void set_schedule(std::int64_t step, double lr_mult);
+  // Clips (GRAD_CLIP_NORM), then steps every optimiser at the values last
+  // set. No host value enters: a CUDA graph can capture it (step.h).
+  void apply();
+  // set_schedule, then apply.
   void step(std::int64_t step, double lr_mult);
   void zero_grad();
   // Every state tensor of every optimiser, in a fixed order.
@@ -135,6 +150,7 @@ class Optimizers {
   std::vector<at::Tensor> all_params_;
   Muon muon_;
   AdamW embed_, scalar_;
+  at::Tensor muon_lr_, muon_momentum_, embed_lr_, scalar_lr_;  // set_schedule's values
 };
 
 }  // namespace pgolf

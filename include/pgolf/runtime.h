@@ -5,8 +5,11 @@
 #include <chrono>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace pgolf {
+
+struct Config;
 
 // Cores this process may run on (its CPU affinity mask), at least 1.
 int available_cores();
@@ -41,6 +44,10 @@ inline double ms_since(std::chrono::steady_clock::time_point t) {
 // An exception's message for a person: LibTorch's errors (c10::Error)
 // without the C++ stack trace they carry, which names no file or fix.
 std::string error_message(const std::exception& e);
+
+// One log note for each CUDA-only switch (FUSED_KERNELS, CUDA_GRAPHS) that
+// is set but ignored because `device` is not CUDA; none otherwise.
+std::vector<std::string> ignored_cuda_switches(const Config& cfg, const c10::Device& device);
 
 // Human-readable build and device facts for `pgolf info`.
 std::string runtime_info();

@@ -15,6 +15,7 @@
 #include "pgolf/model.h"
 #include "pgolf/optim.h"
 #include "pgolf/run.h"
+#include "pgolf/step.h"
 #include "pgolf/submission.h"
 #include "pgolf/transfer.h"
 
@@ -44,13 +45,6 @@ bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, dou
 // Average step time for the schedule: the first timed step (allocator growth,
 // kernel selection) is left out once there are later steps to average.
 double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first_step_ms);
-
-// One optimiser step: grad_accum micro-batches of loss/grad_accum backward,
-// the gradients averaged over ranks during the last one (`sync`, none for one
-// process), then clipping and the optimisers. Returns the mean micro-batch
-// loss (0-d tensor).
-at::Tensor train_step(GPT& model, Optimizers& opt, BatchPrefetcher& batches, std::int64_t grad_accum, std::int64_t step,
-                      double lr_mult, GradientSync* sync = nullptr);
 
 struct TrainResult {
   std::int64_t steps = 0;
