@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <glob.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,6 +21,42 @@ namespace {
 
 std::runtime_error os_error(const std::string& what, const std::string& path) {
   return std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
+}
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "host";
+  return buf;
+}
+
+bool process_gone(const std::string& pid) {
+  if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos || pid.size() > 9) return false;
+  return ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH;
+}
+
+// Removes `prefix<pid>` files beside `prefix` whose process no longer runs.
+void remove_stale_temp_files(const std::string& prefix) {
+  const std::filesystem::path p(prefix);
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
+  const std::string name = p.filename().string();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string f = entry.path().filename().string();
+    if (f.size() > name.size() && f.compare(0, name.size(), name) == 0 && process_gone(f.substr(name.size())))
+      std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+// Flushes the folder holding `path`, which makes a rename into it durable.
+// Best effort: the file is complete and in place either way, and some
+// filesystems cannot flush a folder.
+void sync_parent_dir(const std::string& path) {
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  const std::string dir = parent.empty() ? "." : parent.string();
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::fsync(fd);
+  ::close(fd);
 }
 
 }  // namespace
@@ -67,8 +104,10 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   return *this;
 }
 
-AtomicFile::AtomicFile(std::string path)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp." + std::to_string(::getpid())) {
+AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
+  const std::string prefix = path_ + ".tmp." + host_name() + ".";
+  remove_stale_temp_files(prefix);
+  tmp_path_ = prefix + std::to_string(::getpid());
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw os_error("cannot create", tmp_path_);
 }
@@ -98,6 +137,7 @@ void AtomicFile::commit() {
   if (::close(fd) != 0) throw os_error("cannot close", tmp_path_);
   if (::rename(tmp_path_.c_str(), path_.c_str()) != 0) throw os_error("cannot rename to", path_);
   committed_ = true;
+  sync_parent_dir(path_);
 }
 
 void write_file_atomic(const std::string& path, std::string_view contents) {

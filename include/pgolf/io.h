@@ -29,8 +29,11 @@ class MappedFile {
 };
 
 // Writes `path` so that readers never see a partial file: the bytes go to
-// `path.tmp.<pid>`, are flushed, and the temp file is renamed over `path`.
-// On any failure the temp file is removed and the error names `path`.
+// `path.tmp.<host>.<pid>`, are flushed, the temp file is renamed over `path`
+// and the folder is flushed too, so the rename survives a power cut. On any
+// failure the temp file is removed and the error names `path`. A process
+// killed mid-write leaves its temp file behind; the next AtomicFile of the
+// same path removes those of processes of this host that no longer run.
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);
