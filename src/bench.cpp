@@ -87,7 +87,7 @@ BenchResult run_bench(const Config& cfg, const BenchOptions& opts) {
   }
   // Steps back to back through the training's own step (captured with
   // CUDA_GRAPHS on CUDA; the capture itself is left out of the time).
-  TrainStep step(*model, opt, r.micro_steps, nullptr, use_cuda_graphs(cfg, device) ? cuda_graph_recorder(device) : nullptr,
+  TrainStep step(*model, opt, r.micro_steps, nullptr, step_recorder(cfg, device),
                  [&](const std::string& note) { r.notes.push_back(note); });
   std::size_t next_micro = 0;
   const NextBatch next = [&] {
@@ -123,8 +123,8 @@ std::string format_bench(const BenchResult& r) {
                 r.device.c_str(), r.device_name.c_str(), static_cast<long long>(r.params),
                 static_cast<long long>(r.world_size), static_cast<long long>(r.tokens_per_step),
                 static_cast<long long>(r.micro_steps), static_cast<long long>(r.steps), r.step_ms, r.tokens_per_second(),
-                mfu, r.flops_per_token, r.captured ? "replayed from a CUDA graph" : "eager", r.forward_ms, r.backward_ms, r.optimizer_ms, r.build_ms, r.first_step_ms,
-                r.launch_to_first_step_ms, r.memory.c_str());
+                mfu, r.flops_per_token, r.captured ? "replayed from a CUDA graph" : "eager", r.forward_ms, r.backward_ms,
+                r.optimizer_ms, r.build_ms, r.first_step_ms, r.launch_to_first_step_ms, r.memory.c_str());
   std::string out = buf;
   for (const auto& note : r.notes) out += note + "\n";
   return out;

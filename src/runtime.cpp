@@ -9,6 +9,8 @@
 #include <unistd.h>
 #include <torch/version.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <iterator>
 #include <sstream>
@@ -151,7 +153,9 @@ std::vector<std::string> ignored_cuda_switches(const Config& cfg, const c10::Dev
   std::vector<std::string> notes;
   if (device.is_cuda()) return notes;
   auto note = [&](bool set, const std::string& key, const std::string& what) {
-    if (set) notes.push_back(key + ": " + key + "=1 is ignored on " + device.str() + " (" + what + " run on CUDA only)");
+    std::string tag = key;  // the log's lower-case tag, e.g. fused_kernels
+    std::transform(tag.begin(), tag.end(), tag.begin(), [](unsigned char c) { return std::tolower(c); });
+    if (set) notes.push_back(tag + ": " + key + "=1 is ignored on " + device.str() + " (" + what + " run on CUDA only)");
   };
   note(cfg.fused_kernels, "FUSED_KERNELS", "the fused kernels");
   note(cfg.cuda_graphs, "CUDA_GRAPHS", "CUDA graphs");

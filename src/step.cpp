@@ -6,6 +6,10 @@ namespace pgolf {
 
 bool use_cuda_graphs(const Config& cfg, const at::Device& device) { return cfg.cuda_graphs && device.is_cuda(); }
 
+std::unique_ptr<GraphRecorder> step_recorder(const Config& cfg, const at::Device& device) {
+  return use_cuda_graphs(cfg, device) ? cuda_graph_recorder(device) : nullptr;
+}
+
 TrainStep::TrainStep(GPT& model, Optimizers& opt, std::int64_t grad_accum, GradientSync* sync,
                      std::unique_ptr<GraphRecorder> recorder, std::function<void(const std::string&)> note)
     : model_(model), opt_(opt), grad_accum_(grad_accum), sync_(sync), recorder_(std::move(recorder)), note_(std::move(note)) {}

@@ -119,8 +119,7 @@ class Trainer {
     opt_.emplace(model_, cfg, ns_dtype_for(device),
                  MuonSharding{rank_, world_, [this](at::Tensor& flat) { dist_.all_reduce_sum(flat, "Muon update all-reduce"); }});
     sync_.emplace(dist, params_);
-    train_step_.emplace(model_, *opt_, grad_accum_, &*sync_,
-                        use_cuda_graphs(cfg, device) ? cuda_graph_recorder(device) : nullptr,
+    train_step_.emplace(model_, *opt_, grad_accum_, &*sync_, step_recorder(cfg, device),
                         [this](const std::string& note) { log_.line(note); });
     log.line("model_params:" + std::to_string(model_.num_params()));
     for (const std::string& note : ignored_cuda_switches(cfg, device)) log.line(note);

@@ -50,6 +50,9 @@ std::unique_ptr<GraphRecorder> cuda_graph_recorder(const at::Device& device);
 
 // Whether training steps are captured: CUDA_GRAPHS on CUDA.
 bool use_cuda_graphs(const Config& cfg, const at::Device& device);
+// The recorder a TrainStep on `device` gets: CUDA graphs where
+// use_cuda_graphs, else none (eager steps).
+std::unique_ptr<GraphRecorder> step_recorder(const Config& cfg, const at::Device& device);
 
 class TrainStep {
  public:
