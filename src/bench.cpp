@@ -63,7 +63,7 @@ BenchResult run_bench(const Config& cfg, const BenchOptions& opts) {
     xs.push_back(at::randint(cfg.vocab_size, {rows, cfg.train_seq_len}, gen, at::kLong).to(device));
     ys.push_back(at::randint(cfg.vocab_size, {rows, cfg.train_seq_len}, gen, at::kLong).to(device));
   }
-  auto forward = [&](std::int64_t m) { return model->loss(xs[m], ys[m]); };
+  auto forward = [&](std::int64_t m) { return model->training_loss(xs[m], ys[m]); };
   auto backward = [&](const at::Tensor& loss) { (loss / static_cast<double>(r.micro_steps)).backward(); };
   for (int s = 0; s < opts.warmup + opts.steps; ++s) {
     double fwd = 0, bwd = 0;

@@ -121,6 +121,9 @@ const std::vector<ConfigKey>& config_keys() {
       {"SWA_START_FRAC", "averaging", &C::swa_start_frac, "SWA collects once the LR multiplier is below this"},
       {"SWA_EVERY", "averaging", &C::swa_every, "SWA collects every N steps"},
       {"SWA_ADD_FINAL", "averaging", &C::swa_add_final, "SWA also adds the final weights to the average"},
+      {"SWA_STEP_INDEX", "averaging", &C::swa_step_index,
+       "which step count SWA_EVERY divides: done (steps done: after steps 50, 100, ...; #219, #286) or taken (the "
+       "0-based index of the step just taken: after steps 51, 101, ...; #76)"},
       {"EMA_ENABLED", "averaging", &C::ema_enabled, "exponential moving average of weights (replaces SWA)"},
       {"EMA_DECAY", "averaging", &C::ema_decay, "EMA decay per step"},
       {"QAT_ENABLED", "averaging", &C::qat_enabled, "quantisation-aware training: matrices enter the forward pass fake-quantised"},
@@ -540,6 +543,8 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   at_least("GRAD_CLIP_NORM", c.grad_clip_norm, 0);
   fraction("SWA_START_FRAC", c.swa_start_frac);
   positive("SWA_EVERY", c.swa_every);
+  require(c.swa_step_index == "done" || c.swa_step_index == "taken", "SWA_STEP_INDEX must be done or taken",
+          {"SWA_STEP_INDEX"});
   fraction("EMA_DECAY", c.ema_decay);
   fraction("QAT_START_FRAC", c.qat_start_frac);
   fraction("PRUNE_FRAC", c.prune_frac);

@@ -36,7 +36,8 @@ at::Tensor checked_cholesky(const at::Tensor& a, bool upper, const char* what) {
 // Numerics: H, U and the working copy of W are float64 (the Cholesky of an
 // ill-conditioned H^-1 is fragile in float32). A value is quantised exactly as
 // quantize_rows does, in float32: x -> float, clamp to [-clip_r, clip_r],
-// divide by scale_r, round half to even, clamp to [lo, qmax]. Clamping to the
+// divide by the float32 scale_r, round half to even, clamp to [lo, qmax]; its
+// error is measured against the decoded value q * fp16(scale_r). Clamping to the
 // clip as well as to the integer range keeps GPTQ a pure change of rounding
 // (same value range as the family; a diagonal H gives quantize_rows exactly).
 // Everything is batched over N matrices: W [N, rows, cols], H [N, cols, cols].
@@ -57,8 +58,9 @@ std::vector<RowQuantized> gptq_quantize_batched(const at::Tensor& W, const at::T
   at::Tensor w32 = W.detach().to(at::kFloat).contiguous();
   at::Tensor flat = w32.view({N * rows, cols});
   at::Tensor clip = row_clip(flat, rq);
-  at::Tensor scale16 = row_scale(clip, rq);
-  at::Tensor scale = scale16.to(at::kFloat).view({N, rows});
+  at::Tensor scale = row_scale(clip, rq).view({N, rows});        // rounds, as quantize_rows
+  at::Tensor scale16 = scale.to(at::kHalf);                       // stored
+  at::Tensor decoded = scale16.to(at::kDouble);                   // what decoding multiplies by
   clip = clip.view({N, rows});
 
   at::Tensor w = w32.to(at::kDouble);
@@ -88,7 +90,7 @@ std::vector<RowQuantized> gptq_quantize_batched(const at::Tensor& W, const at::T
       at::Tensor q = round_to_grid(x.to(at::kFloat), clip, scale, rq);
       qp.select(2, i1 + j).copy_(q);
       at::Tensor u = u1.select(1, j);  // row j of U within the block, [N, bs]
-      at::Tensor e = (x - (q * scale).to(at::kDouble)) / u.select(1, j).unsqueeze(1);
+      at::Tensor e = (x - q.to(at::kDouble) * decoded) / u.select(1, j).unsqueeze(1);
       err1.select(2, j).copy_(e);
       if (j + 1 < bs) w1.narrow(2, j + 1, bs - j - 1).sub_(e.unsqueeze(2) * u.narrow(1, j + 1, bs - j - 1).unsqueeze(1));
     }
@@ -96,9 +98,8 @@ std::vector<RowQuantized> gptq_quantize_batched(const at::Tensor& W, const at::T
   }
 
   at::Tensor q = at::empty_like(qp).scatter_(2, col_index, qp);  // back to the original column order
-  at::Tensor scales = scale16.view({N, rows});
   out.reserve(static_cast<std::size_t>(N));
-  for (std::int64_t i = 0; i < N; ++i) out.push_back({q[i].clone(), scales[i].clone()});
+  for (std::int64_t i = 0; i < N; ++i) out.push_back({q[i].clone(), scale16[i].clone()});
   return out;
 }
 

@@ -188,7 +188,7 @@ std::int64_t GPT::num_params() const {
 }
 
 at::Tensor GPT::weight(const at::Tensor& w) const {
-  if (qat_) {
+  if (fake_quant_) {
     auto it = qat_quant_.find(w.unsafeGetTensorImpl());
     if (it != qat_quant_.end()) return fake_quantize_rows(w, it->second).to(opts_.compute_dtype);
   }
@@ -300,6 +300,15 @@ at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {
   if (fused_head()) return token_nll(inputs, targets).mean();
   at::Tensor l = logits(inputs);
   return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}));
+}
+
+at::Tensor GPT::training_loss(const at::Tensor& inputs, const at::Tensor& targets) {
+  fake_quant_ = qat_;
+  struct Off {
+    bool& flag;
+    ~Off() { flag = false; }
+  } off{fake_quant_};
+  return loss(inputs, targets);
 }
 
 at::Tensor GPT::token_nll(const at::Tensor& inputs, const at::Tensor& targets) {

@@ -21,7 +21,7 @@ at::Tensor TrainStep::accumulate(const std::function<MicroBatch(std::int64_t)>& 
   at::Tensor total;
   for (std::int64_t m = 0; m < grad_accum_; ++m) {
     auto [x, y] = micro(m);
-    at::Tensor loss = model_.loss(x, y);
+    at::Tensor loss = model_.training_loss(x, y);
     const bool last = m + 1 == grad_accum_;
     if (last && sync_) sync_->arm();
     (loss / static_cast<double>(grad_accum_)).backward();

@@ -58,9 +58,14 @@ bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
   return !cfg.loop_layers.empty() && run_fraction_reached(cfg, cfg.loop_start_frac, step, elapsed_ms);
 }
 
-double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first_step_ms) {
-  if (steps_done >= 2) return (elapsed_ms - first_step_ms) / static_cast<double>(steps_done - 1);
-  return elapsed_ms / static_cast<double>(std::max<std::int64_t>(steps_done, 1));
+StepPlan plan_step(const Config& cfg, std::int64_t step, const AgreedClock& clock) {
+  const double elapsed = clock.elapsed(step);
+  return {lr_multiplier(cfg, step, elapsed, clock.step_ms()), qat_active(cfg, step, elapsed), loop_active(cfg, step, elapsed)};
+}
+
+bool run_finished(const Config& cfg, std::int64_t steps_done, const AgreedClock& clock) {
+  if (steps_done >= cfg.iterations) return true;
+  return cfg.max_wallclock_seconds > 0 && clock.elapsed(steps_done) >= cfg.max_wallclock_seconds * 1000.0;
 }
 
 namespace {
@@ -110,7 +115,7 @@ class Trainer {
         loader_(train_files_, rank_, world_, cfg.vocab_size),
         batches_(loader_, {cfg.train_batch_tokens, cfg.train_seq_len, grad_accum_}, device),
         val_batch_seqs_(std::max<std::int64_t>(1, cfg.val_batch_size / (world_ * grad_accum_) / cfg.train_seq_len)),
-        model_(cfg, mopts_) {
+        model_(cfg, mopts_), swa_due_(swa_timing(cfg.swa_step_index)) {
     if (!cfg.init_weights.empty()) {
       load_weights(model_, cfg.init_weights);
       log.line("init_weights:" + cfg.init_weights);
@@ -175,12 +180,10 @@ class Trainer {
     model_.set_qat(s.qat);
     model_.set_looped(s.looped);
     step_ = s.step;
-    agreed_step_ = s.agreed_step;
+    clock_ = AgreedClock(s.agreed_step, s.agreed_ms, s.first_step_ms);
     stop_after_ = s.stop_after;
     train_ms_ = s.train_ms;
-    agreed_ms_ = s.agreed_ms;
-    first_step_ms_ = s.first_step_ms;
-    last_checkpoint_ms_ = agreed_ms_;
+    last_checkpoint_ms_ = clock_.agreed_ms();
     log_.line("resumed from step " + std::to_string(step_) + " (" + s.path + fmt(") train_time:%.0fms", train_ms_));
     log_.metric("resume", {{"step", double(step_)}, {"train_time_ms", train_ms_}});
   }
@@ -217,18 +220,17 @@ class Trainer {
     result.train_time_ms = train_ms_;
   }
 
-  // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL)
-  // and evaluates the averaged weights.
+  // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL;
+  // only of more than one snapshot) and evaluates the averaged weights.
   void average(TrainResult& result) {
-    const bool averaged = ema_ || swa_.count() > 0;
-    if (!averaged) return;
     if (ema_) {
       log_.line("ema:applying decay " + fmt("%.4f", cfg_.ema_decay));
       ema_->apply(params_);
-    } else {
-      if (cfg_.swa_add_final) swa_.add(params_);  // #76: the final weights join the average
+    } else if (swa_.finish(params_, cfg_.swa_add_final)) {
       log_.line("swa:applying averaged " + std::to_string(swa_.count()) + " checkpoints");
-      swa_.apply(params_);
+    } else {
+      if (swa_.count() == 1) log_.line("swa:kept the final weights (1 checkpoint collected; averaging needs 2 or more)");
+      return;
     }
     result.final_eval = standard_eval();
     log_.line(fmt("final_averaged val_loss:%.4f", result.final_eval.val_loss()) +
@@ -281,16 +283,13 @@ class Trainer {
   // One optimiser step at the schedule's values, then SWA/EMA, then this
   // step's report sent on its way and the previous one read.
   void step_once() {
-    // The schedule's clock: the agreed time of the last reported step plus
-    // the agreed average step time for each step since.
-    const double step_ms = schedule_step_ms(agreed_step_, agreed_ms_, first_step_ms_);
-    const double elapsed = agreed_ms_ + static_cast<double>(step_ - agreed_step_) * step_ms;
-    const double mult = lr_multiplier(cfg_, step_, elapsed, step_ms);
-    if (!model_.qat() && qat_active(cfg_, step_, elapsed)) {
+    const StepPlan plan = plan_step(cfg_, step_, clock_);
+    const double mult = plan.lr_mult;
+    if (!model_.qat() && plan.qat) {
       model_.set_qat(true);
       log_.line("qat:start step:" + std::to_string(step_));
     }
-    if (!model_.looped() && loop_active(cfg_, step_, elapsed)) {
+    if (!model_.looped() && plan.looped) {
       model_.set_looped(true);  // and for every evaluation after
       log_.line("loop:start step:" + std::to_string(step_) + " layers:" + cfg_.loop_layers + " repeats:" +
                 std::to_string(cfg_.loop_repeats));
@@ -298,7 +297,7 @@ class Trainer {
     at::Tensor loss = run_step(step_, mult);
     ++step_;
     if (step_ == 1) agree_first_step();
-    if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && step_ % cfg_.swa_every == 0) {
+    if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && swa_due_(step_, cfg_.swa_every)) {
       if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step_));
       swa_.add(params_);
     }
@@ -314,7 +313,7 @@ class Trainer {
   }
 
   bool capped() const { return cfg_.max_wallclock_seconds > 0; }
-  bool finished() const { return step_ == cfg_.iterations || (stop_after_ >= 0 && step_ >= stop_after_); }
+  bool finished() const { return run_finished(cfg_, step_, clock_) || (stop_after_ >= 0 && step_ >= stop_after_); }
 
   // The first step carries the start-up costs; the schedule leaves it out of
   // its average, so its time is agreed at once (the only wait in the loop).
@@ -322,10 +321,8 @@ class Trainer {
     synchronize(device_);
     at::Tensor t = at::full({}, train_ms_ + ms_since(t0_), at::TensorOptions().dtype(at::kDouble).device(device_));
     dist_.all_reduce_sum(t, "first step time");
-    first_step_ms_ = t.item<double>() / world_;
-    agreed_step_ = 1;
-    agreed_ms_ = first_step_ms_;
-    log_.line(fmt("first_step_ms:%.0f", first_step_ms_) + fmt(" since_launch_ms:%.0f", ms_since_process_start()));
+    clock_.agree_first_step(t.item<double>() / world_);
+    log_.line(fmt("first_step_ms:%.0f", clock_.first_step_ms()) + fmt(" since_launch_ms:%.0f", ms_since_process_start()));
   }
 
   // A step's numbers on their way to the host: [sum of losses, sum of the
@@ -352,14 +349,13 @@ class Trainer {
     pending_.reset();
     const std::vector<double> sums = r.sums.values();
     const double loss = sums[0] / world_;
-    agreed_step_ = r.step;
-    agreed_ms_ = sums[1] / world_;
+    clock_.agree(r.step, sums[1] / world_);
     if (r.log || final) {
       log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", loss) +
                 fmt(" train_time:%.0fms", r.local_ms) + fmt(" step_avg:%.2fms", r.local_ms / r.step));
       log_.metric("train", {{"step", double(r.step)}, {"train_loss", loss}, {"lr_mult", r.lr_mult}, {"train_time_ms", r.local_ms}});
     }
-    if (capped() && stop_after_ < 0 && agreed_ms_ >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
+    if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
   }
 
   // Every CHECKPOINT_EVERY steps, or once CHECKPOINT_MINUTES of the agreed
@@ -368,7 +364,7 @@ class Trainer {
   bool checkpoint_due() const {
     if (finished()) return false;
     if (cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) return true;
-    return cfg_.checkpoint_minutes > 0 && agreed_ms_ - last_checkpoint_ms_ >= cfg_.checkpoint_minutes * 60e3;
+    return cfg_.checkpoint_minutes > 0 && clock_.agreed_ms() - last_checkpoint_ms_ >= cfg_.checkpoint_minutes * 60e3;
   }
 
   // The pending report is read first, so that the schedule's clock is that of
@@ -386,18 +382,18 @@ class Trainer {
     if (dist_.is_main()) save_checkpoint(path, s);
     dist_.barrier("checkpoint written by rank 0");  // the others wait here, not in the next step's training time
     log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
-    last_checkpoint_ms_ = agreed_ms_;
+    last_checkpoint_ms_ = clock_.agreed_ms();
     t0_ = Clock::now();
   }
 
   TrainState state() const {
     TrainState s;
     s.step = step_;
-    s.agreed_step = agreed_step_;
+    s.agreed_step = clock_.agreed_step();
     s.stop_after = stop_after_;
     s.train_ms = train_ms_;
-    s.agreed_ms = agreed_ms_;
-    s.first_step_ms = first_step_ms_;
+    s.agreed_ms = clock_.agreed_ms();
+    s.first_step_ms = clock_.first_step_ms();
     s.qat = model_.qat();
     s.looped = model_.looped();
     s.data = batches_.position();
@@ -446,12 +442,14 @@ class Trainer {
   std::optional<GradientSync> sync_;
   std::optional<TrainStep> train_step_;
   Swa swa_;
+  const SwaTiming swa_due_;
   std::optional<Ema> ema_;
   // The loop's clock and position: steps done, training time so far (without
-  // validation) and the running stretch since t0_, the agreed clock of the
-  // last reported step, and the step after which every rank stops (-1: none yet).
-  std::int64_t step_ = 0, stop_after_ = -1, agreed_step_ = 0;
-  double train_ms_ = 0, first_step_ms_ = 0, agreed_ms_ = 0, last_checkpoint_ms_ = 0;
+  // validation) and the running stretch since t0_, the agreed clock, and the
+  // step after which every rank stops (-1: none yet).
+  std::int64_t step_ = 0, stop_after_ = -1;
+  double train_ms_ = 0, last_checkpoint_ms_ = 0;
+  AgreedClock clock_;
   Clock::time_point t0_;
   std::optional<StepReport> pending_;
 };

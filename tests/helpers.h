@@ -19,6 +19,7 @@
 #include "pgolf/dist.h"
 #include "pgolf/eval.h"
 #include "pgolf/model.h"
+#include "pgolf/quantizer.h"
 
 namespace pgolf::test {
 
@@ -162,5 +163,48 @@ inline CommandResult run_shell(const std::string& command) {
 
 // Runs the pgolf binary built alongside the tests with `args` (shell syntax).
 inline CommandResult run_pgolf(const std::string& args) { return run_shell(std::string(PGOLF_BINARY) + " " + args); }
+
+// The per-row quantiser of docs/ARTIFACT.md one element at a time, in plain
+// float arithmetic: the clip is the linearly interpolated quantile of the
+// sorted |w_r| (as torch.quantile, in float32) or sd_k unbiased standard deviations, the
+// scale max(clip / qmax, floor) in float32, and q = clamp(round(clamp(w) /
+// scale)) with that float32 scale. Returns q (int8) and the float32 scales.
+struct SlowRows {
+  at::Tensor q, scale;
+};
+inline SlowRows slow_quantize_rows(const at::Tensor& w, const RowQuantizer& rq) {
+  const at::Tensor w32 = w.detach().to(at::kFloat).contiguous();
+  const std::int64_t rows = w32.size(0), cols = w32.size(1);
+  const int qmax = (1 << (rq.bits - 1)) - 1, lo = rq.symmetric ? -qmax : -qmax - 1;
+  at::Tensor q = at::empty({rows, cols}, at::kChar), scale = at::empty({rows}, at::kFloat);
+  auto W = w32.accessor<float, 2>();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    std::vector<float> a;
+    for (std::int64_t c = 0; c < cols; ++c) a.push_back(std::abs(W[r][c]));
+    std::sort(a.begin(), a.end());
+    // torch.quantile's linear interpolation in the input's float32: rank
+    // q * (n - 1), then lerp (which works from the nearer end).
+    const float pos = static_cast<float>(rq.clip_q) * static_cast<float>(cols - 1);
+    const auto i0 = static_cast<std::size_t>(std::floor(pos)), i1 = std::min(i0 + 1, a.size() - 1);
+    const float t = pos - std::floor(pos);
+    float clip = t < 0.5f ? a[i0] + t * (a[i1] - a[i0]) : a[i1] - (a[i1] - a[i0]) * (1.0f - t);
+    if (rq.sd_k > 0) {
+      double mean = 0, var = 0;
+      for (std::int64_t c = 0; c < cols; ++c) mean += W[r][c];
+      mean /= static_cast<double>(cols);
+      for (std::int64_t c = 0; c < cols; ++c) var += (W[r][c] - mean) * (W[r][c] - mean);
+      clip = static_cast<float>(rq.sd_k * std::sqrt(var / static_cast<double>(cols - 1)));
+    }
+    const float floor = rq.floor ? 1.0f / static_cast<float>(qmax) : 1e-12f;
+    const float s = std::max(clip / static_cast<float>(qmax), floor);
+    scale[r] = s;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      const float x = std::clamp(W[r][c], -clip, clip);
+      const double v = std::nearbyint(x / s);  // round half to even, as torch.round
+      q[r][c] = static_cast<std::int8_t>(std::clamp<double>(v, lo, qmax));
+    }
+  }
+  return {q, scale};
+}
 
 }  // namespace pgolf::test

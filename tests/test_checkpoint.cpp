@@ -240,6 +240,7 @@ TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
   c.warmup_steps = 2;
   c.warmdown_iters = 12;
   c.swa_start_frac = 0.8;  // snapshots from step 4 on
+  c.swa_step_index = "done";
   c.checkpoint_every = 6;
   c.prequant_eval = false;
   c.run_id = "whole";

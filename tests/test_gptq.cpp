@@ -102,7 +102,7 @@ RowQuantized slow_gptq(const at::Tensor& W, const at::Tensor& H, const RowQuanti
     }
     clip[r] = static_cast<float>(c);
     const float floor = rq.floor ? 1.0f / float(qmax) : 1e-12f;
-    scale[r] = std::max(static_cast<float>(c10::Half(std::max(clip[r] / float(qmax), floor))), 6.103515625e-05f);
+    scale[r] = std::max(clip[r] / float(qmax), floor);  // float32: rounds; stored and decoded as fp16
   }
   // Dead columns, damping.
   double mean_diag = 0;
@@ -130,12 +130,13 @@ RowQuantized slow_gptq(const at::Tensor& W, const at::Tensor& H, const RowQuanti
   at::Tensor q = at::empty({std::int64_t(rows), std::int64_t(cols)}, at::kChar);
   at::Tensor s = at::empty({std::int64_t(rows)}, at::kHalf);
   for (std::size_t r = 0; r < rows; ++r) {
-    s[r] = scale[r];
+    const float decoded = static_cast<float>(c10::Half(scale[r]));
+    s[r] = decoded;
     for (std::size_t j = 0; j < cols; ++j) {
       const float x = std::clamp(static_cast<float>(wp[r][j]), -clip[r], clip[r]);
       const float v = std::clamp<float>(std::nearbyint(x / scale[r]), lo, qmax);  // half to even, as torch.round
       q[r][order[j]] = static_cast<std::int8_t>(v);
-      const double err = (wp[r][j] - double(v * scale[r])) / U(j, j);
+      const double err = (wp[r][j] - double(v) * double(decoded)) / U(j, j);
       for (std::size_t k = j + 1; k < cols; ++k) wp[r][k] -= err * U(j, k);
     }
   }

@@ -18,6 +18,12 @@ using test::tokens;
 
 namespace {
 
+// QAT's forward value of a matrix by the slow quantiser: q * scale in float32.
+at::Tensor qat_grid_value(const at::Tensor& w, const RowQuantizer& rq) {
+  const test::SlowRows r = test::slow_quantize_rows(w.reshape({w.size(0), -1}), rq);
+  return (r.q.to(at::kFloat) * r.scale.unsqueeze(1)).view(w.sizes()).to(at::kDouble);
+}
+
 Config tiny_config() {
   Config c;
   c.vocab_size = 64;
@@ -319,15 +325,19 @@ TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
     at::Tensor w = p.tensor.detach();
     auto rq = qat_quantizer(p.name, o);
     if (rq) {
-      w = dequantize_rows(quantize_rows(w, *rq)).view(w.sizes()).to(at::kDouble);
+      w = qat_grid_value(w, *rq);
       ++quantised;
     }
     deq.parameters()[i].tensor.detach().copy_(w);
   }
   EXPECT_EQ(quantised, 5 * 6 + 1);  // every block matrix and bigram.proj
   at::Tensor idx = tokens(2, 8, 64, 42), tgt = tokens(2, 8, 64, 43);
+  const double plain = m.loss(idx, tgt).item<double>();
   m.set_qat(true);
-  EXPECT_NEAR(m.loss(idx, tgt).item<double>(), ref_forward_loss(deq, idx, tgt).item<double>(), 1e-8);
+  EXPECT_NEAR(m.training_loss(idx, tgt).item<double>(), ref_forward_loss(deq, idx, tgt).item<double>(), 1e-8);
+  // Only the training forward: evaluation sees the plain weights, QAT on or off.
+  EXPECT_EQ(m.loss(idx, tgt).item<double>(), plain);
+  EXPECT_GT(std::abs(m.training_loss(idx, tgt).item<double>() - plain), 1e-6);
 }
 
 TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
@@ -393,7 +403,7 @@ TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   at::Tensor w = at::normal(0.0, 1.0, {6, 40}, gen, at::kFloat).requires_grad_(true);
   at::Tensor fq = fake_quantize_rows(w, RowQuantizer{5});
-  EXPECT_TRUE(at::equal(fq.detach(), dequantize_rows(quantize_rows(w, RowQuantizer{5}))));
+  EXPECT_TRUE(at::equal(fq.detach(), qat_grid_value(w.detach(), RowQuantizer{5}).to(at::kFloat)));
   (fq * 3.0).sum().backward();
   EXPECT_TRUE(at::allclose(w.grad(), at::full_like(w, 3.0)));
 
@@ -407,7 +417,7 @@ TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
   at::Tensor idx = tokens(2, 8, 64, 32), tgt = tokens(2, 8, 64, 33);
   double plain = m.loss(idx, tgt).item<double>();
   m.set_qat(true);
-  at::Tensor q = m.loss(idx, tgt);
+  at::Tensor q = m.training_loss(idx, tgt);
   EXPECT_GT(std::abs(q.item<double>() - plain), 1e-6);
   q.backward();
   EXPECT_GT(m.param("blocks.0.mlp.fc.weight").grad().abs().sum().item<double>(), 0.0);

@@ -14,38 +14,10 @@ using test::gaussian;
 
 namespace {
 
-// docs/ARTIFACT.md one element at a time: the clip is the linearly interpolated
-// quantile of the sorted |w_r| (as torch.quantile), the scale is rounded to
-// fp16, then raised to the smallest normal fp16.
+// The export's format of the slow computation: the float32 scales stored as fp16.
 RowQuantized slow_quantize(const at::Tensor& w, const RowQuantizer& rq) {
-  const std::int64_t rows = w.size(0), cols = w.size(1);
-  const int qmax = (1 << (rq.bits - 1)) - 1, lo = rq.symmetric ? -qmax : -qmax - 1;
-  at::Tensor q = at::empty({rows, cols}, at::kChar), scale = at::empty({rows}, at::kHalf);
-  auto W = w.accessor<float, 2>();
-  for (std::int64_t r = 0; r < rows; ++r) {
-    std::vector<double> a;
-    for (std::int64_t c = 0; c < cols; ++c) a.push_back(std::abs(static_cast<double>(W[r][c])));
-    std::sort(a.begin(), a.end());
-    const double pos = rq.clip_q * static_cast<double>(cols - 1);
-    const auto i0 = static_cast<std::size_t>(std::floor(pos)), i1 = std::min(i0 + 1, a.size() - 1);
-    float clip = static_cast<float>(a[i0] + (pos - std::floor(pos)) * (a[i1] - a[i0]));
-    if (rq.sd_k > 0) {  // SDClip: k unbiased standard deviations of the row
-      double mean = 0, var = 0;
-      for (std::int64_t c = 0; c < cols; ++c) mean += W[r][c];
-      mean /= static_cast<double>(cols);
-      for (std::int64_t c = 0; c < cols; ++c) var += (W[r][c] - mean) * (W[r][c] - mean);
-      clip = static_cast<float>(rq.sd_k * std::sqrt(var / static_cast<double>(cols - 1)));
-    }
-    const float floor = rq.floor ? 1.0f / static_cast<float>(qmax) : 1e-12f;
-    const float s = std::max(static_cast<float>(c10::Half(std::max(clip / static_cast<float>(qmax), floor))), 6.103515625e-05f);
-    scale[r] = s;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      const float x = std::clamp(W[r][c], -clip, clip);
-      const double v = std::nearbyint(x / s);  // round half to even, as torch.round
-      q[r][c] = static_cast<std::int8_t>(std::clamp<double>(v, lo, qmax));
-    }
-  }
-  return {q, scale};
+  const test::SlowRows r = test::slow_quantize_rows(w, rq);
+  return {r.q, r.scale.to(at::kHalf)};
 }
 
 // A preset of configs/, or the built-in defaults for "default".
@@ -87,18 +59,61 @@ TEST(Quantizer, FloorCoarsensOnlyRowsBelowOneAndZeroRowsStayFinite) {
   EXPECT_FLOAT_EQ(b.scale[0].item<float>(), static_cast<float>(c10::Half(1.0f / 15)));  // the floor binds
   EXPECT_EQ(b.q[0].abs().max().item<int>(), 3);                                        // round(0.2 * 15)
   EXPECT_FLOAT_EQ(a.scale[1].item<float>(), b.scale[1].item<float>());                   // max 3 > 1: no effect
-  EXPECT_FLOAT_EQ(a.scale[2].item<float>(), 6.103515625e-05f);                            // zero row
+  EXPECT_EQ(a.scale[2].item<float>(), 0.0f);  // zero row: fp16(1e-12) is 0, and so is every q
   EXPECT_TRUE(dequantize_rows(a)[2].eq(0).all().item<bool>());
-  // Dequantised error at most half a step inside the clip.
-  at::Tensor step = a.scale.to(at::kFloat).unsqueeze(1);
-  EXPECT_TRUE(((dequantize_rows(a) - w).abs() <= step * 0.5 + 1e-6).all().item<bool>());
+  // Inside the clip the decoded error is at most half a float32 step plus |q|
+  // times the fp16 rounding of the scale.
+  const at::Tensor s32 = test::slow_quantize_rows(w, plain).scale.unsqueeze(1);
+  const at::Tensor s16 = a.scale.to(at::kFloat).unsqueeze(1);
+  const at::Tensor bound = s32 * 0.5 + a.q.to(at::kFloat).abs() * (s16 - s32).abs() + 1e-6;
+  EXPECT_TRUE(((dequantize_rows(a) - w).abs() <= bound).all().item<bool>());
+}
+
+// The seeds divide by the float32 scale and store it as fp16. At the int6
+// floor the float32 scale is 1/31 = 0.03225806 and its fp16 is 0.03225708, so
+// values just below a rounding midpoint of the float32 grid are above the
+// midpoint of the fp16 one: rounding against the fp16 scale would move each
+// of them one step.
+TEST(Quantizer, ExportRoundsAgainstTheFloat32ScaleAndStoresItAsFp16) {
+  const float s32 = 1.0f / 31.0f, s16 = static_cast<float>(c10::Half(s32));
+  ASSERT_NE(s32, s16);
+  std::vector<float> row;
+  for (int k = 0; k < 30; ++k) {
+    const float mid32 = (static_cast<float>(k) + 0.5f) * s32, mid16 = (static_cast<float>(k) + 0.5f) * s16;
+    const float v = 0.5f * (mid32 + mid16);  // between the two midpoints
+    row.push_back(k % 2 == 0 ? v : -v);
+  }
+  const at::Tensor w = at::tensor(row).unsqueeze(0);
+  const RowQuantizer rq{6, 1.0, true, false};  // max |w| < 1: the floor 1/31 binds
+  const RowQuantized got = quantize_rows(w, rq);
+  EXPECT_EQ(got.scale[0].item<float>(), s16);
+  int moved = 0;
+  for (std::size_t i = 0; i < row.size(); ++i) {
+    const float by32 = std::nearbyint(row[i] / s32), by16 = std::nearbyint(row[i] / s16);
+    EXPECT_EQ(got.q[0][static_cast<std::int64_t>(i)].item<int>(), static_cast<int>(by32)) << "entry " << i;
+    moved += by32 != by16;
+  }
+  EXPECT_GT(moved, 20);  // the row does tell the two roundings apart
+}
+
+// QAT's forward value is q * scale with the float32 scale, never rounded to
+// fp16 (1/31, not 0.03225708).
+TEST(Quantizer, QatScaleIsFloat32) {
+  const at::Tensor w = at::linspace(-0.9, 0.9, 61).unsqueeze(0);
+  const RowQuantizer rq{6, 1.0, true, false};
+  const at::Tensor fq = fake_quantize_rows(w, rq);
+  const test::SlowRows slow = test::slow_quantize_rows(w, rq);
+  EXPECT_EQ(slow.scale[0].item<float>(), 1.0f / 31.0f);
+  EXPECT_TRUE(at::equal(fq, slow.q.to(at::kFloat) * (1.0f / 31.0f)));
+  EXPECT_FALSE(at::equal(fq, slow.q.to(at::kFloat) * static_cast<float>(c10::Half(1.0f / 31.0f))));
 }
 
 TEST(Quantizer, FakeQuantisationIsTheDequantisedValueWithStraightThroughGradient) {
   at::Tensor w = gaussian({6, 40}, 3).requires_grad_(true);
   const RowQuantizer rq{6, 1.0, true, false};
   at::Tensor fq = fake_quantize_rows(w, rq);
-  EXPECT_TRUE(at::equal(fq.detach(), dequantize_rows(slow_quantize(w.detach(), rq))));
+  const test::SlowRows slow = test::slow_quantize_rows(w.detach(), rq);
+  EXPECT_TRUE(at::equal(fq.detach(), slow.q.to(at::kFloat) * slow.scale.unsqueeze(1)));
   (fq * 3.0).sum().backward();
   EXPECT_TRUE(at::allclose(w.grad(), at::full_like(w, 3.0)));
 }

@@ -2,11 +2,13 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <tuple>
 
 #include "helpers.h"
 #include "pgolf/averaging.h"
 #include "pgolf/train.h"
 #include "pgolf/io.h"
+#include "pgolf/quant.h"
 #include "pgolf/weights.h"
 #include "tiny_corpus.h"
 
@@ -87,8 +89,77 @@ TEST(Schedule, WallclockWarmdownInTime) {
   EXPECT_DOUBLE_EQ(lr_multiplier(c, 5990, 599e3, 100), 0.05);
   EXPECT_DOUBLE_EQ(lr_multiplier(c, 6100, 610e3, 100), 0.0);
   // Start-up costs stay out of the step time: a 5 s first step and 9 steps of 100 ms.
-  EXPECT_DOUBLE_EQ(schedule_step_ms(10, 5000 + 900, 5000), 100.0);
-  EXPECT_DOUBLE_EQ(schedule_step_ms(1, 5000, 5000), 5000.0);
+  AgreedClock clock;
+  EXPECT_DOUBLE_EQ(clock.elapsed(1), 0.0);
+  clock.agree_first_step(5000);
+  EXPECT_DOUBLE_EQ(clock.step_ms(), 0.0);  // no step without start-up costs yet
+  EXPECT_DOUBLE_EQ(clock.elapsed(2), 5000.0);
+  clock.agree(10, 5000 + 900);
+  EXPECT_DOUBLE_EQ(clock.step_ms(), 100.0);
+  EXPECT_DOUBLE_EQ(clock.elapsed(12), 6100.0);
+}
+
+// The schedule under a wall clock as the training loop drives it (each
+// step's time reaches the clock one step late), over a recorded sequence of
+// step times: a 3 s first step (start-up costs), then 100 ms steps. The
+// independent computation is docs/MODEL.md's on the exact timeline: after k
+// steps the elapsed time is T_k, the step time s = 100 ms (the first step
+// left out); the multiplier is (cap - T_k) / (WARMDOWN_ITERS * s) once that
+// is at most 1; QAT and the loop start once T_k reaches their fraction of
+// the cap; SWA snapshots after step k when the multiplier of the step taken
+// is below SWA_START_FRAC; the run ends after the first step with T_k >= cap.
+TEST(Schedule, UnderAWallClockFollowsTheTimelineWithoutTheFirstStep) {
+  Config c = schedule_config(20);  // 20 s cap
+  c.iterations = 100000;
+  c.warmdown_iters = 50;  // 5 s of warm-down at 100 ms/step
+  c.qat_enabled = true;
+  c.qat_start_frac = 0.85;
+  c.loop_layers = "0-1";
+  c.loop_start_frac = 0.35;
+  c.swa_start_frac = 0.5;
+  c.swa_every = 5;
+  const double first = 3000, step = 100, cap = 20000, W = 50;
+  auto duration = [&](std::int64_t k) { return k == 0 ? first : step; };  // of the step with 0-based index k
+
+  // As the Trainer: plan step k, run it; after step 1 its time is agreed at
+  // once, after step k >= 2 the report of step k-1 is read.
+  AgreedClock clock;
+  std::vector<StepPlan> plans;
+  std::vector<double> T = {0};  // T[k]: the exact time after k steps
+  std::int64_t k = 0;
+  while (!run_finished(c, k, clock)) {
+    plans.push_back(plan_step(c, k, clock));
+    T.push_back(T.back() + duration(k));
+    ++k;
+    if (k == 1)
+      clock.agree_first_step(T[1]);
+    else
+      clock.agree(k - 1, T[static_cast<std::size_t>(k - 1)]);
+  }
+  const std::int64_t steps = k;
+
+  std::int64_t want_steps = 1;
+  while (T[static_cast<std::size_t>(want_steps)] < cap) ++want_steps;
+  EXPECT_EQ(steps, want_steps);
+  EXPECT_EQ(steps, 171);  // 3000 + 170 * 100 = 20000
+  std::int64_t first_swa = -1, qat_from = -1, loop_from = -1;
+  const SwaTiming due = swa_timing("done");
+  for (std::int64_t i = 0; i < steps; ++i) {
+    const double t = T[static_cast<std::size_t>(i)], remaining = std::max(cap - t, 0.0);
+    const double mult = remaining <= W * step ? remaining / (W * step) : 1.0;
+    const StepPlan& p = plans[static_cast<std::size_t>(i)];
+    // The first two steps are planned before any step time is known; no
+    // threshold is near them here.
+    if (i >= 2) EXPECT_DOUBLE_EQ(p.lr_mult, mult) << "step " << i;
+    EXPECT_EQ(p.qat, t >= 0.85 * cap) << "step " << i;
+    EXPECT_EQ(p.looped, t >= 0.35 * cap) << "step " << i;
+    if (p.qat && qat_from < 0) qat_from = i;
+    if (p.looped && loop_from < 0) loop_from = i;
+    if (first_swa < 0 && p.lr_mult < c.swa_start_frac && due(i + 1, c.swa_every)) first_swa = i + 1;
+  }
+  EXPECT_EQ(loop_from, 41);   // T = 3000 + 40 * 100 >= 7000
+  EXPECT_EQ(qat_from, 141);   // T = 3000 + 140 * 100 >= 17000
+  EXPECT_EQ(first_swa, 150);  // mult < 0.5 once T > 17500 (step index 147 on), then the next multiple of 5
 }
 
 TEST(Schedule, LoopStartAtItsFraction) {
@@ -131,6 +202,59 @@ TEST(Averaging, SwaIsTheArithmeticMean) {
   swa.apply({p});
   EXPECT_EQ(swa.count(), 3);
   EXPECT_TRUE(at::allclose(p, (snaps[0] + snaps[1] + snaps[2]) / 3.0));
+}
+
+// SWA_STEP_INDEX: after which steps each rule snapshots.
+TEST(Averaging, SwaTimingRules) {
+  const SwaTiming done = swa_timing("done"), taken = swa_timing("taken");
+  std::vector<std::int64_t> by_done, by_taken;
+  for (std::int64_t k = 1; k <= 120; ++k) {
+    if (done(k, 50)) by_done.push_back(k);
+    if (taken(k, 50)) by_taken.push_back(k);
+  }
+  EXPECT_EQ(by_done, (std::vector<std::int64_t>{50, 100}));
+  EXPECT_EQ(by_taken, (std::vector<std::int64_t>{1, 51, 101}));
+  EXPECT_THROW(swa_timing("after"), std::invalid_argument);
+}
+
+// A 64-step run with snapshots every 4 once the multiplier of the step taken
+// is below 0.5 (from the 55th step on); the parameter holds the count of
+// steps done, so the average names the steps it holds.
+TEST(Averaging, SwaOfA64StepRunAsEachSeed) {
+  auto run = [](SwaTiming due, bool add_final) {
+    at::Tensor p = at::zeros({1}, at::kDouble);
+    Swa swa;
+    for (std::int64_t k = 1; k <= 64; ++k) {
+      p.fill_(static_cast<double>(k));
+      if (k >= 55 && due(k, 4)) swa.add({p});
+    }
+    const bool averaged = swa.finish({p}, add_final);
+    return std::make_tuple(averaged, swa.count(), p.item<double>());
+  };
+  // #76: after steps 57 and 61, then the final weights.
+  EXPECT_EQ(run(swa_timing("taken"), true), std::make_tuple(true, std::int64_t{3}, (57.0 + 61.0 + 64.0) / 3.0));
+  // #219, #286: after steps 56, 60 and 64.
+  EXPECT_EQ(run(swa_timing("done"), false), std::make_tuple(true, std::int64_t{3}, (56.0 + 60.0 + 64.0) / 3.0));
+  // A snapshot on the final step and the final weights added: counted twice.
+  EXPECT_EQ(run(swa_timing("done"), true), std::make_tuple(true, std::int64_t{4}, (56.0 + 60.0 + 64.0 + 64.0) / 4.0));
+}
+
+// Every seed averages only a sum of more than one snapshot; the final
+// weights join only a sum already started.
+TEST(Averaging, SwaKeepsTheFinalWeightsWithOneSnapshotOrNone) {
+  at::Tensor p = at::full({2}, 7.0);
+  Swa none;
+  EXPECT_FALSE(none.finish({p}, true));
+  EXPECT_EQ(none.count(), 0);
+  EXPECT_TRUE(at::equal(p, at::full({2}, 7.0)));
+  for (bool add_final : {false, true}) {
+    Swa one;
+    p.fill_(3.0);
+    one.add({p});
+    p.fill_(7.0);
+    EXPECT_EQ(one.finish({p}, add_final), add_final);
+    EXPECT_TRUE(at::equal(p, at::full({2}, add_final ? 5.0 : 7.0))) << add_final;
+  }
 }
 
 TEST(Averaging, EmaFollowsRecurrence) {
@@ -184,6 +308,7 @@ TEST(Training, SwaWithTheFinalWeightsAdded) {
   c.warmdown_iters = 12;
   c.swa_every = 2;
   c.swa_start_frac = 0.5;  // mult < 0.5 from step 7 on: snapshots after steps 8, 10, 12
+  c.swa_step_index = "done";
   c.swa_add_final = false;
   auto snapshots = run_and_load(c);
   c.swa_add_final = true;
@@ -198,6 +323,85 @@ TEST(Training, SwaWithTheFinalWeightsAdded) {
   }
   EXPECT_LT(max_diff, 1e-6);
   EXPECT_FALSE(bit_identical(snapshots, with_final));
+}
+
+namespace {
+
+// A run on which every step has LR multiplier MIN_LR = 0.25 (a warm-down far
+// longer than the run, floored), so a run of k steps ends on the weights
+// after step k of any longer run: the snapshots SWA should average, recorded
+// one run each.
+Config flat_lr_run(const TempDir& dir, std::int64_t iterations) {
+  Config c = test::tiny_run(dir, iterations);
+  c.warmdown_iters = 1000000;
+  c.min_lr = 0.25;
+  c.swa_start_frac = 0.5;
+  c.swa_every = 4;
+  return c;
+}
+
+void expect_mean_of(const std::vector<NamedTensor>& got, const std::vector<const std::vector<NamedTensor>*>& snapshots) {
+  double max_diff = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    at::Tensor want = at::zeros_like(got[i].tensor, at::kDouble);
+    for (const auto* s : snapshots) want += (*s)[i].tensor.to(at::kDouble);
+    want /= static_cast<double>(snapshots.size());
+    max_diff = std::max(max_diff, (got[i].tensor.to(at::kDouble) - want).abs().max().item<double>());
+  }
+  EXPECT_LT(max_diff, 1e-6);
+}
+
+}  // namespace
+
+TEST(Training, SwaAveragesTheStepsItsRuleNames) {
+  TempDir dir;
+  std::map<std::int64_t, std::vector<NamedTensor>> W;
+  for (std::int64_t k : {1, 4, 5, 8, 9}) {
+    Config c = flat_lr_run(dir, k);
+    c.swa_enabled = false;
+    W[k] = run_and_load(c);
+  }
+  Config c = flat_lr_run(dir, 9);
+  c.swa_step_index = "done";  // after steps 4 and 8
+  c.swa_add_final = false;
+  expect_mean_of(run_and_load(c), {&W[4], &W[8]});
+  c.swa_step_index = "taken";  // after steps 1, 5 and 9, and step 9 again as the final weights
+  c.swa_add_final = true;
+  expect_mean_of(run_and_load(c), {&W[1], &W[5], &W[9], &W[9]});
+  // One snapshot (after step 4 of 5): the run ends on its final weights.
+  c = flat_lr_run(dir, 5);
+  c.swa_step_index = "done";
+  c.swa_add_final = false;
+  EXPECT_TRUE(bit_identical(run_and_load(c), W[5]));
+}
+
+// QAT acts in the training forward only: the run's validation scores the
+// plain weights, exactly as an evaluation of the saved weights does.
+TEST(Training, QatRunsValidateThePlainWeights) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 3);
+  c.qat_enabled = true;
+  c.qat_start_frac = 0;
+  c.swa_enabled = false;
+  c.prequant_eval = false;
+  RunLog log(c);
+  const TrainResult r = train(c, log);
+  GPT plain(c, {});
+  load_weights(plain, r.weights_path);
+  const ScoringData data = load_scoring_data(c, at::kCPU);
+  const std::int64_t batch_seqs = std::max<std::int64_t>(1, c.val_batch_size / grad_accum_steps(1) / c.train_seq_len);
+  const double want = evaluate_standard(plain, data.val, data.bytes, c.train_seq_len, batch_seqs).val_loss();
+  EXPECT_EQ(r.final_eval.val_loss(), want);
+  // The fake-quantised weights score differently, so the equality says something.
+  GPT quantised(c, {});
+  load_weights(quantised, r.weights_path);
+  {
+    at::NoGradGuard no_grad;
+    const QuantOptions o = quant_options(c);
+    for (const auto& p : quantised.parameters())
+      if (auto rq = qat_quantizer(p.name, o)) p.tensor.detach().copy_(fake_quantize_rows(p.tensor.detach(), *rq));
+  }
+  EXPECT_GT(std::abs(evaluate_standard(quantised, data.val, data.bytes, c.train_seq_len, batch_seqs).val_loss() - want), 1e-5);
 }
 
 TEST(Training, QatFromTheFirstStepIsLoggedAtStepZero) {

@@ -91,6 +91,7 @@ struct Config {
   double swa_start_frac = 0.5;
   std::int64_t swa_every = 50;
   bool swa_add_final = true;
+  std::string swa_step_index = "taken";  // done or taken (averaging.h)
   bool ema_enabled = false;
   double ema_decay = 0.997;
   bool qat_enabled = false;

@@ -59,8 +59,13 @@ class GPT {
   const ModelOptions& options() const { return opts_; }
   const Config& config() const { return cfg_; }
 
-  // Mean cross-entropy over all targets (inputs, targets: [B, T] int64).
+  // Mean cross-entropy over all targets (inputs, targets: [B, T] int64), with
+  // the plain weights: evaluation, calibration and test-time training.
   at::Tensor loss(const at::Tensor& inputs, const at::Tensor& targets);
+  // The training forward: loss() with, while QAT is on, every quantised
+  // matrix fake-quantised (the seeds' `self.training and qat`). Nothing else
+  // ever sees fake-quantised weights.
+  at::Tensor training_loss(const at::Tensor& inputs, const at::Tensor& targets);
   // Per-target negative log-likelihood [B, T], float32.
   at::Tensor token_nll(const at::Tensor& inputs, const at::Tensor& targets);
   // Soft-capped logits [B, T, V], float32.
@@ -71,7 +76,7 @@ class GPT {
   void set_looped(bool on) { looped_ = on && !looped_order_.empty(); }
   bool looped() const { return looped_; }
 
-  // Late QAT: while on, quantised matrices enter the forward pass fake-quantised.
+  // Late QAT: while on, quantised matrices enter training_loss fake-quantised.
   void set_qat(bool on) { qat_ = on; }
   bool qat() const { return qat_; }
 
@@ -147,6 +152,7 @@ class GPT {
   InputObserver observer_;
   Adapter adapter_;
   bool qat_ = false;
+  bool fake_quant_ = false;  // inside training_loss with QAT on
   bool fused_ = false;  // FUSED_KERNELS on CUDA: the fused loss head and activation (fused.h)
   std::int64_t rope_len_ = 0;
   at::Tensor rope_cos_, rope_sin_;

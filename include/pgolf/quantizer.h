@@ -9,12 +9,12 @@ namespace pgolf {
 // qmax = 2^(b-1) - 1, and for each row r of w:
 //   clip_r  = quantile(|w_r|, clip_q)            (clip_q = 1: max |w_r|)
 //             or, with sd_k > 0 (SDClip), sd_k * std(w_r)  (unbiased std)
-//   scale_r = fp16(max(clip_r / qmax, floor))    floor = 1/qmax ("scale floor") or 1e-12
+//   scale_r = max(clip_r / qmax, floor)          float32; floor = 1/qmax ("scale floor") or 1e-12
 //   q       = clamp(round(clamp(w, -clip_r, clip_r) / scale_r), lo, qmax)
 //             lo = -qmax (symmetric) or -qmax - 1
-//   w'      = q * scale_r
-// A scale that would be 0 or subnormal in fp16 (all-zero or tiny rows) is
-// raised to the smallest normal fp16, 2^-14, so decoding stays finite.
+// The export stores fp16(scale_r) and decodes w' = q * fp16(scale_r); QAT's
+// forward value is q * scale_r in float32. Both as every seed script does: the
+// rounding divides by the float32 scale, never by the fp16 one.
 struct RowQuantizer {
   int bits = 6;
   double clip_q = 1.0;
@@ -36,18 +36,19 @@ struct RowQuantized {
 // clip_r for every row of w [rows, cols] (float32): the clip_q quantile of
 // |w_r|, or sd_k standard deviations with SDClip.
 at::Tensor row_clip(const at::Tensor& w, const RowQuantizer& rq);
-// scale_r for each row's clip: fp16(max(clip / qmax, floor)), at least 2^-14.
+// scale_r for each row's clip: max(clip / qmax, floor), float32.
 at::Tensor row_scale(const at::Tensor& clip, const RowQuantizer& rq);
 // The family's rounding of values x (float32) with the clip and scale of
 // their rows, broadcast to x's shape: clamp(round(clamp(x, -clip, clip) / scale), lo, qmax).
 at::Tensor round_to_grid(const at::Tensor& x, const at::Tensor& clip, const at::Tensor& scale, const RowQuantizer& rq);
-// Rounds to nearest (rq.gptq is for the caller: see gptq.h). w is viewed as [size(0), -1].
+// Rounds to nearest with the float32 scales, which it returns as fp16 (rq.gptq
+// is for the caller: see gptq.h). w is viewed as [size(0), -1].
 RowQuantized quantize_rows(const at::Tensor& w, const RowQuantizer& rq);
 // w = q * scale_r, as float32.
 at::Tensor dequantize_rows(const RowQuantized& r);
 
-// Late QAT: the forward value is dequantize(quantize(w)), the gradient passes
-// straight through: w + stopgrad(q(w) - w).
+// Late QAT: the forward value is q * scale_r with the float32 scale, the
+// gradient passes straight through: w + stopgrad(q(w) * scale_r - w).
 at::Tensor fake_quantize_rows(const at::Tensor& w, const RowQuantizer& rq);
 
 }  // namespace pgolf

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "pgolf/checkpoint.h"
+#include "pgolf/clock.h"
 #include "pgolf/data.h"
 #include "pgolf/dist.h"
 #include "pgolf/eval.h"
@@ -42,9 +43,17 @@ bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms);
 // Whether `frac` of the run has passed: of the wall clock under a cap, else of ITERATIONS.
 bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms);
 
-// Average step time for the schedule: the first timed step (allocator growth,
-// kernel selection) is left out once there are later steps to average.
-double schedule_step_ms(std::int64_t steps_done, double elapsed_ms, double first_step_ms);
+// What the step after `step` steps done runs with, by the agreed clock's
+// time then (clock.elapsed(step)) and its step time.
+struct StepPlan {
+  double lr_mult;
+  bool qat, looped;
+};
+StepPlan plan_step(const Config& cfg, std::int64_t step, const AgreedClock& clock);
+// Whether the run ends after `steps_done` steps: ITERATIONS are done, or under
+// a cap the agreed clock's time then has reached MAX_WALLCLOCK_SECONDS (the
+// step that reaches the cap is the last, as in the seeds).
+bool run_finished(const Config& cfg, std::int64_t steps_done, const AgreedClock& clock);
 
 struct TrainResult {
   std::int64_t steps = 0;
