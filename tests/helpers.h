@@ -15,11 +15,11 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include "pgolf/config.h"
-#include "pgolf/dist.h"
-#include "pgolf/eval.h"
-#include "pgolf/model.h"
-#include "pgolf/quantizer.h"
+#include "pgolf/config/config.h"
+#include "pgolf/dist/dist.h"
+#include "pgolf/eval/eval.h"
+#include "pgolf/model/model.h"
+#include "pgolf/export/quantizer.h"
 
 namespace pgolf::test {
 

@@ -5,8 +5,8 @@
 #include <cstring>
 
 #include "helpers.h"
-#include "pgolf/artifact.h"
-#include "pgolf/io.h"
+#include "pgolf/export/artifact.h"
+#include "pgolf/core/io.h"
 
 using namespace pgolf;
 using test::TempDir;

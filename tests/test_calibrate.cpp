@@ -5,12 +5,12 @@
 #include <ATen/core/grad_mode.h>
 
 #include "helpers.h"
-#include "pgolf/calibrate.h"
-#include "pgolf/data.h"
-#include "pgolf/io.h"
-#include "pgolf/layers.h"
-#include "pgolf/train.h"
-#include "pgolf/weights.h"
+#include "pgolf/export/calibrate.h"
+#include "pgolf/data/data.h"
+#include "pgolf/core/io.h"
+#include "pgolf/model/layers.h"
+#include "pgolf/train/train.h"
+#include "pgolf/model/weights.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

@@ -6,9 +6,9 @@
 #include <random>
 
 #include "helpers.h"
-#include "pgolf/caseops.h"
-#include "pgolf/data.h"
-#include "pgolf/tokenizer.h"
+#include "pgolf/data/caseops.h"
+#include "pgolf/data/data.h"
+#include "pgolf/data/tokenizer.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

@@ -7,9 +7,9 @@
 #include <map>
 
 #include "helpers.h"
-#include "pgolf/code_archive.h"
-#include "pgolf/io.h"
-#include "pgolf/submission.h"
+#include "pgolf/export/code_archive.h"
+#include "pgolf/core/io.h"
+#include "pgolf/export/submission.h"
 
 using namespace pgolf;
 using test::TempDir;

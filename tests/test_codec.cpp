@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "pgolf/codec.h"
+#include "pgolf/core/codec.h"
 
 using namespace pgolf;
 

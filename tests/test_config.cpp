@@ -3,7 +3,7 @@
 #include <map>
 
 #include "helpers.h"
-#include "pgolf/config.h"
+#include "pgolf/config/config.h"
 
 using namespace pgolf;
 using pgolf::test::TempDir;

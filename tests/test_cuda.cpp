@@ -11,14 +11,14 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "pgolf/dist.h"
-#include "pgolf/eval.h"
-#include "pgolf/model.h"
-#include "pgolf/optim.h"
-#include "pgolf/step.h"
-#include "pgolf/submission.h"
-#include "pgolf/train.h"
-#include "pgolf/transfer.h"
+#include "pgolf/dist/dist.h"
+#include "pgolf/eval/eval.h"
+#include "pgolf/model/model.h"
+#include "pgolf/optim/optim.h"
+#include "pgolf/train/step.h"
+#include "pgolf/export/submission.h"
+#include "pgolf/train/train.h"
+#include "pgolf/train/transfer.h"
 #include "tiny_corpus.h"
 
 #ifdef PGOLF_WITH_CUDA

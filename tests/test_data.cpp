@@ -6,8 +6,8 @@
 #include <numeric>
 
 #include "helpers.h"
-#include "pgolf/data.h"
-#include "pgolf/transfer.h"
+#include "pgolf/data/data.h"
+#include "pgolf/train/transfer.h"
 
 using namespace pgolf;
 using pgolf::test::TempDir;

@@ -8,10 +8,10 @@
 #include <thread>
 
 #include "helpers.h"
-#include "pgolf/dist.h"
-#include "pgolf/io.h"
-#include "pgolf/optim.h"
-#include "pgolf/weights.h"
+#include "pgolf/dist/dist.h"
+#include "pgolf/core/io.h"
+#include "pgolf/optim/optim.h"
+#include "pgolf/model/weights.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

@@ -17,10 +17,10 @@
 #include <thread>
 
 #include "helpers.h"
-#include "pgolf/data.h"
-#include "pgolf/download.h"
-#include "pgolf/http.h"
-#include "pgolf/io.h"
+#include "pgolf/data/data.h"
+#include "pgolf/data/download.h"
+#include "pgolf/core/http.h"
+#include "pgolf/core/io.h"
 
 using namespace pgolf;
 using test::TempDir;

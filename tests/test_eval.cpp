@@ -3,9 +3,9 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "pgolf/data.h"
-#include "pgolf/eval.h"
-#include "pgolf/weights.h"
+#include "pgolf/data/data.h"
+#include "pgolf/eval/eval.h"
+#include "pgolf/model/weights.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

@@ -4,9 +4,9 @@
 #include <regex>
 
 #include "helpers.h"
-#include "pgolf/artifact.h"
-#include "pgolf/fit.h"
-#include "pgolf/io.h"
+#include "pgolf/export/artifact.h"
+#include "pgolf/export/fit.h"
+#include "pgolf/core/io.h"
 
 using namespace pgolf;
 using test::TempDir;

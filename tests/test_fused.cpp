@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 
 #include "helpers.h"
-#include "pgolf/fused.h"
-#include "pgolf/runtime.h"
-#include "pgolf/fused_math.h"
-#include "pgolf/layers.h"
+#include "pgolf/kernels/fused.h"
+#include "pgolf/core/runtime.h"
+#include "pgolf/kernels/fused_math.h"
+#include "pgolf/model/layers.h"
 
 using namespace pgolf;
 

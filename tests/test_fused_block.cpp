@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 
 #include "helpers.h"
-#include "pgolf/fused.h"
-#include "pgolf/layers.h"
-#include "pgolf/model.h"
+#include "pgolf/kernels/fused.h"
+#include "pgolf/model/layers.h"
+#include "pgolf/model/model.h"
 
 using namespace pgolf;
 

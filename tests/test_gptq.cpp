@@ -11,8 +11,8 @@
 #include <numeric>
 #include <vector>
 
-#include "pgolf/gptq.h"
-#include "pgolf/quantizer.h"
+#include "pgolf/export/gptq.h"
+#include "pgolf/export/quantizer.h"
 
 using namespace pgolf;
 using test::gaussian;

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "pgolf/layers.h"
+#include "pgolf/model/layers.h"
 
 using namespace pgolf;
 

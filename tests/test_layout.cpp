@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "helpers.h"
-#include "pgolf/artifact.h"
-#include "pgolf/layout.h"
+#include "pgolf/export/artifact.h"
+#include "pgolf/export/layout.h"
 
 using namespace pgolf;
 

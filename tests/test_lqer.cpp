@@ -5,10 +5,10 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "pgolf/artifact.h"
-#include "pgolf/fit.h"
-#include "pgolf/lqer.h"
-#include "pgolf/quant.h"
+#include "pgolf/export/artifact.h"
+#include "pgolf/export/fit.h"
+#include "pgolf/export/lqer.h"
+#include "pgolf/export/quant.h"
 
 using namespace pgolf;
 using test::TempDir;

@@ -9,9 +9,9 @@
 #include <set>
 
 #include "helpers.h"
-#include "pgolf/layers.h"
-#include "pgolf/model.h"
-#include "pgolf/quant.h"
+#include "pgolf/model/layers.h"
+#include "pgolf/model/model.h"
+#include "pgolf/export/quant.h"
 
 using namespace pgolf;
 using test::tokens;

@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "pgolf/optim.h"
+#include "pgolf/optim/optim.h"
 
 using namespace pgolf;
 using test::gaussian;

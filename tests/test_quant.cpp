@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "pgolf/artifact.h"
-#include "pgolf/quant.h"
+#include "pgolf/export/artifact.h"
+#include "pgolf/export/quant.h"
 
 using namespace pgolf;
 using test::gaussian;

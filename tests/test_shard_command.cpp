@@ -5,11 +5,11 @@
 #include <numeric>
 
 #include "helpers.h"
-#include "pgolf/config.h"
-#include "pgolf/corpus.h"
-#include "pgolf/data.h"
-#include "pgolf/eval.h"
-#include "pgolf/weights.h"
+#include "pgolf/config/config.h"
+#include "pgolf/data/corpus.h"
+#include "pgolf/data/data.h"
+#include "pgolf/eval/eval.h"
+#include "pgolf/model/weights.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "helpers.h"
-#include "pgolf/eval.h"
+#include "pgolf/eval/eval.h"
 
 using namespace pgolf;
 

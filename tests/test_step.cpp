@@ -2,12 +2,12 @@
 // recorder keeps each captured body without running it and runs it on each
 // replay, as a CUDA graph runs on the device what its capture recorded; the
 // CUDA recorder itself is tested in test_cuda.cpp.
-#include "pgolf/step.h"
+#include "pgolf/train/step.h"
 
 #include <stdexcept>
 
 #include "helpers.h"
-#include "pgolf/runtime.h"
+#include "pgolf/core/runtime.h"
 
 namespace pgolf {
 namespace {

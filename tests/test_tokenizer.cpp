@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "helpers.h"
-#include "pgolf/tokenizer.h"
+#include "pgolf/data/tokenizer.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

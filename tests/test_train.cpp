@@ -5,11 +5,11 @@
 #include <tuple>
 
 #include "helpers.h"
-#include "pgolf/averaging.h"
-#include "pgolf/train.h"
-#include "pgolf/io.h"
-#include "pgolf/quant.h"
-#include "pgolf/weights.h"
+#include "pgolf/optim/averaging.h"
+#include "pgolf/train/train.h"
+#include "pgolf/core/io.h"
+#include "pgolf/export/quant.h"
+#include "pgolf/model/weights.h"
 #include "tiny_corpus.h"
 
 using namespace pgolf;

@@ -4,9 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "helpers.h"
-#include "pgolf/data.h"
-#include "pgolf/lora.h"
-#include "pgolf/ttt.h"
+#include "pgolf/data/data.h"
+#include "pgolf/eval/lora.h"
+#include "pgolf/eval/ttt.h"
 
 using namespace pgolf;
 

@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "helpers.h"
-#include "pgolf/io.h"
-#include "pgolf/weights.h"
+#include "pgolf/core/io.h"
+#include "pgolf/model/weights.h"
 
 using namespace pgolf;
 using test::TempDir;

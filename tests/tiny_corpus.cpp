@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "helpers.h"
-#include "pgolf/data.h"
+#include "pgolf/data/data.h"
 
 namespace pgolf::test {
 

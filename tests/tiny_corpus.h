@@ -4,8 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "pgolf/config.h"
-#include "pgolf/tokenizer.h"
+#include "pgolf/config/config.h"
+#include "pgolf/data/tokenizer.h"
 
 namespace pgolf::test {
 

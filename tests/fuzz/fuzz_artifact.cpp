@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "fuzz_input.h"
-#include "pgolf/artifact.h"
+#include "pgolf/export/artifact.h"
 
 namespace {
 

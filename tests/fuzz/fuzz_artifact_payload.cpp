@@ -5,7 +5,7 @@
 #include <exception>
 #include <string>
 
-#include "pgolf/artifact.h"
+#include "pgolf/export/artifact.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string payload(reinterpret_cast<const char*>(data), size);

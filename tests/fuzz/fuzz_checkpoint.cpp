@@ -4,7 +4,7 @@
 #include <exception>
 
 #include "fuzz_input.h"
-#include "pgolf/checkpoint.h"
+#include "pgolf/train/checkpoint.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const pgolf::fuzz::InputFile file(data, size);

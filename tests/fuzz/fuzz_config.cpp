@@ -8,7 +8,7 @@
 #include <string>
 
 #include "fuzz_input.h"
-#include "pgolf/config.h"
+#include "pgolf/config/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   pgolf::Config cfg;

@@ -4,7 +4,7 @@
 #include <string>
 
 #include "fuzz_input.h"
-#include "pgolf/corpus.h"
+#include "pgolf/data/corpus.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const pgolf::fuzz::InputFile file(data, size, ".jsonl");

@@ -3,7 +3,7 @@
 #include <exception>
 
 #include "fuzz_input.h"
-#include "pgolf/weights.h"
+#include "pgolf/model/weights.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const pgolf::fuzz::InputFile file(data, size);

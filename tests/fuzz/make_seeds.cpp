@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "pgolf/artifact.h"
-#include "pgolf/checkpoint.h"
-#include "pgolf/config.h"
-#include "pgolf/data.h"
-#include "pgolf/io.h"
-#include "pgolf/weights.h"
+#include "pgolf/export/artifact.h"
+#include "pgolf/train/checkpoint.h"
+#include "pgolf/config/config.h"
+#include "pgolf/data/data.h"
+#include "pgolf/core/io.h"
+#include "pgolf/model/weights.h"
 
 namespace {
 

@@ -1,0 +1,45 @@
+// The code of a submission as a reproducible archive: the source files needed
+// to rebuild pgolf (CMakeLists.txt, cmake/, include/, src/ — the files that
+// code_bytes() counts), embedded into the binary at build time, written as a
+// tar that is byte-identical for the same tree, then compressed.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "pgolf/core/codec.h"
+
+namespace pgolf {
+
+// The embedded files as (repository-relative path, bytes), sorted by path.
+std::vector<std::pair<std::string, std::string>> embedded_sources();
+
+// A POSIX ustar archive of the embedded files with their parent directories,
+// sorted by path, mtime 0, owner 0:0 with empty names, modes 0644 and 0755.
+std::string code_tar();
+
+struct CodeArchive {
+  std::string bytes;         // compress(code_tar(), codec)
+  std::uint64_t raw_bytes;   // sum of the embedded file sizes (= code_bytes())
+  std::uint64_t tar_bytes;   // size of code_tar(), what decompress() must be told
+  Codec codec;
+  std::string file_name;     // "pgolf-src.tar.zst", ".tar.xz" or ".tar.br"
+};
+
+CodeArchive code_archive(Codec c);
+
+
+namespace detail {
+// Defined in the generated pgolf_embedded_sources.cpp (cmake/embed_sources.cmake).
+struct EmbeddedSource {
+  const char* path;
+  const char* data;
+  std::size_t size;
+};
+extern const EmbeddedSource kEmbeddedSources[];
+extern const std::size_t kEmbeddedSourceCount;
+}  // namespace detail
+
+}  // namespace pgolf

@@ -1,0 +1,80 @@
+// Resuming a run after a crash: the whole training state in one safetensors
+// file (weights.h), RUN_DIR/checkpoint.safetensors, holding the tensors
+//   model.<name>   the parameters, under the model's names
+//   optim.<i>      Optimizers::state()[i], every rank's Muon buffers gathered
+//   swa.<i>        the SWA sum (none before the first snapshot)
+//   ema.<i>        the EMA weights (none without EMA)
+// and string metadata: format=pgolf-checkpoint, version=1; step, agreed_step,
+// stop_after, swa_count, data_file, data_offset (the token stream's position
+// of the next batch), optim_tensors, swa_tensors, ema_tensors, world_size
+// (decimal integers); train_ms, agreed_ms, first_step_ms (the schedule's
+// clock, in the shortest decimal that reads back to the same double); qat,
+// looped (0 or 1); device (cpu or cuda); and config.<KEY> for every key of
+// the run's configuration. The training step draws no random numbers (the
+// initialisation is SEED's and is made again), so there is no RNG state.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "pgolf/config/config.h"
+#include "pgolf/data/data.h"
+#include "pgolf/model/model.h"
+
+namespace pgolf {
+
+// A checkpoint that cannot be read or does not fit the run; the message
+// names the file and the fault.
+struct CheckpointError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What a run needs to go on after its step `step` exactly as it would have.
+struct TrainState {
+  std::int64_t step = 0, agreed_step = 0, stop_after = -1, swa_count = 0;
+  double train_ms = 0, agreed_ms = 0, first_step_ms = 0;
+  bool qat = false, looped = false;
+  TokenStream::Position data;
+  std::vector<NamedTensor> weights;
+  std::vector<at::Tensor> optimizer, swa_sum, ema;
+  int world_size = 1;
+  std::string device;                         // cpu or cuda
+  std::map<std::string, std::string> config;  // KEY -> value, as get_config_value writes it
+  std::string path;                           // the file it was read from (for messages)
+};
+
+// RUN_DIR/checkpoint.safetensors
+std::string checkpoint_path(const std::string& run_dir);
+
+// Every key of `cfg` with its value, as TrainState::config holds them.
+std::map<std::string, std::string> config_values(const Config& cfg);
+
+// Written atomically (io.h's AtomicFile: a temp file in the same folder,
+// fsync, rename), so a crash while writing leaves the previous checkpoint.
+void save_checkpoint(const std::string& path, const TrainState& state);
+
+// Fails closed: a file that is not a pgolf checkpoint, lacks a metadata value
+// or holds a malformed one, or lacks or has extra tensors is a CheckpointError
+// naming the file and the fault; a damaged or truncated safetensors file is
+// load_safetensors' error, which names them too.
+TrainState load_checkpoint(const std::string& path);
+
+// Whether a key's value can change the trained weights or the artifact. Those
+// that cannot say where the run's files go, what is logged when, how long a
+// collective may wait and when checkpoints are written.
+bool changes_results(const ConfigKey& key);
+
+// Throws CheckpointError unless a run of `cfg` on `world_size` processes on
+// `device` continues `state` as its own run would have: the message names
+// the file and every key that changes results and differs (both values), or
+// the world size or device.
+void check_resumable(const TrainState& state, const Config& cfg, int world_size, const std::string& device);
+
+// Copies saved tensors into live ones of the same count, dtypes and shapes;
+// `what` ("optimiser state") names them in the error otherwise.
+void restore_tensors(const std::vector<at::Tensor>& live, const std::vector<at::Tensor>& saved, const std::string& what);
+
+}  // namespace pgolf

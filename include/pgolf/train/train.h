@@ -1,0 +1,80 @@
+// Training of docs/MODEL.md (the optimiser) in one process: warm-up with full restore, the LR
+// schedule (iteration or wall-clock warm-down), Muon + AdamW steps, periodic
+// validation, SWA/EMA, late QAT, checkpoints and resuming from one; saves the
+// final fp32 weights, then exports and scores the artifact (docs/MODEL.md (the export)).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+
+#include "pgolf/train/checkpoint.h"
+#include "pgolf/train/clock.h"
+#include "pgolf/data/data.h"
+#include "pgolf/dist/dist.h"
+#include "pgolf/eval/eval.h"
+#include "pgolf/model/model.h"
+#include "pgolf/optim/optim.h"
+#include "pgolf/core/run.h"
+#include "pgolf/train/step.h"
+#include "pgolf/export/submission.h"
+#include "pgolf/train/transfer.h"
+
+namespace pgolf {
+
+// LR multiplier, floored at MIN_LR. LR_SCHEDULE=warmdown (the seeds'): 1
+// until the warm-down, then linear to 0.
+//  - no cap (MAX_WALLCLOCK_SECONDS=0): over the last WARMDOWN_ITERS of ITERATIONS,
+//    mult = (ITERATIONS - step) / WARMDOWN_ITERS;
+//  - with a cap: in time, mult = remaining_ms / (WARMDOWN_ITERS * step_ms) once
+//    remaining_ms <= WARMDOWN_ITERS * step_ms, step_ms being the average step
+//    time so far without start-up costs.
+// LR_SCHEDULE=hold_decay (the 1.0611 record): with frac = elapsed / cap (or
+// step / ITERATIONS), 1 while frac < LR_HOLD_FRAC, then
+// (1 - frac) / (1 - LR_HOLD_FRAC).
+double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms);
+
+// With QAT_ENABLED, QAT starts once elapsed time reaches QAT_START_FRAC of the
+// cap, or, without a cap, once step reaches QAT_START_FRAC of ITERATIONS
+// (QAT_START_FRAC=0: from the first step).
+bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms);
+// With LOOP_LAYERS, depth recurrence starts the same way at LOOP_START_FRAC.
+bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms);
+// Whether `frac` of the run has passed: of the wall clock under a cap, else of ITERATIONS.
+bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms);
+
+// What the step after `step` steps done runs with, by the agreed clock's
+// time then (clock.elapsed(step)) and its step time.
+struct StepPlan {
+  double lr_mult;
+  bool qat, looped;
+};
+StepPlan plan_step(const Config& cfg, std::int64_t step, const AgreedClock& clock);
+// Whether the run ends after `steps_done` steps: ITERATIONS are done, or under
+// a cap the agreed clock's time then has reached MAX_WALLCLOCK_SECONDS (the
+// step that reaches the cap is the last, as in the seeds).
+bool run_finished(const Config& cfg, std::int64_t steps_done, const AgreedClock& clock);
+
+struct TrainResult {
+  std::int64_t steps = 0;
+  double train_time_ms = 0;
+  EvalSums final_eval;  // standard evaluation of the final (averaged) weights
+  std::string weights_path;
+  EvalSums prequant;   // sliding evaluation of the fp32 weights (if PREQUANT_EVAL)
+  ExportResult exported;
+  EvalSums roundtrip;  // sliding evaluation of the artifact read back from disk: the score
+  EvalSums ttt;        // with TTT_ENABLED: the artifact scored with test-time training
+};
+
+// The whole run of this rank on `device`, logging to `log` (README (a training run) lines).
+// Ranks share the token stream by slices, average gradients, split the
+// Newton-Schulz work and the evaluation windows; rank 0 writes the weights
+// and the artifact, which every rank then reads back and scores. With
+// CHECKPOINT_EVERY or CHECKPOINT_MINUTES rank 0 also writes the training
+// state (checkpoint.h) into the run folder. Given `resume` (a checkpoint that
+// check_resumable accepted), the run continues from it after the warm-up.
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume = nullptr);
+// One process on select_device(DEVICE).
+TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume = nullptr);
+
+}  // namespace pgolf

@@ -1,0 +1,297 @@
+#include "pgolf/app/commands.h"
+
+#include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+#include <optional>
+
+#include "pgolf/export/artifact.h"
+#include "pgolf/app/bench.h"
+#include "pgolf/data/caseops.h"
+#include "pgolf/train/checkpoint.h"
+#include "pgolf/data/data.h"
+#include "pgolf/dist/dist.h"
+#include "pgolf/core/io.h"
+#include "pgolf/export/layout.h"
+#include "pgolf/core/run.h"
+#include "pgolf/core/runtime.h"
+#include "pgolf/export/submission.h"
+#include "pgolf/data/tokenizer.h"
+#include "pgolf/train/train.h"
+#include "pgolf/model/weights.h"
+
+namespace pgolf {
+namespace {
+
+const char* process_env(const char* name) { return std::getenv(name); }
+
+}  // namespace
+
+Config resolve_config(const ConfigArgs& args, std::map<std::string, std::string>* sources) {
+  return load_config(args.files, args.sets, process_env, sources);
+}
+
+int cmd_config(const ConfigArgs& args, bool list) {
+  if (list) {
+    std::cout << describe_config_keys();
+    return 0;
+  }
+  std::map<std::string, std::string> sources;
+  Config cfg = resolve_config(args, &sources);
+  std::cout << format_config(cfg, &sources);
+  return 0;
+}
+
+int cmd_info() {
+  init_threads(0);
+  std::cout << runtime_info();
+  return 0;
+}
+
+int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output, bool caseops) {
+  DocumentReader reader(corpus);
+  std::int64_t docs = 0;
+  auto next = [&](std::string& d) {
+    if (!reader.next(d)) return false;
+    if (caseops) d = caseops_encode(d).text;
+    ++docs;
+    return true;
+  };
+  train_tokenizer(next, vocab_size, output, available_cores(), caseops ? caseops_markers() : std::vector<std::string>{});
+  Tokenizer tok(output);
+  std::cout << "tokenizer: " << output << " pieces:" << tok.vocab_size() << " trained_on_docs:" << docs << "\n";
+  return 0;
+}
+
+int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts) {
+  Tokenizer tok(tokenizer);
+  DocumentReader reader(corpus);
+  ShardStats stats = make_shards(reader, tok, opts);
+  std::cout << "shards: " << opts.output_dir << "\n" << format_stats(stats);
+  return 0;
+}
+
+namespace {
+
+// `pgolf train --resume RUN_DIR`: RUN_DIR/config.env first, then the given
+// files, environment and --set; the run stays in RUN_DIR whatever LOG_DIR
+// and RUN_ID say.
+Config resolve_resumed_config(const ConfigArgs& args, const std::string& run_dir,
+                              std::map<std::string, std::string>* sources) {
+  const std::filesystem::path dir = std::filesystem::path(run_dir).lexically_normal();
+  const std::filesystem::path folder = dir.has_filename() ? dir : dir.parent_path();  // "logs/run/" -> "logs/run"
+  const std::string env = (folder / "config.env").string();
+  if (!std::filesystem::exists(env)) throw std::runtime_error("cannot resume '" + run_dir + "': it has no config.env (not a run folder)");
+  ConfigArgs resumed = args;
+  resumed.files.insert(resumed.files.begin(), env);
+  Config cfg = resolve_config(resumed, sources);
+  cfg.log_dir = folder.has_parent_path() ? folder.parent_path().string() : ".";
+  cfg.run_id = folder.filename().string();
+  if (!std::filesystem::exists(checkpoint_path(folder.string())))
+    throw std::runtime_error("cannot resume '" + run_dir + "': it has no checkpoint.safetensors (the run wrote none: set "
+                             "CHECKPOINT_EVERY or CHECKPOINT_MINUTES)");
+  return cfg;
+}
+
+// The process group of a launcher's ranks, or one process.
+std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& device, const Config& cfg) {
+  return launch.world_size > 1 ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
+                               : std::make_unique<Dist>();
+}
+
+}  // namespace
+
+int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
+  std::map<std::string, std::string> sources;
+  Config cfg = resume_dir.empty() ? resolve_config(args, &sources) : resolve_resumed_config(args, resume_dir, &sources);
+  const LaunchInfo launch = detect_launch(process_env);
+  const int threads = init_threads(cfg.num_threads);
+  const at::Device device = select_device(cfg.device, launch.local_rank);
+  // Before the run folder is touched: a refused resume leaves its config.env as it was.
+  std::optional<TrainState> resume;
+  if (!resume_dir.empty()) {
+    resume = load_checkpoint(checkpoint_path(cfg.log_dir + "/" + cfg.run_id));
+    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu");
+  }
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
+  cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
+  RunLog log(cfg, dist->is_main() ? RunLog::Mode::Files : RunLog::Mode::Silent);
+  log.line("run: " + log.dir() + " launcher:" + launch.launcher + " world_size:" + std::to_string(launch.world_size) +
+           " device:" + device.str() + " threads:" + std::to_string(threads));
+  log.line("config:\n" + format_config(cfg, &sources));
+  TrainResult r = train(cfg, log, *dist, device, resume ? &*resume : nullptr);
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",
+                static_cast<long long>(r.steps), r.exported.path.c_str(), static_cast<unsigned long long>(r.exported.total()),
+                static_cast<unsigned long long>(cfg.budget_bytes), r.roundtrip.val_bpb());
+  log.line(buf);
+  return 0;
+}
+
+int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
+  Config cfg = resolve_config(args);
+  const int threads = init_threads(cfg.num_threads);
+  auto run = [&](const Config& c, const std::string& label) {
+    std::cout << "bench" << label << ": NUM_LAYERS=" << c.num_layers << " MODEL_DIM=" << c.model_dim
+              << " TRAIN_BATCH_TOKENS=" << c.train_batch_tokens << " TRAIN_SEQ_LEN=" << c.train_seq_len
+              << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
+    for (const std::string& note : ignored_cuda_switches(c, select_device(c.device))) std::cout << note << "\n";
+    BenchResult r = run_bench(c, opts);
+    std::cout << format_bench(r);
+    return r;
+  };
+  const BenchResult first = run(cfg, "");
+  if (opts.against.empty()) return 0;
+  ConfigArgs with = args;
+  std::string label = " with";
+  for (const auto& kv : opts.against) {
+    with.sets.push_back(kv);
+    label += " " + kv;
+  }
+  const BenchResult second = run(resolve_config(with), label);
+  std::cout << format_bench_ratio(first, second);
+  return 0;
+}
+
+int cmd_eval(const ConfigArgs& args, const std::string& path) {
+  Config cfg = resolve_config(args);
+  const LaunchInfo launch = detect_launch(process_env);
+  init_threads(cfg.num_threads);
+  const at::Device device = select_device(cfg.device, launch.local_rank);
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  RunLog log(cfg, dist->is_main() ? RunLog::Mode::Console : RunLog::Mode::Silent);
+  GPT model(cfg, model_options_for(device));
+  model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
+  load_model_file(model, path);
+  log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()) +
+           " world_size:" + std::to_string(dist->world_size()));
+  const bool weights = ends_with(path, ".safetensors");
+  const ScoringData data = load_scoring_data(cfg, device);
+  score_sliding(model, cfg, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
+  if (cfg.ttt_enabled) score_ttt(model, cfg, data, log, "final_ttt", *dist);
+  return 0;
+}
+
+int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std) {
+  Config cfg = resolve_config(args);
+  init_threads(cfg.num_threads);
+  RunLog log(cfg, RunLog::Mode::Console);
+  GPT model(cfg, {});
+  if (!weights.empty()) load_weights(model, weights);
+  std::string source = weights.empty() ? "initial weights (SEED=" + std::to_string(cfg.seed) + ")" : weights;
+  if (random_std > 0) {
+    at::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
+    for (const auto& p : model.parameters())
+      if (p.tensor.dim() == 2 && !is_control_tensor(p.name))
+        p.tensor.detach().copy_(at::normal(0.0, random_std, p.tensor.sizes(), gen, at::kFloat));
+    source = "Gaussian matrices, std " + shortest_decimal(random_std) + " (SEED=" + std::to_string(cfg.seed) + ")";
+  }
+  log.line("export: " + source + " model_params:" + std::to_string(model.num_params()));
+  export_submission(model, cfg, output, log);
+  return 0;
+}
+
+int cmd_inspect(const std::string& path, bool codecs) {
+  Codec codec = Codec::Zstd;
+  const auto tensors = read_artifact(path, &codec);
+  const std::uint64_t file_bytes = std::filesystem::file_size(path);
+  std::vector<std::uint64_t> packed;
+  std::uint64_t packed_sum = 0, raw_sum = 0, params = 0;
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (::isatty(2)) std::cerr << "\rcompressing tensor " << i + 1 << "/" << tensors.size() << std::flush;
+    packed.push_back(compressed_record_size(tensors[i], codec));
+    packed_sum += packed.back();
+  }
+  if (::isatty(2)) std::cerr << "\r\033[K";
+  std::printf("%-32s %-14s %-28s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "packed_bytes", "share");
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    const auto& t = tensors[i];
+    const std::string scheme = format_tensor_plan(t.plan) + (t.lqer.rank > 0 ? "+lqer" + std::to_string(t.lqer.rank) : "");
+    const std::uint64_t raw = t.data.numel() * t.data.element_size() + (t.scale.defined() ? t.scale.numel() * 2 : 0);
+    raw_sum += raw;
+    params += static_cast<std::uint64_t>(t.data.numel());
+    std::printf("%-32s %-14s %-28s %12llu %12llu %6.2f%%\n", printable(t.name).c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
+                scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
+                100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
+  }
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "tensors:%zu params:%llu raw_bytes:%llu codec:%s artifact_bytes:%llu code_bytes:%llu (%s tar of %llu source bytes)"
+                " total:%llu budget:%llu %s\n",
+                tensors.size(), static_cast<unsigned long long>(params), static_cast<unsigned long long>(raw_sum),
+                codec_name(codec), static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code_bytes()),
+                codec_name(code().codec), static_cast<unsigned long long>(code().raw_bytes),
+                static_cast<unsigned long long>(file_bytes + code_bytes()), static_cast<unsigned long long>(kSubmissionBudget),
+                file_bytes + code_bytes() <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
+  std::cout << buf << "(packed_bytes compresses each tensor alone with the artifact's codec; share is of their sum)\n";
+  if (codecs) {
+    std::printf("\n%-18s %12s %12s %12s %12s\n", "layout", "raw", "zstd-22", "xz-9e", "brotli-11");
+    for (Layout l : all_layouts()) {
+      const std::string bytes = layout_payload(tensors, l);
+      std::printf("%-18s %12zu", layout_name(l), bytes.size());
+      for (Codec c : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
+        if (::isatty(2)) std::cerr << "\r" << layout_name(l) << " " << codec_name(c) << "..." << std::flush;
+        const std::size_t n = compress(bytes, c).size();
+        if (::isatty(2)) std::cerr << "\r\033[K";
+        std::printf(" %12zu", n);
+      }
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}
+
+int cmd_data(const ConfigArgs& args) {
+  Config cfg = resolve_config(args);
+  std::int64_t train_tokens = 0;
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(cfg.vocab_size), 0);
+  auto train = shard_files(train_pattern(cfg.data_path));
+  for (const auto& f : train) {
+    Shard s(f);
+    s.check_token_ids(cfg.vocab_size);
+    train_tokens += static_cast<std::int64_t>(s.num_tokens());
+    for (std::size_t i = 0; i < s.num_tokens(); ++i) ++counts[s.tokens()[i]];
+  }
+  const ValidationSplit split = load_validation(cfg.data_path, cfg.train_seq_len, cfg.vocab_size);
+  const std::vector<std::uint16_t>& val = split.tokens;
+  const TargetBytes bytes = target_bytes(split, cfg.tokenizer_path, cfg.vocab_size);
+  // The val_bpb denominator: bytes of every scored target (positions 1..N-1).
+  const std::int64_t val_bytes = std::accumulate(bytes.bytes.begin(), bytes.bytes.end(), std::int64_t{0});
+  Tokenizer tok(cfg.tokenizer_path);
+  std::cout << "data: " << cfg.data_path << "\n"
+            << "train: shards:" << train.size() << " tokens:" << train_tokens << "\n"
+            << "val: scored_tokens:" << val.size() - 1 << " bytes:" << val_bytes
+            << " bytes_per_token:" << static_cast<double>(val_bytes) / static_cast<double>(val.size() - 1)
+            << " bytes_from:" << bytes.source << "\n"
+            << "unigram_baseline val_bpb:" << unigram_bpb(counts, val, bytes.bytes) << "\n"
+            << "tokenizer: " << cfg.tokenizer_path << " pieces:" << tok.vocab_size() << "\n";
+  return 0;
+}
+
+int cmd_download(DownloadOptions opts) {
+  auto env = [](const char* name) { return std::string(process_env(name) ? process_env(name) : ""); };
+  if (opts.endpoint.empty()) opts.endpoint = env("HF_ENDPOINT").empty() ? kDefaultEndpoint : env("HF_ENDPOINT");
+  opts.token = env("HF_TOKEN");
+  const std::string progress = env("PROGRESS").empty() ? "auto" : env("PROGRESS");
+  if (progress != "auto" && progress != "on" && progress != "off")
+    throw std::invalid_argument("PROGRESS must be auto, on or off, not '" + progress + "'");
+  opts.progress = progress_wanted(progress, ::isatty(1), process_env);
+  const DownloadSummary s = download_dataset(opts, std::cout);
+  std::cout << "DATA_PATH=" << s.data_path << "\n";
+  if (!s.tokenizer_path.empty()) std::cout << "TOKENIZER_PATH=" << s.tokenizer_path << "\n";
+  return 0;
+}
+
+}  // namespace pgolf

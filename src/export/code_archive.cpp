@@ -1,0 +1,96 @@
+#include "pgolf/export/code_archive.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <stdexcept>
+
+
+namespace pgolf {
+namespace {
+
+la_ssize_t append_to_string(struct archive*, void* out, const void* data, size_t n) {
+  static_cast<std::string*>(out)->append(static_cast<const char*>(data), n);
+  return static_cast<la_ssize_t>(n);
+}
+
+struct TarEntry {
+  std::string key;  // the sort key: the path, with a trailing '/' for directories
+  std::string path;
+  const std::string* data;  // null for a directory
+};
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::string>> embedded_sources() {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(detail::kEmbeddedSourceCount);
+  for (std::size_t i = 0; i < detail::kEmbeddedSourceCount; ++i) {
+    const auto& f = detail::kEmbeddedSources[i];
+    out.emplace_back(f.path, std::string(f.data, f.size));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string code_tar() {
+  const auto files = embedded_sources();
+  std::vector<TarEntry> entries;
+  std::set<std::string> dirs;
+  for (const auto& [path, data] : files) {
+    entries.push_back({path, path, &data});
+    for (auto slash = path.find('/'); slash != std::string::npos; slash = path.find('/', slash + 1))
+      dirs.insert(path.substr(0, slash));
+  }
+  for (const auto& d : dirs) entries.push_back({d + "/", d, nullptr});
+  // A directory's key is a prefix of its contents' keys, so it comes first.
+  std::sort(entries.begin(), entries.end(), [](const TarEntry& a, const TarEntry& b) { return a.key < b.key; });
+
+  std::unique_ptr<struct archive, decltype(&archive_write_free)> a(archive_write_new(), archive_write_free);
+  std::unique_ptr<struct archive_entry, decltype(&archive_entry_free)> e(archive_entry_new(), archive_entry_free);
+  if (!a || !e) throw std::runtime_error("code archive: libarchive out of memory");
+  auto check = [&](int r, const std::string& what) {
+    if (r != ARCHIVE_OK) {
+      const char* msg = archive_error_string(a.get());
+      throw std::runtime_error("code archive: " + what + ": " + (msg ? msg : "libarchive error " + std::to_string(r)));
+    }
+  };
+  std::string out;
+  check(archive_write_set_format_ustar(a.get()), "ustar format");
+  check(archive_write_add_filter_none(a.get()), "no filter");
+  check(archive_write_set_bytes_in_last_block(a.get(), 1), "last block");  // no padding after the end marker
+  check(archive_write_open(a.get(), &out, nullptr, append_to_string, nullptr), "open");
+  for (const auto& t : entries) {
+    archive_entry_clear(e.get());
+    archive_entry_set_pathname_utf8(e.get(), t.path.c_str());
+    archive_entry_set_filetype(e.get(), t.data ? AE_IFREG : AE_IFDIR);
+    archive_entry_set_perm(e.get(), t.data ? 0644 : 0755);
+    archive_entry_set_size(e.get(), t.data ? static_cast<la_int64_t>(t.data->size()) : 0);
+    archive_entry_set_mtime(e.get(), 0, 0);
+    archive_entry_set_uid(e.get(), 0);
+    archive_entry_set_gid(e.get(), 0);
+    check(archive_write_header(a.get(), e.get()), "header of '" + t.path + "'");
+    if (t.data && !t.data->empty() &&
+        archive_write_data(a.get(), t.data->data(), t.data->size()) != static_cast<la_ssize_t>(t.data->size()))
+      check(ARCHIVE_FATAL, "data of '" + t.path + "'");
+  }
+  check(archive_write_close(a.get()), "close");
+  return out;
+}
+
+CodeArchive code_archive(Codec c) {
+  CodeArchive r;
+  const std::string tar = code_tar();
+  r.bytes = compress(tar, c);
+  r.tar_bytes = tar.size();
+  r.raw_bytes = 0;
+  for (std::size_t i = 0; i < detail::kEmbeddedSourceCount; ++i) r.raw_bytes += detail::kEmbeddedSources[i].size;
+  r.codec = c;
+  r.file_name = std::string("pgolf-src.tar.") + (c == Codec::Zstd ? "zst" : c == Codec::Xz ? "xz" : "br");
+  return r;
+}
+
+}  // namespace pgolf

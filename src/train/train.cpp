@@ -1,0 +1,471 @@
+#include "pgolf/train/train.h"
+
+#include <ATen/core/grad_mode.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+
+#include "pgolf/optim/averaging.h"
+#include "pgolf/train/checkpoint.h"
+#include "pgolf/export/fit.h"
+#include "pgolf/core/runtime.h"
+#include "pgolf/train/transfer.h"
+#include "pgolf/model/weights.h"
+
+namespace pgolf {
+
+namespace {
+
+double warmdown(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
+  if (cfg.warmdown_iters <= 0) return 1.0;
+  const double W = static_cast<double>(cfg.warmdown_iters);
+  if (cfg.max_wallclock_seconds <= 0) {
+    const std::int64_t start = std::max<std::int64_t>(cfg.iterations - cfg.warmdown_iters, 0);
+    if (step < start || step >= cfg.iterations) return 1.0;
+    return std::max(static_cast<double>(cfg.iterations - step) / W, 0.0);
+  }
+  const double warmdown_ms = W * step_ms;
+  const double remaining_ms = std::max(cfg.max_wallclock_seconds * 1000.0 - elapsed_ms, 0.0);
+  return remaining_ms <= warmdown_ms ? remaining_ms / std::max(warmdown_ms, 1e-9) : 1.0;
+}
+
+double hold_decay(const Config& cfg, std::int64_t step, double elapsed_ms) {
+  const double frac = cfg.max_wallclock_seconds > 0 ? elapsed_ms / (cfg.max_wallclock_seconds * 1000.0)
+                                                    : static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(cfg.iterations, 1));
+  if (frac < cfg.lr_hold_frac) return 1.0;
+  return std::max((1.0 - frac) / (1.0 - cfg.lr_hold_frac), 0.0);
+}
+
+}  // namespace
+
+double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
+  const double m = cfg.lr_schedule == "hold_decay" ? hold_decay(cfg, step, elapsed_ms) : warmdown(cfg, step, elapsed_ms, step_ms);
+  return std::max(m, cfg.min_lr);
+}
+
+bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms) {
+  if (cfg.max_wallclock_seconds > 0) return elapsed_ms >= frac * cfg.max_wallclock_seconds * 1000.0;
+  return static_cast<double>(step) >= frac * static_cast<double>(cfg.iterations);
+}
+
+bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
+  return cfg.qat_enabled && run_fraction_reached(cfg, cfg.qat_start_frac, step, elapsed_ms);
+}
+
+bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
+  return !cfg.loop_layers.empty() && run_fraction_reached(cfg, cfg.loop_start_frac, step, elapsed_ms);
+}
+
+StepPlan plan_step(const Config& cfg, std::int64_t step, const AgreedClock& clock) {
+  const double elapsed = clock.elapsed(step);
+  return {lr_multiplier(cfg, step, elapsed, clock.step_ms()), qat_active(cfg, step, elapsed), loop_active(cfg, step, elapsed)};
+}
+
+bool run_finished(const Config& cfg, std::int64_t steps_done, const AgreedClock& clock) {
+  if (steps_done >= cfg.iterations) return true;
+  return cfg.max_wallclock_seconds > 0 && clock.elapsed(steps_done) >= cfg.max_wallclock_seconds * 1000.0;
+}
+
+namespace {
+
+std::vector<at::Tensor> clone_all(const std::vector<at::Tensor>& ts) {
+  std::vector<at::Tensor> out;
+  for (const auto& t : ts) out.push_back(t.detach().clone());
+  return out;
+}
+
+void copy_all(const std::vector<at::Tensor>& dst, const std::vector<at::Tensor>& src) {
+  at::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < dst.size(); ++i) dst[i].detach().copy_(src[i]);
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume) {
+  Dist single;
+  return train(cfg, log, single, select_device(cfg.device), resume);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<at::Tensor> tensors_of(const GPT& model) {
+  std::vector<at::Tensor> out;
+  for (const auto& p : model.parameters()) out.push_back(p.tensor);
+  return out;
+}
+
+// One rank's run, in phases: warm_up, restore (when resuming), loop, average,
+// save, export_and_score. The members are what the phases share.
+class Trainer {
+ public:
+  Trainer(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device)
+      : cfg_(cfg), log_(log), dist_(dist), device_(device), mopts_(model_options_for(device)),
+        world_(dist.world_size()), rank_(dist.rank()), grad_accum_(grad_accum_steps(world_)),
+        data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.data_path))),
+        loader_(train_files_, rank_, world_, cfg.vocab_size),
+        batches_(loader_, {cfg.train_batch_tokens, cfg.train_seq_len, grad_accum_}, device),
+        val_batch_seqs_(std::max<std::int64_t>(1, cfg.val_batch_size / (world_ * grad_accum_) / cfg.train_seq_len)),
+        model_(cfg, mopts_), swa_due_(swa_timing(cfg.swa_step_index)) {
+    if (!cfg.init_weights.empty()) {
+      load_weights(model_, cfg.init_weights);
+      log.line("init_weights:" + cfg.init_weights);
+    }
+    params_ = tensors_of(model_);
+    opt_.emplace(model_, cfg, ns_dtype_for(device),
+                 MuonSharding{rank_, world_, [this](at::Tensor& flat) { dist_.all_reduce_sum(flat, "Muon update all-reduce"); }});
+    sync_.emplace(dist, params_);
+    train_step_.emplace(model_, *opt_, grad_accum_, &*sync_, step_recorder(cfg, device),
+                        [this](const std::string& note) { log_.line(note); });
+    log.line("model_params:" + std::to_string(model_.num_params()));
+    for (const std::string& note : ignored_cuda_switches(cfg, device)) log.line(note);
+    log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
+    log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
+             " train_shards:" + std::to_string(train_files_.size()));
+  }
+
+  // Real steps to warm kernels and the allocator, then every bit of state
+  // (weights, optimiser state, data position) goes back to the start.
+  void warm_up() {
+    if (cfg_.warmup_steps <= 0) return;
+    const auto weights0 = clone_all(params_);
+    const auto state0 = clone_all(opt_->state());
+    const auto position0 = batches_.position();
+    for (std::int64_t i = 0; i < cfg_.warmup_steps; ++i) {
+      // With depth recurrence the second half runs looped, so that shape is
+      // warm too when the switch comes.
+      model_.set_looped(2 * i >= cfg_.warmup_steps);
+      log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.warmup_steps));
+      run_step(i, 1.0);
+    }
+    model_.set_looped(false);
+    copy_all(params_, weights0);
+    copy_all(opt_->state(), state0);
+    batches_.seek(position0);
+    opt_->zero_grad();
+    log_.line("warmup_steps:" + std::to_string(cfg_.warmup_steps) + " done, state restored");
+  }
+
+  // Continues from a checkpoint: every bit of state as it was after its step,
+  // the schedule's clock included (the time between the checkpoint and the
+  // crash is not counted).
+  void restore(const TrainState& s) {
+    try {
+      copy_weights(model_, s.weights, "checkpoint '" + s.path + "'");
+      restore_tensors(opt_->state(), s.optimizer, "optimiser state");
+      if (s.swa_count > 0) {
+        std::vector<at::Tensor> sum = clone_all(params_);  // on the device, in the weights' shapes
+        restore_tensors(sum, s.swa_sum, "SWA sum");
+        swa_ = Swa(std::move(sum), s.swa_count);
+      }
+      if (cfg_.ema_enabled) {
+        ema_.emplace(params_, cfg_.ema_decay);
+        restore_tensors(ema_->state(), s.ema, "EMA state");
+      } else if (!s.ema.empty()) {
+        throw std::runtime_error("it holds EMA state, but EMA_ENABLED=0");
+      }
+      batches_.seek(s.data);
+    } catch (const std::exception& e) {
+      throw CheckpointError("cannot resume from '" + s.path + "': " + e.what());
+    }
+    model_.set_qat(s.qat);
+    model_.set_looped(s.looped);
+    step_ = s.step;
+    clock_ = AgreedClock(s.agreed_step, s.agreed_ms, s.first_step_ms);
+    stop_after_ = s.stop_after;
+    train_ms_ = s.train_ms;
+    last_checkpoint_ms_ = clock_.agreed_ms();
+    log_.line("resumed from step " + std::to_string(step_) + " (" + s.path + fmt(") train_time:%.0fms", train_ms_));
+    log_.metric("resume", {{"step", double(step_)}, {"train_time_ms", train_ms_}});
+  }
+
+  // The training steps under the schedule, with validation, SWA/EMA
+  // collection, QAT switch-on and the wall-clock stop. Within a step the host
+  // does not wait for the GPU: what the ranks agree on after step k (summed
+  // loss, summed elapsed time) travels to the host while step k+1 runs and is
+  // used then, for step k's log line, the schedule's clock and the stop. All
+  // of it is the same on every rank, so every rank takes the same learning
+  // rate and stops after the same step.
+  void loop(TrainResult& result) {
+    if (cfg_.ema_enabled && !ema_) ema_.emplace(params_, cfg_.ema_decay);
+    synchronize(device_);
+    t0_ = Clock::now();
+    for (;;) {
+      const bool last = finished();
+      if (last || (cfg_.val_loss_every > 0 && step_ % cfg_.val_loss_every == 0)) {
+        if (pending_) report(/*final=*/last);
+        synchronize(device_);
+        train_ms_ += ms_since(t0_);  // validation time is not training time
+        result.final_eval = validate(step_, train_ms_);
+        t0_ = Clock::now();
+      }
+      if (last) break;
+      step_once();
+      if (checkpoint_due()) checkpoint();
+    }
+    if (step_ < cfg_.iterations)
+      log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
+                "/" + std::to_string(cfg_.iterations));
+    log_.line(peak_memory_report(device_));
+    result.steps = step_;
+    result.train_time_ms = train_ms_;
+  }
+
+  // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL;
+  // only of more than one snapshot) and evaluates the averaged weights.
+  void average(TrainResult& result) {
+    if (ema_) {
+      log_.line("ema:applying decay " + fmt("%.4f", cfg_.ema_decay));
+      ema_->apply(params_);
+    } else if (swa_.finish(params_, cfg_.swa_add_final)) {
+      log_.line("swa:applying averaged " + std::to_string(swa_.count()) + " checkpoints");
+    } else {
+      if (swa_.count() == 1) log_.line("swa:kept the final weights (1 checkpoint collected; averaging needs 2 or more)");
+      return;
+    }
+    result.final_eval = standard_eval();
+    log_.line(fmt("final_averaged val_loss:%.4f", result.final_eval.val_loss()) +
+              fmt(" val_bpb:%.4f", result.final_eval.val_bpb()));
+  }
+
+  // Checks that every rank holds the same weights; rank 0 saves them.
+  void save(TrainResult& result) {
+    dist_.check_in_sync(params_);
+    if (world_ > 1) log_.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_) + " ranks");
+    result.weights_path = log_.dir() + "/model.safetensors";
+    if (dist_.is_main()) {
+      save_safetensors(result.weights_path, model_.parameters(), {{"format", "pt"}, {"run_id", log_.run_id()}});
+      log_.line("saved weights: " + result.weights_path);
+    }
+  }
+
+  // Prune, quantise, fit and pack (rank 0); then every rank reads the file
+  // back into a fresh model and scores its share. The round-trip score is the result.
+  void export_and_score(TrainResult& result) {
+    if (cfg_.prequant_eval) result.prequant = score_sliding(model_, cfg_, data_, log_, "final_prequant_sliding", false, dist_);
+    const std::string artifact = log_.dir() + "/final_model.pgolf";
+    if (dist_.is_main()) {
+      try {
+        result.exported = export_submission(model_, cfg_, artifact, log_);
+      } catch (const FitError& e) {
+        throw FitError(std::string(e.what()) + ". The trained weights are saved in " + result.weights_path +
+                       ": after changing the configuration, `pgolf export --weights " + result.weights_path +
+                       "` exports them again");
+      }
+    }
+    dist_.barrier("artifact written by rank 0");
+    result.exported.path = artifact;
+    GPT restored(cfg_, mopts_);
+    restored.set_looped(model_.looped());
+    load_model_file(restored, artifact);
+    result.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    if (cfg_.ttt_enabled) result.ttt = score_ttt(restored, cfg_, data_, log_, "final_ttt", dist_);
+    log_.metric("final", {{"steps", double(result.steps)}, {"train_time_ms", result.train_time_ms},
+                          {"val_loss", result.roundtrip.val_loss()}, {"val_bpb", result.roundtrip.val_bpb()},
+                          {"artifact_bytes", double(result.exported.artifact_bytes)},
+                          {"total_bytes", double(result.exported.total())}});
+  }
+
+ private:
+  at::Tensor run_step(std::int64_t step, double lr_mult) {
+    return train_step_->run([this] { return batches_.next(); }, step, lr_mult);
+  }
+
+  // One optimiser step at the schedule's values, then SWA/EMA, then this
+  // step's report sent on its way and the previous one read.
+  void step_once() {
+    const StepPlan plan = plan_step(cfg_, step_, clock_);
+    const double mult = plan.lr_mult;
+    if (!model_.qat() && plan.qat) {
+      model_.set_qat(true);
+      log_.line("qat:start step:" + std::to_string(step_));
+    }
+    if (!model_.looped() && plan.looped) {
+      model_.set_looped(true);  // and for every evaluation after
+      log_.line("loop:start step:" + std::to_string(step_) + " layers:" + cfg_.loop_layers + " repeats:" +
+                std::to_string(cfg_.loop_repeats));
+    }
+    at::Tensor loss = run_step(step_, mult);
+    ++step_;
+    if (step_ == 1) agree_first_step();
+    if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && swa_due_(step_, cfg_.swa_every)) {
+      if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step_));
+      swa_.add(params_);
+    }
+    if (ema_) ema_->update(params_);
+    const bool log = step_ <= 10 || step_ % cfg_.train_log_every == 0 || step_ == cfg_.iterations;
+    std::optional<StepReport> now;
+    // Under a cap the schedule, and with CHECKPOINT_MINUTES the checkpoints,
+    // follow the agreed clock, so every step reports its time.
+    if (log || capped() || cfg_.checkpoint_minutes > 0) now = start_report(loss, mult, log);
+    if (pending_) report(/*final=*/false);
+    pending_ = std::move(now);
+    if (!log) log_.progress("step " + std::to_string(step_) + "/" + std::to_string(cfg_.iterations));
+  }
+
+  bool capped() const { return cfg_.max_wallclock_seconds > 0; }
+  bool finished() const { return run_finished(cfg_, step_, clock_) || (stop_after_ >= 0 && step_ >= stop_after_); }
+
+  // The first step carries the start-up costs; the schedule leaves it out of
+  // its average, so its time is agreed at once (the only wait in the loop).
+  void agree_first_step() {
+    synchronize(device_);
+    at::Tensor t = at::full({}, train_ms_ + ms_since(t0_), at::TensorOptions().dtype(at::kDouble).device(device_));
+    dist_.all_reduce_sum(t, "first step time");
+    clock_.agree_first_step(t.item<double>() / world_);
+    log_.line(fmt("first_step_ms:%.0f", clock_.first_step_ms()) + fmt(" since_launch_ms:%.0f", ms_since_process_start()));
+  }
+
+  // A step's numbers on their way to the host: [sum of losses, sum of the
+  // ranks' elapsed training time].
+  struct StepReport {
+    std::int64_t step;
+    double lr_mult, local_ms;
+    bool log;
+    AsyncReadback sums;
+  };
+
+  StepReport start_report(const at::Tensor& loss, double mult, bool log) {
+    const double local_ms = train_ms_ + ms_since(t0_);
+    at::Tensor v = at::stack({loss.detach().to(at::kDouble), at::full({}, local_ms, loss.options().dtype(at::kDouble))});
+    dist_.all_reduce_sum(v, "step report");
+    return {step_, mult, local_ms, log, AsyncReadback(v)};
+  }
+
+  // Reads the pending report: the schedule's clock moves to its step, its log
+  // line is written (always for the last step), and once the agreed time
+  // reaches the cap every rank stops after the step now done.
+  void report(bool final) {
+    StepReport r = std::move(*pending_);
+    pending_.reset();
+    const std::vector<double> sums = r.sums.values();
+    const double loss = sums[0] / world_;
+    clock_.agree(r.step, sums[1] / world_);
+    if (r.log || final) {
+      log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", loss) +
+                fmt(" train_time:%.0fms", r.local_ms) + fmt(" step_avg:%.2fms", r.local_ms / r.step));
+      log_.metric("train", {{"step", double(r.step)}, {"train_loss", loss}, {"lr_mult", r.lr_mult}, {"train_time_ms", r.local_ms}});
+    }
+    if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
+  }
+
+  // Every CHECKPOINT_EVERY steps, or once CHECKPOINT_MINUTES of the agreed
+  // clock have passed since the last one (the same on every rank); not after
+  // the last step, whose weights the run saves anyway.
+  bool checkpoint_due() const {
+    if (finished()) return false;
+    if (cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) return true;
+    return cfg_.checkpoint_minutes > 0 && clock_.agreed_ms() - last_checkpoint_ms_ >= cfg_.checkpoint_minutes * 60e3;
+  }
+
+  // The pending report is read first, so that the schedule's clock is that of
+  // the step just done; then the state goes to rank 0, which writes it: each
+  // rank's Muon buffers go to rank 0's copies of them (which it never reads).
+  // Writing is not training time, on any rank.
+  void checkpoint() {
+    if (pending_) report(/*final=*/false);
+    synchronize(device_);
+    train_ms_ += ms_since(t0_);
+    const auto t = Clock::now();
+    TrainState s = state();
+    dist_.gather_to_main(s.optimizer, opt_->state_owners(), "checkpoint: optimiser state");
+    const std::string path = checkpoint_path(log_.dir());
+    if (dist_.is_main()) save_checkpoint(path, s);
+    dist_.barrier("checkpoint written by rank 0");  // the others wait here, not in the next step's training time
+    log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
+    last_checkpoint_ms_ = clock_.agreed_ms();
+    t0_ = Clock::now();
+  }
+
+  TrainState state() const {
+    TrainState s;
+    s.step = step_;
+    s.agreed_step = clock_.agreed_step();
+    s.stop_after = stop_after_;
+    s.train_ms = train_ms_;
+    s.agreed_ms = clock_.agreed_ms();
+    s.first_step_ms = clock_.first_step_ms();
+    s.qat = model_.qat();
+    s.looped = model_.looped();
+    s.data = batches_.position();
+    s.weights = model_.parameters();
+    s.optimizer = opt_->state();
+    s.swa_sum = swa_.sum();
+    s.swa_count = swa_.count();
+    if (ema_) s.ema = ema_->state();
+    s.world_size = world_;
+    s.device = device_.is_cuda() ? "cuda" : "cpu";
+    s.config = config_values(cfg_);
+    return s;
+  }
+
+  EvalSums standard_eval() {
+    return all_reduce(evaluate_standard(model_, data_.val, data_.bytes, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
+                      dist_, device_);
+  }
+
+  EvalSums validate(std::int64_t step, double train_ms) {
+    auto t = Clock::now();
+    log_.progress("validating...");
+    EvalSums e = standard_eval();
+    log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.iterations) + fmt(" val_loss:%.4f", e.val_loss()) +
+              fmt(" val_bpb:%.4f", e.val_bpb()) + fmt(" train_time:%.0fms", train_ms) +
+              fmt(" step_avg:%.2fms", train_ms / std::max<std::int64_t>(step, 1)) + fmt(" eval_time:%.0fms", ms_since(t)));
+    log_.metric("val", {{"step", double(step)}, {"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"train_time_ms", train_ms}});
+    return e;
+  }
+
+  const Config& cfg_;
+  RunLog& log_;
+  Dist& dist_;
+  const at::Device device_;
+  const ModelOptions mopts_;
+  const int world_, rank_;
+  const std::int64_t grad_accum_;
+  const ScoringData data_;
+  const std::vector<std::string> train_files_;
+  DistributedTokenLoader loader_;
+  BatchPrefetcher batches_;
+  const std::int64_t val_batch_seqs_;
+  GPT model_;
+  std::vector<at::Tensor> params_;
+  std::optional<Optimizers> opt_;
+  std::optional<GradientSync> sync_;
+  std::optional<TrainStep> train_step_;
+  Swa swa_;
+  const SwaTiming swa_due_;
+  std::optional<Ema> ema_;
+  // The loop's clock and position: steps done, training time so far (without
+  // validation) and the running stretch since t0_, the agreed clock, and the
+  // step after which every rank stops (-1: none yet).
+  std::int64_t step_ = 0, stop_after_ = -1;
+  double train_ms_ = 0, last_checkpoint_ms_ = 0;
+  AgreedClock clock_;
+  Clock::time_point t0_;
+  std::optional<StepReport> pending_;
+};
+
+}  // namespace
+
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume) {
+  Trainer t(cfg, log, dist, device);
+  TrainResult result;
+  t.warm_up();
+  if (resume) t.restore(*resume);
+  t.loop(result);
+  t.average(result);
+  t.save(result);
+  t.export_and_score(result);
+  return result;
+}
+
+}  // namespace pgolf
