@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds .gpu_bundle/ (git-ignored): what the offline GPU machine lacks to
-# configure and build pgolf and pgolf_tests, to be carried there with the work
+# configure and build pgolf and its test binaries, to be carried there with the work
 # tree (docs/BUILD.md). Runs here, on Debian 12 with its apt mirrors reachable:
 # fetches the Debian packages with `apt-get download` (no root needed, nothing
 # installed) and unpacks with `dpkg-deb -x` only what the build uses:

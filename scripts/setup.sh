@@ -60,7 +60,7 @@ build() {
       -DCMAKE_PREFIX_PATH="$(torch_prefix)" -DPGOLF_CUDA="${PGOLF_CUDA:-AUTO}"
   fi
   quiet "build" ninja -C "$BUILD_DIR"
-  grep -q "no work to do" "$QUIET_LOG" || echo "setup: built $BUILD_DIR/pgolf and $BUILD_DIR/pgolf_tests"
+  grep -q "no work to do" "$QUIET_LOG" || echo "setup: built $BUILD_DIR/pgolf and the tests under $BUILD_DIR/tests"
 }
 
 install_apt_packages "${APT_PACKAGES[@]}"

@@ -5,39 +5,18 @@
 #include <cstring>
 
 #include "helpers.h"
+#include "artifact_bytes.h"
 #include "pgolf/export/artifact.h"
 #include "pgolf/core/io.h"
 
 using namespace pgolf;
 using test::TempDir;
 
-namespace {
-
-Config small_config() {
-  Config c = test::small_model(2, 128);
-  c.vocab_size = 256;
-  c.quant_passthrough_numel = 8192;  // so the 128x128 matrices are quantised
-  return c;
-}
-
-ArtifactError::Kind read_error(const std::string& path, std::string* msg) {
-  try {
-    read_artifact(path);
-  } catch (const ArtifactError& e) {
-    *msg = e.what();
-    return e.kind;
-  }
-  ADD_FAILURE() << "no error for " << path;
-  return ArtifactError::BadPayload;
-}
-
-void put32(std::string& b, std::size_t off, std::uint32_t v) { std::memcpy(b.data() + off, &v, 4); }
-void put64(std::string& b, std::size_t off, std::uint64_t v) { std::memcpy(b.data() + off, &v, 8); }
-void fix_header_crc(std::string& b) {
-  put32(b, 36, static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(b.data()), 36)));
-}
-
-}  // namespace
+using test::fix_header_crc;
+using test::put32;
+using test::put64;
+using test::read_error;
+using test::small_config;
 
 TEST(Artifact, WriteReadIsExact) {
   TempDir dir;
@@ -206,63 +185,3 @@ TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
   }
 }
 
-// A header declaring a 3 GiB or 4 GiB payload (with its checksum recomputed)
-// is rejected under every codec before that much is allocated, naming the
-// file, the declared size and what the data holds; `pgolf inspect` says the
-// same (not `std::bad_alloc`).
-TEST(Artifact, HugeDeclaredPayloadIsRejectedWithoutAllocatingIt) {
-  TempDir dir;
-  Config c = small_config();
-  GPT m(c, {});
-  const auto q = quantize_tensors(m.parameters(), quant_options(c));
-  const std::uint64_t real = serialize_tensors(q).size();
-  auto peak_kb = [] {
-    rusage u{};
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_maxrss;
-  };
-  for (Codec codec : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
-    write_artifact(dir.file("good"), q, codec);
-    for (std::uint64_t declared : {std::uint64_t{3} << 30, kArtifactMaxPayload}) {
-      std::string b = read_file(dir.file("good"));
-      put64(b, 16, declared);
-      fix_header_crc(b);
-      const std::string name = std::string("huge.") + codec_name(codec) + "." + std::to_string(declared);
-      test::write_text(dir.file(name), b);
-      std::string msg;
-      const long before = peak_kb();
-      EXPECT_EQ(read_error(dir.file(name), &msg), ArtifactError::Decompress) << msg;
-      EXPECT_LT(peak_kb() - before, 256 * 1024) << name << ": the declared payload was allocated";
-      EXPECT_NE(msg.find(name), std::string::npos) << msg;
-      EXPECT_NE(msg.find(std::to_string(declared) + "-byte payload the header declares"), std::string::npos) << msg;
-      EXPECT_NE(msg.find(std::to_string(real) + " bytes"), std::string::npos) << msg;  // what the data holds
-    }
-  }
-  const auto r = test::run_pgolf("inspect " + dir.file("huge.brotli." + std::to_string(kArtifactMaxPayload)));
-  EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("pgolf: error: bad artifact"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("4294967296-byte payload the header declares"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find("bad_alloc"), std::string::npos) << r.output;
-}
-
-// Tensor names come from the file: `pgolf inspect` and error messages show
-// control bytes and other non-printables as \xNN, never raw.
-TEST(Artifact, UntrustedNamesArePrintedEscaped) {
-  TempDir dir;
-  Config c = small_config();
-  GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), quant_options(c));
-  q[0].name = "evil\x1b[2J\xff\n";
-  q[1].name = q[0].name;
-  write_artifact(dir.file("dup.pgolf"), q);
-  std::string msg;
-  read_error(dir.file("dup.pgolf"), &msg);
-  EXPECT_NE(msg.find("tensor 'evil\\x1B[2J\\xFF\\x0A' appears twice"), std::string::npos) << msg;
-  q[1].name = "ok";
-  write_artifact(dir.file("a.pgolf"), q);
-  const auto r = test::run_pgolf("inspect " + dir.file("a.pgolf"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("evil\\x1B[2J\\xFF\\x0A"), std::string::npos) << r.output;
-  EXPECT_EQ(r.output.find('\x1b'), std::string::npos) << "a raw escape byte was printed";
-  EXPECT_EQ(printable("a\\b\t"), "a\\\\b\\x09");
-}

@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "helpers.h"
+#include "fit_model.h"
 #include "pgolf/export/artifact.h"
 #include "pgolf/export/fit.h"
 #include "pgolf/core/io.h"
@@ -11,44 +12,11 @@
 using namespace pgolf;
 using test::TempDir;
 
-namespace {
-
-struct Fixture {
-  Config cfg;
-  std::vector<NamedTensor> weights;
-  ExportChoice start;
-};
-
-Fixture gaussian_model() {
-  Fixture f;
-  f.cfg = test::small_model(2, 128);
-  f.cfg.vocab_size = 256;
-  f.cfg.quant_passthrough_numel = 4096;
-  GPT m(f.cfg, {});
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
-  for (const auto& p : m.parameters())
-    f.weights.push_back({p.name, p.tensor.dim() == 2 ? at::normal(0.0, 0.1, p.tensor.sizes(), gen, at::kFloat)
-                                                     : p.tensor.detach().clone()});
-  f.start = {quant_options(f.cfg), 0.0};
-  return f;
-}
-
-std::string pack(const std::string& payload) { return compress(payload, Codec::Zstd); }
-
-std::uint64_t unfitted_bytes(const Fixture& f) {
-  return pack(serialize_tensors(quantize_tensors(f.weights, f.start.quant))).size() + kArtifactHeaderBytes;
-}
-
-// fit_export with a log that prints nothing.
-FitResult fit_quietly(const Fixture& f, const FitOptions& o) {
-  TempDir dir;
-  Config cfg = f.cfg;
-  cfg.log_dir = dir.path();
-  RunLog log(cfg, RunLog::Mode::Silent);
-  return fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
-}
-
-}  // namespace
+using test::Fixture;
+using test::fit_quietly;
+using test::gaussian_model;
+using test::pack;
+using test::unfitted_bytes;
 
 TEST(Fit, LandsUnderATightBudgetAndLogsTheMargin) {
   TempDir dir;
@@ -134,26 +102,3 @@ TEST(Fit, PredictedBytesTrackRealCompression) {
   EXPECT_NEAR(predicted / real, 1.0, 0.25) << "predicted " << predicted << " real " << real;
 }
 
-// `pgolf export` fits a tiny budget from the command line.
-TEST(Fit, ExportCommandFitsTheBudget) {
-  TempDir dir;
-  Fixture f = gaussian_model();
-  test::write_text(dir.file("c.env"), format_config(f.cfg));
-  auto plain = test::run_pgolf("export --config " + dir.file("c.env") + " --random-std 0.1 --output " + dir.file("a.pgolf"));
-  ASSERT_EQ(plain.exit_code, 0) << plain.output;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(plain.output, m, std::regex("Total submission size int6\\+zstd: (\\d+) bytes")));
-  const std::uint64_t total = std::stoull(m[1]);
-  const std::uint64_t budget = total - 20000;
-  auto fitted = test::run_pgolf("export --config " + dir.file("c.env") + " --random-std 0.1 --set BUDGET_BYTES=" +
-                                std::to_string(budget) + " --output " + dir.file("b.pgolf"));
-  ASSERT_EQ(fitted.exit_code, 0) << fitted.output;
-  ASSERT_TRUE(std::regex_search(fitted.output, m, std::regex("Total submission size int6\\+zstd: (\\d+) bytes")));
-  EXPECT_LE(std::stoull(m[1]), budget) << fitted.output;
-  EXPECT_NE(fitted.output.find("fit: chosen"), std::string::npos) << fitted.output;
-  auto impossible = test::run_pgolf("export --config " + dir.file("c.env") + " --set BUDGET_BYTES=1000 --output " +
-                                    dir.file("c.pgolf"));
-  EXPECT_NE(impossible.exit_code, 0);
-  EXPECT_NE(impossible.output.find("make the model smaller"), std::string::npos) << impossible.output;
-  EXPECT_FALSE(std::filesystem::exists(dir.file("c.pgolf")));
-}

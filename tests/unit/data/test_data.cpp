@@ -267,40 +267,6 @@ TEST(ValidationTokens, ByteSidecarsAreNotTokensAndArePairedWithTheirShards) {
   EXPECT_THROW(load_validation(dir.path(), 10, 1024), ShardError);
 }
 
-TEST(AtomicFile, LeavesNothingWhenNotCommitted) {
-  TempDir dir;
-  {
-    AtomicFile f(dir.file("x"));
-    f.write("partial");
-  }
-  EXPECT_FALSE(std::filesystem::exists(dir.file("x")));
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 0);
-  write_file_atomic(dir.file("x"), "whole");
-  EXPECT_EQ(read_file(dir.file("x")), "whole");
-}
-
-// A killed writer's temp file goes when the path is next written; a running
-// process's and another host's stay.
-TEST(AtomicFile, RemovesTheTempFilesOfWritersThatNoLongerRun) {
-  TempDir dir;
-  char host[256] = {};
-  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  ASSERT_GT(child, 0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // reaped: its pid no longer runs
-  const std::string prefix = dir.file("x") + ".tmp.";
-  const std::string dead = prefix + host + "." + std::to_string(child);
-  const std::string alive = prefix + host + "." + std::to_string(::getppid());
-  const std::string other_host = prefix + "another-host." + std::to_string(child);
-  for (const auto& f : {dead, alive, other_host}) write_file_atomic(f, "left behind");
-  write_file_atomic(dir.file("x"), "whole");
-  EXPECT_EQ(read_file(dir.file("x")), "whole");
-  EXPECT_FALSE(std::filesystem::exists(dead));
-  EXPECT_TRUE(std::filesystem::exists(alive));
-  EXPECT_TRUE(std::filesystem::exists(other_host));
-}
-
 // Token ids index the embedding and the byte tables: an id >= VOCAB_SIZE is an
 // error naming the shard, the position and the id, when a shard is opened for
 // training (TokenStream) or loaded for scoring (validation tokens).

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "helpers.h"
+#include "tar_reader.h"
 #include "pgolf/export/code_archive.h"
 #include "pgolf/core/io.h"
 #include "pgolf/export/submission.h"
@@ -15,52 +16,8 @@ using namespace pgolf;
 using test::TempDir;
 namespace fs = std::filesystem;
 
-namespace {
-
-// The code of a submission: CMakeLists.txt and every file under cmake/,
-// include/ and src/, by repository-relative path.
-std::map<std::string, std::string> source_tree(const std::string& root) {
-  std::map<std::string, std::string> files;
-  files["CMakeLists.txt"] = read_file(root + "/CMakeLists.txt");
-  for (const char* dir : {"cmake", "include", "src"})
-    for (const auto& e : fs::recursive_directory_iterator(root + "/" + dir))
-      if (!e.is_directory()) files[fs::relative(e.path(), root).generic_string()] = read_file(e.path().string());
-  return files;
-}
-
-struct TarMember {
-  std::string path;
-  bool dir;
-  int perm;
-  long long mtime, uid, gid;
-  std::string uname, gname, data;
-};
-
-std::vector<TarMember> read_tar(const std::string& tar) {
-  std::unique_ptr<struct archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
-  archive_read_support_format_tar(a.get());
-  EXPECT_EQ(archive_read_open_memory(a.get(), tar.data(), tar.size()), ARCHIVE_OK);
-  std::vector<TarMember> out;
-  struct archive_entry* e;
-  int r;
-  while ((r = archive_read_next_header(a.get(), &e)) == ARCHIVE_OK) {
-    EXPECT_EQ(archive_format(a.get()), ARCHIVE_FORMAT_TAR_USTAR);
-    TarMember m{archive_entry_pathname(e), archive_entry_filetype(e) == AE_IFDIR, int(archive_entry_perm(e)),
-                archive_entry_mtime(e), archive_entry_uid(e), archive_entry_gid(e),
-                archive_entry_uname(e) ? archive_entry_uname(e) : "", archive_entry_gname(e) ? archive_entry_gname(e) : "",
-                ""};
-    EXPECT_TRUE(m.dir || archive_entry_filetype(e) == AE_IFREG) << m.path;
-    m.data.resize(archive_entry_size(e));
-    if (!m.data.empty()) {
-      EXPECT_EQ(archive_read_data(a.get(), m.data.data(), m.data.size()), la_ssize_t(m.data.size()));
-    }
-    out.push_back(std::move(m));
-  }
-  EXPECT_EQ(r, ARCHIVE_EOF) << archive_error_string(a.get());
-  return out;
-}
-
-}  // namespace
+using test::read_tar;
+using test::source_tree;
 
 TEST(CodeArchive, IsByteIdenticalWhenBuiltTwice) {
   const std::string tar = code_tar();
@@ -132,21 +89,3 @@ TEST(CodeArchive, HoldsExactlyTheSourceTree) {
   EXPECT_EQ(dirs, expected_dirs);
 }
 
-// The archive alone rebuilds pgolf: unpacked into an empty folder, it configures.
-TEST(CodeArchive, UnpackedTreeConfigures) {
-  TempDir dir;
-  const std::string path = dir.file("code.tar.xz");
-  const CodeArchive a = code_archive(Codec::Xz);
-  write_file_atomic(path, a.bytes);
-  write_file_atomic(dir.file("code.tar"), decompress(read_file(path), Codec::Xz, a.tar_bytes));
-  make_dirs(dir.file("src"));
-  auto r = test::run_shell("tar -xf " + dir.file("code.tar") + " -C " + dir.file("src"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(source_tree(dir.file("src")), source_tree(PGOLF_SOURCE_DIR));
-  EXPECT_FALSE(fs::exists(dir.file("src/tests")));
-  r = test::run_shell(std::string("'") + PGOLF_CMAKE_COMMAND + "' -S " + dir.file("src") + " -B " + dir.file("src/b") +
-                      " -G '" + PGOLF_CMAKE_GENERATOR + "' -DCMAKE_BUILD_TYPE=Release -DTorch_DIR='" + PGOLF_TORCH_DIR +
-                      "' -DPGOLF_CUDA=" + PGOLF_CUDA_SETTING);
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_TRUE(fs::exists(dir.file("src/b/CMakeCache.txt"))) << r.output;
-}

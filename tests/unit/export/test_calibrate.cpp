@@ -1,5 +1,4 @@
-// Calibration Hessians against an independent computation, and GPTQ on a
-// small trained model and through the whole export.
+// Calibration Hessians against an independent computation, and GPTQ on a small trained model.
 #include <gtest/gtest.h>
 
 #include <ATen/core/grad_mode.h>
@@ -70,21 +69,3 @@ TEST(Calibrate, GptqLowersTheOutputErrorOfATrainedModel) {
   }
 }
 
-// QUANT_*=...,gptq through `pgolf train`: calibrated on training shards, stored with its flag, read back.
-TEST(Calibrate, GptqPlansRunThroughTheExport) {
-  TempDir dir;
-  Config c = test::tiny_run(dir, 6);
-  c.quant_passthrough_numel = 256;
-  c.quant_mlp = "int5,gptq";
-  c.quant_attn = "int6,k=3,sym,gptq";
-  c.gptq_tokens = 2048;
-  test::write_text(dir.file("g.env"), format_config(c));
-  auto run = test::run_pgolf("train --config " + dir.file("g.env"));
-  ASSERT_EQ(run.exit_code, 0) << run.output;
-  EXPECT_NE(run.output.find("gptq: Hessians of 12 matrices from 2048 training tokens"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("final_int8_zlib_roundtrip_exact val_loss:"), std::string::npos);
-  auto inspect = test::run_pgolf("inspect " + dir.file("run/final_model.pgolf"));
-  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
-  EXPECT_NE(inspect.output.find("int6,k=3,sym,gptq"), std::string::npos) << inspect.output;
-  EXPECT_NE(inspect.output.find("int5,gptq"), std::string::npos) << inspect.output;
-}

@@ -4,83 +4,21 @@
 #include <gtest/gtest.h>
 
 #include "helpers.h"
+#include "ttt_model.h"
 #include "pgolf/data/data.h"
 #include "pgolf/eval/lora.h"
 #include "pgolf/eval/ttt.h"
 
 using namespace pgolf;
 
-namespace {
-
-constexpr std::int64_t kVocab = 8;
-
-// Documents of these target counts, each a BOS then random non-BOS tokens;
-// the stream ends with a BOS so the last document has its closing target.
-at::Tensor make_stream(const std::vector<std::int64_t>& lengths, std::uint64_t seed) {
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-  std::vector<at::Tensor> parts;
-  for (std::int64_t n : lengths) {
-    parts.push_back(at::full({1}, kBosId, at::kLong));
-    parts.push_back(at::randint(2, kVocab, {n - 1}, gen, at::kLong));
-  }
-  parts.push_back(at::full({1}, kBosId, at::kLong));
-  return at::cat(parts);
-}
-
-at::Tensor simple_bytes(const at::Tensor& val) {
-  at::Tensor b = (val % 3 + 1).to(at::kInt);
-  b[0] = 0;
-  return b;
-}
-
-Config tiny() {
-  Config c = test::small_model(2, 16);
-  c.vocab_size = kVocab;
-  c.bigram_vocab_size = 8;
-  c.bigram_dim = 4;
-  c.train_seq_len = 16;
-  c.train_batch_tokens = 128;
-  c.eval_stride = 8;
-  return c;
-}
-
-std::unique_ptr<GPT> float64_model(const Config& c, std::uint64_t seed) {
-  auto m = std::make_unique<GPT>(c, ModelOptions{at::kCPU, at::kDouble, at::kDouble});
-  test::randomise(*m, seed);
-  return m;
-}
-
-TttOptions small_options() {
-  TttOptions o;
-  o.sites = parse_adapter_sites("q,k,v,o,mlp,head");
-  o.rank = 3;
-  o.alpha = 6;
-  o.chunk = 5;
-  o.context = 12;  // shorter than the long documents: windows slide inside them
-  o.batch_docs = 3;
-  o.lr = 0.05;
-  o.global_seq_len = 16;
-  o.global_batch_seqs = 2;
-  return o;
-}
-
-const std::vector<std::int64_t> kLengths = {30, 7, 55, 12, 1, 20, 41, 5};
-
-TttScores run_ttt(GPT& m, const at::Tensor& val, const TttOptions& o) {
-  Dist single;
-  return evaluate_ttt(m, val, simple_bytes(val), o, single);
-}
-
-// The NLL of target j of a document, by its own window: chunk k = j / C ends
-// at e = min((k+1)C, n), the window is the document's inputs [max(0, e - W), e).
-double slow_target_nll(GPT& m, const at::Tensor& val, const Document& d, std::int64_t j, std::int64_t C, std::int64_t W) {
-  const std::int64_t e = std::min((j / C + 1) * C, d.targets), s = std::max<std::int64_t>(0, e - W);
-  const at::Tensor x = val.narrow(0, d.start + s, e - s).unsqueeze(0), y = val.narrow(0, d.start + s + 1, e - s).unsqueeze(0);
-  at::NoGradGuard no_grad;
-  return m.token_nll(x, y)[0][j - s].item<double>();
-}
-
-}  // namespace
+using test::float64_model;
+using test::kLengths;
+using test::make_stream;
+using test::run_ttt;
+using test::simple_bytes;
+using test::slow_target_nll;
+using test::small_options;
+using test::tiny;
 
 TEST(TttDocuments, SplitAtEveryBosCoversEveryTargetOnce) {
   const at::Tensor val = make_stream(kLengths, 1);
@@ -134,62 +72,6 @@ TEST(TttOptions, ListsAreCheckedWithTheFaultNamed) {
   Config c;
   c.ttt_targets = "q,kk";
   EXPECT_THROW(validate_config(c), ConfigError);
-}
-
-// delta(x) for each document alone, in float64 from the formula.
-TEST(Lora, BatchedDeltaEqualsEachDocumentsOwnLowRankMap) {
-  const Config c = tiny();
-  auto m = float64_model(c, 3);
-  BatchedLora lora(*m, {AdapterSite::K, AdapterSite::Head}, 4, 8.0, 5, 11);
-  EXPECT_EQ(lora.parameters().size(), 2u * 2 + 2);  // K in each of 2 layers, and the head
-  EXPECT_FALSE(lora.delta(AdapterSite::Q, 0, at::zeros({2, 3, 16}, at::kDouble)).defined());
-  // B = 0 at init: no change; A within U(+-1/sqrt(in)).
-  const at::Tensor x = test::gaussian({3, 4, 16}, 5, at::kDouble);
-  EXPECT_EQ(lora.delta(AdapterSite::K, 1, x).abs().max().item<double>(), 0.0);
-  for (std::size_t i = 0; i < lora.parameters().size(); i += 2)
-    EXPECT_LE(lora.parameters()[i].abs().max().item<double>(), 0.25 + 1e-12);
-  {
-    at::NoGradGuard g;
-    for (std::size_t i = 1; i < lora.parameters().size(); i += 2) lora.parameters()[i].normal_();
-  }
-  const at::Tensor d = lora.delta(AdapterSite::Head, -1, x);  // the first 3 of 5 documents
-  ASSERT_EQ(d.sizes(), (at::IntArrayRef{3, 4, kVocab}));
-  const at::Tensor A = lora.parameters()[4], B = lora.parameters()[5];
-  for (std::int64_t i = 0; i < 3; ++i)
-    for (std::int64_t t = 0; t < 4; ++t)
-      for (std::int64_t o = 0; o < kVocab; ++o) {
-        double want = 0;
-        for (std::int64_t r = 0; r < 4; ++r) {
-          double ax = 0;
-          for (std::int64_t k = 0; k < 16; ++k) ax += A[i][r][k].item<double>() * x[i][t][k].item<double>();
-          want += B[i][o][r].item<double>() * ax;
-        }
-        EXPECT_NEAR(d[i][t][o].item<double>(), 2.0 * want, 1e-10);
-      }
-}
-
-// d(loss)/d(A), d(loss)/d(B) through the whole model against central differences.
-TEST(Lora, GradientsMatchFiniteDifferences) {
-  const Config c = tiny();
-  auto m = float64_model(c, 4);
-  BatchedLora lora(*m, parse_adapter_sites("q,k,v,o,mlp,head"), 2, 3.0, 2, 9);
-  {
-    at::NoGradGuard g;
-    for (std::size_t i = 1; i < lora.parameters().size(); i += 2) lora.parameters()[i].normal_(0.0, 0.3);
-  }
-  m->set_adapter(lora.adapter());
-  const at::Tensor x = test::tokens(2, 6, kVocab, 1), y = test::tokens(2, 6, kVocab, 2);
-  auto loss = [&] { return m->token_nll(x, y).sum(); };
-  loss().backward();
-  for (std::size_t i = 0; i < lora.parameters().size(); i += 3) {
-    const at::Tensor p = lora.parameters()[i];
-    const at::Tensor flat = p.detach().view({-1});
-    for (std::int64_t k : {std::int64_t{0}, flat.numel() / 2, flat.numel() - 1}) {
-      const double fd = test::central_difference(loss, flat, k), ad = p.grad().view({-1})[k].item<double>();
-      EXPECT_NEAR(ad, fd, 1e-6 * std::max(1.0, std::abs(fd))) << "factor " << i << " element " << k;
-    }
-  }
-  m->set_adapter({});
 }
 
 // With lr = 0 the adapters stay at delta = 0: each target's NLL is the base

@@ -19,6 +19,7 @@
 #include "pgolf/dist/dist.h"
 #include "pgolf/eval/eval.h"
 #include "pgolf/model/model.h"
+#include "pgolf/model/weights.h"
 #include "pgolf/export/quantizer.h"
 
 namespace pgolf::test {
@@ -163,6 +164,21 @@ inline CommandResult run_shell(const std::string& command) {
 
 // Runs the pgolf binary built alongside the tests with `args` (shell syntax).
 inline CommandResult run_pgolf(const std::string& args) { return run_shell(std::string(PGOLF_BINARY) + " " + args); }
+
+// Bit patterns, so that -0.0 differs from 0.0.
+inline bool same_bits(const at::Tensor& a, const at::Tensor& b) {
+  auto bytes = [](const at::Tensor& t) { return t.contiguous().view({-1}).view(at::kByte); };
+  return a.scalar_type() == b.scalar_type() && a.sizes() == b.sizes() && at::equal(bytes(a), bytes(b));
+}
+
+// The tensors of two weights files, bit for bit (the files differ in their run_id).
+inline bool same_weights(const std::string& a, const std::string& b) {
+  const auto x = load_safetensors(a), y = load_safetensors(b);
+  if (x.size() != y.size()) return false;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (x[i].name != y[i].name || !same_bits(x[i].tensor, y[i].tensor)) return false;
+  return true;
+}
 
 // The per-row quantiser of docs/ARTIFACT.md one element at a time, in plain
 // float arithmetic: the clip is the linearly interpolated quantile of the

@@ -1,0 +1,106 @@
+// `pgolf train` and `pgolf eval` as the real binary, and the progress lines under a launcher.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <tuple>
+
+#include "helpers.h"
+#include "pgolf/optim/averaging.h"
+#include "pgolf/train/train.h"
+#include "pgolf/core/io.h"
+#include "pgolf/export/quant.h"
+#include "pgolf/model/weights.h"
+#include "tiny_corpus.h"
+
+using namespace pgolf;
+using test::TempDir;
+
+// `pgolf eval` on the artifact reproduces the training run's final line.
+TEST(Training, EvalCommandReproducesTheFinalLine) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 8);
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  auto final_line = [](const std::string& out) {
+    auto at = out.find("final_int8_zlib_roundtrip_exact");
+    return at == std::string::npos ? std::string("missing") : out.substr(at, out.find('\n', at) - at);
+  };
+  auto eval = test::run_pgolf("eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_NE(final_line(run.output), "missing") << run.output;
+  EXPECT_EQ(final_line(eval.output), final_line(run.output));
+  auto inspect = test::run_pgolf("inspect " + dir.file("run/final_model.pgolf"));
+  ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
+  EXPECT_NE(inspect.output.find("blocks.1.mlp.fc.weight"), std::string::npos);
+  EXPECT_NE(inspect.output.find("(fits)"), std::string::npos);
+}
+
+// Depth recurrence switches on once, at its fraction of ITERATIONS, warm-up
+// having run both shapes; the round trip and `pgolf eval` score the looped model.
+TEST(Training, DepthRecurrenceSwitchesOnOnceAndStaysOnForScoring) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.num_layers = 3;
+  c.loop_layers = "1-1";
+  c.loop_repeats = 2;
+  c.loop_start_frac = 0.5;
+  c.skip_gates = true;
+  c.warmup_steps = 2;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto at = run.output.find("loop:start step:6 layers:1-1 repeats:2");
+  EXPECT_NE(at, std::string::npos) << run.output;
+  EXPECT_EQ(run.output.find("loop:start", at + 1), std::string::npos) << "switched on twice";
+  auto final_line = [](const std::string& out) {
+    auto f = out.find("final_int8_zlib_roundtrip_exact");
+    return f == std::string::npos ? std::string("missing") : out.substr(f, out.find('\n', f) - f);
+  };
+  auto eval = test::run_pgolf("eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
+  ASSERT_EQ(eval.exit_code, 0) << eval.output;
+  EXPECT_NE(final_line(run.output), "missing");
+  EXPECT_EQ(final_line(eval.output), final_line(run.output));
+}
+
+// A run on a pseudo-terminal (`script`) rewrites its progress line in place;
+// the same run under mpirun's variables, or with PROGRESS=off, prints none of
+// those codes; train.log never holds them.
+TEST(Progress, TerminalRunsUnderALauncherStayGreppable) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.train_log_every = 100;  // steps 11 and 12 go to the progress line
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto on_pty = [&](const std::string& env, const std::string& run) {
+    return test::run_shell("script -qec '" + env + " " + PGOLF_BINARY + " train --config " + dir.file("tiny.env") +
+                           " --set RUN_ID=" + run + " --set PREQUANT_EVAL=0' /dev/null");
+  };
+  const std::string codes = "\r\033[K";
+  auto plain = on_pty("", "plain");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find(codes), std::string::npos) << "no progress line on a terminal";
+  auto launched = on_pty("OMPI_COMM_WORLD_RANK=0 OMPI_COMM_WORLD_SIZE=1", "mpi");
+  ASSERT_EQ(launched.exit_code, 0) << launched.output;
+  EXPECT_EQ(launched.output.find(codes), std::string::npos);
+  EXPECT_NE(launched.output.find("step:12/12 train_loss"), std::string::npos);
+  auto off = on_pty("PROGRESS=off", "off");
+  EXPECT_EQ(off.output.find(codes), std::string::npos);
+  for (const char* run : {"plain", "mpi", "off"})
+    EXPECT_EQ(read_file(dir.file(std::string(run) + "/train.log")).find('\r'), std::string::npos) << run;
+}
+
+// A non-finite validation score ends the run with an error naming it and a
+// non-zero exit (no per-step host sync: a NaN train_loss surfaces at the next
+// validation); here the weights hold a NaN from the start.
+TEST(Training, NonFiniteValidationScoreEndsTheRun) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 4);
+  GPT m(c, {});
+  m.param("tok_emb.weight").detach()[3].fill_(NAN);
+  save_safetensors(dir.file("nan.safetensors"), m.parameters());
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  auto r = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set INIT_WEIGHTS=" + dir.file("nan.safetensors"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("pgolf: error: validation: val_loss:nan val_bpb:nan is not finite"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done: steps"), std::string::npos) << r.output;
+}

@@ -1,0 +1,259 @@
+// Whole training runs on a tiny model and corpus, in process.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <tuple>
+
+#include "helpers.h"
+#include "pgolf/optim/averaging.h"
+#include "pgolf/train/train.h"
+#include "pgolf/core/io.h"
+#include "pgolf/export/quant.h"
+#include "pgolf/model/weights.h"
+#include "tiny_corpus.h"
+
+using namespace pgolf;
+using test::TempDir;
+
+namespace {
+
+std::vector<NamedTensor> run_and_load(const Config& c) {
+  TempDir out;
+  Config cfg = c;
+  cfg.log_dir = out.path();
+  RunLog log(cfg);
+  TrainResult r = train(cfg, log);
+  return load_safetensors(r.weights_path);
+}
+
+bool bit_identical(const std::vector<NamedTensor>& a, const std::vector<NamedTensor>& b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i].name != b[i].name || !at::equal(a[i].tensor, b[i].tensor)) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST(Training, OverfitsOneBatch) {
+  Config c = test::tiny_run(TempDir(), 1);
+  c.seed = 3;
+  GPT model(c, {});
+  Optimizers opt(model, c, at::kFloat);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  at::Tensor x = at::randint(c.vocab_size, {4, 16}, gen, at::kLong), y = at::randint(c.vocab_size, {4, 16}, gen, at::kLong);
+  double first = 0, last = 0;
+  for (int i = 0; i < 150; ++i) {
+    opt.zero_grad();
+    at::Tensor loss = model.loss(x, y);
+    loss.backward();
+    opt.step(i, 1.0);
+    (i == 0 ? first : last) = loss.item<double>();
+  }
+  EXPECT_GT(first, 5.5);  // ~ln(400) = 6.0 at the start
+  EXPECT_LT(last, 0.5);   // memorised: 64 random targets
+}
+
+TEST(Training, SameSeedGivesBitIdenticalWeights) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 6);
+  auto a = run_and_load(c), b = run_and_load(c);
+  EXPECT_TRUE(bit_identical(a, b));
+  c.seed = 99;
+  EXPECT_FALSE(bit_identical(a, run_and_load(c)));
+}
+
+// SWA_ADD_FINAL: the average of K snapshots S and the final weights F is
+// (K*S + F)/(K+1). F comes from the same run without SWA (SWA does not change
+// the trajectory), S from the run without the final weights.
+TEST(Training, SwaWithTheFinalWeightsAdded) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 12);
+  c.warmdown_iters = 12;
+  c.swa_every = 2;
+  c.swa_start_frac = 0.5;  // mult < 0.5 from step 7 on: snapshots after steps 8, 10, 12
+  c.swa_step_index = "done";
+  c.swa_add_final = false;
+  auto snapshots = run_and_load(c);
+  c.swa_add_final = true;
+  auto with_final = run_and_load(c);
+  c.swa_enabled = false;
+  auto final_weights = run_and_load(c);
+  const double K = 3;
+  double max_diff = 0;
+  for (std::size_t i = 0; i < with_final.size(); ++i) {
+    at::Tensor want = (snapshots[i].tensor.to(at::kDouble) * K + final_weights[i].tensor.to(at::kDouble)) / (K + 1);
+    max_diff = std::max(max_diff, (with_final[i].tensor.to(at::kDouble) - want).abs().max().item<double>());
+  }
+  EXPECT_LT(max_diff, 1e-6);
+  EXPECT_FALSE(bit_identical(snapshots, with_final));
+}
+
+namespace {
+
+// A run on which every step has LR multiplier MIN_LR = 0.25 (a warm-down far
+// longer than the run, floored), so a run of k steps ends on the weights
+// after step k of any longer run: the snapshots SWA should average, recorded
+// one run each.
+Config flat_lr_run(const TempDir& dir, std::int64_t iterations) {
+  Config c = test::tiny_run(dir, iterations);
+  c.warmdown_iters = 1000000;
+  c.min_lr = 0.25;
+  c.swa_start_frac = 0.5;
+  c.swa_every = 4;
+  return c;
+}
+
+void expect_mean_of(const std::vector<NamedTensor>& got, const std::vector<const std::vector<NamedTensor>*>& snapshots) {
+  double max_diff = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    at::Tensor want = at::zeros_like(got[i].tensor, at::kDouble);
+    for (const auto* s : snapshots) want += (*s)[i].tensor.to(at::kDouble);
+    want /= static_cast<double>(snapshots.size());
+    max_diff = std::max(max_diff, (got[i].tensor.to(at::kDouble) - want).abs().max().item<double>());
+  }
+  EXPECT_LT(max_diff, 1e-6);
+}
+
+}  // namespace
+
+TEST(Training, SwaAveragesTheStepsItsRuleNames) {
+  TempDir dir;
+  std::map<std::int64_t, std::vector<NamedTensor>> W;
+  for (std::int64_t k : {1, 4, 5, 8, 9}) {
+    Config c = flat_lr_run(dir, k);
+    c.swa_enabled = false;
+    W[k] = run_and_load(c);
+  }
+  Config c = flat_lr_run(dir, 9);
+  c.swa_step_index = "done";  // after steps 4 and 8
+  c.swa_add_final = false;
+  expect_mean_of(run_and_load(c), {&W[4], &W[8]});
+  c.swa_step_index = "taken";  // after steps 1, 5 and 9, and step 9 again as the final weights
+  c.swa_add_final = true;
+  expect_mean_of(run_and_load(c), {&W[1], &W[5], &W[9], &W[9]});
+  // One snapshot (after step 4 of 5): the run ends on its final weights.
+  c = flat_lr_run(dir, 5);
+  c.swa_step_index = "done";
+  c.swa_add_final = false;
+  EXPECT_TRUE(bit_identical(run_and_load(c), W[5]));
+}
+
+// QAT acts in the training forward only: the run's validation scores the
+// plain weights, exactly as an evaluation of the saved weights does.
+TEST(Training, QatRunsValidateThePlainWeights) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 3);
+  c.qat_enabled = true;
+  c.qat_start_frac = 0;
+  c.swa_enabled = false;
+  c.prequant_eval = false;
+  RunLog log(c);
+  const TrainResult r = train(c, log);
+  GPT plain(c, {});
+  load_weights(plain, r.weights_path);
+  const ScoringData data = load_scoring_data(c, at::kCPU);
+  const std::int64_t batch_seqs = std::max<std::int64_t>(1, c.val_batch_size / grad_accum_steps(1) / c.train_seq_len);
+  const double want = evaluate_standard(plain, data.val, data.bytes, c.train_seq_len, batch_seqs).val_loss();
+  EXPECT_EQ(r.final_eval.val_loss(), want);
+  // The fake-quantised weights score differently, so the equality says something.
+  GPT quantised(c, {});
+  load_weights(quantised, r.weights_path);
+  {
+    at::NoGradGuard no_grad;
+    const QuantOptions o = quant_options(c);
+    for (const auto& p : quantised.parameters())
+      if (auto rq = qat_quantizer(p.name, o)) p.tensor.detach().copy_(fake_quantize_rows(p.tensor.detach(), *rq));
+  }
+  EXPECT_GT(std::abs(evaluate_standard(quantised, data.val, data.bytes, c.train_seq_len, batch_seqs).val_loss() - want), 1e-5);
+}
+
+TEST(Training, QatFromTheFirstStepIsLoggedAtStepZero) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 3);
+  c.qat_enabled = true;
+  c.qat_start_frac = 0;
+  RunLog log(c);
+  train(c, log);
+  EXPECT_NE(read_file(dir.file("run/train.log")).find("qat:start step:0"), std::string::npos);
+}
+
+TEST(Training, WarmupRestoresEverything) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 6);
+  c.ema_enabled = true;  // EMA state starts from the restored weights too
+  auto without = run_and_load(c);
+  c.warmup_steps = 3;
+  auto with = run_and_load(c);
+  EXPECT_TRUE(bit_identical(without, with));
+}
+
+TEST(Training, LossFallsAndRunFolderHasOutputs) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 30);
+  c.val_loss_every = 15;
+  c.warmdown_iters = 10;
+  RunLog log(c);
+  TrainResult r = train(c, log);
+  EXPECT_EQ(r.steps, 30);
+  EXPECT_LT(r.final_eval.val_loss(), 5.0);  // from ~ln(400) = 6.0
+  EXPECT_GT(r.final_eval.bytes, 0);
+  for (const char* f : {"config.env", "train.log", "metrics.jsonl", "model.safetensors", "final_model.pgolf"})
+    EXPECT_TRUE(std::filesystem::exists(dir.file(std::string("run/") + f))) << f;
+  std::string logtext = read_file(dir.file("run/train.log"));
+  for (const char* key : {"model_params:", "world_size:1 grad_accum_steps:8", "step:30/30 val_loss:", "swa:applying averaged",
+                          "final_prequant_sliding val_loss:", "Serialized model int6+zstd: ", "Total submission size int6+zstd: ",
+                          "final_int8_zlib_roundtrip val_loss:", "final_int8_zlib_roundtrip_exact val_loss:"})
+    EXPECT_NE(logtext.find(key), std::string::npos) << key;
+  EXPECT_EQ(r.exported.total(), r.exported.artifact_bytes + code_bytes());
+  EXPECT_GT(code_bytes(), 50000u);  // the sources really are counted
+  EXPECT_EQ(r.roundtrip.tokens, r.final_eval.tokens);  // every target scored once, as in the standard evaluation
+  EXPECT_LT(r.roundtrip.val_bpb(), r.prequant.val_bpb() + 0.05);  // small quantisation penalty
+}
+
+// Every option of the 1.0611 record on at once, on a small model: 200 steps
+// train (the loss falls well below the uniform ln 400 = 6.0 and below the
+// first validation), the loop switches on, and the artifact (GPTQ + SDClip
+// plans) is written and scores close to the trained weights.
+TEST(Training, SmallModelWithEveryRecordOptionTrainsAndExports) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 200);
+  c.num_layers = 4;
+  c.mlp_mult = 4;
+  c.mlp_activation = "leaky_relu2";
+  c.smear_bos_aware = true;
+  c.attn_out_gate = true;
+  c.xsa_last_n = 4;
+  c.rope_dims = 8;
+  c.ln_scale = true;
+  c.loop_layers = "1-2";
+  c.loop_repeats = 2;
+  c.loop_start_frac = 0.35;
+  c.skip_gates = true;
+  c.parallel_resid_from = 3;
+  c.lr_schedule = "hold_decay";
+  c.min_lr = 0.1;
+  c.muon_ns_coeffs = "polar_express";
+  c.muon_row_norm = true;
+  c.beta2 = 0.99;
+  c.swa_enabled = false;
+  c.ema_enabled = true;
+  c.ema_decay = 0.99;
+  c.val_loss_every = 100;
+  c.quant_attn = "int6,k=13,sym,gptq";
+  c.quant_mlp = "int6,k=11.5,sym,gptq";
+  c.gptq_tokens = 2048;
+  RunLog log(c);
+  TrainResult r = train(c, log);
+  EXPECT_EQ(r.steps, 200);
+  const std::string text = read_file(dir.file("run/train.log"));
+  EXPECT_NE(text.find("loop:start step:70 layers:1-2 repeats:2"), std::string::npos) << text;
+  const auto first_val = text.find("step:0/200 val_loss:");
+  ASSERT_NE(first_val, std::string::npos);
+  const double val0 = std::stod(text.substr(first_val + 20));
+  EXPECT_LT(r.final_eval.val_loss(), 5.0);
+  EXPECT_LT(r.final_eval.val_loss(), val0 - 0.5);
+  EXPECT_TRUE(std::filesystem::exists(r.exported.path));
+  EXPECT_LT(r.roundtrip.val_bpb(), r.prequant.val_bpb() + 0.1);
+}
+
