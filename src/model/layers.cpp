@@ -64,16 +64,6 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
 }
 
-at::Tensor xsa(const at::Tensor& y, const at::Tensor& v) {
-  const std::int64_t B = y.size(0), T = y.size(1), H = y.size(2), D = y.size(3), Hkv = v.size(2);
-  at::Tensor yg = y.reshape({B, T, Hkv, H / Hkv, D});
-  at::Tensor vn = (v / v.norm(2, -1, true).clamp_min(1e-12)).unsqueeze(-2);  // [B, T, Hkv, 1, D]
-  at::Tensor proj = (yg * vn).sum(-1, true) * vn;
-  return (yg - proj).reshape({B, T, H, D});
-}
-
-at::Tensor relu_squared(const at::Tensor& x) { return at::relu(x).square(); }
-
 std::pair<std::int64_t, std::int64_t> parse_loop_layers(const std::string& spec) {
   const auto dash = spec.find('-');
   auto number = [&](const std::string& s) {
@@ -115,8 +105,6 @@ at::Tensor attn_output_gate(const at::Tensor& y, const at::Tensor& n, const at::
   const at::Tensor g = at::sigmoid(0.5 * at::matmul(n.narrow(-1, 0, kAttnGateDims), w.t()));  // [B, T, H]
   return y * g.unsqueeze(-1);
 }
-
-at::Tensor leaky_relu_squared(const at::Tensor& x, double slope) { return at::leaky_relu(x, slope).square(); }
 
 at::Tensor softcap(const at::Tensor& x, double c) { return c * at::tanh(x / c); }
 

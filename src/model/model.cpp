@@ -27,14 +27,11 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t) {
 
 namespace {
 
-// What follows the embedding: the two orders of docs/PRESETS.md, and the BOS-aware
-// SmearGate of docs/PRESETS.md (the 1.0611 record) (before the norm).
-at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
-  return smear_gate(rms_norm(x), s.gate);
-}
-at::Tensor smear_then_norm(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) {
-  return rms_norm(smear_gate(x, s.gate));
-}
+// What follows the embedding: the two orders of docs/PRESETS.md (smear_norm.h,
+// the reference or the fused op), and the BOS-aware SmearGate of
+// docs/PRESETS.md (the 1.0611 record) (before the norm).
+at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) { return smear_norm(x, s.gate, false); }
+at::Tensor smear_then_norm(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) { return smear_norm(x, s.gate, true); }
 at::Tensor bos_smear_then_norm(const at::Tensor& x, const at::Tensor& ids, const GPT::Smear& s) {
   const auto dt = x.scalar_type();
   return rms_norm(bos_smear_gate(x, ids, s.w.to(dt), s.lambda.to(dt), kBosId));
@@ -53,25 +50,8 @@ EmbedNormFn pick_embed_norm(const Config& cfg, bool fused) {
   return fused ? fused_norm_then_smear : norm_then_smear;
 }
 
-// q/k [B, T, heads, hd] -> RoPE(RMSNorm) * gain per head (undefined: 1), as [B, heads, T, hd].
-at::Tensor aten_qk_norm_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
-  at::Tensor y = apply_rope(rms_norm(x.transpose(1, 2)), cos, sin);
-  return gain.defined() ? y * gain.to(x.scalar_type()).view({1, -1, 1, 1}) : y;
-}
-at::Tensor fused_qk(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
-  return fused_qk_norm_rope(x, cos, sin, gain).transpose(1, 2);
-}
-
 // RMSNorm times a block's LN_SCALE factor s (1: plain RMSNorm).
 at::Tensor scaled_norm(const at::Tensor& t, double s) { return s == 1.0 ? rms_norm(t) : rms_norm(t) * s; }
-
-// out = p x + q y (p undefined: x + q y) and its scaled RMSNorm, as (out, n).
-std::pair<at::Tensor, at::Tensor> aten_residual_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& p,
-                                                     const at::Tensor& q, double s) {
-  const auto dt = x.scalar_type();
-  at::Tensor out = p.defined() ? p.to(dt) * x + q.to(dt) * y : x + q.to(dt) * y;
-  return {out, scaled_norm(out, s)};
-}
 
 // Orthogonal init (gain 1): QR of a Gaussian matrix, signs fixed by diag(R).
 at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) {
@@ -154,8 +134,8 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   fused_ = use_fused_kernels(cfg, opts.device);
   embed_norm_ = pick_embed_norm(cfg, fused_);
   const double slope = cfg.mlp_activation == "leaky_relu2" ? cfg.mlp_leaky_slope : 0.0;
-  qk_norm_rope_ = fused_ ? fused_qk : aten_qk_norm_rope;
-  residual_norm_ = fused_ ? fused_residual_norm : aten_residual_norm;
+  qk_norm_rope_ = fused_ ? fused_qk_norm_rope : qk_norm_rope;
+  residual_norm_ = fused_ ? fused_residual_norm : residual_norm;
   xsa_ = fused_ ? fused_xsa : xsa;
   if (fused_)
     activation_ = [slope](const at::Tensor& h) { return fused_leaky_relu2(h, slope); };
@@ -216,8 +196,8 @@ at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
     std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
     rope_len_ = T;
   }
-  q = qk_norm_rope_(q, rope_cos_, rope_sin_, b.q_gain);
-  k = qk_norm_rope_(k, rope_cos_, rope_sin_, at::Tensor());
+  q = qk_norm_rope_(q, rope_cos_, rope_sin_, b.q_gain).transpose(1, 2);  // [B, H, T, hd]
+  k = qk_norm_rope_(k, rope_cos_, rope_sin_, at::Tensor()).transpose(1, 2);
   at::Tensor y = causal_attention(q, k, v).transpose(1, 2);  // [B, T, H, hd]
   if (b.xsa) y = xsa_(y, v.transpose(1, 2));
   if (b.out_gate.defined()) y = attn_output_gate(y, x, b.out_gate.to(x.scalar_type()));
@@ -289,17 +269,18 @@ at::Tensor GPT::hidden(const at::Tensor& idx) {
   return rms_norm(lane1.defined() ? 0.5 * (x + lane1) : x);
 }
 
+at::Tensor GPT::head(const at::Tensor& h) const { return adapted(linear(h, tok_emb_), AdapterSite::Head, -1, h); }
+
 at::Tensor GPT::logits(const at::Tensor& inputs) {
-  // Logits and the loss in float32 (float64 when the whole model is float64).
+  // Logits in float32 (float64 when the whole model is float64), as softcap_cross_entropy takes them.
   const auto out = opts_.compute_dtype == at::kDouble ? at::kDouble : at::kFloat;
-  const at::Tensor h = hidden(inputs);
-  return softcap(adapted(linear(h, tok_emb_), AdapterSite::Head, -1, h).to(out), cfg_.logit_softcap);
+  return softcap(head(hidden(inputs)).to(out), cfg_.logit_softcap);
 }
 
 at::Tensor GPT::loss(const at::Tensor& inputs, const at::Tensor& targets) {
   if (fused_head()) return token_nll(inputs, targets).mean();
-  at::Tensor l = logits(inputs);
-  return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}));
+  const at::Tensor z = head(hidden(inputs));
+  return softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.logit_softcap, at::Reduction::Mean);
 }
 
 at::Tensor GPT::training_loss(const at::Tensor& inputs, const at::Tensor& targets) {
@@ -312,14 +293,12 @@ at::Tensor GPT::training_loss(const at::Tensor& inputs, const at::Tensor& target
 }
 
 at::Tensor GPT::token_nll(const at::Tensor& inputs, const at::Tensor& targets) {
-  if (fused_head()) {
-    const at::Tensor h = hidden(inputs);
+  const at::Tensor h = hidden(inputs);
+  if (fused_head())
     return fused_softcap_cross_entropy(h.reshape({-1, h.size(-1)}), weight(tok_emb_), targets.reshape({-1}), cfg_.logit_softcap)
         .view(targets.sizes());
-  }
-  at::Tensor l = logits(inputs);
-  return at::cross_entropy_loss(l.view({-1, l.size(-1)}), targets.reshape({-1}), {}, at::Reduction::None)
-      .view(targets.sizes());
+  const at::Tensor z = head(h);
+  return softcap_cross_entropy(z.view({-1, z.size(-1)}), targets.reshape({-1}), cfg_.logit_softcap).view(targets.sizes());
 }
 
 }  // namespace pgolf

@@ -1,6 +1,6 @@
 // The per-element and per-row arithmetic of the fused ops (fused.h), written
-// once for both sides: the CUDA kernels (src/kernels/fused_kernels.cu) and the CPU
-// loops (src/kernels/fused.cpp) call these same functions, so the CPU tests of the
+// once for both sides: the CUDA kernels (src/kernels/<op>.cu) and the CPU
+// loops (src/kernels/<op>.cpp) call these same functions, so the CPU tests of the
 // loops check the arithmetic the GPU runs. Plain math on T (float, or
 // double in tests), no ATen; bf16 data is computed in float.
 #pragma once

@@ -50,14 +50,6 @@ at::Tensor bigram_buckets(const at::Tensor& tokens, std::int64_t num_buckets);
 // [B, Hkv, T, D] with H a multiple of Hkv (grouped-query attention).
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
-// XSA: subtract from each head's output its projection onto the unit value
-// vector of the same position in the head's KV group: y -= (y . v^) v^.
-// y [B, T, H, D], v [B, T, Hkv, D].
-at::Tensor xsa(const at::Tensor& y, const at::Tensor& v);
-
-// relu(x)^2
-at::Tensor relu_squared(const at::Tensor& x);
-
 // Depth recurrence: LOOP_LAYERS "A-B" as (A, B), 0 <= A <= B; throws
 // std::invalid_argument naming the fault.
 std::pair<std::int64_t, std::int64_t> parse_loop_layers(const std::string& spec);
@@ -74,9 +66,6 @@ at::Tensor skip_lerp(const at::Tensor& x, const at::Tensor& skip, const at::Tens
 // normed attention input, w [H, 12].
 constexpr std::int64_t kAttnGateDims = 12;
 at::Tensor attn_output_gate(const at::Tensor& y, const at::Tensor& n, const at::Tensor& w);
-// leaky_relu(x, slope)^2: x^2 for x > 0, slope^2 x^2 otherwise (the 1.0611
-// record's MLP, slope 0.5); its derivative is 2x, or 2 slope^2 x.
-at::Tensor leaky_relu_squared(const at::Tensor& x, double slope);
 
 // c * tanh(x / c)
 at::Tensor softcap(const at::Tensor& x, double c);

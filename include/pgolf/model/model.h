@@ -111,18 +111,19 @@ class GPT {
   using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const Smear& smear);
   // How a decoder application takes in the skip it pops (SKIP_GATES).
   using SkipMerge = at::Tensor (*)(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
-  // q/k [B, T, heads, hd] -> RoPE(RMSNorm(x)) * gain (undefined: 1) as [B, heads, T, hd] (fused or ATen).
+  // q/k [B, T, heads, hd] -> RoPE(RMSNorm(x)) * gain (undefined: 1), same layout (qk_norm_rope.h: fused or reference).
   using QkNormRope = at::Tensor (*)(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain);
-  // (out, n): out = p x + q y (p undefined: 1), n = s * RMSNorm(out) (fused or ATen).
+  // (out, n): out = p x + q y (p undefined: 1), n = s * RMSNorm(out) (residual_norm.h: fused or reference).
   using ResidualNorm = std::pair<at::Tensor, at::Tensor> (*)(const at::Tensor& x, const at::Tensor& y, const at::Tensor& p,
                                                              const at::Tensor& q, double s);
-  // XSA (layers.h) of y [B, T, H, hd] against v [B, T, Hkv, hd] (fused or ATen).
+  // XSA of y [B, T, H, hd] against v [B, T, Hkv, hd] (xsa.h: fused or reference).
   using Xsa = at::Tensor (*)(const at::Tensor& y, const at::Tensor& v);
   // The MLP's activation (MLP_ACTIVATION).
   using Activation = std::function<at::Tensor(const at::Tensor&)>;
   at::Tensor& add(const std::string& name, at::Tensor t);
   at::Tensor weight(const at::Tensor& w) const;  // a matrix as the forward pass sees it
   at::Tensor linear(const at::Tensor& x, const at::Tensor& w) const;  // x @ weight(w)^T, observed
+  at::Tensor head(const at::Tensor& h) const;  // pre-cap logits of hidden states h: h @ tok_emb^T (+ the head adapter)
   // y plus the adapter's output for `site` of `layer` on input x, if any.
   at::Tensor adapted(const at::Tensor& y, AdapterSite site, std::int64_t layer, const at::Tensor& x) const;
   at::Tensor attention(const Block& b, const at::Tensor& x);

@@ -1,4 +1,5 @@
-// The fused ops against the ATen compositions they replace: the CPU loops
+// The fused ops against the references they replace (the functions the
+// model's unfused path runs): the CPU loops
 // over fused_math.h (the arithmetic the CUDA kernels run) in float32,
 // float64 and bf16, values and gradients, plus finite differences; the CUDA
 // kernels against the CPU where a GPU is visible (skipped elsewhere).
@@ -13,12 +14,6 @@
 using namespace pgolf;
 
 namespace {
-
-// The composition the fused cross-entropy replaces, per row.
-at::Tensor aten_softcap_ce(const at::Tensor& h, const at::Tensor& w, const at::Tensor& y, double cap) {
-  const auto out = h.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  return at::cross_entropy_loss(softcap(at::linear(h, w), cap).to(out), y, {}, at::Reduction::None);
-}
 
 // Tolerances per dtype: bf16 logits carry ~3 significant digits.
 double tol(at::ScalarType dt) { return dt == at::kDouble ? 1e-10 : dt == at::kFloat ? 2e-5 : 3e-2; }
@@ -78,7 +73,7 @@ TEST(FusedSoftcapCE, ChunkedOpMatchesTheCompositionInValuesAndGradients) {
     at::Tensor h1 = h0.clone().requires_grad_(true), w1 = w0.clone().requires_grad_(true);
     at::Tensor h2 = h0.clone().requires_grad_(true), w2 = w0.clone().requires_grad_(true);
     const at::Tensor fused = fused_softcap_cross_entropy(h1, w1, y, k.cap, /*chunk_rows=*/3);
-    const at::Tensor ref = aten_softcap_ce(h2, w2, y, k.cap);
+    const at::Tensor ref = softcap_cross_entropy(at::linear(h2, w2), y, k.cap);
     EXPECT_TRUE(at::allclose(fused.detach(), ref.detach(), tol(k.dtype), tol(k.dtype))) << k.dtype;
     (fused * g).sum().backward();
     (ref * g).sum().backward();
@@ -111,13 +106,6 @@ TEST(FusedLeakyRelu2, MatchesTheCompositionInValuesAndGradients) {
     }
 }
 
-// The composition it replaces, in the model's [B, H, T, hd] layout.
-at::Tensor aten_qk(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& gain) {
-  at::Tensor y = apply_rope(rms_norm(x.transpose(1, 2)), cos, sin);
-  if (gain.defined()) y = y * gain.to(x.scalar_type()).view({1, -1, 1, 1});
-  return y.transpose(1, 2);
-}
-
 TEST(FusedQkNormRope, MatchesTheCompositionInValuesAndGradients) {
   for (at::ScalarType dt : {at::kFloat, at::kDouble, at::kBFloat16})
     for (std::int64_t rotated : {8, 4})  // full and partial RoPE of head_dim 8
@@ -129,7 +117,7 @@ TEST(FusedQkNormRope, MatchesTheCompositionInValuesAndGradients) {
           at::Tensor x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
           at::Tensor g1 = with_gain ? g0.clone().requires_grad_(true) : at::Tensor();
           at::Tensor g2 = with_gain ? g0.clone().requires_grad_(true) : at::Tensor();
-          const at::Tensor a = fused_qk_norm_rope(x1, cos, sin, g1), b = aten_qk(x2, cos, sin, g2);
+          const at::Tensor a = fused_qk_norm_rope(x1, cos, sin, g1), b = qk_norm_rope(x2, cos, sin, g2);
           const std::string what = std::string(c10::toString(dt)) + " rotated " + std::to_string(rotated) +
                                    (with_gain ? " gain" : "") + " scale " + std::to_string(scale);
           EXPECT_TRUE(at::allclose(a.to(at::kDouble), b.detach().to(at::kDouble), tol(dt), tol(dt))) << what;

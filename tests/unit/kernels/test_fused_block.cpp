@@ -1,5 +1,5 @@
 // The fused row ops of a block (residual + RMSNorm, SmearGate + RMSNorm,
-// XSA) against the ATen compositions they replace: the CPU loops over
+// XSA) against the references they replace (the model's unfused path): the CPU loops over
 // fused_math.h in float32, float64 and bf16, values and gradients, plus
 // finite differences; the CUDA kernels against the CPU loops and the fused
 // model against the ATen one where a GPU is visible (skipped elsewhere).
@@ -32,14 +32,6 @@ std::pair<at::Tensor, at::Tensor> twins(const at::Tensor& t) {
   return {t.clone().requires_grad_(true), t.clone().requires_grad_(true)};
 }
 
-// The composition fused_residual_norm replaces (as the model's ATen path computes it).
-std::pair<at::Tensor, at::Tensor> aten_residual_norm(const at::Tensor& x, const at::Tensor& y, const at::Tensor& p,
-                                                     const at::Tensor& q, double s) {
-  const auto dt = x.scalar_type();
-  at::Tensor out = p.defined() ? p.to(dt) * x + q.to(dt) * y : x + q.to(dt) * y;
-  return {out, rms_norm(out) * s};
-}
-
 }  // namespace
 
 TEST(FusedResidualNorm, MatchesTheCompositionInValuesAndGradients) {
@@ -56,7 +48,7 @@ TEST(FusedResidualNorm, MatchesTheCompositionInValuesAndGradients) {
           auto [p1, p2] = twins(test::gaussian({24}, 3, acc(dt)) + 1);
           auto [q1, q2] = twins(test::gaussian({24}, 4, acc(dt)));
           const auto [o1, n1] = fused_residual_norm(x1, y1, with_p ? p1 : at::Tensor(), q1, s);
-          const auto [o2, n2] = aten_residual_norm(x2, y2, with_p ? p2 : at::Tensor(), q2, s);
+          const auto [o2, n2] = residual_norm(x2, y2, with_p ? p2 : at::Tensor(), q2, s);
           EXPECT_TRUE(close_scaled(o1, o2.detach(), tol(dt))) << what << " out";
           EXPECT_TRUE(close_scaled(n1, n2.detach(), tol(dt))) << what << " n";
           const at::Tensor go = test::gaussian({2, 5, 24}, 5, at::kDouble).to(dt);
@@ -94,7 +86,7 @@ TEST(FusedSmearNorm, MatchesTheCompositionInBothOrders) {
         auto [x1, x2] = twins((test::gaussian({2, 7, 20}, 12, at::kDouble) * scale).to(dt));
         auto [g1, g2] = twins(test::gaussian({20}, 13, acc(dt)));
         const at::Tensor a = fused_smear_norm(x1, g1, smear_first);
-        const at::Tensor b = smear_first ? rms_norm(smear_gate(x2, g2)) : smear_gate(rms_norm(x2), g2);
+        const at::Tensor b = smear_norm(x2, g2, smear_first);
         EXPECT_TRUE(close_scaled(a, b.detach(), tol(dt))) << what;
         const at::Tensor gy = test::gaussian({2, 7, 20}, 14, at::kDouble).to(dt);
         (a * gy).sum().backward();

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "pgolf/kernels/relu2.h"
+#include "pgolf/kernels/xsa.h"
 #include "pgolf/model/layers.h"
 
 using namespace pgolf;

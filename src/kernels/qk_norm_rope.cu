@@ -1,76 +1,13 @@
-// The fused CUDA kernels of fused_cuda.h. Each thread does the arithmetic of
-// fused_math.h (the same functions the CPU loops of src/kernels/fused.cpp call);
-// this file adds only the launch: grids, block reductions, loads and stores.
+// The CUDA kernels of qk_norm_rope.h: one warp per head vector, fused_math.h's arithmetic.
 #include "cuda_kernels.cuh"
-#include "pgolf/kernels/fused_cuda.h"
 #include "pgolf/kernels/fused_math.h"
+#include "pgolf/kernels/qk_norm_rope.h"
 
 namespace pgolf::cuda {
 
 namespace {
 
 namespace fm = fused_math;
-
-// Row r = blockIdx.x: each thread folds a strided share of the row into its
-// own running log-sum-exp; a shared-memory tree merges them.
-template <class T>
-__global__ void softcap_ce_forward_kernel(const T* z, const std::int64_t* targets, std::int64_t vocab, float cap, float* loss,
-                                          float* lse) {
-  __shared__ float part_max[kThreads], part_sum[kThreads];  // (no constructors in shared memory)
-  const std::int64_t r = blockIdx.x;
-  const T* row = z + r * vocab;
-  fm::LogSumExp<float> s;
-  for (std::int64_t j = threadIdx.x; j < vocab; j += blockDim.x) fm::lse_add(s, fm::softcap(load(row, j), cap));
-  part_max[threadIdx.x] = s.max;
-  part_sum[threadIdx.x] = s.sum;
-  __syncthreads();
-  for (int stride = blockDim.x / 2; stride > 0; stride /= 2) {
-    if (threadIdx.x < stride) {
-      fm::LogSumExp<float> a, b;
-      a.max = part_max[threadIdx.x];
-      a.sum = part_sum[threadIdx.x];
-      b.max = part_max[threadIdx.x + stride];
-      b.sum = part_sum[threadIdx.x + stride];
-      a = fm::lse_merge(a, b);
-      part_max[threadIdx.x] = a.max;
-      part_sum[threadIdx.x] = a.sum;
-    }
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    fm::LogSumExp<float> total;
-    total.max = part_max[0];
-    total.sum = part_sum[0];
-    const float v = fm::lse_value(total);
-    lse[r] = v;
-    loss[r] = v - fm::softcap(load(row, targets[r]), cap);
-  }
-}
-
-template <class T>
-__global__ void softcap_ce_backward_kernel(T* z, const std::int64_t* targets, const float* lse, const float* g, std::int64_t rows,
-                                           std::int64_t vocab, float cap) {
-  const std::int64_t n = rows * vocab;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t r = i / vocab, j = i - r * vocab;
-    store(z, i, fm::softcap_ce_grad(load(z, i), cap, lse[r], j == targets[r], g[r]));
-  }
-}
-
-template <class T>
-__global__ void leaky_relu2_forward_kernel(const T* x, T* y, std::int64_t n, float slope) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    store(y, i, fm::leaky_relu2(load(x, i), slope));
-}
-
-template <class T>
-__global__ void leaky_relu2_backward_kernel(const T* x, const T* gy, T* gx, std::int64_t n, float slope) {
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x)
-    store(gx, i, load(gy, i) * fm::leaky_relu2_grad(load(x, i), slope));
-}
 
 // This warp's head vector: where it starts, its lane, its position's RoPE
 // tables, its head's gain and its RMSNorm factor r (all lanes take part in
@@ -161,53 +98,6 @@ __global__ void qk_norm_rope_backward_kernel(const T* x, const T* gy, T* gx, flo
 }
 
 }  // namespace
-
-void softcap_ce_forward(const void* z, bool bf16, const std::int64_t* targets, std::int64_t rows, std::int64_t vocab, float cap,
-                        float* loss, float* lse, void* stream) {
-  if (rows == 0) return;
-  auto s = static_cast<cudaStream_t>(stream);
-  if (bf16)
-    softcap_ce_forward_kernel<<<rows, kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(z), targets, vocab, cap, loss, lse);
-  else
-    softcap_ce_forward_kernel<<<rows, kThreads, 0, s>>>(static_cast<const float*>(z), targets, vocab, cap, loss, lse);
-  check("softcap_ce_forward");
-}
-
-void softcap_ce_backward(void* z, bool bf16, const std::int64_t* targets, const float* lse, const float* g, std::int64_t rows,
-                         std::int64_t vocab, float cap, void* stream) {
-  if (rows == 0) return;
-  auto s = static_cast<cudaStream_t>(stream);
-  const unsigned grid = grid_for(rows * vocab);
-  if (bf16)
-    softcap_ce_backward_kernel<<<grid, kThreads, 0, s>>>(static_cast<__nv_bfloat16*>(z), targets, lse, g, rows, vocab, cap);
-  else
-    softcap_ce_backward_kernel<<<grid, kThreads, 0, s>>>(static_cast<float*>(z), targets, lse, g, rows, vocab, cap);
-  check("softcap_ce_backward");
-}
-
-void leaky_relu2_forward(const void* x, void* y, bool bf16, std::int64_t n, float slope, void* stream) {
-  if (n == 0) return;
-  auto s = static_cast<cudaStream_t>(stream);
-  if (bf16)
-    leaky_relu2_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x),
-                                                                 static_cast<__nv_bfloat16*>(y), n, slope);
-  else
-    leaky_relu2_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(static_cast<const float*>(x), static_cast<float*>(y), n, slope);
-  check("leaky_relu2_forward");
-}
-
-void leaky_relu2_backward(const void* x, const void* gy, void* gx, bool bf16, std::int64_t n, float slope, void* stream) {
-  if (n == 0) return;
-  auto s = static_cast<cudaStream_t>(stream);
-  if (bf16)
-    leaky_relu2_backward_kernel<<<grid_for(n), kThreads, 0, s>>>(static_cast<const __nv_bfloat16*>(x),
-                                                                  static_cast<const __nv_bfloat16*>(gy),
-                                                                  static_cast<__nv_bfloat16*>(gx), n, slope);
-  else
-    leaky_relu2_backward_kernel<<<grid_for(n), kThreads, 0, s>>>(static_cast<const float*>(x), static_cast<const float*>(gy),
-                                                                  static_cast<float*>(gx), n, slope);
-  check("leaky_relu2_backward");
-}
 
 void qk_norm_rope_forward(const void* x, void* y, bool bf16, const float* cos, const float* sin, const float* gain,
                           std::int64_t rows, std::int64_t seq, std::int64_t heads, std::int64_t hd, std::int64_t half, float eps,
