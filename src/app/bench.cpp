@@ -2,7 +2,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <cstdio>
 
 #include "pgolf/data/data.h"
@@ -63,39 +65,39 @@ BenchResult run_bench(const Config& cfg, const BenchOptions& opts) {
     xs.push_back(at::randint(cfg.vocab_size, {rows, cfg.train_seq_len}, gen, at::kLong).to(device));
     ys.push_back(at::randint(cfg.vocab_size, {rows, cfg.train_seq_len}, gen, at::kLong).to(device));
   }
-  auto forward = [&](std::int64_t m) { return model->training_loss(xs[m], ys[m]); };
-  auto backward = [&](const at::Tensor& loss) { (loss / static_cast<double>(r.micro_steps)).backward(); };
-  for (int s = 0; s < opts.warmup + opts.steps; ++s) {
-    double fwd = 0, bwd = 0;
-    const double total = timed([&] {
-      opt.zero_grad();
-      for (std::int64_t m = 0; m < r.micro_steps; ++m) {
-        at::Tensor loss;
-        fwd += timed([&] { loss = forward(m); });
-        bwd += timed([&] { backward(loss); });
-      }
-    });
-    const double optim = timed([&] { opt.step(s, 1.0); });
-    if (s == 0) {
-      r.first_step_ms = total + optim;
-      r.launch_to_first_step_ms = ms_since_process_start();
-    }
-    if (s < opts.warmup) continue;
-    r.forward_ms += fwd / opts.steps;
-    r.backward_ms += bwd / opts.steps;
-    r.optimizer_ms += optim / opts.steps;
-  }
-  // Steps back to back through the training's own step (captured with
-  // CUDA_GRAPHS on CUDA; the capture itself is left out of the time).
-  TrainStep step(*model, opt, r.micro_steps, nullptr, step_recorder(cfg, device),
-                 [&](const std::string& note) { r.notes.push_back(note); });
   std::size_t next_micro = 0;
   const NextBatch next = [&] {
     const MicroBatch b{xs[next_micro], ys[next_micro]};
     next_micro = (next_micro + 1) % xs.size();
     return b;
   };
-  std::int64_t s = opts.warmup + opts.steps;
+  // Eager steps through the training's own step, each phase synchronised and timed.
+  TrainStep eager(*model, opt, r.micro_steps, nullptr);
+  double phase_ms[3] = {0, 0, 0};
+  Clock::time_point phase_start;
+  eager.observe_phases([&](StepPhase phase, bool begins) {
+    synchronize(device);
+    if (begins)
+      phase_start = Clock::now();
+    else
+      phase_ms[static_cast<int>(phase)] += ms_since(phase_start);
+  });
+  std::int64_t s = 0;
+  for (; s < opts.warmup + opts.steps; ++s) {
+    if (s == opts.warmup) std::fill(std::begin(phase_ms), std::end(phase_ms), 0.0);
+    const double total = timed([&] { eager.run(next, s, 1.0); });
+    if (s == 0) {
+      r.first_step_ms = total;
+      r.launch_to_first_step_ms = ms_since_process_start();
+    }
+  }
+  r.forward_ms = phase_ms[static_cast<int>(StepPhase::Forward)] / opts.steps;
+  r.backward_ms = phase_ms[static_cast<int>(StepPhase::Backward)] / opts.steps;
+  r.optimizer_ms = phase_ms[static_cast<int>(StepPhase::Optimizer)] / opts.steps;
+  // Steps back to back through the same step (captured with CUDA_GRAPHS on
+  // CUDA; the capture itself is left out of the time).
+  TrainStep step(*model, opt, r.micro_steps, nullptr, step_recorder(cfg, device),
+                 [&](const std::string& note) { r.notes.push_back(note); });
   if (step.graphs()) step.run(next, s++, 1.0);
   r.captured = step.graphs();
   r.step_ms = timed([&] {

@@ -505,7 +505,7 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   require(c.lr_hold_frac >= 0 && c.lr_hold_frac < 1, "LR_HOLD_FRAC must be in [0, 1)", {"LR_HOLD_FRAC"});
   fraction("MIN_LR", c.min_lr);
   range("TRAIN_SEQ_LEN", c.train_seq_len, 1, 1 << 20);
-  // docs/MODEL.md (data): with grad_accum = 8 / world_size every rank's micro-batch is
+  // docs/MODEL.md ("Data"): with grad_accum = 8 / world_size every rank's micro-batch is
   // TRAIN_BATCH_TOKENS / 8 tokens, which must be whole sequences.
   require(c.train_batch_tokens > 0 && c.train_batch_tokens % (8 * c.train_seq_len) == 0,
           "TRAIN_BATCH_TOKENS must be a positive multiple of 8 * TRAIN_SEQ_LEN = " + std::to_string(8 * c.train_seq_len),

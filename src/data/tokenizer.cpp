@@ -71,7 +71,7 @@ class DocumentIterator : public sentencepiece::SentenceIterator {
 
 void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads,
                      const std::vector<std::string>& reserved_pieces) {
-  // docs/MODEL.md (data) settings. Each document is one training "sentence"; long ones are kept.
+  // docs/MODEL.md ("Data") settings. Each document is one training "sentence"; long ones are kept.
   std::string args = "--model_type=bpe --vocab_size=" + std::to_string(vocab_size) +
                            " --character_coverage=0.999 --byte_fallback=true --split_digits=true"
                            " --normalization_rule_name=nmt_nfkc --add_dummy_prefix=false"

@@ -27,12 +27,6 @@ std::pair<std::int64_t, std::int64_t> site_shape(const Config& c, AdapterSite si
 
 }  // namespace
 
-const char* adapter_site_name(AdapterSite site) {
-  for (const auto& [s, name] : kSiteNames)
-    if (s == site) return name;
-  return "?";
-}
-
 std::vector<AdapterSite> parse_adapter_sites(const std::string& list) {
   std::vector<AdapterSite> out;
   std::stringstream ss(list);

@@ -3,6 +3,9 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <iomanip>
+#include <sstream>
+#include <tuple>
 
 #include "pgolf/data/data.h"
 #include "pgolf/kernels/fused.h"
@@ -25,11 +28,39 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t) {
   return ParamGroup::Scalar;
 }
 
+std::vector<BlockPlan> block_plans(const Config& cfg) {
+  std::int64_t first = -1, last = -2;
+  if (!cfg.loop_layers.empty()) std::tie(first, last) = parse_loop_layers(cfg.loop_layers);
+  std::vector<BlockPlan> plans;
+  for (std::int64_t i = 0; i < cfg.num_layers; ++i) {
+    BlockPlan b;
+    b.layer = i;
+    b.xsa = i >= cfg.num_layers - cfg.xsa_last_n;
+    b.out_gate = cfg.attn_out_gate;
+    b.parallel = cfg.parallel_resid_from >= 0 && i >= cfg.parallel_resid_from;
+    b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
+    b.repeats = i >= first && i <= last ? cfg.loop_repeats : 1;
+    plans.push_back(b);
+  }
+  return plans;
+}
+
+std::string format_block_plans(const std::vector<BlockPlan>& plans) {
+  std::ostringstream out;
+  out << "blocks:" << plans.size();
+  for (const BlockPlan& b : plans) {
+    out << ' ' << b.layer << (b.xsa ? "+xsa" : "") << (b.out_gate ? "+gate" : "") << (b.parallel ? "+parallel" : "");
+    if (b.repeats > 1) out << "+loop" << b.repeats;
+    if (b.norm_scale != 1.0) out << '*' << std::setprecision(4) << b.norm_scale;
+  }
+  return out.str();
+}
+
 namespace {
 
 // What follows the embedding: the two orders of docs/PRESETS.md (smear_norm.h,
 // the reference or the fused op), and the BOS-aware SmearGate of
-// docs/PRESETS.md (the 1.0611 record) (before the norm).
+// docs/PRESETS.md ("Options from the best record (1.0611)") (before the norm).
 at::Tensor norm_then_smear(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) { return smear_norm(x, s.gate, false); }
 at::Tensor smear_then_norm(const at::Tensor& x, const at::Tensor&, const GPT::Smear& s) { return smear_norm(x, s.gate, true); }
 at::Tensor bos_smear_then_norm(const at::Tensor& x, const at::Tensor& ids, const GPT::Smear& s) {
@@ -72,7 +103,7 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
   auto f32 = at::TensorOptions().dtype(at::kFloat);
 
-  // Init (docs/MODEL.md, the model): matrices with both sides >= 64 orthogonal, and those named
+  // Init (docs/MODEL.md ("The model")): matrices with both sides >= 64 orthogonal, and those named
   // *.proj then scaled by 1/sqrt(2L); smaller matrices keep the default
   // Linear init U(-1/sqrt(in), 1/sqrt(in)). Output projections start at zero.
   auto matrix = [&](std::int64_t out, std::int64_t in, bool is_proj) {
@@ -108,27 +139,28 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   skip_weights_ = add("skip_weights", at::ones({slots, D}, f32));
   if (cfg.skip_gates) skip_gates_ = add("skip_gates", at::zeros({slots, D}, f32));
   skip_merge_ = cfg.skip_gates ? skip_lerp : skip_add;
-  for (std::int64_t i = 0; i < L; ++i) {
-    const std::string p = "blocks." + std::to_string(i) + ".";
+  plans_ = block_plans(cfg);
+  for (const BlockPlan& plan : plans_) {
+    const std::string p = "blocks." + std::to_string(plan.layer) + ".";
     Block b;
     b.c_q = add(p + "attn.c_q.weight", matrix(D, D, false));
     b.c_k = add(p + "attn.c_k.weight", matrix(kv, D, false));
     b.c_v = add(p + "attn.c_v.weight", matrix(kv, D, false));
     b.proj = add(p + "attn.proj.weight", at::zeros({D, D}, f32));
     b.q_gain = add(p + "attn.q_gain", at::full({H}, cfg.qk_gain_init, f32));
-    if (cfg.attn_out_gate) b.out_gate = add(p + "attn.out_gate", at::zeros({H, kAttnGateDims}, f32));
+    if (plan.out_gate) b.out_gate = add(p + "attn.out_gate", at::zeros({H, kAttnGateDims}, f32));
     b.fc = add(p + "mlp.fc.weight", matrix(hidden, D, false));
     b.mlp_proj = add(p + "mlp.proj.weight", at::zeros({D, hidden}, f32));
     b.attn_scale = add(p + "attn_scale", at::ones({D}, f32));
     b.mlp_scale = add(p + "mlp_scale", at::ones({D}, f32));
     b.resid_mix = add(p + "resid_mix", at::stack({at::ones({D}, f32), at::zeros({D}, f32)}));
-    if (cfg.parallel_resid_from >= 0 && i >= cfg.parallel_resid_from) {
+    if (plan.parallel) {
       b.lane_mix = add(p + "lane_mix", at::ones({2, 2}, f32));
       b.lane_decay = add(p + "lane_decay", at::full({2}, 1.1, f32));
     }
-    b.xsa = i >= L - cfg.xsa_last_n;
-    b.layer = i;
-    b.norm_scale = cfg.ln_scale ? 1.0 / std::sqrt(static_cast<double>(i + 1)) : 1.0;
+    b.xsa = plan.xsa;
+    b.layer = plan.layer;
+    b.norm_scale = plan.norm_scale;
     blocks_.push_back(b);
   }
   fused_ = use_fused_kernels(cfg, opts.device);
@@ -218,7 +250,7 @@ at::Tensor GPT::mlp(const Block& b, const at::Tensor& x) {
   return adapted(linear(activation_(linear(x, b.fc)), b.mlp_proj), AdapterSite::Mlp, b.layer, x);
 }
 
-// Parallel residuals (docs/PRESETS.md (the 1.0611 record)), both terms from the old lanes:
+// Parallel residuals (docs/PRESETS.md ("Options from the best record (1.0611)")), both terms from the old lanes:
 //   A = attn_scale * Attn(s*norm(m0*lane0 + m1*x0));  M = mlp_scale * MLP(s*norm(lane1))
 //   lane_j = r_j*lane_j + P[0][j]*A + P[1][j]*M.
 void GPT::parallel_block(const Block& b, at::Tensor& lane0, at::Tensor& lane1, const at::Tensor& x0) {

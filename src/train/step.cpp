@@ -21,15 +21,25 @@ at::Tensor TrainStep::accumulate(const std::function<MicroBatch(std::int64_t)>& 
   at::Tensor total;
   for (std::int64_t m = 0; m < grad_accum_; ++m) {
     auto [x, y] = micro(m);
+    phases_(StepPhase::Forward, true);
     at::Tensor loss = model_.training_loss(x, y);
+    phases_(StepPhase::Forward, false);
     const bool last = m + 1 == grad_accum_;
     if (last && sync_) sync_->arm();
+    phases_(StepPhase::Backward, true);
     (loss / static_cast<double>(grad_accum_)).backward();
+    phases_(StepPhase::Backward, false);
     if (last && sync_) sync_->finish();
     total = m == 0 ? loss.detach() : total + loss.detach();
   }
+  phases_(StepPhase::Optimizer, true);
   opt_.apply();
+  phases_(StepPhase::Optimizer, false);
   return total / static_cast<double>(grad_accum_);
+}
+
+void TrainStep::observe_phases(PhaseObserver observer) {
+  phases_ = observer ? std::move(observer) : [](StepPhase, bool) {};
 }
 
 at::Tensor TrainStep::from_inputs() {

@@ -127,6 +127,7 @@ class Trainer {
     train_step_.emplace(model_, *opt_, grad_accum_, &*sync_, step_recorder(cfg, device),
                         [this](const std::string& note) { log_.line(note); });
     log.line("model_params:" + std::to_string(model_.num_params()));
+    log.line(format_block_plans(model_.plans()));
     for (const std::string& note : ignored_cuda_switches(cfg, device)) log.line(note);
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
     log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
@@ -195,8 +196,15 @@ class Trainer {
   // used then, for step k's log line, the schedule's clock and the stop. All
   // of it is the same on every rank, so every rank takes the same learning
   // rate and stops after the same step.
-  void loop(TrainResult& result) {
+  // Returns the steps done, the training time and the last validation.
+  struct LoopResult {
+    std::int64_t steps;
+    double train_ms;
+    EvalSums last_eval;
+  };
+  LoopResult loop() {
     if (cfg_.ema_enabled && !ema_) ema_.emplace(params_, cfg_.ema_decay);
+    EvalSums last_eval;
     synchronize(device_);
     t0_ = Clock::now();
     for (;;) {
@@ -205,7 +213,7 @@ class Trainer {
         if (pending_) report(/*final=*/last);
         synchronize(device_);
         train_ms_ += ms_since(t0_);  // validation time is not training time
-        result.final_eval = validate(step_, train_ms_);
+        last_eval = validate(step_, train_ms_);
         t0_ = Clock::now();
       }
       if (last) break;
@@ -216,13 +224,13 @@ class Trainer {
       log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
                 "/" + std::to_string(cfg_.iterations));
     log_.line(peak_memory_report(device_));
-    result.steps = step_;
-    result.train_time_ms = train_ms_;
+    return {step_, train_ms_, last_eval};
   }
 
   // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL;
-  // only of more than one snapshot) and evaluates the averaged weights.
-  void average(TrainResult& result) {
+  // only of more than one snapshot) and returns the averaged weights'
+  // evaluation; nothing when the run keeps its final weights.
+  std::optional<EvalSums> average() {
     if (ema_) {
       log_.line("ema:applying decay " + fmt("%.4f", cfg_.ema_decay));
       ema_->apply(params_);
@@ -230,49 +238,58 @@ class Trainer {
       log_.line("swa:applying averaged " + std::to_string(swa_.count()) + " checkpoints");
     } else {
       if (swa_.count() == 1) log_.line("swa:kept the final weights (1 checkpoint collected; averaging needs 2 or more)");
-      return;
+      return std::nullopt;
     }
-    result.final_eval = standard_eval();
-    log_.line(fmt("final_averaged val_loss:%.4f", result.final_eval.val_loss()) +
-              fmt(" val_bpb:%.4f", result.final_eval.val_bpb()));
+    const EvalSums e = standard_eval();
+    log_.line(fmt("final_averaged val_loss:%.4f", e.val_loss()) + fmt(" val_bpb:%.4f", e.val_bpb()));
+    return e;
   }
 
   // Checks that every rank holds the same weights; rank 0 saves them.
-  void save(TrainResult& result) {
+  // Returns the weights' path.
+  std::string save() {
     dist_.check_in_sync(params_);
     if (world_ > 1) log_.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_) + " ranks");
-    result.weights_path = log_.dir() + "/model.safetensors";
+    const std::string path = log_.dir() + "/model.safetensors";
     if (dist_.is_main()) {
-      save_safetensors(result.weights_path, model_.parameters(), {{"format", "pt"}, {"run_id", log_.run_id()}});
-      log_.line("saved weights: " + result.weights_path);
+      save_safetensors(path, model_.parameters(), {{"format", "pt"}, {"run_id", log_.run_id()}});
+      log_.line("saved weights: " + path);
     }
+    return path;
   }
 
   // Prune, quantise, fit and pack (rank 0); then every rank reads the file
   // back into a fresh model and scores its share. The round-trip score is the result.
-  void export_and_score(TrainResult& result) {
-    if (cfg_.prequant_eval) result.prequant = score_sliding(model_, cfg_, data_, log_, "final_prequant_sliding", false, dist_);
+  struct Scores {
+    EvalSums prequant, roundtrip, ttt;
+    ExportResult exported;
+  };
+  Scores export_and_score(const std::string& weights_path) {
+    Scores s;
+    if (cfg_.prequant_eval) s.prequant = score_sliding(model_, cfg_, data_, log_, "final_prequant_sliding", false, dist_);
     const std::string artifact = log_.dir() + "/final_model.pgolf";
     if (dist_.is_main()) {
       try {
-        result.exported = export_submission(model_, cfg_, artifact, log_);
+        s.exported = export_submission(model_, cfg_, artifact, log_);
       } catch (const FitError& e) {
-        throw FitError(std::string(e.what()) + ". The trained weights are saved in " + result.weights_path +
-                       ": after changing the configuration, `pgolf export --weights " + result.weights_path +
-                       "` exports them again");
+        throw FitError(std::string(e.what()) + ". The trained weights are saved in " + weights_path +
+                       ": after changing the configuration, `pgolf export --weights " + weights_path + "` exports them again");
       }
     }
     dist_.barrier("artifact written by rank 0");
-    result.exported.path = artifact;
+    s.exported.path = artifact;
     GPT restored(cfg_, mopts_);
     restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
-    result.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
-    if (cfg_.ttt_enabled) result.ttt = score_ttt(restored, cfg_, data_, log_, "final_ttt", dist_);
-    log_.metric("final", {{"steps", double(result.steps)}, {"train_time_ms", result.train_time_ms},
-                          {"val_loss", result.roundtrip.val_loss()}, {"val_bpb", result.roundtrip.val_bpb()},
-                          {"artifact_bytes", double(result.exported.artifact_bytes)},
-                          {"total_bytes", double(result.exported.total())}});
+    s.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    if (cfg_.ttt_enabled) s.ttt = score_ttt(restored, cfg_, data_, log_, "final_ttt", dist_);
+    return s;
+  }
+
+  void log_final(const TrainResult& r) {
+    log_.metric("final", {{"steps", double(r.steps)}, {"train_time_ms", r.train_time_ms},
+                          {"val_loss", r.roundtrip.val_loss()}, {"val_bpb", r.roundtrip.val_bpb()},
+                          {"artifact_bytes", double(r.exported.artifact_bytes)}, {"total_bytes", double(r.exported.total())}});
   }
 
  private:
@@ -458,14 +475,15 @@ class Trainer {
 
 TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume) {
   Trainer t(cfg, log, dist, device);
-  TrainResult result;
   t.warm_up();
   if (resume) t.restore(*resume);
-  t.loop(result);
-  t.average(result);
-  t.save(result);
-  t.export_and_score(result);
-  return result;
+  const auto [steps, train_ms, last_eval] = t.loop();
+  const std::optional<EvalSums> averaged = t.average();
+  const std::string weights_path = t.save();
+  const auto [prequant, roundtrip, ttt, exported] = t.export_and_score(weights_path);
+  const TrainResult r{steps, train_ms, averaged.value_or(last_eval), weights_path, prequant, exported, roundtrip, ttt};
+  t.log_final(r);
+  return r;
 }
 
 }  // namespace pgolf

@@ -1,5 +1,5 @@
 // A small synthetic English-like corpus and a tokenizer trained on it once
-// per test process (docs/MODEL.md (data) settings, small vocabulary).
+// per test process (docs/MODEL.md ("Data") settings, small vocabulary).
 #pragma once
 #include <string>
 #include <vector>

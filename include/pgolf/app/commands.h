@@ -23,11 +23,11 @@ Config resolve_config(const ConfigArgs& args, std::map<std::string, std::string>
 int cmd_config(const ConfigArgs& args, bool list);
 // `pgolf info`: build and device facts.
 int cmd_info();
-// `pgolf tokenizer`: trains the docs/MODEL.md (data) SentencePiece model on a corpus.
+// `pgolf tokenizer`: trains the docs/MODEL.md ("Data") SentencePiece model on a corpus.
 int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output, bool caseops);
 // `pgolf shard`: tokenises a corpus into train/val shards.
 int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const ShardOptions& opts);
-// `pgolf train`: trains the configured model (docs/MODEL.md (the optimiser)) and saves its weights.
+// `pgolf train`: trains the configured model (docs/MODEL.md ("The optimiser")) and saves its weights.
 // With `resume_dir` (a run folder), continues that run from its checkpoint:
 // its config.env is read before `args`, and a configuration that would change
 // the results is refused (checkpoint.h).

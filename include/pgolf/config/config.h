@@ -22,7 +22,7 @@ struct Config {
   std::string run_id;
   std::string log_dir = "logs";
   std::int64_t seed = 1337;
-  // Model (docs/MODEL.md (the model))
+  // Model (docs/MODEL.md ("The model"))
   std::int64_t vocab_size = 1024;
   std::int64_t num_layers = 12;
   std::int64_t model_dim = 512;
@@ -39,9 +39,9 @@ struct Config {
   std::int64_t bigram_vocab_size = 2048;
   std::int64_t bigram_dim = 96;
   std::int64_t xsa_last_n = 0;
-  bool attn_out_gate = false;    // sparse attention output gate (docs/PRESETS.md (the 1.0611 record))
-  bool smear_bos_aware = false;  // BOS-aware SmearGate (docs/PRESETS.md (the 1.0611 record))
-  bool skip_gates = false;       // gated U-Net skips (docs/PRESETS.md (the 1.0611 record))
+  bool attn_out_gate = false;    // sparse attention output gate (docs/PRESETS.md ("Options from the best record (1.0611)"))
+  bool smear_bos_aware = false;  // BOS-aware SmearGate (docs/PRESETS.md ("Options from the best record (1.0611)"))
+  bool skip_gates = false;       // gated U-Net skips (docs/PRESETS.md ("Options from the best record (1.0611)"))
   std::string loop_layers;       // depth recurrence: "A-B", physical layers A..B looped ("" = off)
   std::int64_t loop_repeats = 3;
   double loop_start_frac = 0.35;
@@ -66,7 +66,7 @@ struct Config {
   std::string init_weights;  // .safetensors to start from instead of the random init
   std::int64_t checkpoint_every = 0;  // write RUN_DIR/checkpoint.safetensors every N steps (0 = off)
   double checkpoint_minutes = 0.0;    // ... or every M minutes of training time (0 = off)
-  // Optimisers (docs/MODEL.md (the optimiser))
+  // Optimisers (docs/MODEL.md ("The optimiser"))
   double matrix_lr = 0.025;
   double scalar_lr = 0.025;
   double tied_embed_lr = 0.035;
@@ -86,7 +86,7 @@ struct Config {
   double tied_embed_beta1 = -1.0, tied_embed_beta2 = -1.0;  // < 0: BETA1, BETA2
   double scalar_beta1 = -1.0, scalar_beta2 = -1.0;          // < 0: BETA1, BETA2
   double grad_clip_norm = 0.3;
-  // Weight averaging and quantisation-aware training (docs/MODEL.md (the optimiser))
+  // Weight averaging and quantisation-aware training (docs/MODEL.md ("The optimiser"))
   bool swa_enabled = true;
   double swa_start_frac = 0.5;
   std::int64_t swa_every = 50;
@@ -97,7 +97,7 @@ struct Config {
   bool qat_enabled = false;
   double qat_start_frac = 0.0;
   std::string qat_quant;  // empty: each matrix's export quantiser
-  // Export (docs/MODEL.md (the export)); quantiser plans as parse_tensor_plan() reads them
+  // Export (docs/MODEL.md ("The export")); quantiser plans as parse_tensor_plan() reads them
   double prune_frac = 0.03;
   std::string quant_mlp = "int5,floor";
   std::string quant_attn = "int6,floor";
@@ -119,7 +119,7 @@ struct Config {
   bool export_fit = true;
   std::int64_t fit_margin_bytes = 0;
   bool fit_spend_spare = false;
-  // Evaluation (docs/MODEL.md (the score))
+  // Evaluation (docs/MODEL.md ("The score: bits per byte"))
   std::int64_t eval_stride = 64;
   std::int64_t eval_batch_seqs = 32;
   std::int64_t eval_seq_len = 0;  // 0 = TRAIN_SEQ_LEN

@@ -1,5 +1,5 @@
 // Text corpora: documents read from JSONL or plain-text files, and turned into
-// token shards (`pgolf shard`) in the official format of docs/MODEL.md (data).
+// token shards (`pgolf shard`) in the official format of docs/MODEL.md ("Data").
 #pragma once
 #include <cstdint>
 #include <fstream>

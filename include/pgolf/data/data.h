@@ -1,4 +1,4 @@
-// Token data (docs/MODEL.md (data)): the official shard format, the training token stream
+// Token data (docs/MODEL.md ("Data")): the official shard format, the training token stream
 // with its per-rank slicing, and the validation tokens.
 #pragma once
 #include <cstdint>
@@ -84,7 +84,7 @@ struct Batch {
   std::int64_t rows = 0, seq_len = 0;
 };
 
-// Batch arithmetic of docs/MODEL.md (data): each micro-step takes (local+1)*world_size
+// Batch arithmetic of docs/MODEL.md ("Data"): each micro-step takes (local+1)*world_size
 // tokens from the shared stream, local = global_tokens / (world_size*grad_accum);
 // rank r uses slice [r*(local+1), (r+1)*(local+1)); inputs are its first
 // `local` tokens, targets the same shifted by one.

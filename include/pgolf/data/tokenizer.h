@@ -1,4 +1,4 @@
-// Tokenizer (docs/MODEL.md (data)) and the bits-per-byte lookup tables (docs/MODEL.md (the score)).
+// Tokenizer (docs/MODEL.md ("Data")) and the bits-per-byte lookup tables (docs/MODEL.md ("The score: bits per byte")).
 // SentencePiece stays behind this interface; nothing else includes it.
 #pragma once
 #include <cstdint>
@@ -40,14 +40,14 @@ class Tokenizer {
 // Yields documents one at a time; returns false when there are no more.
 using DocumentSource = std::function<bool(std::string& doc)>;
 
-// Trains the SentencePiece BPE model of docs/MODEL.md (data) (byte fallback, split digits,
+// Trains the SentencePiece BPE model of docs/MODEL.md ("Data") (byte fallback, split digits,
 // nmt_nfkc, no dummy prefix, pad/bos/eos/unk = 0/1/2/3) on the documents and
 // writes it atomically to `output_path`. `reserved_pieces` (e.g. the CaseOps
 // markers) become pieces of their own, never merged or split.
 void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads,
                      const std::vector<std::string>& reserved_pieces = {});
 
-// docs/MODEL.md (the score) lookup tables over token ids.
+// docs/MODEL.md ("The score: bits per byte") lookup tables over token ids.
 struct ByteLuts {
   std::vector<std::int16_t> base_bytes;  // UTF-8 bytes of the piece without a leading U+2581
   std::vector<bool> has_leading_space;   // piece starts with U+2581

@@ -33,7 +33,7 @@ struct LaunchInfo {
 // WORLD_SIZE, LOCAL_RANK), else OpenMPI's (OMPI_COMM_WORLD_RANK, _SIZE,
 // _LOCAL_RANK), else Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID);
 // MASTER_ADDR / MASTER_PORT for the rendezvous (default 127.0.0.1:29500).
-// Without any of them: one process. The world size must divide 8 (docs/MODEL.md (data)).
+// Without any of them: one process. The world size must divide 8 (docs/MODEL.md ("Data")).
 LaunchInfo detect_launch(const Getenv& getenv);
 
 struct DistError : std::runtime_error {

@@ -22,7 +22,6 @@ namespace pgolf {
 // "q,k,v,o,mlp,head" (any subset, any order). Throws std::invalid_argument
 // naming the unknown entry.
 std::vector<AdapterSite> parse_adapter_sites(const std::string& list);
-const char* adapter_site_name(AdapterSite site);
 
 class BatchedLora {
  public:

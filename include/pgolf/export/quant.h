@@ -1,4 +1,4 @@
-// The export plan of docs/MODEL.md (the export): the rules that choose how each tensor is stored
+// The export plan of docs/MODEL.md ("The export"): the rules that choose how each tensor is stored
 // (fp16, fp32 or one of the per-row integer quantisers of quantizer.h),
 // magnitude pruning, and which quantiser late QAT uses for each matrix.
 #pragma once
@@ -60,7 +60,7 @@ struct PlanClass {
 };
 const std::vector<PlanClass>& plan_classes();
 
-// docs/ARTIFACT.md, first matching rule wins: non-float tensors as they are (fp16
+// docs/ARTIFACT.md ("Which tensor gets which plan (first rule wins)"): non-float tensors as they are (fp16
 // here); control tensors fp32 (if control_fp32_first); at most
 // passthrough_numel entries fp16; control tensors fp32; fp16 name patterns;
 // tok_emb / bigram.embed by their plans; ".mlp." the MLP plan; ".attn." the

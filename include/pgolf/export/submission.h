@@ -1,4 +1,4 @@
-// The scored submission (docs/MODEL.md (the export)): prune, quantise and pack the trained model
+// The scored submission (docs/MODEL.md ("The export")): prune, quantise and pack the trained model
 // into the artifact, account for its size against the 16,000,000-byte budget,
 // read it back and score it with the sliding-window evaluation.
 #pragma once

@@ -1,4 +1,4 @@
-// The layer maths of docs/MODEL.md (the model) as plain functions on tensors. The model in
+// The layer maths of docs/MODEL.md ("The model") as plain functions on tensors. The model in
 // model.h composes them; tests check each against a slow re-computation.
 #pragma once
 #include <ATen/ATen.h>

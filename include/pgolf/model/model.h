@@ -1,7 +1,8 @@
-// The GPT of docs/MODEL.md (the model): token embedding tied with the head, BigramHash,
-// RMSNorm + SmearGate (either order), U-Net of blocks with GQA attention
-// (full or partial, optionally NTK-scaled RoPE; optional XSA) and relu^2 MLP,
-// optional layer-norm scale.
+// The GPT of docs/MODEL.md ("The model"): token embedding tied with the head, BigramHash,
+// RMSNorm + SmearGate (either order, or BOS-aware), U-Net of blocks (plain or
+// gated skips) with GQA attention (full or partial, optionally NTK-scaled
+// RoPE; optional XSA and output gate) and a relu^2 or LeakyReLU^2 MLP;
+// optional layer-norm scale, parallel residual lanes and depth recurrence.
 // Parameters carry the reference's state-dict names.
 #pragma once
 #include <ATen/ATen.h>
@@ -22,18 +23,37 @@ struct NamedTensor {
   at::Tensor tensor;
 };
 
-// Control tensors (docs/MODEL.md, the model): names containing attn_scale, mlp_scale, resid_mix,
-// q_gain, skip_weight, smear or bigram.scale. They stay fp32 and go to the
-// scalar AdamW, never to Muon.
+// Control tensors (docs/MODEL.md ("The model")): names containing attn_scale, mlp_scale, resid_mix,
+// q_gain, out_gate, lane_mix, lane_decay, skip_weight, skip_gates, smear or
+// bigram.scale. They stay fp32 and go to the scalar AdamW, never to Muon.
 bool is_control_tensor(const std::string& name);
 
-// docs/MODEL.md (the optimiser) optimiser groups.
+// docs/MODEL.md ("The optimiser") optimiser groups.
 enum class ParamGroup { Muon, Embedding, Scalar };
 ParamGroup param_group(const std::string& name, const at::Tensor& t);
 
 // Where a test-time adapter (lora.h) may add its output: beside the query,
 // key, value and output projections and the MLP of a block, or the head.
 enum class AdapterSite { Q, K, V, O, Mlp, Head };
+
+// What one physical layer is, by the configuration: built once by
+// block_plans, logged once (format_block_plans), and what the GPT builds.
+struct BlockPlan {
+  std::int64_t layer = 0;   // physical index
+  bool xsa = false;         // XSA_LAST_N: one of the last N layers
+  bool out_gate = false;    // ATTN_OUT_GATE
+  bool parallel = false;    // PARALLEL_RESID_FROM: two residual lanes from this layer on
+  double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(layer + 1), else 1
+  std::int64_t repeats = 1; // LOOP_LAYERS: LOOP_REPEATS for the looped layers once the loop is on, else 1
+  bool operator==(const BlockPlan& o) const {
+    return layer == o.layer && xsa == o.xsa && out_gate == o.out_gate && parallel == o.parallel &&
+           norm_scale == o.norm_scale && repeats == o.repeats;
+  }
+};
+std::vector<BlockPlan> block_plans(const Config& cfg);
+// One line: "blocks:L" then each layer with what it has beyond a plain block,
+// e.g. "blocks:3 0 1+xsa*0.7071 2+xsa+parallel+loop3*0.5774".
+std::string format_block_plans(const std::vector<BlockPlan>& plans);
 
 struct ModelOptions {
   at::Device device = at::kCPU;
@@ -48,7 +68,7 @@ inline ModelOptions model_options_for(const at::Device& device) {
 
 class GPT {
  public:
-  // Builds and initialises the model (docs/MODEL.md, the model: init) from cfg.seed.
+  // Builds and initialises the model (docs/MODEL.md ("The model"): init) from cfg.seed.
   GPT(const Config& cfg, ModelOptions opts);
 
   // Every parameter, in a fixed order. The tensors are the model's own
@@ -56,6 +76,8 @@ class GPT {
   const std::vector<NamedTensor>& parameters() const { return params_; }
   const at::Tensor& param(const std::string& name) const;
   std::int64_t num_params() const;
+  // The plans the blocks were built from (block_plans).
+  const std::vector<BlockPlan>& plans() const { return plans_; }
   const ModelOptions& options() const { return opts_; }
   const Config& config() const { return cfg_; }
 
@@ -107,6 +129,7 @@ class GPT {
     std::int64_t layer = 0;   // physical index
     double norm_scale = 1.0;  // LN_SCALE: 1/sqrt(i+1) in block i, else 1
   };
+
   // The embedding's RMSNorm and SmearGate, in the configured order and kind.
   using EmbedNorm = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const Smear& smear);
   // How a decoder application takes in the skip it pops (SKIP_GATES).
@@ -139,6 +162,7 @@ class GPT {
   std::vector<NamedTensor> params_;
   at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, skip_weights_, skip_gates_;
   Smear smear_;
+  std::vector<BlockPlan> plans_;
   std::vector<Block> blocks_;
   EmbedNorm embed_norm_ = nullptr;
   Activation activation_;

@@ -1,4 +1,4 @@
-// Weight averaging of docs/MODEL.md (the optimiser): SWA (arithmetic mean of snapshots taken during
+// Weight averaging of docs/MODEL.md ("The optimiser"): SWA (arithmetic mean of snapshots taken during
 // the warm-down) and EMA (exponential moving average after every step).
 #pragma once
 #include <ATen/ATen.h>

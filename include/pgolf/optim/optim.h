@@ -1,4 +1,4 @@
-// Optimisers of docs/MODEL.md (the optimiser): Muon (written out here), AdamW (ATen's fused kernel)
+// Optimisers of docs/MODEL.md ("The optimiser"): Muon (written out here), AdamW (ATen's fused kernel)
 // and global-norm gradient clipping, plus the grouping that wires them to a GPT.
 #pragma once
 #include <ATen/ATen.h>
@@ -54,7 +54,7 @@ at::Tensor step_scalar(double v, const at::Device& device);
 // batched Newton-Schulz (a handful of large products instead of one small
 // product per matrix); `all_reduce_sum` (none for one process) sums that
 // buffer so every rank applies every update.
-// Newton-Schulz precision: bf16 on CUDA (docs/MODEL.md (the optimiser)); fp32 on CPU, where bf16
+// Newton-Schulz precision: bf16 on CUDA (docs/MODEL.md ("The optimiser")); fp32 on CPU, where bf16
 // matrix products are slow.
 inline at::ScalarType ns_dtype_for(const at::Device& device) { return device.is_cuda() ? at::kBFloat16 : at::kFloat; }
 
@@ -121,7 +121,7 @@ at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm
 // unless the group's own TIED_EMBED_* / SCALAR_* betas and weight decay are set.
 AdamW::Options adam_options(const Config& cfg, ParamGroup group);
 
-// The three optimisers of docs/MODEL.md (the optimiser) over one model, with the LR schedule applied
+// The three optimisers of docs/MODEL.md ("The optimiser") over one model, with the LR schedule applied
 // as a multiplier of each group's base rate.
 class Optimizers {
  public:

@@ -1,4 +1,4 @@
-// The training clock that every rank agrees on (docs/MODEL.md, the schedule).
+// The training clock that every rank agrees on (docs/MODEL.md ("The optimiser")).
 // Step times reach the host one step late (the loop never waits for the
 // GPU), so the schedule runs on the last agreed time plus the average step
 // time for each step since. The first step carries the start-up costs

@@ -1,4 +1,4 @@
-// One training step (docs/MODEL.md, the optimiser): forward and backward of
+// One training step (docs/MODEL.md ("The optimiser")): forward and backward of
 // the micro-batches, the gradients averaged over ranks, clipping and the
 // optimisers. Run eagerly, or (CUDA_GRAPHS=1 on CUDA) recorded once into a
 // CUDA graph per model mode and replayed, so that the host launches one graph
@@ -54,6 +54,12 @@ bool use_cuda_graphs(const Config& cfg, const at::Device& device);
 // use_cuda_graphs, else none (eager steps).
 std::unique_ptr<GraphRecorder> step_recorder(const Config& cfg, const at::Device& device);
 
+// The phases of an eager step, for whoever times them (pgolf bench).
+enum class StepPhase { Forward, Backward, Optimizer };
+// Called as (phase, true) before and (phase, false) after each phase of an
+// eager step: forward and backward once per micro-batch, the optimisers once.
+using PhaseObserver = std::function<void(StepPhase phase, bool begins)>;
+
 class TrainStep {
  public:
   // `sync`: gradient averaging (none for one process). `recorder` null:
@@ -80,6 +86,8 @@ class TrainStep {
   at::Tensor run(const NextBatch& next, std::int64_t step, double lr_mult);
   // Whether steps are (still) captured.
   bool graphs() const { return recorder_ != nullptr; }
+  // Observes the phases of the eager steps from now on (empty: none).
+  void observe_phases(PhaseObserver observer);
   // Modes captured so far.
   std::size_t captured_modes() const { return graphs_.size(); }
 
@@ -100,6 +108,7 @@ class TrainStep {
   GradientSync* sync_;
   std::unique_ptr<GraphRecorder> recorder_;
   std::function<void(const std::string&)> note_;
+  PhaseObserver phases_ = [](StepPhase, bool) {};
   std::vector<MicroBatch> inputs_;                  // what captured steps read
   std::map<std::pair<bool, bool>, Captured> graphs_;  // by (qat, looped)
 };

@@ -1,7 +1,7 @@
-// Training of docs/MODEL.md (the optimiser) in one process: warm-up with full restore, the LR
+// Training of docs/MODEL.md ("The optimiser") in one process: warm-up with full restore, the LR
 // schedule (iteration or wall-clock warm-down), Muon + AdamW steps, periodic
 // validation, SWA/EMA, late QAT, checkpoints and resuming from one; saves the
-// final fp32 weights, then exports and scores the artifact (docs/MODEL.md (the export)).
+// final fp32 weights, then exports and scores the artifact (docs/MODEL.md ("The export")).
 #pragma once
 #include <ATen/ATen.h>
 

@@ -136,7 +136,7 @@ TEST(TokenStream, ReadsSortedShardsAndWrapsAround) {
             std::string::npos);
 }
 
-// docs/MODEL.md (data) by hand: a stream of 0,1,2,...; world size W, grad_accum 8/W,
+// docs/MODEL.md ("Data") by hand: a stream of 0,1,2,...; world size W, grad_accum 8/W,
 // global batch G, seq_len L. Per micro-step local = G/(W*A), each rank reads
 // local+1 tokens starting at step*(local+1)*W + r*(local+1).
 TEST(DistributedTokenLoader, SlicesMatchHandComputationForWorldSizes1248) {

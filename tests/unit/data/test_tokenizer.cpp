@@ -6,7 +6,7 @@
 
 using namespace pgolf;
 
-// Sum of docs/MODEL.md (the score) bytes over a document encoded with BOS in front.
+// Sum of docs/MODEL.md ("The score: bits per byte") bytes over a document encoded with BOS in front.
 static std::int64_t lut_bytes(const ByteLuts& l, const std::vector<int>& ids) {
   std::int64_t total = 0;
   int prev = 1;  // BOS
@@ -35,7 +35,7 @@ TEST(Tokenizer, TrainedModelHasSpecSettings) {
   EXPECT_NE(tok.piece(tok.encode("the")[0]).rfind("\xE2\x96\x81", 0), 0u);
 }
 
-// The LUT invariant of docs/MODEL.md (the score): per-token bytes sum to the UTF-8 length of
+// The LUT invariant of docs/MODEL.md ("The score: bits per byte"): per-token bytes sum to the UTF-8 length of
 // the normalised text. These documents are already in normal form (NFC,
 // single spaces, no leading or trailing white space), so their normalised
 // length is their own length; rare characters exercise byte fallback.

@@ -1,4 +1,4 @@
-// Each layer of docs/MODEL.md (the model) against a slow, loop-based re-computation in float64.
+// Each layer of docs/MODEL.md ("The model") against a slow, loop-based re-computation in float64.
 #include <gtest/gtest.h>
 
 #include <cmath>

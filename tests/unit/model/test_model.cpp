@@ -42,7 +42,7 @@ Config tiny_config() {
   return c;
 }
 
-// ---- an independent forward pass, written from docs/MODEL.md (the model) with plain ops ----
+// ---- an independent forward pass, written from docs/MODEL.md ("The model") with plain ops ----
 at::Tensor ref_norm(const at::Tensor& x) {
   return x / at::sqrt(x.pow(2).mean(-1, true) + std::numeric_limits<double>::epsilon());
 }
@@ -210,7 +210,7 @@ TEST(Model, ParameterCountOfThe12LayerDefault) {
   const std::int64_t per_block = D * D + 2 * kv * D + D * D + H + 2 * hid * D + D + D + 2 * D;
   const std::int64_t want = V * D + 2048 * 96 + D * 96 + 1 + D + 6 * D + L * per_block;
   EXPECT_EQ(m.num_params(), want);
-  EXPECT_NEAR(static_cast<double>(want), 29e6, 1.5e6);  // "about 29M" (docs/MODEL.md (the model))
+  EXPECT_NEAR(static_cast<double>(want), 29e6, 1.5e6);  // "about 29M" (docs/MODEL.md ("The model"))
 }
 
 TEST(Model, InitialisationFollowsSpec) {
@@ -308,6 +308,36 @@ TEST(Model, LoopedModelEqualsTheBlocksUnrolledByHand) {
   EXPECT_EQ(block_order(4, 0, -1, 1), (std::vector<std::int64_t>{0, 1, 2, 3}));
   EXPECT_EQ(parse_loop_layers("3-5"), (std::pair<std::int64_t, std::int64_t>{3, 5}));
   for (const char* bad : {"3", "5-3", "a-b", "-1-2", "3-", "3-5x"}) EXPECT_THROW(parse_loop_layers(bad), std::invalid_argument) << bad;
+}
+
+// The per-layer plan by hand: the 1.0611 record's 11 layers (XSA on every
+// layer, output gates, parallel lanes from layer 8, LN_SCALE, layers 3-5 looped
+// 3 times) and #389's (XSA on the last 5), and what the GPT builds from it.
+TEST(Model, BlockPlansListEachLayersParts) {
+  Config c = load_config({std::string(PGOLF_SOURCE_DIR) + "/configs/record_1_0611.env"}, {}, [](const char*) -> const char* { return nullptr; });
+  const std::vector<BlockPlan> plans = block_plans(c);
+  ASSERT_EQ(plans.size(), 11u);
+  for (std::int64_t i = 0; i < 11; ++i) {
+    const BlockPlan want{i, true, true, i >= 8, 1.0 / std::sqrt(double(i + 1)), i >= 3 && i <= 5 ? 3 : 1};
+    EXPECT_EQ(plans[static_cast<std::size_t>(i)], want) << "layer " << i;
+  }
+  c = load_config({std::string(PGOLF_SOURCE_DIR) + "/configs/seed389_11l_int5all_xsa_ema.env"}, {}, [](const char*) -> const char* { return nullptr; });
+  const std::vector<BlockPlan> seed = block_plans(c);
+  for (const BlockPlan& b : seed) {
+    EXPECT_EQ(b.xsa, b.layer >= 6) << b.layer;
+    EXPECT_FALSE(b.out_gate || b.parallel || b.repeats != 1) << b.layer;
+  }
+  Config three = tiny_config();
+  three.num_layers = 3;
+  three.xsa_last_n = 2;
+  three.ln_scale = true;
+  three.parallel_resid_from = 2;
+  three.loop_layers = "2-2";
+  EXPECT_EQ(format_block_plans(block_plans(three)), "blocks:3 0 1+xsa*0.7071 2+xsa+parallel+loop3*0.5774");
+  GPT m(three, {});
+  EXPECT_EQ(m.plans(), block_plans(three));
+  EXPECT_NO_THROW(m.param("blocks.2.lane_mix"));
+  EXPECT_THROW(m.param("blocks.1.lane_mix"), std::out_of_range);
 }
 
 TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {

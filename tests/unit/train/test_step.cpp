@@ -124,5 +124,30 @@ TEST(TrainStep, CudaGraphsAreForCudaDevicesOnly) {
   EXPECT_NE(notes[0].find("CUDA_GRAPHS=1 is ignored on cpu"), std::string::npos) << notes[0];
 }
 
+// The phases an observer sees in one eager step of kMicro micro-batches, in
+// order; an observed step trains exactly as an unobserved one.
+TEST(TrainStep, PhaseObserverSeesEachPhaseInOrder) {
+  const Config c = step_config();
+  GPT observed(c, {}), plain(c, {});
+  Optimizers opt_observed(observed, c, at::kFloat), opt_plain(plain, c, at::kFloat);
+  TrainStep a(observed, opt_observed, kMicro, nullptr), b(plain, opt_plain, kMicro, nullptr);
+  std::string seen;
+  a.observe_phases([&](StepPhase phase, bool begins) {
+    seen += phase == StepPhase::Forward ? 'F' : phase == StepPhase::Backward ? 'B' : 'O';
+    seen += begins ? '(' : ')';
+  });
+  auto batches = [&] {
+    return [&c, n = std::uint64_t{0}]() mutable {
+      ++n;
+      return MicroBatch{test::tokens(2, 16, c.vocab_size, 100 + n), test::tokens(2, 16, c.vocab_size, 500 + n)};
+    };
+  };
+  const double la = a.run(batches(), 0, 1.0).item<double>(), lb = b.run(batches(), 0, 1.0).item<double>();
+  EXPECT_EQ(seen, "F(F)B(B)F(F)B(B)O(O)");
+  EXPECT_EQ(la, lb);
+  for (std::size_t i = 0; i < observed.parameters().size(); ++i)
+    EXPECT_TRUE(at::equal(observed.parameters()[i].tensor, plain.parameters()[i].tensor)) << observed.parameters()[i].name;
+}
+
 }  // namespace
 }  // namespace pgolf
