@@ -193,7 +193,7 @@ else
   say "training for ${TRAIN_SECONDS} s, then export and round trip"
   t=$(date +%s)
   "$PGOLF" train "${RUN_CFG[@]}" --set MAX_WALLCLOCK_SECONDS="$TRAIN_SECONDS" --set LOG_DIR="$OUT_DIR/runs" \
-    --set RUN_ID=check > "$OUT_DIR/train.log" 2>&1
+    --set RUN_ID=check --overwrite > "$OUT_DIR/train.log" 2>&1
   RUN_RC=$?
   section "## Short run: $([[ $MODE == gpu ]] && echo '12L default' || echo cpu_demo) on the demo corpus, ${TRAIN_SECONDS} s cap ($(elapsed "$t") s in all, exit $RUN_RC)"
   section '```'

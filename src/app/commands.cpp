@@ -109,7 +109,8 @@ std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& de
 
 }  // namespace
 
-int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
+int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwrite) {
+  const FolderUse use = !resume_dir.empty() ? FolderUse::Resume : overwrite ? FolderUse::Overwrite : FolderUse::New;
   std::map<std::string, std::string> sources;
   Config cfg = resume_dir.empty() ? resolve_config(args, &sources) : resolve_resumed_config(args, resume_dir, &sources);
   const LaunchInfo launch = detect_launch(process_env);
@@ -124,11 +125,30 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir) {
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
+  // Rank 0 takes the folder (new, resumed or overwritten) and holds its lock
+  // for the run; a refusal stops every rank with rank 0's reason.
+  std::unique_ptr<RunFolderLock> folder;
+  std::string refused;
+  if (dist->is_main()) {
+    try {
+      folder = std::make_unique<RunFolderLock>(cfg.log_dir + "/" + cfg.run_id, use);
+    } catch (const std::exception& e) {
+      refused = e.what();
+    }
+  }
+  refused = dist->share("run folder refusal", refused);
+  if (!refused.empty()) throw std::runtime_error(refused);
   RunLog log(cfg, dist->is_main() ? RunLog::Mode::Files : RunLog::Mode::Silent);
   log.line("run: " + log.dir() + " launcher:" + launch.launcher + " world_size:" + std::to_string(launch.world_size) +
            " device:" + device.str() + " threads:" + std::to_string(threads));
   log.line("config:\n" + format_config(cfg, &sources));
-  TrainResult r = train(cfg, log, *dist, device, resume ? &*resume : nullptr);
+  TrainResult r;
+  try {
+    r = train(cfg, log, *dist, device, resume ? &*resume : nullptr);
+  } catch (const std::exception& e) {
+    log.error(error_message(e));
+    throw;
+  }
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",

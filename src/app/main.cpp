@@ -92,6 +92,11 @@ int main(int argc, char** argv) {
                     "results must keep their values, and logs go on in RUN_DIR")
       ->type_name("RUN_DIR")
       ->check(CLI::ExistingDirectory);
+  bool overwrite = false;
+  train->add_flag("--overwrite", overwrite,
+                  "replace an existing run folder LOG_DIR/RUN_ID (its files are removed first); without it a new run "
+                  "refuses a folder that exists")
+      ->excludes("--resume");
 
   pgolf::BenchOptions bench_opts;
   auto* bench = app.add_subcommand("bench", "time training steps (forward, backward, optimiser) on random tokens");
@@ -163,7 +168,7 @@ int main(int argc, char** argv) {
     if (*info) return pgolf::cmd_info();
     if (*tokenizer) return pgolf::cmd_tokenizer(corpus, vocab_size, tok_output, tok_caseops);
     if (*shard) return pgolf::cmd_shard(corpus, shard_tokenizer, shard_opts);
-    if (*train) return pgolf::cmd_train(cfg_args, resume_dir);
+    if (*train) return pgolf::cmd_train(cfg_args, resume_dir, overwrite);
     if (*bench) return pgolf::cmd_bench(cfg_args, bench_opts);
     if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);

@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
+#include <filesystem>
 #include <sstream>
 #include <tuple>
 
@@ -352,11 +354,41 @@ void apply_assignment(Config& cfg, std::string_view assignment, const std::strin
   record(sources, key->name, origin);
 }
 
+namespace {
+
+constexpr std::uintmax_t kMaxConfigFileBytes = 1 << 20;
+
+// A config file's text: a regular file of at most 1 MiB of text (a UTF-8 BOM
+// is dropped); anything else is refused naming the file and the fault.
+std::string read_config_text(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status)) throw ConfigError("cannot read config file '" + path + "' (check the --config path)");
+  if (!std::filesystem::is_regular_file(status))
+    throw ConfigError("config file '" + path + "' is not a regular file (a KEY=VALUE text file is expected)");
+  if (std::filesystem::file_size(path) > kMaxConfigFileBytes)
+    throw ConfigError("config file '" + path + "' is larger than 1 MiB: not a configuration (KEY=VALUE lines)");
+  std::ifstream in(path, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.eof() && in.fail()) throw ConfigError("cannot read config file '" + path + "'");
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) text.erase(0, 3);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c == 0 || (c < 0x20 && c != '\n' && c != '\r' && c != '\t'))
+      throw ConfigError("config file '" + path + "' is not text: byte " + std::to_string(i) + " is 0x" +
+                        std::string(1, "0123456789abcdef"[c >> 4]) + std::string(1, "0123456789abcdef"[c & 15]) +
+                        " (a KEY=VALUE text file is expected)");
+  }
+  return text;
+}
+
+}  // namespace
+
 void apply_config_file(Config& cfg, const std::string& path, std::map<std::string, std::string>* sources) {
-  std::ifstream in(path);
-  if (!in) throw ConfigError("cannot read config file '" + path + "' (check the --config path)");
+  std::istringstream in(read_config_text(path));
   std::string line;
   for (int lineno = 1; std::getline(in, line); ++lineno) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
     std::string_view s = trim(line);
     if (s.empty() || s.front() == '#') continue;
     if (s.substr(0, 7) == "export ") s = trim(s.substr(7));
@@ -602,6 +634,13 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   require(c.progress == "auto" || c.progress == "on" || c.progress == "off", "PROGRESS must be auto, on or off", {"PROGRESS"});
   range("NUM_THREADS", c.num_threads, 0, 4096);
   positive("DIST_TIMEOUT_SECONDS", c.dist_timeout_seconds);
+  const bool plain_name = std::all_of(c.run_id.begin(), c.run_id.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+  });
+  require(plain_name && c.run_id != "." && c.run_id != "..",
+          "RUN_ID must be a plain folder name inside LOG_DIR (letters, digits, '.', '_' and '-'; not '.' or '..'), or "
+          "empty for one made of the date, time and SEED",
+          {"RUN_ID"});
 }
 
 std::string format_config(const Config& cfg, const std::map<std::string, std::string>* sources) {

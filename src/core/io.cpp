@@ -34,19 +34,6 @@ bool process_gone(const std::string& pid) {
   return ::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH;
 }
 
-// Removes `prefix<pid>` files beside `prefix` whose process no longer runs.
-void remove_stale_temp_files(const std::string& prefix) {
-  const std::filesystem::path p(prefix);
-  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
-  const std::string name = p.filename().string();
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string f = entry.path().filename().string();
-    if (f.size() > name.size() && f.compare(0, name.size(), name) == 0 && process_gone(f.substr(name.size())))
-      std::filesystem::remove(entry.path(), ec);
-  }
-}
-
 // Flushes the folder holding `path`, which makes a rename into it durable.
 // Best effort: the file is complete and in place either way, and some
 // filesystems cannot flush a folder.
@@ -104,10 +91,24 @@ MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
   return *this;
 }
 
+std::string temp_path_for(const std::string& path) { return path + ".tmp." + host_name() + "." + std::to_string(::getpid()); }
+
+void remove_stale_temps(const std::string& path) {
+  const std::string prefix = path + ".tmp." + host_name() + ".";
+  const std::filesystem::path p(prefix);
+  const std::filesystem::path dir = p.has_parent_path() ? p.parent_path() : std::filesystem::path(".");
+  const std::string name = p.filename().string();
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string f = entry.path().filename().string();
+    if (f.size() > name.size() && f.compare(0, name.size(), name) == 0 && process_gone(f.substr(name.size())))
+      std::filesystem::remove_all(entry.path(), ec);
+  }
+}
+
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
-  const std::string prefix = path_ + ".tmp." + host_name() + ".";
-  remove_stale_temp_files(prefix);
-  tmp_path_ = prefix + std::to_string(::getpid());
+  remove_stale_temps(path_);
+  tmp_path_ = temp_path_for(path_);
   fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd_ < 0) throw os_error("cannot create", tmp_path_);
 }

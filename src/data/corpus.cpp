@@ -206,7 +206,10 @@ ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOp
     return true;
   };
 
-  const std::string tmp_dir = opts.output_dir + ".tmp." + std::to_string(::getpid());
+  // Written beside the output folder and renamed into place; a killed
+  // `pgolf shard` leaves its temp folder, which the next one removes.
+  remove_stale_temps(opts.output_dir);
+  const std::string tmp_dir = temp_path_for(opts.output_dir);
   fs::remove_all(tmp_dir);
   make_dirs(tmp_dir);
   ShardStats stats;

@@ -83,8 +83,17 @@ std::string byte_sidecar_path(const std::string& val_shard) {
   return val_shard.substr(0, at) + "fineweb_val_bytes_" + val_shard.substr(at + stem.size());
 }
 
+namespace {
+// Every shard opened once: its header and size are checked (Shard's constructor).
+std::size_t tokens_in(const std::vector<std::string>& files) {
+  std::size_t total = 0;
+  for (const auto& f : files) total += Shard(f).num_tokens();
+  return total;
+}
+}  // namespace
+
 TokenStream::TokenStream(std::vector<std::string> files, std::int64_t vocab_size)
-    : files_(std::move(files)), vocab_size_(vocab_size), current_(open_checked(0)) {}
+    : files_(std::move(files)), vocab_size_(vocab_size), total_tokens_(tokens_in(files_)), current_(open_checked(0)) {}
 
 Shard TokenStream::open_checked(std::size_t file) const {
   if (files_.empty()) throw ShardError(ShardError::NoFiles, "the training stream needs at least one shard");

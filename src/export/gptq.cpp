@@ -12,7 +12,7 @@ namespace {
 // The Cholesky factor of each matrix of a (lower: a = L L^T, upper: a = U^T U).
 at::Tensor checked_cholesky(const at::Tensor& a, bool upper, const char* what) {
   auto [f, info] = at::linalg_cholesky_ex(a, upper);
-  TORCH_CHECK(info.eq(0).all().item<bool>(), "gptq: ", what, " is not positive definite (raise GptqOptions::damp?)");
+  TORCH_CHECK(info.eq(0).all().item<bool>(), "gptq: ", what, " is not positive definite (raise GPTQ_DAMP)");
   return f;
 }
 

@@ -47,8 +47,18 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   const FitOptions budget = fit_options(cfg, r.code_bytes);
   const QuantOptions quant = quant_options(cfg);
   const Codec codec = *parse_codec(cfg.artifact_codec);
+  for (const auto& p : model.parameters())
+    if (!at::isfinite(p.tensor).all().item<bool>())
+      throw std::runtime_error("cannot export: weight '" + p.name + "' holds non-finite values (NaN or infinity); nothing is written");
   const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg, quant, log), {quant, cfg.prune_frac}, budget,
                                    codec, kArtifactHeaderBytes, log);
+  // What the artifact will decode to must be finite too: fp16 overflows past
+  // 65,504 (a passthrough value, or a row scale) to infinity.
+  for (const QuantTensor& t : fit.tensors)
+    if (!at::isfinite(dequantize(t)).all().item<bool>())
+      throw std::runtime_error("cannot export: '" + t.name + "' stored " + format_tensor_plan(t.plan) +
+                               " decodes to non-finite values (its magnitudes overflow fp16, whose largest value is 65504); "
+                               "nothing is written");
   r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed, codec);
   r.code_path = (std::filesystem::path(path).parent_path() / code().file_name).string();
   write_file_atomic(r.code_path, code().bytes);

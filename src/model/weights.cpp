@@ -154,6 +154,9 @@ void copy_weights(GPT& model, const std::vector<NamedTensor>& tensors, const std
   for (const auto& p : model.parameters()) {
     auto it = loaded.find(p.name);
     if (it == loaded.end()) throw std::runtime_error(source + " has no tensor '" + p.name + "'");
+    if (!it->second.is_floating_point())
+      throw std::runtime_error(source + ": '" + p.name + "' is " + std::string(c10::toString(it->second.scalar_type())) +
+                               ", not a floating-point tensor (model weights are float32, float16 or bfloat16)");
     if (it->second.sizes() != p.tensor.sizes())
       throw std::runtime_error(source + ": '" + p.name + "' has shape " + c10::str(it->second.sizes()) +
                                " but the configured model expects " + c10::str(p.tensor.sizes()) +

@@ -131,7 +131,8 @@ class Trainer {
     for (const std::string& note : ignored_cuda_switches(cfg, device)) log.line(note);
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
     log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
-             " train_shards:" + std::to_string(train_files_.size()));
+             " train_shards:" + std::to_string(train_files_.size()) +
+             " train_tokens:" + std::to_string(loader_.stream().total_tokens()));
   }
 
   // Real steps to warm kernels and the allocator, then every bit of state
@@ -223,6 +224,7 @@ class Trainer {
     if (step_ < cfg_.iterations)
       log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
                 "/" + std::to_string(cfg_.iterations));
+    if (epoch_after(step_) > 1) log_.line("data: " + std::to_string(epoch_after(step_)) + " epochs over the training shards");
     log_.line(peak_memory_report(device_));
     return {step_, train_ms_, last_eval};
   }
@@ -248,6 +250,7 @@ class Trainer {
   // Checks that every rank holds the same weights; rank 0 saves them.
   // Returns the weights' path.
   std::string save() {
+    require_finite_weights("the weights are not saved");
     dist_.check_in_sync(params_);
     if (world_ > 1) log_.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_) + " ranks");
     const std::string path = log_.dir() + "/model.safetensors";
@@ -293,6 +296,16 @@ class Trainer {
   }
 
  private:
+  // The same on every rank (the weights are): a non-finite weight stops the
+  // run before it is written anywhere.
+  void require_finite_weights(const std::string& consequence) {
+    for (const auto& p : model_.parameters())
+      if (!at::isfinite(p.tensor).all().item<bool>())
+        throw std::runtime_error("after step " + std::to_string(step_) + " parameter " + p.name +
+                                 " holds non-finite values, so the run stops here; " + consequence +
+                                 " (lower the learning rates MATRIX_LR, SCALAR_LR, TIED_EMBED_LR or GRAD_CLIP_NORM)");
+  }
+
   at::Tensor run_step(std::int64_t step, double lr_mult) {
     return train_step_->run([this] { return batches_.next(); }, step, lr_mult);
   }
@@ -313,6 +326,7 @@ class Trainer {
     }
     at::Tensor loss = run_step(step_, mult);
     ++step_;
+    note_epoch();
     if (step_ == 1) agree_first_step();
     if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && swa_due_(step_, cfg_.swa_every)) {
       if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step_));
@@ -320,13 +334,27 @@ class Trainer {
     }
     if (ema_) ema_->update(params_);
     const bool log = step_ <= 10 || step_ % cfg_.train_log_every == 0 || step_ == cfg_.iterations;
-    std::optional<StepReport> now;
-    // Under a cap the schedule, and with CHECKPOINT_MINUTES the checkpoints,
-    // follow the agreed clock, so every step reports its time.
-    if (log || capped() || cfg_.checkpoint_minutes > 0) now = start_report(loss, mult, log);
+    // Every step reports: its loss is checked (report) and its time moves the agreed clock.
+    StepReport now = start_report(loss, mult, log);
     if (pending_) report(/*final=*/false);
     pending_ = std::move(now);
     if (!log) log_.progress("step " + std::to_string(step_) + "/" + std::to_string(cfg_.iterations));
+  }
+
+  // The epoch of the stream that step_ steps have read into: every step
+  // takes grad_accum micro-batches of (local + 1) tokens per rank from the
+  // one stream all ranks share. The first wrap is logged (the shards are
+  // then read again), and the count at the end.
+  std::int64_t epoch_after(std::int64_t steps) const {
+    const std::int64_t local = cfg_.train_batch_tokens / (world_ * grad_accum_);
+    const auto read = static_cast<double>(steps) * static_cast<double>(grad_accum_ * world_ * (local + 1));
+    return static_cast<std::int64_t>(std::ceil(read / static_cast<double>(loader_.stream().total_tokens())));
+  }
+  void note_epoch() {
+    if (epoch_after(step_) > 1 && epoch_after(step_ - 1) <= 1)
+      log_.line("data: the training stream wrapped at step " + std::to_string(step_) + ": the " +
+                std::to_string(train_files_.size()) + " train shards hold " +
+                std::to_string(loader_.stream().total_tokens()) + " tokens, fewer than the run reads, so they are read again");
   }
 
   bool capped() const { return cfg_.max_wallclock_seconds > 0; }
@@ -367,11 +395,19 @@ class Trainer {
     const std::vector<double> sums = r.sums.values();
     const double loss = sums[0] / world_;
     clock_.agree(r.step, sums[1] / world_);
-    if (r.log || final) {
+    if (r.log || final || !std::isfinite(loss)) {
       log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", loss) +
                 fmt(" train_time:%.0fms", r.local_ms) + fmt(" step_avg:%.2fms", r.local_ms / r.step));
       log_.metric("train", {{"step", double(r.step)}, {"train_loss", loss}, {"lr_mult", r.lr_mult}, {"train_time_ms", r.local_ms}});
     }
+    // The same sum on every rank: all stop here together, before a checkpoint
+    // (checkpoint() reads the pending report first) or the weights of this
+    // state are written.
+    if (!std::isfinite(loss))
+      throw std::runtime_error(fmt("step:%.0f", double(r.step)) + fmt(" train_loss:%g", loss) +
+                               " is not finite, so the run stops here; nothing of this state is saved (lower the "
+                               "learning rates MATRIX_LR, SCALAR_LR, TIED_EMBED_LR or GRAD_CLIP_NORM, or resume from the "
+                               "last checkpoint with other values)");
     if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
   }
 
@@ -390,6 +426,7 @@ class Trainer {
   // Writing is not training time, on any rank.
   void checkpoint() {
     if (pending_) report(/*final=*/false);
+    require_finite_weights("no checkpoint of this state is written");
     synchronize(device_);
     train_ms_ += ms_since(t0_);
     const auto t = Clock::now();

@@ -41,7 +41,7 @@ TEST(Checkpoint, ResumeCommandNeedsARunFolderWithACheckpointAndTheSameConfigurat
   EXPECT_NE(r.output.find("it has no checkpoint.safetensors (the run wrote none: set CHECKPOINT_EVERY or CHECKPOINT_MINUTES)"),
             std::string::npos)
       << r.output;
-  r = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set CHECKPOINT_EVERY=2");
+  r = test::run_pgolf("train --overwrite --config " + dir.file("tiny.env") + " --set CHECKPOINT_EVERY=2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string config_env = read_file(dir.file("run/config.env"));
   r = test::run_pgolf("train --resume " + dir.file("run") + "/ --set SEED=5 --set MATRIX_LR=0.5");

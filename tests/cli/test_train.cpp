@@ -1,5 +1,10 @@
 // `pgolf train` and `pgolf eval` as the real binary, and the progress lines under a launcher.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <map>
 #include <tuple>
@@ -90,8 +95,8 @@ TEST(Progress, TerminalRunsUnderALauncherStayGreppable) {
 }
 
 // A non-finite validation score ends the run with an error naming it and a
-// non-zero exit (no per-step host sync: a NaN train_loss surfaces at the next
-// validation); here the weights hold a NaN from the start.
+// non-zero exit; here the weights hold a NaN from the start and the
+// validation before the first step (VAL_LOSS_EVERY=1) sees it first.
 TEST(Training, NonFiniteValidationScoreEndsTheRun) {
   TempDir dir;
   Config c = test::tiny_run(dir, 4);
@@ -99,8 +104,78 @@ TEST(Training, NonFiniteValidationScoreEndsTheRun) {
   m.param("tok_emb.weight").detach()[3].fill_(NAN);
   save_safetensors(dir.file("nan.safetensors"), m.parameters());
   test::write_text(dir.file("tiny.env"), format_config(c));
-  auto r = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set INIT_WEIGHTS=" + dir.file("nan.safetensors"));
+  auto r = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set INIT_WEIGHTS=" + dir.file("nan.safetensors") +
+                           " --set VAL_LOSS_EVERY=1");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("pgolf: error: validation: val_loss:nan val_bpb:nan is not finite"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("done: steps"), std::string::npos) << r.output;
+}
+
+// A run folder belongs to one run: a new run refuses an existing folder
+// (leaving it as it was) and says what to do; --overwrite replaces it; a
+// folder whose lock another live process holds is refused naming that
+// process; RUN_ID cannot leave LOG_DIR.
+TEST(RunFolder, IsNeverSharedOrOverwrittenUnasked) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 2);
+  c.prequant_eval = false;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  const std::string train = "train --config " + dir.file("tiny.env");
+  auto r = test::run_pgolf(train);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string config_env = read_file(dir.file("run/config.env")), log = read_file(dir.file("run/train.log"));
+  r = test::run_pgolf(train + " --set SEED=9");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("run folder '" + dir.file("run") + "' exists already: continue that run with `pgolf train --resume " +
+                          dir.file("run") + "`, choose another RUN_ID, or replace it with `pgolf train --overwrite`"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(read_file(dir.file("run/config.env")), config_env);
+  EXPECT_EQ(read_file(dir.file("run/train.log")), log);
+
+  r = test::run_pgolf(train + " --overwrite --set SEED=9");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string replaced = read_file(dir.file("run/train.log"));
+  EXPECT_EQ(replaced.find("done:"), replaced.rfind("done:")) << "the old log was kept:\n" << replaced;
+  EXPECT_NE(read_file(dir.file("run/config.env")).find("SEED=9"), std::string::npos);
+
+  const int fd = ::open(dir.file("run/run.lock").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  const std::string pid = std::to_string(::getpid());
+  ASSERT_EQ(::ftruncate(fd, 0), 0);
+  ASSERT_EQ(::pwrite(fd, pid.data(), pid.size(), 0), static_cast<ssize_t>(pid.size()));
+  r = test::run_pgolf(train + " --overwrite");
+  ::close(fd);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("run folder '" + dir.file("run") + "' is in use by another pgolf process (pid " + pid + ","),
+            std::string::npos)
+      << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/model.safetensors"))) << "a refused overwrite removed files";
+
+  r = test::run_pgolf(train + " --set RUN_ID=../escaped");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("RUN_ID must be a plain folder name"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("escaped")));
+}
+
+// A fatal error is also the last line of train.log and an "error" event in
+// metrics.jsonl, not only a line on stderr.
+TEST(RunFolder, AFatalErrorEndsTheLogs) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 40);
+  c.matrix_lr = c.scalar_lr = c.tied_embed_lr = 1e4;
+  c.grad_clip_norm = 0;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  const auto r = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("pgolf: error: "), std::string::npos) << r.output;
+  std::string log = read_file(dir.file("run/train.log"));
+  while (!log.empty() && log.back() == '\n') log.pop_back();
+  const std::string last = log.substr(log.rfind('\n') + 1);
+  EXPECT_EQ(last.rfind("error: ", 0), 0u) << last;
+  EXPECT_NE(last.find("so the run stops here"), std::string::npos) << last;
+  std::string metrics = read_file(dir.file("run/metrics.jsonl"));
+  metrics.pop_back();
+  EXPECT_EQ(metrics.substr(metrics.rfind('\n') + 1).rfind("{\"event\":\"error\",\"message\":\"", 0), 0u) << metrics;
 }

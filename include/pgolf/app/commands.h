@@ -30,8 +30,10 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 // `pgolf train`: trains the configured model (docs/MODEL.md ("The optimiser")) and saves its weights.
 // With `resume_dir` (a run folder), continues that run from its checkpoint:
 // its config.env is read before `args`, and a configuration that would change
-// the results is refused (checkpoint.h).
-int cmd_train(const ConfigArgs& args, const std::string& resume_dir = "");
+// the results is refused (checkpoint.h). Without it the run folder must be
+// new, or with `overwrite` is emptied first; either way it is locked while
+// the run lives (RunFolderLock).
+int cmd_train(const ConfigArgs& args, const std::string& resume_dir = "", bool overwrite = false);
 // `pgolf bench`: times training steps of the configured model on random tokens.
 int cmd_bench(const ConfigArgs& args, const BenchOptions& opts);
 // `pgolf eval`: scores an artifact or .safetensors file with the sliding window.

@@ -34,6 +34,12 @@ class MappedFile {
 // failure the temp file is removed and the error names `path`. A process
 // killed mid-write leaves its temp file behind; the next AtomicFile of the
 // same path removes those of processes of this host that no longer run.
+// The temp name of `path` for this process: path.tmp.<host>.<pid>.
+std::string temp_path_for(const std::string& path);
+// Removes the temp files and folders of `path` (temp_path_for) left by
+// processes of this host that no longer run.
+void remove_stale_temps(const std::string& path);
+
 class AtomicFile {
  public:
   explicit AtomicFile(std::string path);

@@ -63,7 +63,12 @@ class TokenStream {
     bool operator==(const Position& o) const { return file == o.file && offset == o.offset; }
   };
 
+  // Checks every shard's header and size at once (a damaged shard far down
+  // the list is an error now, not hours into a run); the token ids of each
+  // shard are checked when the stream reaches it.
   TokenStream(std::vector<std::string> files, std::int64_t vocab_size);
+  // Tokens in all shards: one epoch of the stream.
+  std::size_t total_tokens() const { return total_tokens_; }
   // The next n tokens of the stream.
   std::vector<std::uint16_t> take(std::size_t n);
   Position position() const { return pos_; }
@@ -74,6 +79,7 @@ class TokenStream {
   Shard open_checked(std::size_t file) const;
   std::vector<std::string> files_;
   std::int64_t vocab_size_;
+  std::size_t total_tokens_ = 0;
   Shard current_;
   Position pos_;
 };
@@ -94,6 +100,7 @@ class DistributedTokenLoader {
   DistributedTokenLoader(std::vector<std::string> files, int rank, int world_size, std::int64_t vocab_size = 0);
   Batch next_batch(std::int64_t global_tokens, std::int64_t seq_len, std::int64_t grad_accum);
   TokenStream& stream() { return stream_; }
+  const TokenStream& stream() const { return stream_; }
 
  private:
   TokenStream stream_;

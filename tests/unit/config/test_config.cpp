@@ -56,7 +56,7 @@ TEST(Config, DefaultsAreThe12LayerConfiguration) {
 TEST(Config, PrecedenceDefaultsFileEnvSet) {
   TempDir dir;
   write_text(dir.file("a.env"),
-             "# comment\n\nNUM_LAYERS=10\nMODEL_DIM = 256 # trailing comment\nexport SEED=7\nRUN_ID=\"my run\"\n"
+             "# comment\n\nNUM_LAYERS=10\nMODEL_DIM = 256 # trailing comment\nexport SEED=7\nFP16_KEEP_NAME_PATTERNS=\"my run\"\n"
              "MATRIX_LR=0.01\n");
   std::map<std::string, std::string> sources;
   Config c = load_config({dir.file("a.env")}, {"MATRIX_LR=0.02", "SEED=9"},
@@ -65,7 +65,7 @@ TEST(Config, PrecedenceDefaultsFileEnvSet) {
   EXPECT_EQ(c.num_layers, 11);        // env over file
   EXPECT_EQ(c.seed, 9);               // --set over env over file
   EXPECT_DOUBLE_EQ(c.matrix_lr, 0.02);  // --set over file
-  EXPECT_EQ(c.run_id, "my run");      // quotes stripped
+  EXPECT_EQ(c.fp16_keep_name_patterns, "my run");      // quotes stripped
   EXPECT_EQ(c.num_heads, 8);          // untouched default
   EXPECT_EQ(sources["MODEL_DIM"], dir.file("a.env") + ":4");
   EXPECT_EQ(sources["NUM_LAYERS"], "env");
@@ -154,20 +154,20 @@ TEST(Config, ValidationRejectsInconsistentShapes) {
 
 TEST(Config, FormattedConfigReadsBackIdentically) {
   TempDir dir;
-  Config c = load_config({}, {"MATRIX_LR=0.0123456789", "RUN_ID=a b#c", "ADAM_EPS=1e-8", "EMA_ENABLED=1"}, env_of({}));
+  Config c = load_config({}, {"MATRIX_LR=0.0123456789", "FP16_KEEP_NAME_PATTERNS=a b#c", "ADAM_EPS=1e-8", "EMA_ENABLED=1"}, env_of({}));
   write_text(dir.file("out.env"), format_config(c));
   Config back = load_config({dir.file("out.env")}, {}, env_of({}));
   EXPECT_EQ(format_config(back), format_config(c));
   EXPECT_DOUBLE_EQ(back.matrix_lr, 0.0123456789);
-  EXPECT_EQ(back.run_id, "a b#c");
+  EXPECT_EQ(back.fp16_keep_name_patterns, "a b#c");
 }
 
 // Values with quote characters in them (caught by the round-trip check of
-// tests/fuzz/fuzz_config: RUN_ID='"x' was written back as RUN_ID="x, and
+// tests/fuzz/fuzz_config: a value '"x' was written back as "x, and
 // DATA_PATH=./d# b" as DATA_PATH="./d# b"", neither of which reads).
 TEST(Config, FormattedQuotesReadBackIdentically) {
   TempDir dir;
-  write_text(dir.file("in.env"), "RUN_ID='\"x'\nLOG_DIR=\"it's # here\"\nINIT_WEIGHTS=a'b \"c\nTOKENIZER_PATH='\"a b\"'\n"
+  write_text(dir.file("in.env"), "FP16_KEEP_NAME_PATTERNS='\"x'\nLOG_DIR=\"it's # here\"\nINIT_WEIGHTS=a'b \"c\nTOKENIZER_PATH='\"a b\"'\n"
              "DATA_PATH=./d# b\"\n");
   Config c;
   apply_config_file(c, dir.file("in.env"));
@@ -175,7 +175,7 @@ TEST(Config, FormattedQuotesReadBackIdentically) {
   Config back;
   apply_config_file(back, dir.file("out.env"));
   EXPECT_EQ(format_config(back), format_config(c));
-  EXPECT_EQ(back.run_id, "\"x");
+  EXPECT_EQ(back.fp16_keep_name_patterns, "\"x");
   EXPECT_EQ(back.log_dir, "it's # here");
   EXPECT_EQ(back.init_weights, "a'b \"c");
   EXPECT_EQ(back.tokenizer_path, "\"a b\"");
@@ -254,10 +254,10 @@ TEST(Config, OutOfRangeValuesNameKeyValueAndSource) {
 // after a closing quote and an unclosed quote are errors.
 TEST(Config, InlineCommentsAndQuotes) {
   TempDir dir;
-  write_text(dir.file("a.env"), "NUM_LAYERS=9 # nine\nRUN_ID=\"x # y\"  # a comment\nLOG_DIR=a#b\n");
+  write_text(dir.file("a.env"), "NUM_LAYERS=9 # nine\nFP16_KEEP_NAME_PATTERNS=\"x # y\"  # a comment\nLOG_DIR=a#b\n");
   Config c = load_config({dir.file("a.env")}, {}, env_of({}));
   EXPECT_EQ(c.num_layers, 9);
-  EXPECT_EQ(c.run_id, "x # y");
+  EXPECT_EQ(c.fp16_keep_name_patterns, "x # y");
   EXPECT_EQ(c.log_dir, "a#b");
   std::string e = error_of([&] { load_config({}, {"NUM_LAYERS=12 # c"}, env_of({})); });
   EXPECT_NE(e.find("--set NUM_LAYERS=12 # c: NUM_LAYERS='12 # c' holds a '#' comment"), std::string::npos) << e;
@@ -265,10 +265,41 @@ TEST(Config, InlineCommentsAndQuotes) {
   EXPECT_NE(e.find("holds a '#' comment"), std::string::npos) << e;
   e = error_of([&] { load_config({}, {}, env_of({{"NUM_LAYERS", "12 # c"}})); });
   EXPECT_NE(e.find("environment variable NUM_LAYERS: NUM_LAYERS='12 # c' holds a '#' comment"), std::string::npos) << e;
-  write_text(dir.file("b.env"), "RUN_ID=\"x\" y\n");
+  write_text(dir.file("b.env"), "FP16_KEEP_NAME_PATTERNS=\"x\" y\n");
   e = error_of([&] { load_config({dir.file("b.env")}, {}, env_of({})); });
   EXPECT_NE(e.find("b.env:1: 'y' follows the closing quote"), std::string::npos) << e;
-  write_text(dir.file("c.env"), "\nRUN_ID='x\n");
+  write_text(dir.file("c.env"), "\nFP16_KEEP_NAME_PATTERNS='x\n");
   e = error_of([&] { load_config({dir.file("c.env")}, {}, env_of({})); });
   EXPECT_NE(e.find("c.env:2: the value 'x lacks its closing quote"), std::string::npos) << e;
+}
+
+// Config files as a user's world makes them: a UTF-8 BOM is skipped; a
+// binary file, one over 1 MiB and anything but a regular file are refused
+// naming the file (and the first offending byte), before any key is read.
+TEST(Config, FilesWithABomAreReadAndBinaryHugeOrSpecialFilesAreRefused) {
+  TempDir dir;
+  write_text(dir.file("bom.env"), "\xEF\xBB\xBFNUM_LAYERS=9\r\nSEED=3\r\n");
+  const Config c = load_config({dir.file("bom.env")}, {}, env_of({}));
+  EXPECT_EQ(c.num_layers, 9);
+  EXPECT_EQ(c.seed, 3);
+  write_text(dir.file("bin.env"), std::string("NUM_LAYERS=9\n\x01\x02\x7f", 16));
+  std::string e = error_of([&] { load_config({dir.file("bin.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("bin.env' is not text: byte 13 is 0x01"), std::string::npos) << e;
+  write_text(dir.file("huge.env"), std::string((1 << 20) + 1, '#'));
+  e = error_of([&] { load_config({dir.file("huge.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("huge.env' is larger than 1 MiB"), std::string::npos) << e;
+  for (const std::string& special : {std::string("/dev/zero"), dir.path()}) {
+    e = error_of([&] { load_config({special}, {}, env_of({})); });
+    EXPECT_NE(e.find("'" + special + "' is not a regular file"), std::string::npos) << e;
+  }
+}
+
+// RUN_ID names a folder inside LOG_DIR, nothing else.
+TEST(Config, RunIdIsAPlainFolderName) {
+  for (const char* bad : {"..", ".", "../x", "/abs", "a/b", "x y"}) {
+    const std::string e = error_of([&] { load_config({}, {std::string("RUN_ID=") + bad}, env_of({})); });
+    EXPECT_NE(e.find("RUN_ID must be a plain folder name"), std::string::npos) << bad << ": " << e;
+  }
+  EXPECT_EQ(load_config({}, {"RUN_ID=exp-3_seed42.b"}, env_of({})).run_id, "exp-3_seed42.b");
+  EXPECT_EQ(load_config({}, {}, env_of({})).run_id, "");
 }

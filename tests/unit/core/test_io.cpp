@@ -1,14 +1,17 @@
-// AtomicFile: temp file then rename, and the temp files of writers that no longer run.
+// AtomicFile: temp file then rename, and the temp files of writers that no
+// longer run; RunLog: a failed log write.
 #include <sys/wait.h>
 #include <unistd.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "helpers.h"
 #include "pgolf/data/data.h"
 #include "pgolf/train/transfer.h"
+#include "pgolf/core/run.h"
 
 using namespace pgolf;
 using pgolf::test::TempDir;
@@ -48,3 +51,22 @@ TEST(AtomicFile, RemovesTheTempFilesOfWritersThatNoLongerRun) {
   EXPECT_TRUE(std::filesystem::exists(other_host));
 }
 
+
+// A log write that fails (here: train.log is /dev/full, as on a full disk)
+// is an error at once, naming the file; the closing error line never throws.
+TEST(RunLog, AFailedWriteIsAnErrorAtOnce) {
+  TempDir dir;
+  Config c;
+  c.log_dir = dir.path();
+  c.run_id = "full";
+  std::filesystem::create_directories(dir.file("full"));
+  std::filesystem::create_symlink("/dev/full", dir.file("full/train.log"));
+  RunLog log(c);
+  try {
+    log.line("step:1");
+    ADD_FAILURE() << "no error for a write to /dev/full";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot write '" + dir.file("full/train.log") + "'"), std::string::npos) << e.what();
+  }
+  log.error("the run's own error");  // noexcept: must not terminate
+}

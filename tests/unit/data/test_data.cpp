@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 
 #include "helpers.h"
@@ -134,6 +135,24 @@ TEST(TokenStream, ReadsSortedShardsAndWrapsAround) {
   EXPECT_EQ(seek_error({2, 0}), "stream position in shard 2, but the stream has 2 shards");
   EXPECT_NE(seek_error({1, 6}).find("stream position at token 6 of '" + dir.file("fineweb_train_000001.bin") + "', which has 5"),
             std::string::npos);
+}
+
+// Every shard's header and size are checked when the stream is made: a
+// truncated third shard is an error at once, naming it, not when the stream
+// reaches it. The stream knows its length.
+TEST(TokenStream, ChecksEveryShardAtTheStart) {
+  TempDir dir;
+  for (int i = 0; i < 3; ++i) write_shard(dir.file("fineweb_train_00000" + std::to_string(i) + ".bin"), iota_tokens(100));
+  EXPECT_EQ(TokenStream(shard_files(train_pattern(dir.path())), 1024).total_tokens(), 300u);
+  std::filesystem::resize_file(dir.file("fineweb_train_000002.bin"), kShardHeaderBytes + 150);
+  try {
+    TokenStream s(shard_files(train_pattern(dir.path())), 1024);
+    FAIL() << "no error";
+  } catch (const ShardError& e) {
+    EXPECT_NE(std::string(e.what()).find("corrupt shard '" + dir.file("fineweb_train_000002.bin") + "': truncated body"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // docs/MODEL.md ("Data") by hand: a stream of 0,1,2,...; world size W, grad_accum 8/W,

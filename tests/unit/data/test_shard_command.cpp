@@ -1,5 +1,9 @@
 // Corpus to shards in process: documents, BOS, the val/train split, byte sidecars.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -98,3 +102,31 @@ TEST(ShardCommand, ShuffleSeedPermutesDocumentsDeterministically) {
   EXPECT_EQ(a, plain);   // ...of the same tokens
 }
 
+
+// A `pgolf shard` killed mid-way leaves OUT.tmp.<host>.<pid>/; the next one
+// into OUT removes the folders of processes that no longer run (and leaves
+// those of live ones alone).
+TEST(ShardCommand, TempFoldersOfKilledRunsAreRemoved) {
+  TempDir dir;
+  char host[256] = {};
+  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // reaped: its pid no longer runs
+  const std::string dead = dir.file("out") + ".tmp." + host + "." + std::to_string(child);
+  const std::string alive = dir.file("out") + ".tmp." + host + "." + std::to_string(::getppid());
+  for (const auto& d : {dead, alive}) {
+    std::filesystem::create_directories(d);
+    test::write_text(d + "/fineweb_train_000000.bin", "partial");
+  }
+  test::write_text(dir.file("docs.txt"), "one doc\n%\nanother doc\n%\na third\n");
+  DocumentReader reader({{dir.file("docs.txt")}, "auto", "%", 0});
+  ShardOptions o;
+  o.output_dir = dir.file("out");
+  o.val_docs = 1;
+  make_shards(reader, test::tiny_tokenizer(), o);
+  EXPECT_FALSE(std::filesystem::exists(dead));
+  EXPECT_TRUE(std::filesystem::exists(alive));
+  EXPECT_TRUE(std::filesystem::exists(dir.file("out/fineweb_val_000000.bin")));
+}

@@ -2,12 +2,17 @@
 #include <sys/resource.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <tuple>
 
 #include "helpers.h"
 #include "artifact_bytes.h"
 #include "pgolf/export/artifact.h"
 #include "pgolf/core/io.h"
+#include "pgolf/core/run.h"
+#include "pgolf/export/submission.h"
 
 using namespace pgolf;
 using test::TempDir;
@@ -185,3 +190,31 @@ TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
   }
 }
 
+
+// The export refuses weights that are not finite, and weights whose stored
+// form would decode to infinity (1e30 in the fp16 tok_emb), before anything
+// is written.
+TEST(Artifact, TheExportRefusesWhatWouldNotDecodeFinite) {
+  TempDir dir;
+  Config c = small_config();
+  c.log_dir = dir.path();
+  c.run_id = "x";
+  RunLog log(c, RunLog::Mode::Silent);
+  for (const auto& [name, value, message] :
+       {std::tuple<const char*, double, const char*>{"blocks.0.mlp.fc.weight", NAN, "weight 'blocks.0.mlp.fc.weight' holds non-finite values"},
+        {"tok_emb.weight", 1e30, "'tok_emb.weight' stored fp16 decodes to non-finite values"}}) {
+    GPT m(c, {});
+    {
+      at::NoGradGuard no_grad;
+      m.param(name).detach()[0][0] = value;
+    }
+    const std::string path = dir.file(std::string(name) + ".pgolf");
+    try {
+      export_submission(m, c, path, log);
+      ADD_FAILURE() << "no error for " << name;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(path)) << name;
+  }
+}

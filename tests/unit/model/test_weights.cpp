@@ -230,3 +230,23 @@ TEST(Safetensors, UntrustedNamesArePrintedEscaped) {
   EXPECT_NE(e.find("tensor 'evil\\x1B[2J\\x0A' has unknown dtype"), std::string::npos) << e;
   EXPECT_EQ(e.find('\x1b'), std::string::npos) << e;
 }
+
+// Weights of another dtype than float are refused, not cast and evaluated.
+TEST(Safetensors, NonFloatWeightsAreRefused) {
+  TempDir dir;
+  Config c;
+  c.num_layers = 2;
+  c.model_dim = 64;
+  GPT m(c, {});
+  std::vector<NamedTensor> tensors = m.parameters();
+  for (auto& t : tensors)
+    if (t.name == "blocks.1.mlp.fc.weight") t.tensor = at::ones(t.tensor.sizes(), at::kLong);
+  save_safetensors(dir.file("int.safetensors"), tensors);
+  try {
+    load_weights(m, dir.file("int.safetensors"));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("'blocks.1.mlp.fc.weight' is Long, not a floating-point tensor"), std::string::npos)
+        << e.what();
+  }
+}

@@ -1,6 +1,8 @@
 // Whole training runs on a tiny model and corpus, in process.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <map>
 #include <tuple>
 
@@ -257,3 +259,52 @@ TEST(Training, SmallModelWithEveryRecordOptionTrainsAndExports) {
   EXPECT_LT(r.roundtrip.val_bpb(), r.prequant.val_bpb() + 0.1);
 }
 
+
+// Learning rates that blow up: the first non-finite loss or weight stops
+// the run with an error naming the step, and nothing of that state is saved:
+// every checkpoint on disk holds finite weights, and no final weights exist.
+TEST(Training, NonFiniteLossStopsTheRunBeforeAnythingOfItIsSaved) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 40);
+  c.matrix_lr = c.scalar_lr = c.tied_embed_lr = 1e4;
+  c.grad_clip_norm = 0;
+  c.checkpoint_every = 1;
+  RunLog log(c);
+  std::string message;
+  try {
+    train(c, log);
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
+  EXPECT_NE(message.find("so the run stops here"), std::string::npos) << message;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run/model.safetensors")));
+  ASSERT_TRUE(std::filesystem::exists(dir.file("run/checkpoint.safetensors")));
+  const TrainState s = load_checkpoint(dir.file("run/checkpoint.safetensors"));
+  for (const auto& p : s.weights) EXPECT_TRUE(at::isfinite(p.tensor).all().item<bool>()) << p.name;
+  // The loss of step k+1 or the weights after it: the first state not saved.
+  const std::string next = std::to_string(s.step + 1);
+  EXPECT_TRUE(message.find("step:" + next + " train_loss:") == 0 || message.find("after step " + next + " parameter") == 0)
+      << message << " (checkpoint of step " << s.step << ")";
+}
+
+// A run that reads more tokens than its shards hold says so once, at the
+// step where the stream wraps (computed here from the shard sizes: each step
+// reads 8 micro-batches of local + 1 tokens), and how many epochs it made.
+TEST(Training, AWrapOfTheTrainingStreamIsLoggedOnce) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 1);
+  std::size_t total = 0;
+  for (const auto& f : shard_files(train_pattern(c.data_path))) total += Shard(f).num_tokens();
+  const std::int64_t per_step = 8 * (c.train_batch_tokens / 8 + 1);
+  const std::int64_t wrap_step = static_cast<std::int64_t>(total) / per_step + 1;  // the first step past the end
+  c.iterations = wrap_step + 2;
+  c.prequant_eval = false;
+  RunLog log(c);
+  train(c, log);
+  const std::string text = read_file(dir.file("run/train.log"));
+  const std::string line = "data: the training stream wrapped at step " + std::to_string(wrap_step) + ":";
+  EXPECT_NE(text.find(line), std::string::npos) << text;
+  EXPECT_EQ(text.find(line), text.rfind("data: the training stream wrapped")) << "logged more than once";
+  EXPECT_NE(text.find("train_tokens:" + std::to_string(total)), std::string::npos);
+  EXPECT_NE(text.find("data: 2 epochs over the training shards"), std::string::npos) << text;
+}
