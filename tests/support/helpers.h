@@ -1,5 +1,6 @@
 // Shared test helpers: a scratch folder and running the pgolf binary.
 #pragma once
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -164,6 +165,22 @@ inline CommandResult run_shell(const std::string& command) {
 
 // Runs the pgolf binary built alongside the tests with `args` (shell syntax).
 inline CommandResult run_pgolf(const std::string& args) { return run_shell(std::string(PGOLF_BINARY) + " " + args); }
+
+// A pid that no longer runs (a child forked, ended and reaped).
+inline pid_t dead_pid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  EXPECT_GT(child, 0);
+  EXPECT_EQ(::waitpid(child, nullptr, 0), child);
+  return child;
+}
+
+// This machine's host name, as temp file names carry it.
+inline std::string host_name() {
+  char host[256] = {};
+  EXPECT_EQ(::gethostname(host, sizeof host - 1), 0);
+  return host;
+}
 
 // Bit patterns, so that -0.0 differs from 0.0.
 inline bool same_bits(const at::Tensor& a, const at::Tensor& b) {

@@ -33,12 +33,8 @@ TEST(AtomicFile, LeavesNothingWhenNotCommitted) {
 // process's and another host's stay.
 TEST(AtomicFile, RemovesTheTempFilesOfWritersThatNoLongerRun) {
   TempDir dir;
-  char host[256] = {};
-  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  ASSERT_GT(child, 0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // reaped: its pid no longer runs
+  const std::string host = test::host_name();
+  const pid_t child = test::dead_pid();
   const std::string prefix = dir.file("x") + ".tmp.";
   const std::string dead = prefix + host + "." + std::to_string(child);
   const std::string alive = prefix + host + "." + std::to_string(::getppid());

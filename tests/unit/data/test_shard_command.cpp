@@ -108,13 +108,8 @@ TEST(ShardCommand, ShuffleSeedPermutesDocumentsDeterministically) {
 // those of live ones alone).
 TEST(ShardCommand, TempFoldersOfKilledRunsAreRemoved) {
   TempDir dir;
-  char host[256] = {};
-  ASSERT_EQ(::gethostname(host, sizeof host - 1), 0);
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  ASSERT_GT(child, 0);
-  ASSERT_EQ(::waitpid(child, nullptr, 0), child);  // reaped: its pid no longer runs
-  const std::string dead = dir.file("out") + ".tmp." + host + "." + std::to_string(child);
+  const std::string host = test::host_name();
+  const std::string dead = dir.file("out") + ".tmp." + host + "." + std::to_string(test::dead_pid());
   const std::string alive = dir.file("out") + ".tmp." + host + "." + std::to_string(::getppid());
   for (const auto& d : {dead, alive}) {
     std::filesystem::create_directories(d);
