@@ -5,7 +5,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <algorithm>
 #include <set>
+
+#include <zlib.h>
 
 #include "pgolf/core/io.h"
 #include "pgolf/model/weights.h"
@@ -118,6 +121,35 @@ void take_tensors(TrainState& s, std::vector<NamedTensor> tensors, Metadata& met
 
 }  // namespace
 
+namespace {
+
+// CRC-32 of everything the file holds but the checksum itself: each tensor
+// (by name: its name, dtype, shape and bytes) and each metadata entry (by key).
+std::string checksum_of(std::vector<NamedTensor> tensors, const std::map<std::string, std::string>& meta) {
+  std::sort(tensors.begin(), tensors.end(), [](const NamedTensor& a, const NamedTensor& b) { return a.name < b.name; });
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  auto add = [&](const void* p, std::size_t n) {
+    for (std::size_t done = 0; done < n;) {  // zlib takes at most 4 GiB at a time
+      const auto chunk = static_cast<uInt>(std::min<std::size_t>(n - done, 1u << 30));
+      crc = ::crc32(crc, static_cast<const Bytef*>(p) + done, chunk);
+      done += chunk;
+    }
+  };
+  auto add_text = [&](const std::string& t) { add(t.c_str(), t.size() + 1); };
+  for (const auto& t : tensors) {
+    const at::Tensor c = t.tensor.detach().to(at::kCPU).contiguous();
+    add_text(t.name);
+    add_text(c10::toString(c.scalar_type()));
+    for (const std::int64_t d : c.sizes()) add(&d, sizeof d);
+    add(c.data_ptr(), c.nbytes());
+  }
+  for (const auto& [k, v] : meta)
+    if (k != "checksum") add_text(k + "=" + v);
+  return std::to_string(crc);
+}
+
+}  // namespace
+
 std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/checkpoint.safetensors"; }
 
 std::map<std::string, std::string> config_values(const Config& cfg) {
@@ -152,12 +184,14 @@ void save_checkpoint(const std::string& path, const TrainState& s) {
     for (std::size_t i = 0; i < ts.size(); ++i) tensors.push_back({tensor_name(g, i), ts[i]});
   }
   for (const auto& [k, v] : s.config) meta["config." + k] = v;
+  meta["checksum"] = checksum_of(tensors, meta);
   save_safetensors(path, tensors, meta);
 }
 
 TrainState load_checkpoint(const std::string& path) {
   std::map<std::string, std::string> values;
   std::vector<NamedTensor> tensors = load_safetensors(path, &values);
+  const std::string computed = checksum_of(tensors, values);
   Metadata meta(std::move(values), path);
   if (meta.text("format") != kFormat) throw meta.error("not a pgolf checkpoint (metadata 'format' is not " + std::string(kFormat) + ")");
   if (const std::string v = meta.text("version"); v != kVersion)
@@ -181,8 +215,14 @@ TrainState load_checkpoint(const std::string& path) {
   take_tensors(s, std::move(tensors), meta);
   if ((s.swa_count == 0) != s.swa_sum.empty())
     throw meta.error("swa_count=" + std::to_string(s.swa_count) + " but " + std::to_string(s.swa_sum.size()) + " SWA tensors");
+  const std::string stored = meta.text("checksum");
   s.config = meta.config();
   meta.expect_all_taken();
+  // Last, so that a damaged file names its first readable fault; a fault
+  // every other check lets pass (a flipped bit in a weight) ends here.
+  if (stored != computed)
+    throw meta.error("checksum mismatch (stored " + printable(stored) + ", computed " + computed +
+                     "): the file was changed or damaged after it was written; resume from another copy, or start again");
   return s;
 }
 

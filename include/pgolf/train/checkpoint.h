@@ -9,8 +9,10 @@
 // of the next batch), optim_tensors, swa_tensors, ema_tensors, world_size
 // (decimal integers); train_ms, agreed_ms, first_step_ms (the schedule's
 // clock, in the shortest decimal that reads back to the same double); qat,
-// looped (0 or 1); device (cpu or cuda); and config.<KEY> for every key of
-// the run's configuration. The training step draws no random numbers (the
+// looped (0 or 1); device (cpu or cuda); config.<KEY> for every key of
+// the run's configuration; and checksum, the CRC-32 of every tensor (name,
+// dtype, shape, bytes) and every other metadata entry, which load_checkpoint
+// verifies last. The training step draws no random numbers (the
 // initialisation is SEED's and is made again), so there is no RNG state.
 #pragma once
 #include <ATen/ATen.h>

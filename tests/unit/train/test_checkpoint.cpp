@@ -164,6 +164,16 @@ TEST(Checkpoint, DamagedOrForeignFilesAreRejectedNamingFileAndFault) {
     const std::string e = load_error(path);
     EXPECT_NE(e.find("bad checkpoint '" + path + "': " + cases[i].second), std::string::npos) << e;
   }
+  // One bit flipped in the last tensor's data, or a digit changed in a
+  // metadata value: the file still parses, and the checksum says it changed.
+  std::string flipped = bytes;
+  flipped[flipped.size() - 3] ^= 0x10;
+  test::write_text(dir.file("flipped.safetensors"), flipped);
+  std::string e = load_error(dir.file("flipped.safetensors"));
+  EXPECT_NE(e.find("bad checkpoint '" + dir.file("flipped.safetensors") + "': checksum mismatch"), std::string::npos) << e;
+  const std::string path = damaged(dir, "edited.safetensors", [](Meta& m, Tensors&) { m["data_offset"] += "1"; });
+  e = load_error(path);
+  EXPECT_NE(e.find("bad checkpoint '" + path + "': checksum mismatch"), std::string::npos) << e;
 }
 
 TEST(Checkpoint, ResumeIsRefusedWhereTheRunWouldDiffer) {
