@@ -82,11 +82,6 @@ std::string resume_error(const TrainState& s, const Config& c, int world = 2, co
   return "";
 }
 
-struct Timer {
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
-};
-
 }  // namespace
 
 TEST(Checkpoint, RoundTripKeepsEveryBit) {
