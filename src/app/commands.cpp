@@ -17,6 +17,7 @@
 #include "pgolf/app/bench.h"
 #include "pgolf/data/caseops.h"
 #include "pgolf/train/checkpoint.h"
+#include "pgolf/train/fingerprint.h"
 #include "pgolf/data/data.h"
 #include "pgolf/dist/dist.h"
 #include "pgolf/core/io.h"
@@ -123,6 +124,8 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
     check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu");
   }
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  // Before any work: every rank has the same configuration, data and tokenizer.
+  if (dist->world_size() > 1) check_same_fingerprints(dist->gather_strings("fingerprint", run_fingerprint(cfg)));
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
   // Rank 0 takes the folder (new, resumed or overwritten) and holds its lock

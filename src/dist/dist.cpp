@@ -160,6 +160,21 @@ std::string Dist::share(const std::string& key, const std::string& value) {
   }
 }
 
+std::vector<std::string> Dist::gather_strings(const std::string& key, const std::string& value) {
+  if (!group_) return {value};
+  std::vector<std::string> all;
+  try {
+    group_->store->set(key + "/" + std::to_string(rank_), std::vector<std::uint8_t>(value.begin(), value.end()));
+    for (int r = 0; r < world_; ++r) {
+      auto bytes = group_->store->get(key + "/" + std::to_string(r));
+      all.emplace_back(bytes.begin(), bytes.end());
+    }
+  } catch (const std::exception& e) {
+    throw DistError("rank " + std::to_string(rank_) + ": store key '" + key + "' failed: " + error_message(e));
+  }
+  return all;
+}
+
 struct Dist::Pending {
   c10::intrusive_ptr<c10d::Work> work;
 };

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <thread>
 
 #include "helpers.h"
+#include "shard_reader.h"
+#include "pgolf/data/data.h"
 #include "pgolf/dist/dist.h"
 #include "pgolf/core/io.h"
 #include "pgolf/optim/optim.h"
@@ -191,3 +194,34 @@ void expect_peer_failure_is_reported(const std::string& signal, int timeout_s, i
 TEST(Dist, KilledRankMakesTheOtherExitWithAnError) { expect_peer_failure_is_reported("KILL", 20, 20); }
 
 TEST(Dist, HungRankTimesOut) { expect_peer_failure_is_reported("STOP", 3, 15); }
+
+// Ranks that disagree stop before any work, every one of them naming the
+// entry and both values: here rank 1 has another SEED (which used to train
+// the whole run and fail at the end), then another validation shard (which
+// used to give a wrong score with exit 0).
+TEST(Dist, RanksWithDifferentConfigurationOrDataStopBeforeTraining) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 4);
+  c.num_threads = 1;
+  test::write_text(dir.file("tiny.env"), format_config(c));
+  std::filesystem::copy(c.data_path, dir.file("data"));
+  std::size_t shards = 0;
+  std::vector<std::uint16_t> val = test::read_split(dir.file("data"), "val", &shards);
+  val[5] = static_cast<std::uint16_t>((val[5] + 1) % 300);
+  write_shard(dir.file("data/fineweb_val_000000.bin"), val);
+  const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env");
+  for (const auto& [rank1_set, entry] : {std::pair<std::string, std::string>{"--set SEED=5", "config.SEED: rank 0 has '1337', rank 1 has '5'"},
+                                        {"--set DATA_PATH=" + dir.file("data"), "data.fineweb_val_000000.bin: rank 0 has 'bytes:"}}) {
+    const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test::test_port(entry.size() % 7)) + " ";
+    auto r = test::run_shell("(RANK=1 " + env + cmd + " " + rank1_set + " > " + dir.file("rank1.log") + " 2>&1; echo rc=$? >> " +
+                             dir.file("rank1.log") + ") & RANK=0 " + env + cmd + "; rc=$?; wait; exit $rc");
+    const std::string rank1 = read_file(dir.file("rank1.log"));
+    EXPECT_EQ(r.exit_code, 1) << r.output;
+    for (const std::string& out : {r.output, rank1}) {
+      EXPECT_NE(out.find("rank 1 differs from rank 0 in " + entry), std::string::npos) << out;
+      EXPECT_EQ(out.find("step:1/"), std::string::npos) << "trained before the check:\n" << out;
+    }
+    EXPECT_NE(rank1.find("rc=1"), std::string::npos) << rank1;
+    EXPECT_FALSE(std::filesystem::exists(dir.file("run"))) << "the run folder was made";
+  }
+}

@@ -60,6 +60,8 @@ class Dist {
   void barrier(const std::string& what);
   // Rank 0's value of `value` on every rank (through the store).
   std::string share(const std::string& key, const std::string& value);
+  // Every rank's `value`, by rank, on every rank (through the store).
+  std::vector<std::string> gather_strings(const std::string& key, const std::string& value);
   // Starts a sum over ranks of `t` without waiting for it.
   struct Pending;
   std::shared_ptr<Pending> all_reduce_sum_async(at::Tensor& t);

@@ -1,0 +1,23 @@
+// What decides a rank's results, compared across the ranks of a run before
+// any work: every ranks must train the same configuration on the same data
+// with the same tokenizer, or the run (and its score) would mix them.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "pgolf/config/config.h"
+
+namespace pgolf {
+
+// "name=value" lines: config.<KEY> for every key that changes results but
+// DATA_PATH and TOKENIZER_PATH, which are compared by content instead: the
+// validation shards (names, sizes, CRC-32 of every byte, and of the byte
+// sidecars), the training shards (names, sizes, CRC-32 of each header and
+// of its first 64 KiB) and the tokenizer file (size, CRC-32).
+std::string run_fingerprint(const Config& cfg);
+
+// Given every rank's fingerprint (by rank), throws std::runtime_error naming
+// the first rank and entry that differ from rank 0's, with both values.
+void check_same_fingerprints(const std::vector<std::string>& by_rank);
+
+}  // namespace pgolf

@@ -1,0 +1,83 @@
+#include "pgolf/train/fingerprint.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "pgolf/core/io.h"
+#include "pgolf/data/data.h"
+#include "pgolf/train/checkpoint.h"
+
+namespace pgolf {
+namespace {
+
+// Size and CRC-32 of a file's first `limit` bytes (all of it by default).
+std::string file_summary(const std::string& path, std::uintmax_t limit = UINTMAX_MAX) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read '" + path + "'");
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  std::vector<char> buf(1 << 20);
+  std::uintmax_t left = limit;
+  while (left > 0 && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(buf.size(), left)));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
+    left -= n;
+  }
+  return "bytes:" + std::to_string(std::filesystem::file_size(path)) + " crc32:" + std::to_string(crc);
+}
+
+std::map<std::string, std::string> parse(const std::string& text) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const std::size_t eq = line.find('=');
+    out[line.substr(0, eq)] = eq == std::string::npos ? "" : line.substr(eq + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string run_fingerprint(const Config& cfg) {
+  std::ostringstream out;
+  const std::map<std::string, std::string> values = config_values(cfg);
+  for (const auto& k : config_keys()) {
+    const std::string name = k.name;
+    if (!changes_results(k) || name == "DATA_PATH" || name == "TOKENIZER_PATH") continue;
+    out << "config." << name << "=" << values.at(name) << "\n";
+  }
+  auto name_of = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
+  for (const auto& f : glob_sorted(cfg.data_path + "/fineweb_val_*.bin")) out << "data." << name_of(f) << "=" << file_summary(f) << "\n";
+  for (const auto& f : glob_sorted(train_pattern(cfg.data_path)))
+    out << "data." << name_of(f) << "=" << file_summary(f, kShardHeaderBytes + (64 << 10)) << "\n";
+  out << "tokenizer=" << file_summary(cfg.tokenizer_path) << "\n";
+  return out.str();
+}
+
+void check_same_fingerprints(const std::vector<std::string>& by_rank) {
+  if (by_rank.empty()) return;
+  const std::map<std::string, std::string> zero = parse(by_rank[0]);
+  for (std::size_t r = 1; r < by_rank.size(); ++r) {
+    const std::map<std::string, std::string> other = parse(by_rank[r]);
+    std::map<std::string, std::string> all = zero;
+    all.insert(other.begin(), other.end());
+    for (const auto& [key, unused] : all) {
+      const auto a = zero.find(key), b = other.find(key);
+      const std::string va = a == zero.end() ? "(none)" : a->second, vb = b == other.end() ? "(none)" : b->second;
+      if (va == vb) continue;
+      throw std::runtime_error("rank " + std::to_string(r) + " differs from rank 0 in " + key + ": rank 0 has '" + va +
+                               "', rank " + std::to_string(r) + " has '" + vb +
+                               "'. Every rank of a run must train the same configuration on the same data and tokenizer; "
+                               "if these ranks belong to different jobs, give each job its own MASTER_PORT");
+    }
+  }
+}
+
+}  // namespace pgolf
