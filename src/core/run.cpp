@@ -48,6 +48,8 @@ RunFolderLock::RunFolderLock(const std::string& dir, FolderUse use) {
       throw std::runtime_error(what + " exists already: continue that run with `pgolf train --resume " + dir +
                                "`, choose another RUN_ID, or replace it with `pgolf train --overwrite`");
     }
+  } else if (use == FolderUse::Overwrite) {
+    make_dirs(dir);  // a folder that is not there yet is simply made
   } else if (!fs::is_directory(dir)) {
     throw std::runtime_error(what + " does not exist");
   }
