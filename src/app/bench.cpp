@@ -14,14 +14,14 @@
 
 namespace pgolf {
 
-double training_flops_per_token(const GPT& model, const Config& cfg) {
+double training_flops_per_token(const GPT& model, std::int64_t seq_len) {
   double matmul = 0;
   for (const auto& p : model.parameters()) {
     const ParamGroup g = param_group(p.name, p.tensor);
     if (g == ParamGroup::Muon || p.name == "tok_emb.weight") matmul += static_cast<double>(p.tensor.numel());
   }
-  const double attention = static_cast<double>(cfg.num_layers) * static_cast<double>(cfg.train_seq_len) *
-                           static_cast<double>(cfg.model_dim);
+  const double attention = static_cast<double>(model.config().num_layers) * static_cast<double>(seq_len) *
+                           static_cast<double>(model.config().model_dim);
   return 6 * matmul + 6 * attention;
 }
 
@@ -35,7 +35,7 @@ double known_peak_tflops(const std::string& name) {
 
 BenchResult run_bench(const Config& cfg, const BenchOptions& opts) {
   using Clock = std::chrono::steady_clock;
-  const at::Device device = select_device(cfg.device);
+  const at::Device device = select_device(cfg.runtime.device);
   auto timed = [&](auto&& f) {
     synchronize(device);
     auto t = Clock::now();
@@ -48,22 +48,22 @@ BenchResult run_bench(const Config& cfg, const BenchOptions& opts) {
   r.device_name = device_name(device);
   r.world_size = opts.world_size;
   r.micro_steps = grad_accum_steps(opts.world_size);
-  r.tokens_per_step = cfg.train_batch_tokens / opts.world_size;
+  r.tokens_per_step = cfg.train.train_batch_tokens / opts.world_size;
   // Whole sequences: the configuration checks that TRAIN_BATCH_TOKENS is a multiple of 8 * TRAIN_SEQ_LEN.
-  const std::int64_t rows = r.tokens_per_step / r.micro_steps / cfg.train_seq_len;
+  const std::int64_t rows = r.tokens_per_step / r.micro_steps / cfg.train.train_seq_len;
 
   std::unique_ptr<GPT> model;
-  r.build_ms = timed([&] { model = std::make_unique<GPT>(cfg, model_options_for(device)); });
+  r.build_ms = timed([&] { model = std::make_unique<GPT>(cfg.model, model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels)); });
   r.params = model->num_params();
-  r.flops_per_token = training_flops_per_token(*model, cfg);
+  r.flops_per_token = training_flops_per_token(*model, cfg.train.train_seq_len);
   r.peak_tflops = opts.peak_tflops > 0 ? opts.peak_tflops : known_peak_tflops(r.device_name);
   // Rank 0's share of Newton-Schulz; the all-reduce that would gather the rest is left out.
-  Optimizers opt(*model, cfg, ns_dtype_for(device), MuonSharding{0, opts.world_size, [](at::Tensor&) {}});
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
+  Optimizers opt(*model, cfg.optim, ns_dtype_for(device), MuonSharding{0, opts.world_size, [](at::Tensor&) {}});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.run.seed));
   std::vector<at::Tensor> xs, ys;
   for (std::int64_t m = 0; m < r.micro_steps; ++m) {
-    xs.push_back(at::randint(cfg.vocab_size, {rows, cfg.train_seq_len}, gen, at::kLong).to(device));
-    ys.push_back(at::randint(cfg.vocab_size, {rows, cfg.train_seq_len}, gen, at::kLong).to(device));
+    xs.push_back(at::randint(cfg.model.vocab_size, {rows, cfg.train.train_seq_len}, gen, at::kLong).to(device));
+    ys.push_back(at::randint(cfg.model.vocab_size, {rows, cfg.train.train_seq_len}, gen, at::kLong).to(device));
   }
   std::size_t next_micro = 0;
   const NextBatch next = [&] {
@@ -96,7 +96,7 @@ BenchResult run_bench(const Config& cfg, const BenchOptions& opts) {
   r.optimizer_ms = phase_ms[static_cast<int>(StepPhase::Optimizer)] / opts.steps;
   // Steps back to back through the same step (captured with CUDA_GRAPHS on
   // CUDA; the capture itself is left out of the time).
-  TrainStep step(*model, opt, r.micro_steps, nullptr, step_recorder(cfg, device),
+  TrainStep step(*model, opt, r.micro_steps, nullptr, step_recorder(cfg.runtime.cuda_graphs, device),
                  [&](const std::string& note) { r.notes.push_back(note); });
   if (step.graphs()) step.run(next, s++, 1.0);
   r.captured = step.graphs();

@@ -94,8 +94,8 @@ Config resolve_resumed_config(const ConfigArgs& args, const std::string& run_dir
   ConfigArgs resumed = args;
   resumed.files.insert(resumed.files.begin(), env);
   Config cfg = resolve_config(resumed, sources);
-  cfg.log_dir = folder.has_parent_path() ? folder.parent_path().string() : ".";
-  cfg.run_id = folder.filename().string();
+  cfg.run.log_dir = folder.has_parent_path() ? folder.parent_path().string() : ".";
+  cfg.run.run_id = folder.filename().string();
   if (!std::filesystem::exists(checkpoint_path(folder.string())))
     throw std::runtime_error("cannot resume '" + run_dir + "': it has no checkpoint.safetensors (the run wrote none: set "
                              "CHECKPOINT_EVERY or CHECKPOINT_MINUTES)");
@@ -103,8 +103,8 @@ Config resolve_resumed_config(const ConfigArgs& args, const std::string& run_dir
 }
 
 // The process group of a launcher's ranks, or one process.
-std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& device, const Config& cfg) {
-  return launch.world_size > 1 ? std::make_unique<Dist>(launch, device, std::chrono::seconds(cfg.dist_timeout_seconds))
+std::unique_ptr<Dist> join_launch(const LaunchInfo& launch, const at::Device& device, const RuntimeConfig& runtime) {
+  return launch.world_size > 1 ? std::make_unique<Dist>(launch, device, std::chrono::seconds(runtime.dist_timeout_seconds))
                                : std::make_unique<Dist>();
 }
 
@@ -115,26 +115,26 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   std::map<std::string, std::string> sources;
   Config cfg = resume_dir.empty() ? resolve_config(args, &sources) : resolve_resumed_config(args, resume_dir, &sources);
   const LaunchInfo launch = detect_launch(process_env);
-  const int threads = init_threads(cfg.num_threads);
-  const at::Device device = select_device(cfg.device, launch.local_rank);
+  const int threads = init_threads(cfg.runtime.num_threads);
+  const at::Device device = select_device(cfg.runtime.device, launch.local_rank);
   // Before the run folder is touched: a refused resume leaves its config.env as it was.
   std::optional<TrainState> resume;
   if (!resume_dir.empty()) {
-    resume = load_checkpoint(checkpoint_path(cfg.log_dir + "/" + cfg.run_id));
+    resume = load_checkpoint(checkpoint_path(cfg.run.log_dir + "/" + cfg.run.run_id));
     check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu");
   }
-  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   // Before any work: every rank has the same configuration, data and tokenizer.
   if (dist->world_size() > 1) check_same_fingerprints(dist->gather_strings("fingerprint", run_fingerprint(cfg)));
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
-  cfg.run_id = dist->share("run_id", resolve_run_id(cfg));
+  cfg.run.run_id = dist->share("run_id", resolve_run_id(cfg));
   // Rank 0 takes the folder (new, resumed or overwritten) and holds its lock
   // for the run; a refusal stops every rank with rank 0's reason.
   std::unique_ptr<RunFolderLock> folder;
   std::string refused;
   if (dist->is_main()) {
     try {
-      folder = std::make_unique<RunFolderLock>(cfg.log_dir + "/" + cfg.run_id, use);
+      folder = std::make_unique<RunFolderLock>(cfg.run.log_dir + "/" + cfg.run.run_id, use);
     } catch (const std::exception& e) {
       refused = e.what();
     }
@@ -156,19 +156,19 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   std::snprintf(buf, sizeof buf,
                 "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",
                 static_cast<long long>(r.steps), r.exported.path.c_str(), static_cast<unsigned long long>(r.exported.total()),
-                static_cast<unsigned long long>(cfg.budget_bytes), r.roundtrip.val_bpb());
+                static_cast<unsigned long long>(cfg.export_.budget_bytes), r.roundtrip.val_bpb());
   log.line(buf);
   return 0;
 }
 
 int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
   Config cfg = resolve_config(args);
-  const int threads = init_threads(cfg.num_threads);
+  const int threads = init_threads(cfg.runtime.num_threads);
   auto run = [&](const Config& c, const std::string& label) {
-    std::cout << "bench" << label << ": NUM_LAYERS=" << c.num_layers << " MODEL_DIM=" << c.model_dim
-              << " TRAIN_BATCH_TOKENS=" << c.train_batch_tokens << " TRAIN_SEQ_LEN=" << c.train_seq_len
+    std::cout << "bench" << label << ": NUM_LAYERS=" << c.model.num_layers << " MODEL_DIM=" << c.model.model_dim
+              << " TRAIN_BATCH_TOKENS=" << c.train.train_batch_tokens << " TRAIN_SEQ_LEN=" << c.train.train_seq_len
               << " world_size:" << opts.world_size << " threads:" << threads << std::endl;
-    for (const std::string& note : ignored_cuda_switches(c, select_device(c.device))) std::cout << note << "\n";
+    for (const std::string& note : ignored_cuda_switches(c.runtime, select_device(c.runtime.device))) std::cout << note << "\n";
     BenchResult r = run_bench(c, opts);
     std::cout << format_bench(r);
     return r;
@@ -189,36 +189,36 @@ int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
 int cmd_eval(const ConfigArgs& args, const std::string& path) {
   Config cfg = resolve_config(args);
   const LaunchInfo launch = detect_launch(process_env);
-  init_threads(cfg.num_threads);
-  const at::Device device = select_device(cfg.device, launch.local_rank);
-  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg);
+  init_threads(cfg.runtime.num_threads);
+  const at::Device device = select_device(cfg.runtime.device, launch.local_rank);
+  std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   RunLog log(cfg, dist->is_main() ? RunLog::Mode::Console : RunLog::Mode::Silent);
-  GPT model(cfg, model_options_for(device));
+  GPT model(cfg.model, model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels));
   model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
   load_model_file(model, path);
   log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()) +
            " world_size:" + std::to_string(dist->world_size()));
   const bool weights = ends_with(path, ".safetensors");
   const ScoringData data = load_scoring_data(cfg, device);
-  score_sliding(model, cfg, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
-  if (cfg.ttt_enabled) score_ttt(model, cfg, data, log, "final_ttt", *dist);
+  score_sliding(model, cfg.eval, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
+  if (cfg.ttt.ttt_enabled) score_ttt(model, ttt_options(cfg), data, log, "final_ttt", *dist);
   return 0;
 }
 
 int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std) {
   Config cfg = resolve_config(args);
-  init_threads(cfg.num_threads);
+  init_threads(cfg.runtime.num_threads);
   RunLog log(cfg, RunLog::Mode::Console);
-  GPT model(cfg, {});
+  GPT model(cfg.model, model_options_for(at::kCPU, static_cast<std::uint64_t>(cfg.run.seed)));
   if (!weights.empty()) load_weights(model, weights);
-  std::string source = weights.empty() ? "initial weights (SEED=" + std::to_string(cfg.seed) + ")" : weights;
+  std::string source = weights.empty() ? "initial weights (SEED=" + std::to_string(cfg.run.seed) + ")" : weights;
   if (random_std > 0) {
     at::NoGradGuard no_grad;
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.run.seed));
     for (const auto& p : model.parameters())
       if (p.tensor.dim() == 2 && !is_control_tensor(p.name))
         p.tensor.detach().copy_(at::normal(0.0, random_std, p.tensor.sizes(), gen, at::kFloat));
-    source = "Gaussian matrices, std " + shortest_decimal(random_std) + " (SEED=" + std::to_string(cfg.seed) + ")";
+    source = "Gaussian matrices, std " + shortest_decimal(random_std) + " (SEED=" + std::to_string(cfg.run.seed) + ")";
   }
   log.line("export: " + source + " model_params:" + std::to_string(model.num_params()));
   export_submission(model, cfg, output, log);
@@ -279,27 +279,27 @@ int cmd_inspect(const std::string& path, bool codecs) {
 int cmd_data(const ConfigArgs& args) {
   Config cfg = resolve_config(args);
   std::int64_t train_tokens = 0;
-  std::vector<std::int64_t> counts(static_cast<std::size_t>(cfg.vocab_size), 0);
-  auto train = shard_files(train_pattern(cfg.data_path));
+  std::vector<std::int64_t> counts(static_cast<std::size_t>(cfg.model.vocab_size), 0);
+  auto train = shard_files(train_pattern(cfg.run.data_path));
   for (const auto& f : train) {
     Shard s(f);
-    s.check_token_ids(cfg.vocab_size);
+    s.check_token_ids(cfg.model.vocab_size);
     train_tokens += static_cast<std::int64_t>(s.num_tokens());
     for (std::size_t i = 0; i < s.num_tokens(); ++i) ++counts[s.tokens()[i]];
   }
-  const ValidationSplit split = load_validation(cfg.data_path, cfg.train_seq_len, cfg.vocab_size);
+  const ValidationSplit split = load_validation(cfg.run.data_path, cfg.train.train_seq_len, cfg.model.vocab_size);
   const std::vector<std::uint16_t>& val = split.tokens;
-  const TargetBytes bytes = target_bytes(split, cfg.tokenizer_path, cfg.vocab_size);
+  const TargetBytes bytes = target_bytes(split, cfg.run.tokenizer_path, cfg.model.vocab_size);
   // The val_bpb denominator: bytes of every scored target (positions 1..N-1).
   const std::int64_t val_bytes = std::accumulate(bytes.bytes.begin(), bytes.bytes.end(), std::int64_t{0});
-  Tokenizer tok(cfg.tokenizer_path);
-  std::cout << "data: " << cfg.data_path << "\n"
+  Tokenizer tok(cfg.run.tokenizer_path);
+  std::cout << "data: " << cfg.run.data_path << "\n"
             << "train: shards:" << train.size() << " tokens:" << train_tokens << "\n"
             << "val: scored_tokens:" << val.size() - 1 << " bytes:" << val_bytes
             << " bytes_per_token:" << static_cast<double>(val_bytes) / static_cast<double>(val.size() - 1)
             << " bytes_from:" << bytes.source << "\n"
             << "unigram_baseline val_bpb:" << unigram_bpb(counts, val, bytes.bytes) << "\n"
-            << "tokenizer: " << cfg.tokenizer_path << " pieces:" << tok.vocab_size() << "\n";
+            << "tokenizer: " << cfg.run.tokenizer_path << " pieces:" << tok.vocab_size() << "\n";
   return 0;
 }
 

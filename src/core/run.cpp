@@ -18,11 +18,11 @@
 namespace pgolf {
 
 std::string resolve_run_id(const Config& cfg) {
-  if (!cfg.run_id.empty()) return cfg.run_id;
+  if (!cfg.run.run_id.empty()) return cfg.run.run_id;
   char buf[32];
   std::time_t now = std::time(nullptr);
   std::strftime(buf, sizeof buf, "%Y%m%d_%H%M%S", std::localtime(&now));
-  return std::string(buf) + "_seed" + std::to_string(cfg.seed);
+  return std::string(buf) + "_seed" + std::to_string(cfg.run.seed);
 }
 
 bool progress_wanted(const std::string& setting, bool terminal, const Getenv& getenv) {
@@ -77,9 +77,9 @@ RunFolderLock::~RunFolderLock() {
 }
 
 RunLog::RunLog(const Config& cfg, Mode mode)
-    : mode_(mode), progress_(progress_wanted(cfg.progress, ::isatty(1), [](const char* n) { return std::getenv(n); })),
+    : mode_(mode), progress_(progress_wanted(cfg.runtime.progress, ::isatty(1), [](const char* n) { return std::getenv(n); })),
       run_id_(resolve_run_id(cfg)) {
-  dir_ = cfg.log_dir + "/" + run_id_;
+  dir_ = cfg.run.log_dir + "/" + run_id_;
   if (mode_ != Mode::Files) return;
   make_dirs(dir_);
   write_file_atomic(dir_ + "/config.env", format_config(cfg));

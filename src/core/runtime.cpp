@@ -149,7 +149,7 @@ std::string runtime_info() {
   return out.str();
 }
 
-std::vector<std::string> ignored_cuda_switches(const Config& cfg, const c10::Device& device) {
+std::vector<std::string> ignored_cuda_switches(const RuntimeConfig& cfg, const c10::Device& device) {
   std::vector<std::string> notes;
   if (device.is_cuda()) return notes;
   auto note = [&](bool set, const std::string& key, const std::string& what) {

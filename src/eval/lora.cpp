@@ -10,13 +10,9 @@ namespace pgolf {
 
 namespace {
 
-constexpr std::pair<AdapterSite, const char*> kSiteNames[] = {
-    {AdapterSite::Q, "q"}, {AdapterSite::K, "k"}, {AdapterSite::V, "v"},
-    {AdapterSite::O, "o"}, {AdapterSite::Mlp, "mlp"}, {AdapterSite::Head, "head"}};
-
 // (in, out) of a site's map.
-std::pair<std::int64_t, std::int64_t> site_shape(const Config& c, AdapterSite site) {
-  const std::int64_t D = c.model_dim, kv = c.num_kv_heads * head_dim(c);
+std::pair<std::int64_t, std::int64_t> site_shape(const ModelConfig& c, AdapterSite site) {
+  const std::int64_t D = c.model_dim, kv = c.num_kv_heads * c.head_dim();
   switch (site) {
     case AdapterSite::K:
     case AdapterSite::V: return {D, kv};
@@ -27,25 +23,10 @@ std::pair<std::int64_t, std::int64_t> site_shape(const Config& c, AdapterSite si
 
 }  // namespace
 
-std::vector<AdapterSite> parse_adapter_sites(const std::string& list) {
-  std::vector<AdapterSite> out;
-  std::stringstream ss(list);
-  for (std::string item; std::getline(ss, item, ',');) {
-    bool found = false;
-    for (const auto& [s, name] : kSiteNames)
-      if (item == name) {
-        out.push_back(s);
-        found = true;
-      }
-    if (!found) throw std::invalid_argument("unknown adapter site '" + item + "' (use q, k, v, o, mlp, head)");
-  }
-  return out;
-}
-
 BatchedLora::BatchedLora(const GPT& model, const std::vector<AdapterSite>& sites, std::int64_t rank, double alpha,
                          std::int64_t docs, std::uint64_t seed)
     : scale_(alpha / static_cast<double>(rank)) {
-  const Config& c = model.config();
+  const ModelConfig& c = model.config();
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   const auto device = at::TensorOptions().dtype(model.options().param_dtype).device(model.options().device);
   for (AdapterSite site : sites) {

@@ -15,50 +15,6 @@
 
 namespace pgolf {
 
-TttOptions ttt_options(const Config& cfg) {
-  TttOptions o;
-  o.sites = parse_adapter_sites(cfg.ttt_targets);
-  o.rank = cfg.ttt_rank;
-  o.alpha = cfg.ttt_alpha;
-  o.chunk = cfg.ttt_chunk;
-  o.context = ttt_context(cfg);
-  o.batch_docs = cfg.ttt_batch_docs;
-  o.lr = cfg.ttt_lr;
-  o.beta1 = cfg.ttt_beta1;
-  o.beta2 = cfg.ttt_beta2;
-  o.eps = cfg.ttt_eps;
-  o.weight_decay = cfg.ttt_wd;
-  o.global_after = parse_doc_counts(cfg.ttt_global_after);
-  o.global_lr = cfg.ttt_global_lr;
-  o.global_momentum = cfg.ttt_global_momentum;
-  o.global_clip = cfg.ttt_global_clip;
-  o.global_seq_len = eval_seq_len(cfg);
-  o.global_batch_seqs = cfg.ttt_global_batch_seqs;
-  o.budget_seconds = cfg.eval_budget_seconds;
-  o.seed = static_cast<std::uint64_t>(cfg.seed);
-  return o;
-}
-
-std::vector<std::int64_t> parse_doc_counts(const std::string& list) {
-  std::vector<std::int64_t> out;
-  std::stringstream ss(list);
-  for (std::string item; std::getline(ss, item, ',');) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || item.empty() || v <= 0)
-      throw std::invalid_argument("'" + item + "' is not a positive document count (write e.g. 833,1666,2500)");
-    if (!out.empty() && v <= out.back())
-      throw std::invalid_argument("document counts must increase, got " + std::to_string(out.back()) + " then " + item);
-    out.push_back(v);
-  }
-  return out;
-}
-
 std::vector<Document> split_documents(const at::Tensor& val, std::int64_t bos) {
   const at::Tensor v = val.contiguous();
   const std::int64_t* t = v.data_ptr<std::int64_t>();
@@ -178,7 +134,7 @@ class TttRun {
  public:
   TttRun(GPT& model, const at::Tensor& val, const at::Tensor& val_bytes, const TttOptions& opts, Dist& dist)
       : model_(model), opts_(opts), dist_(dist), device_(model.options().device), tokens_(val.to(device_)),
-        bytes_(val_bytes.to(device_)), docs_(split_documents(val.cpu(), kBosId)), batches_(ttt_batches(docs_, opts.batch_docs)),
+        bytes_(val_bytes.to(device_)), docs_(split_documents(val.cpu(), kBosId)), batches_(ttt_batches(docs_, opts.ttt.ttt_batch_docs)),
         frozen_(model) {
     const auto dbl = at::TensorOptions().dtype(at::kDouble).device(device_);
     scores_.target_nll = at::zeros({val.numel()}, dbl);
@@ -187,7 +143,7 @@ class TttRun {
     nll_ = at::zeros({}, dbl);
     byte_sum_ = at::zeros({}, dbl.dtype(at::kLong));
     for (std::size_t j = static_cast<std::size_t>(dist.rank()); j < batches_.size(); j += static_cast<std::size_t>(dist.world_size())) {
-      costs_[j] = batch_cost(batch(j), opts.chunk, opts.context);
+      costs_[j] = batch_cost(batch(j), opts.ttt.ttt_chunk, opts.ttt.ttt_context);
       cost_total_ += costs_[j];
       docs_total_ += static_cast<std::int64_t>(batches_[j].size());
     }
@@ -211,10 +167,10 @@ class TttRun {
       }
       for (std::size_t b = r * world; b < std::min(batches_.size(), (r + 1) * world); ++b)
         scored_docs += static_cast<std::int64_t>(batches_[b].size());
-      if (next_phase < opts_.global_after.size() && scored_docs >= opts_.global_after[next_phase]) {
+      if (next_phase < opts_.ttt.ttt_global_after.size() && scored_docs >= opts_.ttt.ttt_global_after[next_phase]) {
         global_phase(std::min(batches_.size(), (r + 1) * world));
         ++scores_.global_phases;
-        while (next_phase < opts_.global_after.size() && scored_docs >= opts_.global_after[next_phase]) ++next_phase;
+        while (next_phase < opts_.ttt.ttt_global_after.size() && scored_docs >= opts_.ttt.ttt_global_after[next_phase]) ++next_phase;
       }
       if (adapt && opts_.budget_seconds > 0) adapt = !budget_spent(t0);
     }
@@ -247,12 +203,12 @@ class TttRun {
   // Fresh adapters for batch j; each chunk scored, then (with `adapt`) one step.
   void score_batch(std::size_t j, bool adapt) {
     const std::vector<Document> docs = batch(j);
-    BatchedLora lora(model_, opts_.sites, opts_.rank, opts_.alpha, static_cast<std::int64_t>(docs.size()),
+    BatchedLora lora(model_, opts_.ttt.ttt_targets, opts_.ttt.ttt_rank, opts_.ttt.ttt_alpha, static_cast<std::int64_t>(docs.size()),
                      opts_.seed * 1000003ULL + j);
     model_.set_adapter(lora.adapter());
-    AdamW adam(lora.parameters(), {opts_.beta1, opts_.beta2, opts_.eps, opts_.weight_decay});
-    for (std::int64_t k = 0; k * opts_.chunk < docs.front().targets; ++k) {
-      const ChunkPlan p = plan_chunk(docs, k, opts_.chunk, opts_.context);
+    AdamW adam(lora.parameters(), {opts_.ttt.ttt_beta1, opts_.ttt.ttt_beta2, opts_.ttt.ttt_eps, opts_.ttt.ttt_wd});
+    for (std::int64_t k = 0; k * opts_.ttt.ttt_chunk < docs.front().targets; ++k) {
+      const ChunkPlan p = plan_chunk(docs, k, opts_.ttt.ttt_chunk, opts_.ttt.ttt_context);
       const bool train = adapt && p.trains;
       const at::Tensor pos = on(p.inputs, device_);
       const at::Tensor x = tokens_.index_select(0, pos).view({p.rows, p.len});
@@ -265,7 +221,7 @@ class TttRun {
       for (const auto& t : lora.parameters()) t.mutable_grad() = at::Tensor();
       const at::Tensor w = at::tensor(at::ArrayRef<double>(p.weights), at::kDouble).to(device_, nll.scalar_type());
       (nll.reshape({-1}) * w).sum().backward();
-      adam.step(opts_.lr);
+      adam.step(opts_.ttt.ttt_lr);
     }
     model_.set_adapter({});
   }
@@ -287,7 +243,7 @@ class TttRun {
     for (std::size_t b = 0; b < upto; ++b)
       for (std::size_t i : batches_[b])
         for (std::int64_t t = 0; t <= docs_[i].targets; ++t) stream.push_back(docs_[i].start + t);
-    const std::int64_t L = opts_.global_seq_len, bs = opts_.global_batch_seqs, world = dist_.world_size();
+    const std::int64_t L = opts_.global_seq_len, bs = opts_.ttt.ttt_global_batch_seqs, world = dist_.world_size();
     const std::int64_t seqs = (static_cast<std::int64_t>(stream.size()) - 1) / L;
     const std::int64_t steps = seqs / (world * bs);
     if (steps == 0) return;
@@ -314,12 +270,12 @@ class TttRun {
         sync.arm();
         loss.backward();
         sync.finish();
-        clip_grad_norm(params, opts_.global_clip);
+        clip_grad_norm(params, opts_.ttt.ttt_global_clip);
         // buf = m*buf + g;  p -= lr_s * buf,  lr_s = lr * (1 + cos(pi s / steps)) / 2
-        const double lr = opts_.global_lr * 0.5 * (1.0 + std::cos(std::acos(-1.0) * static_cast<double>(s) / static_cast<double>(steps)));
+        const double lr = opts_.ttt.ttt_global_lr * 0.5 * (1.0 + std::cos(std::acos(-1.0) * static_cast<double>(s) / static_cast<double>(steps)));
         at::NoGradGuard no_grad;
         for (std::size_t i = 0; i < params.size(); ++i) {
-          momentum[i].mul_(opts_.global_momentum).add_(params[i].grad());
+          momentum[i].mul_(opts_.ttt.ttt_global_momentum).add_(params[i].grad());
           params[i].add_(momentum[i], -lr);
         }
       }

@@ -14,7 +14,7 @@
 
 namespace pgolf {
 
-FitOptions fit_options(const Config& cfg, std::uint64_t code_bytes) {
+FitOptions fit_options(const ExportConfig& cfg, std::uint64_t code_bytes) {
   FitOptions o;
   o.enabled = cfg.export_fit;
   o.budget = static_cast<std::uint64_t>(cfg.budget_bytes);

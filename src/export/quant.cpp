@@ -11,97 +11,33 @@
 namespace pgolf {
 namespace {
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string part; std::getline(in, part, sep);)
-    if (!part.empty()) out.push_back(part);
-  return out;
-}
-
 bool contains(const std::string& name, const char* fragment) { return name.find(fragment) != std::string::npos; }
 
 }  // namespace
 
-TensorPlan parse_tensor_plan(const std::string& text, const std::string& key) {
-  auto bad = [&](const std::string& why) -> ConfigError {
-    return ConfigError(key + "='" + text + "': " + why +
-                       " (expected fp16, fp32 or int<2..8> with options q=<quantile>, k=<SDClip std multiple>, floor, sym, gptq; e.g. int6,floor)");
-  };
-  const auto parts = split(text, ',');
-  if (parts.empty()) throw bad("empty");
-  TensorPlan plan;
-  if (parts[0] == "fp16" || parts[0] == "fp32") {
-    if (parts.size() > 1) throw bad("fp16/fp32 take no options");
-    plan.scheme = parts[0] == "fp16" ? Scheme::Fp16 : Scheme::Fp32;
-    return plan;
-  }
-  if (parts[0].size() != 4 || parts[0].compare(0, 3, "int") != 0 || parts[0][3] < '2' || parts[0][3] > '8')
-    throw bad("unknown scheme '" + parts[0] + "'");
-  plan.scheme = Scheme::IntRow;
-  plan.quant.bits = parts[0][3] - '0';
-  for (std::size_t i = 1; i < parts.size(); ++i) {
-    const std::string& o = parts[i];
-    if (o == "floor") {
-      plan.quant.floor = true;
-    } else if (o == "gptq") {
-      plan.quant.gptq = true;
-    } else if (o == "sym") {
-      plan.quant.symmetric = true;
-    } else if (o.compare(0, 2, "k=") == 0) {
-      char* end = nullptr;
-      const double k = std::strtod(o.c_str() + 2, &end);
-      if (o.size() == 2 || *end != '\0' || !(k > 0.0 && k < 1e6)) throw bad("SDClip k must be a positive number");
-      plan.quant.sd_k = k;
-    } else if (o.compare(0, 2, "q=") == 0) {
-      char* end = nullptr;
-      const double q = std::strtod(o.c_str() + 2, &end);
-      if (o.size() == 2 || *end != '\0' || !(q > 0.0 && q <= 1.0)) throw bad("clip quantile must be in (0, 1]");
-      plan.quant.clip_q = q;
-    } else {
-      throw bad("unknown option '" + o + "'");
-    }
-  }
-  return plan;
-}
-
-std::string format_tensor_plan(const TensorPlan& plan) {
-  if (plan.scheme == Scheme::Fp16) return "fp16";
-  if (plan.scheme == Scheme::Fp32) return "fp32";
-  std::ostringstream out;
-  out << "int" << plan.quant.bits;
-  if (plan.quant.clip_q != 1.0) out << ",q=" << shortest_decimal(plan.quant.clip_q);
-  if (plan.quant.sd_k > 0) out << ",k=" << shortest_decimal(plan.quant.sd_k);
-  if (plan.quant.floor) out << ",floor";
-  if (plan.quant.symmetric) out << ",sym";
-  if (plan.quant.gptq) out << ",gptq";
-  return out.str();
-}
-
-QuantOptions quant_options(const Config& cfg) {
+QuantOptions quant_options(const ExportConfig& e, const QatConfig& qat) {
   QuantOptions o;
-  for (const PlanClass& c : plan_classes()) o.*c.plan = parse_tensor_plan(get_config_value(cfg, *find_config_key(c.key)), c.key);
-  o.passthrough_numel = cfg.quant_passthrough_numel;
-  o.control_fp32_first = cfg.quant_control_fp32_first;
-  o.fp16_patterns = split(cfg.fp16_keep_name_patterns, ',');
-  o.gptq.damp = cfg.gptq_damp;
-  o.gptq.block = cfg.gptq_block;
-  o.gptq_tokens = cfg.gptq_tokens;
-  o.lqer_tensors = cfg.lqer_tensors;
-  o.lqer_rank = cfg.lqer_rank;
-  if (!cfg.qat_quant.empty()) {
-    TensorPlan q = parse_tensor_plan(cfg.qat_quant, "QAT_QUANT");
-    if (q.scheme != Scheme::IntRow) throw ConfigError("QAT_QUANT='" + cfg.qat_quant + "' must be an int<B> quantiser");
-    o.qat = q.quant;
-  }
+  for (const PlanClass& c : plan_classes()) o.*c.plan = e.*c.configured;
+  o.passthrough_numel = e.quant_passthrough_numel;
+  o.control_fp32_first = e.quant_control_fp32_first;
+  o.fp16_patterns = e.fp16_keep_name_patterns;
+  o.gptq.damp = e.gptq_damp;
+  o.gptq.block = e.gptq_block;
+  o.gptq_tokens = e.gptq_tokens;
+  o.lqer_tensors = e.lqer_tensors;
+  o.lqer_rank = e.lqer_rank;
+  o.qat = qat.qat_quant;
   return o;
 }
 
 const std::vector<PlanClass>& plan_classes() {
   static const std::vector<PlanClass> classes = {
-      {"QUANT_MLP", &QuantOptions::mlp},           {"QUANT_ATTN", &QuantOptions::attn},
-      {"QUANT_BIGRAM_PROJ", &QuantOptions::bigram_proj}, {"QUANT_TOK_EMB", &QuantOptions::tok_emb},
-      {"QUANT_BIGRAM_EMBED", &QuantOptions::bigram_embed}, {"QUANT_OTHER", &QuantOptions::other}};
+      {"QUANT_MLP", &QuantOptions::mlp, &ExportConfig::quant_mlp},
+      {"QUANT_ATTN", &QuantOptions::attn, &ExportConfig::quant_attn},
+      {"QUANT_BIGRAM_PROJ", &QuantOptions::bigram_proj, &ExportConfig::quant_bigram_proj},
+      {"QUANT_TOK_EMB", &QuantOptions::tok_emb, &ExportConfig::quant_tok_emb},
+      {"QUANT_BIGRAM_EMBED", &QuantOptions::bigram_embed, &ExportConfig::quant_bigram_embed},
+      {"QUANT_OTHER", &QuantOptions::other, &ExportConfig::quant_other}};
   return classes;
 }
 
@@ -137,6 +73,13 @@ std::optional<RowQuantizer> qat_quantizer(const std::string& name, const QuantOp
   const TensorPlan& plan = contains(name, ".mlp.") ? o.mlp : contains(name, ".attn.") ? o.attn : o.bigram_proj;
   if (plan.scheme != Scheme::IntRow) return std::nullopt;
   return plan.quant;
+}
+
+std::map<std::string, RowQuantizer> qat_quantizers(const GPT& model, const QuantOptions& opts) {
+  std::map<std::string, RowQuantizer> out;
+  for (const auto& p : model.parameters())
+    if (auto rq = qat_quantizer(p.name, opts)) out[p.name] = *rq;
+  return out;
 }
 
 std::int64_t prune_small_weights(const std::vector<NamedTensor>& params, double frac) {

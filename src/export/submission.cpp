@@ -23,7 +23,8 @@ const CodeArchive& code() {
 
 std::uint64_t code_bytes() { return code().bytes.size(); }
 
-std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, const QuantOptions& quant, RunLog& log) {
+std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const std::string& data_path, std::int64_t seq_len,
+                                                const QuantOptions& quant, RunLog& log) {
   if (!uses_gptq(quant)) return {};
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> names;
@@ -32,7 +33,7 @@ std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, c
     if (plan.scheme == Scheme::IntRow && plan.quant.gptq) names.push_back(p.name);
   }
   log.progress("GPTQ: calibrating on " + std::to_string(quant.gptq_tokens) + " training tokens...");
-  auto h = input_hessians(model, shard_files(train_pattern(cfg.data_path)), quant.gptq_tokens, cfg.train_seq_len, 8, names);
+  auto h = input_hessians(model, shard_files(train_pattern(data_path)), quant.gptq_tokens, seq_len, 8, names);
   log.line("gptq: Hessians of " + std::to_string(h.size()) + " matrices from " + std::to_string(quant.gptq_tokens) +
            " training tokens in " + std::to_string(static_cast<long long>(ms_since(t0))) + "ms");
   return h;
@@ -44,13 +45,13 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   r.path = path;
   r.code_bytes = code_bytes();
   log.progress("pruning and quantising...");
-  const FitOptions budget = fit_options(cfg, r.code_bytes);
-  const QuantOptions quant = quant_options(cfg);
-  const Codec codec = *parse_codec(cfg.artifact_codec);
+  const FitOptions budget = fit_options(cfg.export_, r.code_bytes);
+  const QuantOptions quant = quant_options(cfg.export_, cfg.qat);
+  const Codec codec = cfg.export_.artifact_codec;
   for (const auto& p : model.parameters())
     if (!at::isfinite(p.tensor).all().item<bool>())
       throw std::runtime_error("cannot export: weight '" + p.name + "' holds non-finite values (NaN or infinity); nothing is written");
-  const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg, quant, log), {quant, cfg.prune_frac}, budget,
+  const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg.run.data_path, cfg.train.train_seq_len, quant, log), {quant, cfg.export_.prune_frac}, budget,
                                    codec, kArtifactHeaderBytes, log);
   // What the artifact will decode to must be finite too: fp16 overflows past
   // 65,504 (a passthrough value, or a row scale) to infinity.
@@ -85,8 +86,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 }
 
 ScoringData load_scoring_data(const Config& cfg, at::Device device) {
-  const ValidationSplit split = load_validation(cfg.data_path, cfg.train_seq_len, cfg.vocab_size);
-  const TargetBytes bytes = target_bytes(split, cfg.tokenizer_path, cfg.vocab_size);
+  const ValidationSplit split = load_validation(cfg.run.data_path, cfg.train.train_seq_len, cfg.model.vocab_size);
+  const TargetBytes bytes = target_bytes(split, cfg.run.tokenizer_path, cfg.model.vocab_size);
   return {to_tensor(split.tokens).to(device), to_tensor(bytes.bytes).to(device), bytes.source};
 }
 
@@ -108,22 +109,23 @@ void log_score(RunLog& log, const std::string& label, const EvalSums& e, double 
 
 }  // namespace
 
-EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
+EvalSums score_sliding(GPT& model, const EvalConfig& cfg, const ScoringData& data, RunLog& log, const std::string& label,
                        bool exact_line, Dist& dist) {
+  if (cfg.eval_seq_len <= 0) throw std::logic_error("score_sliding: EVAL_SEQ_LEN is 0; fill_derived() resolves it");
   const auto t0 = std::chrono::steady_clock::now();
   auto progress = [&](std::int64_t done, std::int64_t total) {
     log.progress(label + ": batch " + std::to_string(done) + "/" + std::to_string(total));
   };
-  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, eval_seq_len(cfg), cfg.eval_stride,
+  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, cfg.eval_seq_len, cfg.eval_stride,
                                            cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
                           dist, model.options().device, label);
   log_score(log, label, e, ms_since(t0), exact_line);
   return e;
 }
 
-EvalSums score_ttt(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label, Dist& dist) {
+EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, RunLog& log, const std::string& label,
+                   Dist& dist) {
   const auto t0 = std::chrono::steady_clock::now();
-  const TttOptions opts = ttt_options(cfg);
   bool estimated = false;
   auto progress = [&](const TttProgress& p) {
     char buf[256];

@@ -64,35 +64,6 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
   return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true, std::nullopt, gqa);
 }
 
-std::pair<std::int64_t, std::int64_t> parse_loop_layers(const std::string& spec) {
-  const auto dash = spec.find('-');
-  auto number = [&](const std::string& s) {
-    std::size_t used = 0;
-    long long v = -1;
-    try {
-      v = std::stoll(s, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (s.empty() || used != s.size() || v < 0)
-      throw std::invalid_argument("LOOP_LAYERS must be A-B with layer numbers 0 <= A <= B, got '" + spec + "'");
-    return static_cast<std::int64_t>(v);
-  };
-  if (dash == std::string::npos) number("");
-  const std::int64_t a = number(spec.substr(0, dash)), b = number(spec.substr(dash + 1));
-  if (a > b) throw std::invalid_argument("LOOP_LAYERS must be A-B with A <= B, got '" + spec + "'");
-  return {a, b};
-}
-
-std::vector<std::int64_t> block_order(std::int64_t layers, std::int64_t first, std::int64_t last, std::int64_t repeats) {
-  std::vector<std::int64_t> order;
-  for (std::int64_t i = 0; i < first; ++i) order.push_back(i);
-  for (std::int64_t r = 0; r < repeats; ++r)
-    for (std::int64_t i = first; i <= last; ++i) order.push_back(i);
-  for (std::int64_t i = last + 1; i < layers; ++i) order.push_back(i);
-  return order;
-}
-
 at::Tensor skip_add(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor&) {
   return x + w * skip;
 }

@@ -5,12 +5,11 @@
 #include <cmath>
 #include <iomanip>
 #include <sstream>
-#include <tuple>
 
 #include "pgolf/data/data.h"
 #include "pgolf/kernels/fused.h"
 #include "pgolf/model/layers.h"
-#include "pgolf/export/quant.h"
+#include "pgolf/export/quantizer.h"
 
 namespace pgolf {
 
@@ -28,9 +27,8 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t) {
   return ParamGroup::Scalar;
 }
 
-std::vector<BlockPlan> block_plans(const Config& cfg) {
-  std::int64_t first = -1, last = -2;
-  if (!cfg.loop_layers.empty()) std::tie(first, last) = parse_loop_layers(cfg.loop_layers);
+std::vector<BlockPlan> block_plans(const ModelConfig& cfg) {
+  const std::int64_t first = cfg.loop_layers.first, last = cfg.loop_layers.on() ? cfg.loop_layers.last : -2;
   std::vector<BlockPlan> plans;
   for (std::int64_t i = 0; i < cfg.num_layers; ++i) {
     BlockPlan b;
@@ -75,7 +73,7 @@ at::Tensor fused_smear_then_norm(const at::Tensor& x, const at::Tensor&, const G
 }
 // The configured order and kind; the BOS-aware gate has no fused kernel.
 using EmbedNormFn = at::Tensor (*)(const at::Tensor& x, const at::Tensor& ids, const GPT::Smear& s);
-EmbedNormFn pick_embed_norm(const Config& cfg, bool fused) {
+EmbedNormFn pick_embed_norm(const ModelConfig& cfg, bool fused) {
   if (cfg.smear_bos_aware) return bos_smear_then_norm;
   if (cfg.smear_before_norm) return fused ? fused_smear_then_norm : smear_then_norm;
   return fused ? fused_norm_then_smear : norm_then_smear;
@@ -96,11 +94,11 @@ at::Tensor orthogonal(std::int64_t rows, std::int64_t cols, at::Generator& gen) 
 
 }  // namespace
 
-GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
-  validate_config(cfg);
+GPT::GPT(const ModelConfig& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
+  validate_model_config(cfg);
   const std::int64_t V = cfg.vocab_size, D = cfg.model_dim, L = cfg.num_layers, H = cfg.num_heads;
-  const std::int64_t kv = cfg.num_kv_heads * head_dim(cfg), hidden = cfg.mlp_mult * D;
-  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg.seed));
+  const std::int64_t kv = cfg.num_kv_heads * cfg.head_dim(), hidden = cfg.mlp_mult * D;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(opts.seed);
   auto f32 = at::TensorOptions().dtype(at::kFloat);
 
   // Init (docs/MODEL.md ("The model")): matrices with both sides >= 64 orthogonal, and those named
@@ -129,11 +127,8 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
   }
   // Block applications: each layer once, and with LOOP_LAYERS the looped
   // order; the skip slots are as many as the longer order's encoder needs.
-  plain_order_ = block_order(L, 0, -1, 1);
-  if (!cfg.loop_layers.empty()) {
-    const auto [first, last] = parse_loop_layers(cfg.loop_layers);
-    looped_order_ = block_order(L, first, last, cfg.loop_repeats);
-  }
+  plain_order_ = block_order(L, {}, 1);
+  if (cfg.loop_layers.on()) looped_order_ = block_order(L, cfg.loop_layers, cfg.loop_repeats);
   const auto n = static_cast<std::int64_t>(std::max(plain_order_.size(), looped_order_.size()));
   const std::int64_t slots = std::min(n / 2, n - n / 2);
   skip_weights_ = add("skip_weights", at::ones({slots, D}, f32));
@@ -163,21 +158,23 @@ GPT::GPT(const Config& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     b.norm_scale = plan.norm_scale;
     blocks_.push_back(b);
   }
-  fused_ = use_fused_kernels(cfg, opts.device);
+  fused_ = use_fused_kernels(opts.fused_kernels, opts.device);
   embed_norm_ = pick_embed_norm(cfg, fused_);
-  const double slope = cfg.mlp_activation == "leaky_relu2" ? cfg.mlp_leaky_slope : 0.0;
+  const double slope = cfg.mlp_activation == MlpActivation::LeakyRelu2 ? cfg.mlp_leaky_slope : 0.0;
   qk_norm_rope_ = fused_ ? fused_qk_norm_rope : qk_norm_rope;
   residual_norm_ = fused_ ? fused_residual_norm : residual_norm;
   xsa_ = fused_ ? fused_xsa : xsa;
   if (fused_)
     activation_ = [slope](const at::Tensor& h) { return fused_leaky_relu2(h, slope); };
-  else if (cfg.mlp_activation == "leaky_relu2")
+  else if (cfg.mlp_activation == MlpActivation::LeakyRelu2)
     activation_ = [slope](const at::Tensor& h) { return leaky_relu_squared(h, slope); };
   else
     activation_ = relu_squared;
-  const QuantOptions quant = quant_options(cfg);
-  for (const auto& p : params_)
-    if (auto rq = qat_quantizer(p.name, quant)) qat_quant_[p.tensor.unsafeGetTensorImpl()] = *rq;
+}
+
+void GPT::set_qat_quantizers(const std::map<std::string, RowQuantizer>& quantizers) {
+  qat_quant_.clear();
+  for (const auto& [name, rq] : quantizers) qat_quant_[param(name).unsafeGetTensorImpl()] = rq;
 }
 
 at::Tensor& GPT::add(const std::string& name, at::Tensor t) {
@@ -219,12 +216,12 @@ at::Tensor GPT::adapted(const at::Tensor& y, AdapterSite site, std::int64_t laye
 }
 
 at::Tensor GPT::attention(const Block& b, const at::Tensor& x) {
-  const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = head_dim(cfg_);
+  const std::int64_t B = x.size(0), T = x.size(1), H = cfg_.num_heads, Hkv = cfg_.num_kv_heads, hd = cfg_.head_dim();
   at::Tensor q = adapted(linear(x, b.c_q), AdapterSite::Q, b.layer, x).view({B, T, H, hd});
   at::Tensor k = adapted(linear(x, b.c_k), AdapterSite::K, b.layer, x).view({B, T, Hkv, hd});
   at::Tensor v = adapted(linear(x, b.c_v), AdapterSite::V, b.layer, x).view({B, T, Hkv, hd}).transpose(1, 2);
   if (T != rope_len_) {
-    const std::int64_t d = rope_dims(cfg_);
+    const std::int64_t d = cfg_.rotated_dims();
     std::tie(rope_cos_, rope_sin_) = rope_tables(T, d, ntk_rope_base(cfg_.rope_base, T, cfg_.rope_ntk_len, d), x.device());
     rope_len_ = T;
   }

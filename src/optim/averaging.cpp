@@ -18,10 +18,8 @@ bool after_step_index(std::int64_t steps_done, std::int64_t every) { return (ste
 
 }  // namespace
 
-SwaTiming swa_timing(const std::string& step_index) {
-  if (step_index == "done") return after_steps_done;
-  if (step_index == "taken") return after_step_index;
-  throw std::invalid_argument("SWA_STEP_INDEX='" + step_index + "' must be done or taken");
+SwaTiming swa_timing(SwaStepIndex step_index) {
+  return step_index == SwaStepIndex::Done ? after_steps_done : after_step_index;
 }
 
 void Swa::add(const std::vector<at::Tensor>& params) {

@@ -21,36 +21,13 @@ std::vector<NsCoefficients> polar_express_ns() {
           {2.3465413258596377, -1.7097828382687081, 0.42323551169305323}};
 }
 
-std::vector<NsCoefficients> parse_ns_coefficients(const std::string& spec, std::int64_t backend_steps) {
-  if (spec == "classic") return classic_ns(backend_steps);
-  if (spec == "polar_express") return polar_express_ns();
-  if (!spec.empty() && spec.back() == ';') throw std::invalid_argument("MUON_NS_COEFFS: '" + spec + "' ends in ';'");
-  std::vector<NsCoefficients> out;
-  std::stringstream tuples(spec);
-  std::string tuple;
-  while (std::getline(tuples, tuple, ';')) {
-    std::stringstream fields(tuple);
-    std::string f;
-    std::vector<double> v;
-    while (std::getline(fields, f, ',')) {
-      std::size_t used = 0;
-      double x = 0;
-      try {
-        x = std::stod(f, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used == 0 || used != f.size() || !std::isfinite(x))
-        throw std::invalid_argument("MUON_NS_COEFFS: '" + f + "' in '" + tuple + "' is not a number");
-      v.push_back(x);
-    }
-    if (v.size() != 3)
-      throw std::invalid_argument("MUON_NS_COEFFS: '" + tuple + "' must be three numbers a,b,c");
-    out.push_back({v[0], v[1], v[2]});
+std::vector<NsCoefficients> ns_coefficients(const NsSchedule& schedule, std::int64_t backend_steps) {
+  switch (schedule.kind) {
+    case NsSchedule::Classic: return classic_ns(backend_steps);
+    case NsSchedule::PolarExpress: return polar_express_ns();
+    case NsSchedule::Tuples: break;
   }
-  if (out.empty())
-    throw std::invalid_argument("MUON_NS_COEFFS must be classic, polar_express or tuples a,b,c;a,b,c;..., got '" + spec + "'");
-  return out;
+  return schedule.tuples;
 }
 
 at::Tensor newton_schulz(const at::Tensor& G, const std::vector<NsCoefficients>& coefficients, at::ScalarType dtype) {
@@ -184,17 +161,17 @@ std::vector<at::Tensor> group(const GPT& model, ParamGroup g) {
 
 }  // namespace
 
-AdamW::Options adam_options(const Config& cfg, ParamGroup group) {
+AdamW::Options adam_options(const OptimConfig& cfg, ParamGroup group) {
   auto own = [](double v, double shared) { return v >= 0 ? v : shared; };
   if (group == ParamGroup::Embedding)
     return {own(cfg.tied_embed_beta1, cfg.beta1), own(cfg.tied_embed_beta2, cfg.beta2), cfg.adam_eps, tied_embed_wd(cfg)};
   return {own(cfg.scalar_beta1, cfg.beta1), own(cfg.scalar_beta2, cfg.beta2), cfg.adam_eps, scalar_wd(cfg)};
 }
 
-Optimizers::Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding)
+Optimizers::Optimizers(const GPT& model, const OptimConfig& cfg, at::ScalarType ns_dtype, MuonSharding sharding)
     : cfg_(cfg),
       muon_(group(model, ParamGroup::Muon), {cfg.muon_backend_steps, cfg.muon_wd, ns_dtype, std::move(sharding),
-                                             parse_ns_coefficients(cfg.muon_ns_coeffs, cfg.muon_backend_steps),
+                                             ns_coefficients(cfg.muon_ns_coeffs, cfg.muon_backend_steps),
                                              cfg.muon_row_norm}),
       embed_(group(model, ParamGroup::Embedding), adam_options(cfg, ParamGroup::Embedding)),
       scalar_(group(model, ParamGroup::Scalar), adam_options(cfg, ParamGroup::Scalar)) {

@@ -235,7 +235,9 @@ bool changes_results(const ConfigKey& key) {
 
 void check_resumable(const TrainState& s, const Config& cfg, int world_size, const std::string& device) {
   std::vector<std::string> faults;
-  const std::map<std::string, std::string> now = config_values(cfg);
+  Config filled = cfg;  // the checkpoint holds the values the run used, derived defaults resolved
+  fill_derived(filled);
+  const std::map<std::string, std::string> now = config_values(filled);
   for (const auto& k : config_keys()) {
     if (!changes_results(k)) continue;
     auto it = s.config.find(k.name);

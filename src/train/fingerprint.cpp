@@ -54,10 +54,10 @@ std::string run_fingerprint(const Config& cfg) {
     out << "config." << name << "=" << values.at(name) << "\n";
   }
   auto name_of = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
-  for (const auto& f : glob_sorted(cfg.data_path + "/fineweb_val_*.bin")) out << "data." << name_of(f) << "=" << file_summary(f) << "\n";
-  for (const auto& f : glob_sorted(train_pattern(cfg.data_path)))
+  for (const auto& f : glob_sorted(cfg.run.data_path + "/fineweb_val_*.bin")) out << "data." << name_of(f) << "=" << file_summary(f) << "\n";
+  for (const auto& f : glob_sorted(train_pattern(cfg.run.data_path)))
     out << "data." << name_of(f) << "=" << file_summary(f, kShardHeaderBytes + (64 << 10)) << "\n";
-  out << "tokenizer=" << file_summary(cfg.tokenizer_path) << "\n";
+  out << "tokenizer=" << file_summary(cfg.run.tokenizer_path) << "\n";
   return out.str();
 }
 

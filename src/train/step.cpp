@@ -4,10 +4,10 @@
 
 namespace pgolf {
 
-bool use_cuda_graphs(const Config& cfg, const at::Device& device) { return cfg.cuda_graphs && device.is_cuda(); }
+bool use_cuda_graphs(bool requested, const at::Device& device) { return requested && device.is_cuda(); }
 
-std::unique_ptr<GraphRecorder> step_recorder(const Config& cfg, const at::Device& device) {
-  return use_cuda_graphs(cfg, device) ? cuda_graph_recorder(device) : nullptr;
+std::unique_ptr<GraphRecorder> step_recorder(bool cuda_graphs, const at::Device& device) {
+  return use_cuda_graphs(cuda_graphs, device) ? cuda_graph_recorder(device) : nullptr;
 }
 
 TrainStep::TrainStep(GPT& model, Optimizers& opt, std::int64_t grad_accum, GradientSync* sync,

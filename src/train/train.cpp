@@ -16,56 +16,22 @@
 
 namespace pgolf {
 
-namespace {
-
-double warmdown(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
-  if (cfg.warmdown_iters <= 0) return 1.0;
-  const double W = static_cast<double>(cfg.warmdown_iters);
-  if (cfg.max_wallclock_seconds <= 0) {
-    const std::int64_t start = std::max<std::int64_t>(cfg.iterations - cfg.warmdown_iters, 0);
-    if (step < start || step >= cfg.iterations) return 1.0;
-    return std::max(static_cast<double>(cfg.iterations - step) / W, 0.0);
-  }
-  const double warmdown_ms = W * step_ms;
-  const double remaining_ms = std::max(cfg.max_wallclock_seconds * 1000.0 - elapsed_ms, 0.0);
-  return remaining_ms <= warmdown_ms ? remaining_ms / std::max(warmdown_ms, 1e-9) : 1.0;
-}
-
-double hold_decay(const Config& cfg, std::int64_t step, double elapsed_ms) {
-  const double frac = cfg.max_wallclock_seconds > 0 ? elapsed_ms / (cfg.max_wallclock_seconds * 1000.0)
-                                                    : static_cast<double>(step) / static_cast<double>(std::max<std::int64_t>(cfg.iterations, 1));
-  if (frac < cfg.lr_hold_frac) return 1.0;
-  return std::max((1.0 - frac) / (1.0 - cfg.lr_hold_frac), 0.0);
-}
-
-}  // namespace
-
-double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms) {
-  const double m = cfg.lr_schedule == "hold_decay" ? hold_decay(cfg, step, elapsed_ms) : warmdown(cfg, step, elapsed_ms, step_ms);
-  return std::max(m, cfg.min_lr);
-}
-
-bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms) {
-  if (cfg.max_wallclock_seconds > 0) return elapsed_ms >= frac * cfg.max_wallclock_seconds * 1000.0;
-  return static_cast<double>(step) >= frac * static_cast<double>(cfg.iterations);
-}
-
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
-  return cfg.qat_enabled && run_fraction_reached(cfg, cfg.qat_start_frac, step, elapsed_ms);
+  return cfg.qat.qat_enabled && run_fraction_reached(cfg.schedule, cfg.qat.qat_start_frac, step, elapsed_ms);
 }
 
 bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
-  return !cfg.loop_layers.empty() && run_fraction_reached(cfg, cfg.loop_start_frac, step, elapsed_ms);
+  return cfg.model.loop_layers.on() && run_fraction_reached(cfg.schedule, cfg.model.loop_start_frac, step, elapsed_ms);
 }
 
 StepPlan plan_step(const Config& cfg, std::int64_t step, const AgreedClock& clock) {
   const double elapsed = clock.elapsed(step);
-  return {lr_multiplier(cfg, step, elapsed, clock.step_ms()), qat_active(cfg, step, elapsed), loop_active(cfg, step, elapsed)};
+  return {lr_multiplier(cfg.schedule, step, elapsed, clock.step_ms()), qat_active(cfg, step, elapsed), loop_active(cfg, step, elapsed)};
 }
 
 bool run_finished(const Config& cfg, std::int64_t steps_done, const AgreedClock& clock) {
-  if (steps_done >= cfg.iterations) return true;
-  return cfg.max_wallclock_seconds > 0 && clock.elapsed(steps_done) >= cfg.max_wallclock_seconds * 1000.0;
+  if (steps_done >= cfg.schedule.iterations) return true;
+  return cfg.schedule.max_wallclock_seconds > 0 && clock.elapsed(steps_done) >= cfg.schedule.max_wallclock_seconds * 1000.0;
 }
 
 namespace {
@@ -91,7 +57,7 @@ std::string fmt(const char* f, double v) {
 
 TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume) {
   Dist single;
-  return train(cfg, log, single, select_device(cfg.device), resume);
+  return train(cfg, log, single, select_device(cfg.runtime.device), resume);
 }
 
 namespace {
@@ -109,26 +75,27 @@ std::vector<at::Tensor> tensors_of(const GPT& model) {
 class Trainer {
  public:
   Trainer(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device)
-      : cfg_(cfg), log_(log), dist_(dist), device_(device), mopts_(model_options_for(device)),
+      : cfg_(cfg), log_(log), dist_(dist), device_(device), mopts_(model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels)),
         world_(dist.world_size()), rank_(dist.rank()), grad_accum_(grad_accum_steps(world_)),
-        data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.data_path))),
-        loader_(train_files_, rank_, world_, cfg.vocab_size),
-        batches_(loader_, {cfg.train_batch_tokens, cfg.train_seq_len, grad_accum_}, device),
-        val_batch_seqs_(std::max<std::int64_t>(1, cfg.val_batch_size / (world_ * grad_accum_) / cfg.train_seq_len)),
-        model_(cfg, mopts_), swa_due_(swa_timing(cfg.swa_step_index)) {
-    if (!cfg.init_weights.empty()) {
-      load_weights(model_, cfg.init_weights);
-      log.line("init_weights:" + cfg.init_weights);
+        data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.run.data_path))),
+        loader_(train_files_, rank_, world_, cfg.model.vocab_size),
+        batches_(loader_, {cfg.train.train_batch_tokens, cfg.train.train_seq_len, grad_accum_}, device),
+        val_batch_seqs_(std::max<std::int64_t>(1, cfg.train.val_batch_size / (world_ * grad_accum_) / cfg.train.train_seq_len)),
+        model_(cfg.model, mopts_), swa_due_(swa_timing(cfg.averaging.swa_step_index)) {
+    if (!cfg.train.init_weights.empty()) {
+      load_weights(model_, cfg.train.init_weights);
+      log.line("init_weights:" + cfg.train.init_weights);
     }
+    model_.set_qat_quantizers(qat_quantizers(model_, quant_options(cfg.export_, cfg.qat)));
     params_ = tensors_of(model_);
-    opt_.emplace(model_, cfg, ns_dtype_for(device),
+    opt_.emplace(model_, cfg.optim, ns_dtype_for(device),
                  MuonSharding{rank_, world_, [this](at::Tensor& flat) { dist_.all_reduce_sum(flat, "Muon update all-reduce"); }});
     sync_.emplace(dist, params_);
-    train_step_.emplace(model_, *opt_, grad_accum_, &*sync_, step_recorder(cfg, device),
+    train_step_.emplace(model_, *opt_, grad_accum_, &*sync_, step_recorder(cfg.runtime.cuda_graphs, device),
                         [this](const std::string& note) { log_.line(note); });
     log.line("model_params:" + std::to_string(model_.num_params()));
     log.line(format_block_plans(model_.plans()));
-    for (const std::string& note : ignored_cuda_switches(cfg, device)) log.line(note);
+    for (const std::string& note : ignored_cuda_switches(cfg.runtime, device)) log.line(note);
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
     log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
              " train_shards:" + std::to_string(train_files_.size()) +
@@ -138,15 +105,15 @@ class Trainer {
   // Real steps to warm kernels and the allocator, then every bit of state
   // (weights, optimiser state, data position) goes back to the start.
   void warm_up() {
-    if (cfg_.warmup_steps <= 0) return;
+    if (cfg_.train.warmup_steps <= 0) return;
     const auto weights0 = clone_all(params_);
     const auto state0 = clone_all(opt_->state());
     const auto position0 = batches_.position();
-    for (std::int64_t i = 0; i < cfg_.warmup_steps; ++i) {
+    for (std::int64_t i = 0; i < cfg_.train.warmup_steps; ++i) {
       // With depth recurrence the second half runs looped, so that shape is
       // warm too when the switch comes.
-      model_.set_looped(2 * i >= cfg_.warmup_steps);
-      log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.warmup_steps));
+      model_.set_looped(2 * i >= cfg_.train.warmup_steps);
+      log_.progress("warmup step " + std::to_string(i + 1) + "/" + std::to_string(cfg_.train.warmup_steps));
       run_step(i, 1.0);
     }
     model_.set_looped(false);
@@ -154,7 +121,7 @@ class Trainer {
     copy_all(opt_->state(), state0);
     batches_.seek(position0);
     opt_->zero_grad();
-    log_.line("warmup_steps:" + std::to_string(cfg_.warmup_steps) + " done, state restored");
+    log_.line("warmup_steps:" + std::to_string(cfg_.train.warmup_steps) + " done, state restored");
   }
 
   // Continues from a checkpoint: every bit of state as it was after its step,
@@ -169,8 +136,8 @@ class Trainer {
         restore_tensors(sum, s.swa_sum, "SWA sum");
         swa_ = Swa(std::move(sum), s.swa_count);
       }
-      if (cfg_.ema_enabled) {
-        ema_.emplace(params_, cfg_.ema_decay);
+      if (cfg_.averaging.ema_enabled) {
+        ema_.emplace(params_, cfg_.averaging.ema_decay);
         restore_tensors(ema_->state(), s.ema, "EMA state");
       } else if (!s.ema.empty()) {
         throw std::runtime_error("it holds EMA state, but EMA_ENABLED=0");
@@ -204,13 +171,13 @@ class Trainer {
     EvalSums last_eval;
   };
   LoopResult loop() {
-    if (cfg_.ema_enabled && !ema_) ema_.emplace(params_, cfg_.ema_decay);
+    if (cfg_.averaging.ema_enabled && !ema_) ema_.emplace(params_, cfg_.averaging.ema_decay);
     EvalSums last_eval;
     synchronize(device_);
     t0_ = Clock::now();
     for (;;) {
       const bool last = finished();
-      if (last || (cfg_.val_loss_every > 0 && step_ % cfg_.val_loss_every == 0)) {
+      if (last || (cfg_.train.val_loss_every > 0 && step_ % cfg_.train.val_loss_every == 0)) {
         if (pending_) report(/*final=*/last);
         synchronize(device_);
         train_ms_ += ms_since(t0_);  // validation time is not training time
@@ -221,9 +188,9 @@ class Trainer {
       step_once();
       if (checkpoint_due()) checkpoint();
     }
-    if (step_ < cfg_.iterations)
+    if (step_ < cfg_.schedule.iterations)
       log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
-                "/" + std::to_string(cfg_.iterations));
+                "/" + std::to_string(cfg_.schedule.iterations));
     if (epoch_after(step_) > 1) log_.line("data: " + std::to_string(epoch_after(step_)) + " epochs over the training shards");
     log_.line(peak_memory_report(device_));
     return {step_, train_ms_, last_eval};
@@ -234,9 +201,9 @@ class Trainer {
   // evaluation; nothing when the run keeps its final weights.
   std::optional<EvalSums> average() {
     if (ema_) {
-      log_.line("ema:applying decay " + fmt("%.4f", cfg_.ema_decay));
+      log_.line("ema:applying decay " + fmt("%.4f", cfg_.averaging.ema_decay));
       ema_->apply(params_);
-    } else if (swa_.finish(params_, cfg_.swa_add_final)) {
+    } else if (swa_.finish(params_, cfg_.averaging.swa_add_final)) {
       log_.line("swa:applying averaged " + std::to_string(swa_.count()) + " checkpoints");
     } else {
       if (swa_.count() == 1) log_.line("swa:kept the final weights (1 checkpoint collected; averaging needs 2 or more)");
@@ -269,7 +236,7 @@ class Trainer {
   };
   Scores export_and_score(const std::string& weights_path) {
     Scores s;
-    if (cfg_.prequant_eval) s.prequant = score_sliding(model_, cfg_, data_, log_, "final_prequant_sliding", false, dist_);
+    if (cfg_.eval.prequant_eval) s.prequant = score_sliding(model_, cfg_.eval, data_, log_, "final_prequant_sliding", false, dist_);
     const std::string artifact = log_.dir() + "/final_model.pgolf";
     if (dist_.is_main()) {
       try {
@@ -281,11 +248,11 @@ class Trainer {
     }
     dist_.barrier("artifact written by rank 0");
     s.exported.path = artifact;
-    GPT restored(cfg_, mopts_);
+    GPT restored(cfg_.model, mopts_);
     restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
-    s.roundtrip = score_sliding(restored, cfg_, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
-    if (cfg_.ttt_enabled) s.ttt = score_ttt(restored, cfg_, data_, log_, "final_ttt", dist_);
+    s.roundtrip = score_sliding(restored, cfg_.eval, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    if (cfg_.ttt.ttt_enabled) s.ttt = score_ttt(restored, ttt_options(cfg_), data_, log_, "final_ttt", dist_);
     return s;
   }
 
@@ -321,24 +288,24 @@ class Trainer {
     }
     if (!model_.looped() && plan.looped) {
       model_.set_looped(true);  // and for every evaluation after
-      log_.line("loop:start step:" + std::to_string(step_) + " layers:" + cfg_.loop_layers + " repeats:" +
-                std::to_string(cfg_.loop_repeats));
+      log_.line("loop:start step:" + std::to_string(step_) + " layers:" + format_value(cfg_.model.loop_layers) + " repeats:" +
+                std::to_string(cfg_.model.loop_repeats));
     }
     at::Tensor loss = run_step(step_, mult);
     ++step_;
     note_epoch();
     if (step_ == 1) agree_first_step();
-    if (cfg_.swa_enabled && !ema_ && mult < cfg_.swa_start_frac && swa_due_(step_, cfg_.swa_every)) {
+    if (cfg_.averaging.swa_enabled && !ema_ && mult < cfg_.averaging.swa_start_frac && swa_due_(step_, cfg_.averaging.swa_every)) {
       if (swa_.count() == 0) log_.line("swa:start step:" + std::to_string(step_));
       swa_.add(params_);
     }
     if (ema_) ema_->update(params_);
-    const bool log = step_ <= 10 || step_ % cfg_.train_log_every == 0 || step_ == cfg_.iterations;
+    const bool log = step_ <= 10 || step_ % cfg_.train.train_log_every == 0 || step_ == cfg_.schedule.iterations;
     // Every step reports: its loss is checked (report) and its time moves the agreed clock.
     StepReport now = start_report(loss, mult, log);
     if (pending_) report(/*final=*/false);
     pending_ = std::move(now);
-    if (!log) log_.progress("step " + std::to_string(step_) + "/" + std::to_string(cfg_.iterations));
+    if (!log) log_.progress("step " + std::to_string(step_) + "/" + std::to_string(cfg_.schedule.iterations));
   }
 
   // The epoch of the stream that step_ steps have read into: every step
@@ -346,7 +313,7 @@ class Trainer {
   // one stream all ranks share. The first wrap is logged (the shards are
   // then read again), and the count at the end.
   std::int64_t epoch_after(std::int64_t steps) const {
-    const std::int64_t local = cfg_.train_batch_tokens / (world_ * grad_accum_);
+    const std::int64_t local = cfg_.train.train_batch_tokens / (world_ * grad_accum_);
     const auto read = static_cast<double>(steps) * static_cast<double>(grad_accum_ * world_ * (local + 1));
     return static_cast<std::int64_t>(std::ceil(read / static_cast<double>(loader_.stream().total_tokens())));
   }
@@ -357,7 +324,7 @@ class Trainer {
                 std::to_string(loader_.stream().total_tokens()) + " tokens, fewer than the run reads, so they are read again");
   }
 
-  bool capped() const { return cfg_.max_wallclock_seconds > 0; }
+  bool capped() const { return cfg_.schedule.max_wallclock_seconds > 0; }
   bool finished() const { return run_finished(cfg_, step_, clock_) || (stop_after_ >= 0 && step_ >= stop_after_); }
 
   // The first step carries the start-up costs; the schedule leaves it out of
@@ -396,7 +363,7 @@ class Trainer {
     const double loss = sums[0] / world_;
     clock_.agree(r.step, sums[1] / world_);
     if (r.log || final || !std::isfinite(loss)) {
-      log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.iterations) + fmt(" train_loss:%.4f", loss) +
+      log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.schedule.iterations) + fmt(" train_loss:%.4f", loss) +
                 fmt(" train_time:%.0fms", r.local_ms) + fmt(" step_avg:%.2fms", r.local_ms / r.step));
       log_.metric("train", {{"step", double(r.step)}, {"train_loss", loss}, {"lr_mult", r.lr_mult}, {"train_time_ms", r.local_ms}});
     }
@@ -408,7 +375,7 @@ class Trainer {
                                " is not finite, so the run stops here; nothing of this state is saved (lower the "
                                "learning rates MATRIX_LR, SCALAR_LR, TIED_EMBED_LR or GRAD_CLIP_NORM, or resume from the "
                                "last checkpoint with other values)");
-    if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.max_wallclock_seconds * 1000.0) stop_after_ = step_;
+    if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.schedule.max_wallclock_seconds * 1000.0) stop_after_ = step_;
   }
 
   // Every CHECKPOINT_EVERY steps, or once CHECKPOINT_MINUTES of the agreed
@@ -416,8 +383,8 @@ class Trainer {
   // the last step, whose weights the run saves anyway.
   bool checkpoint_due() const {
     if (finished()) return false;
-    if (cfg_.checkpoint_every > 0 && step_ % cfg_.checkpoint_every == 0) return true;
-    return cfg_.checkpoint_minutes > 0 && clock_.agreed_ms() - last_checkpoint_ms_ >= cfg_.checkpoint_minutes * 60e3;
+    if (cfg_.train.checkpoint_every > 0 && step_ % cfg_.train.checkpoint_every == 0) return true;
+    return cfg_.train.checkpoint_minutes > 0 && clock_.agreed_ms() - last_checkpoint_ms_ >= cfg_.train.checkpoint_minutes * 60e3;
   }
 
   // The pending report is read first, so that the schedule's clock is that of
@@ -463,7 +430,7 @@ class Trainer {
   }
 
   EvalSums standard_eval() {
-    return all_reduce(evaluate_standard(model_, data_.val, data_.bytes, cfg_.train_seq_len, val_batch_seqs_, rank_, world_),
+    return all_reduce(evaluate_standard(model_, data_.val, data_.bytes, cfg_.train.train_seq_len, val_batch_seqs_, rank_, world_),
                       dist_, device_);
   }
 
@@ -471,7 +438,7 @@ class Trainer {
     auto t = Clock::now();
     log_.progress("validating...");
     EvalSums e = standard_eval();
-    log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.iterations) + fmt(" val_loss:%.4f", e.val_loss()) +
+    log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.schedule.iterations) + fmt(" val_loss:%.4f", e.val_loss()) +
               fmt(" val_bpb:%.4f", e.val_bpb()) + fmt(" train_time:%.0fms", train_ms) +
               fmt(" step_avg:%.2fms", train_ms / std::max<std::int64_t>(step, 1)) + fmt(" eval_time:%.0fms", ms_since(t)));
     log_.metric("val", {{"step", double(step)}, {"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"train_time_ms", train_ms}});
@@ -510,7 +477,9 @@ class Trainer {
 
 }  // namespace
 
-TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume) {
+TrainResult train(const Config& given, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume) {
+  Config cfg = given;  // built in code rather than by load_config: its derived defaults too
+  fill_derived(cfg);
   Trainer t(cfg, log, dist, device);
   t.warm_up();
   if (resume) t.restore(*resume);

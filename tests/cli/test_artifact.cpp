@@ -25,8 +25,8 @@ using test::small_config;
 TEST(Artifact, HugeDeclaredPayloadIsRejectedWithoutAllocatingIt) {
   TempDir dir;
   Config c = small_config();
-  GPT m(c, {});
-  const auto q = quantize_tensors(m.parameters(), quant_options(c));
+  GPT m(c.model, {});
+  const auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   const std::uint64_t real = serialize_tensors(q).size();
   auto peak_kb = [] {
     rusage u{};
@@ -62,8 +62,8 @@ TEST(Artifact, HugeDeclaredPayloadIsRejectedWithoutAllocatingIt) {
 TEST(Artifact, UntrustedNamesArePrintedEscaped) {
   TempDir dir;
   Config c = small_config();
-  GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), quant_options(c));
+  GPT m(c.model, {});
+  auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   q[0].name = "evil\x1b[2J\xff\n";
   q[1].name = q[0].name;
   write_artifact(dir.file("dup.pgolf"), q);

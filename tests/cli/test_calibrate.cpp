@@ -19,10 +19,10 @@ using test::TempDir;
 TEST(Calibrate, GptqPlansRunThroughTheExport) {
   TempDir dir;
   Config c = test::tiny_run(dir, 6);
-  c.quant_passthrough_numel = 256;
-  c.quant_mlp = "int5,gptq";
-  c.quant_attn = "int6,k=3,sym,gptq";
-  c.gptq_tokens = 2048;
+  c.export_.quant_passthrough_numel = 256;
+  c.export_.quant_mlp = parse_tensor_plan("int5,gptq");
+  c.export_.quant_attn = parse_tensor_plan("int6,k=3,sym,gptq");
+  c.export_.gptq_tokens = 2048;
   test::write_text(dir.file("g.env"), format_config(c));
   auto run = test::run_pgolf("train --config " + dir.file("g.env"));
   ASSERT_EQ(run.exit_code, 0) << run.output;

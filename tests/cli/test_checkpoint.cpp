@@ -29,7 +29,7 @@ struct Timer {
 TEST(Checkpoint, ResumeCommandNeedsARunFolderWithACheckpointAndTheSameConfiguration) {
   TempDir dir;
   Config c = test::tiny_run(dir, 6);
-  c.prequant_eval = false;
+  c.eval.prequant_eval = false;
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto r = test::run_pgolf("train --resume " + dir.path());
   EXPECT_EQ(r.exit_code, 1);
@@ -58,9 +58,9 @@ TEST(Checkpoint, ResumeCommandNeedsARunFolderWithACheckpointAndTheSameConfigurat
 // torchrun-style variables), each with one thread.
 void expect_killed_run_resumes_bit_identically(int ranks, Config c, std::int64_t kill_after_checkpoint) {
   TempDir dir;
-  c.log_dir = dir.path();
-  c.prequant_eval = false;
-  c.num_threads = 1;
+  c.run.log_dir = dir.path();
+  c.eval.prequant_eval = false;
+  c.runtime.num_threads = 1;
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto launch = [&](const std::string& args, int port, const std::string& out) {
     const std::string cmd = std::string(PGOLF_BINARY) + " train " + args;
@@ -80,7 +80,7 @@ void expect_killed_run_resumes_bit_identically(int ranks, Config c, std::int64_t
   const std::string mark = "checkpoint: step:" + std::to_string(kill_after_checkpoint) + " ";
   auto crash = test::run_shell(
       "set -m; " + launch("--config " + dir.file("tiny.env") + " --set RUN_ID=crashed --set CHECKPOINT_EVERY=" +
-                              std::to_string(c.checkpoint_every), port + 1, dir.file("crashed.out")) +
+                              std::to_string(c.train.checkpoint_every), port + 1, dir.file("crashed.out")) +
       " & job=$!\n"
       "for i in $(seq 1200); do grep -q '" + mark + "' " + dir.file("crashed/train.log") + " 2>/dev/null && break; sleep 0.05; done\n"
       "kill -9 -- -$job; wait $job; echo \"killed rc=$?\"");
@@ -98,11 +98,11 @@ void expect_killed_run_resumes_bit_identically(int ranks, Config c, std::int64_t
   const std::string out = read_file(dir.file("resumed.out"));
   ASSERT_EQ(resumed.exit_code, 0) << out << (ranks > 1 ? read_file(dir.file("resumed.out.rank1")) : "");
   EXPECT_GE(s.step, kill_after_checkpoint);
-  EXPECT_LT(s.step, c.iterations);
+  EXPECT_LT(s.step, c.schedule.iterations);
   EXPECT_NE(out.find("resumed from step " + std::to_string(s.step) + " ("), std::string::npos) << out;
   const std::string log = read_file(dir.file("crashed/train.log"));  // appended to
   EXPECT_LT(log.find(mark), log.find("resumed from step"));
-  EXPECT_NE(log.find("done: steps:" + std::to_string(c.iterations)), std::string::npos) << log;
+  EXPECT_NE(log.find("done: steps:" + std::to_string(c.schedule.iterations)), std::string::npos) << log;
   EXPECT_NE(read_file(dir.file("crashed/metrics.jsonl")).find("\"event\":\"resume\""), std::string::npos);
   EXPECT_TRUE(same_weights(dir.file("whole/model.safetensors"), dir.file("crashed/model.safetensors")))
       << "the resumed run's final weights differ from the uninterrupted run's";
@@ -115,17 +115,17 @@ void expect_killed_run_resumes_bit_identically(int ranks, Config c, std::int64_t
 TEST(Checkpoint, KilledRunResumesToBitIdenticalWeights) {
   TempDir data;
   Config c = test::tiny_run(data, 240);
-  c.warmup_steps = 2;
-  c.warmdown_iters = 240;
-  c.swa_start_frac = 0.9;  // snapshots from step 26 on
-  c.num_layers = 3;
-  c.loop_layers = "1-1";
-  c.loop_repeats = 2;
-  c.loop_start_frac = 0.1;
-  c.qat_enabled = true;
-  c.qat_start_frac = 0.5;
-  c.checkpoint_every = 20;
-  c.val_loss_every = 100;
+  c.train.warmup_steps = 2;
+  c.schedule.warmdown_iters = 240;
+  c.averaging.swa_start_frac = 0.9;  // snapshots from step 26 on
+  c.model.num_layers = 3;
+  c.model.loop_layers = LoopRange{1, 1};
+  c.model.loop_repeats = 2;
+  c.model.loop_start_frac = 0.1;
+  c.qat.qat_enabled = true;
+  c.qat.qat_start_frac = 0.5;
+  c.train.checkpoint_every = 20;
+  c.train.val_loss_every = 100;
   expect_killed_run_resumes_bit_identically(1, c, 40);
 }
 
@@ -133,11 +133,11 @@ TEST(Checkpoint, KilledRunResumesToBitIdenticalWeights) {
 TEST(Checkpoint, KilledTwoProcessRunResumesToBitIdenticalWeights) {
   TempDir data;
   Config c = test::tiny_run(data, 200);
-  c.warmup_steps = 2;
-  c.swa_enabled = false;
-  c.ema_enabled = true;
-  c.ema_decay = 0.9;
-  c.checkpoint_every = 20;
-  c.dist_timeout_seconds = 30;
+  c.train.warmup_steps = 2;
+  c.averaging.swa_enabled = false;
+  c.averaging.ema_enabled = true;
+  c.averaging.ema_decay = 0.9;
+  c.train.checkpoint_every = 20;
+  c.runtime.dist_timeout_seconds = 30;
   expect_killed_run_resumes_bit_identically(2, c, 40);
 }

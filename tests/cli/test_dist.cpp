@@ -39,7 +39,7 @@ double max_abs_diff(const std::string& a, const std::string& b) {
 TEST(Dist, TwoRanksByEnvVarsMatchOneProcess) {
   TempDir dir;
   Config c = test::tiny_run(dir, 8);
-  c.num_threads = 1;
+  c.runtime.num_threads = 1;
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto one = test::run_pgolf("train --config " + dir.file("tiny.env") + " --set RUN_ID=one");
   ASSERT_EQ(one.exit_code, 0) << one.output;
@@ -63,11 +63,11 @@ TEST(Dist, TwoRanksByEnvVarsMatchOneProcess) {
 TEST(Dist, TwoRanksUnderAWallClockCapAgreeOnScheduleAndStop) {
   TempDir dir;
   Config c = test::tiny_run(dir, 100000);
-  c.num_threads = 1;
-  c.max_wallclock_seconds = 3;
-  c.warmdown_iters = 100000;
-  c.val_loss_every = 0;
-  c.dist_timeout_seconds = 30;
+  c.runtime.num_threads = 1;
+  c.schedule.max_wallclock_seconds = 3;
+  c.schedule.warmdown_iters = 100000;
+  c.train.val_loss_every = 0;
+  c.runtime.dist_timeout_seconds = 30;
   test::write_text(dir.file("tiny.env"), format_config(c));
   const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test::test_port(3)) + " ";
   const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env");
@@ -175,8 +175,8 @@ TEST(Scripts, PlotRunsDrawsAResumedRunsRedoneStepsOnce) {
 void expect_peer_failure_is_reported(const std::string& signal, int timeout_s, int max_seconds) {
   TempDir dir;
   Config c = test::tiny_run(dir, 100000);
-  c.num_threads = 1;
-  c.dist_timeout_seconds = timeout_s;
+  c.runtime.num_threads = 1;
+  c.runtime.dist_timeout_seconds = timeout_s;
   test::write_text(dir.file("tiny.env"), format_config(c));
   const std::string env = "WORLD_SIZE=2 MASTER_PORT=" + std::to_string(test::test_port(signal == "KILL" ? 1 : 2)) + " ";
   const std::string cmd = std::string(PGOLF_BINARY) + " train --config " + dir.file("tiny.env");
@@ -202,9 +202,9 @@ TEST(Dist, HungRankTimesOut) { expect_peer_failure_is_reported("STOP", 3, 15); }
 TEST(Dist, RanksWithDifferentConfigurationOrDataStopBeforeTraining) {
   TempDir dir;
   Config c = test::tiny_run(dir, 4);
-  c.num_threads = 1;
+  c.runtime.num_threads = 1;
   test::write_text(dir.file("tiny.env"), format_config(c));
-  std::filesystem::copy(c.data_path, dir.file("data"));
+  std::filesystem::copy(c.run.data_path, dir.file("data"));
   std::size_t shards = 0;
   std::vector<std::uint16_t> val = test::read_split(dir.file("data"), "val", &shards);
   val[5] = static_cast<std::uint16_t>((val[5] + 1) % 300);

@@ -19,7 +19,7 @@ TEST(Eval, CommandFailsOnNanWeightsAndOutOfRangeTokens) {
   TempDir dir;
   Config c = test::tiny_run(dir, 1);
   test::write_text(dir.file("tiny.env"), format_config(c));
-  GPT m(c, {});
+  GPT m(c.model, {});
   save_safetensors(dir.file("good.safetensors"), m.parameters());
   m.param("blocks.0.attn.c_q.weight").detach().fill_(NAN);
   save_safetensors(dir.file("nan.safetensors"), m.parameters());

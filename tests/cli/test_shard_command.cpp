@@ -178,7 +178,7 @@ TEST(Cli, LibTorchErrorsPrintWithoutAStackTrace) {
   TempDir dir;
   Config c = test::tiny_run(dir, 1);
   test::write_text(dir.file("tiny.env"), format_config(c));
-  GPT m(c, {});
+  GPT m(c.model, {});
   m.param("tok_emb.weight").detach().fill_(1.0);
   save_safetensors(dir.file("nan.safetensors"), m.parameters());
   auto r = run_pgolf("export --config " + dir.file("tiny.env") + " --weights " + dir.file("nan.safetensors") + " --output " +

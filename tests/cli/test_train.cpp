@@ -46,12 +46,12 @@ TEST(Training, EvalCommandReproducesTheFinalLine) {
 TEST(Training, DepthRecurrenceSwitchesOnOnceAndStaysOnForScoring) {
   TempDir dir;
   Config c = test::tiny_run(dir, 12);
-  c.num_layers = 3;
-  c.loop_layers = "1-1";
-  c.loop_repeats = 2;
-  c.loop_start_frac = 0.5;
-  c.skip_gates = true;
-  c.warmup_steps = 2;
+  c.model.num_layers = 3;
+  c.model.loop_layers = LoopRange{1, 1};
+  c.model.loop_repeats = 2;
+  c.model.loop_start_frac = 0.5;
+  c.model.skip_gates = true;
+  c.train.warmup_steps = 2;
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
   ASSERT_EQ(run.exit_code, 0) << run.output;
@@ -74,7 +74,7 @@ TEST(Training, DepthRecurrenceSwitchesOnOnceAndStaysOnForScoring) {
 TEST(Progress, TerminalRunsUnderALauncherStayGreppable) {
   TempDir dir;
   Config c = test::tiny_run(dir, 12);
-  c.train_log_every = 100;  // steps 11 and 12 go to the progress line
+  c.train.train_log_every = 100;  // steps 11 and 12 go to the progress line
   test::write_text(dir.file("tiny.env"), format_config(c));
   auto on_pty = [&](const std::string& env, const std::string& run) {
     return test::run_shell("script -qec '" + env + " " + PGOLF_BINARY + " train --config " + dir.file("tiny.env") +
@@ -100,7 +100,7 @@ TEST(Progress, TerminalRunsUnderALauncherStayGreppable) {
 TEST(Training, NonFiniteValidationScoreEndsTheRun) {
   TempDir dir;
   Config c = test::tiny_run(dir, 4);
-  GPT m(c, {});
+  GPT m(c.model, {});
   m.param("tok_emb.weight").detach()[3].fill_(NAN);
   save_safetensors(dir.file("nan.safetensors"), m.parameters());
   test::write_text(dir.file("tiny.env"), format_config(c));
@@ -118,7 +118,7 @@ TEST(Training, NonFiniteValidationScoreEndsTheRun) {
 TEST(RunFolder, IsNeverSharedOrOverwrittenUnasked) {
   TempDir dir;
   Config c = test::tiny_run(dir, 2);
-  c.prequant_eval = false;
+  c.eval.prequant_eval = false;
   test::write_text(dir.file("tiny.env"), format_config(c));
   const std::string train = "train --config " + dir.file("tiny.env");
   auto r = test::run_pgolf(train);
@@ -164,8 +164,8 @@ TEST(RunFolder, IsNeverSharedOrOverwrittenUnasked) {
 TEST(RunFolder, AFatalErrorEndsTheLogs) {
   TempDir dir;
   Config c = test::tiny_run(dir, 40);
-  c.matrix_lr = c.scalar_lr = c.tied_embed_lr = 1e4;
-  c.grad_clip_norm = 0;
+  c.optim.matrix_lr = c.optim.scalar_lr = c.optim.tied_embed_lr = 1e4;
+  c.optim.grad_clip_norm = 0;
   test::write_text(dir.file("tiny.env"), format_config(c));
   const auto r = test::run_pgolf("train --config " + dir.file("tiny.env"));
   EXPECT_EQ(r.exit_code, 1);

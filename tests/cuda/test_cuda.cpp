@@ -39,12 +39,12 @@ const at::Device kGpu(at::kCUDA, 0);
 
 Config small_config() {
   Config c = test::small_model(2, 64);
-  c.vocab_size = test::kTinyVocab;
-  c.bigram_vocab_size = 128;
-  c.bigram_dim = 32;
-  c.train_seq_len = 64;
-  c.train_batch_tokens = 8 * 2 * 64;
-  c.xsa_last_n = 1;
+  c.model.vocab_size = test::kTinyVocab;
+  c.model.bigram_vocab_size = 128;
+  c.model.bigram_dim = 32;
+  c.train.train_seq_len = 64;
+  c.train.train_batch_tokens = 8 * 2 * 64;
+  c.model.xsa_last_n = 1;
   return c;
 }
 
@@ -74,11 +74,11 @@ double rel_error(const at::Tensor& a, const at::Tensor& b) {
 // kernel, a missing term or a wrong cast is off by far more.
 void expect_bf16_matches_float64(const at::Device& device) {
   const Config cfg = small_config();
-  GPT ref(cfg, {at::kCPU, at::kDouble, at::kDouble});
+  GPT ref(cfg.model, {at::kCPU, at::kDouble, at::kDouble});
   test::randomise(ref, 1, 0.1);
-  GPT low(cfg, {device, at::kFloat, at::kBFloat16});
+  GPT low(cfg.model, {device, at::kFloat, at::kBFloat16});
   copy_weights(ref, low);
-  const at::Tensor x = tokens(4, cfg.train_seq_len, 2), y = tokens(4, cfg.train_seq_len, 3);
+  const at::Tensor x = tokens(4, cfg.train.train_seq_len, 2), y = tokens(4, cfg.train.train_seq_len, 3);
   at::Tensor l_ref = ref.loss(x, y), l_low = low.loss(x.to(device), y.to(device));
   l_ref.backward();
   l_low.backward();
@@ -129,12 +129,12 @@ TEST(Cuda, NewtonSchulzInBf16MatchesFloat64) {
 TEST(Cuda, OptimizerStepsMatchCpu) {
   REQUIRE_CUDA();
   const Config cfg = small_config();
-  GPT cpu(cfg, model_options_for(at::kCPU)), gpu(cfg, model_options_for(kGpu));
+  GPT cpu(cfg.model, model_options_for(at::kCPU)), gpu(cfg.model, model_options_for(kGpu));
   test::randomise(cpu, 4, 0.1);
   copy_weights(cpu, gpu);
   std::vector<at::Tensor> before;
   for (const auto& p : cpu.parameters()) before.push_back(p.tensor.detach().clone());
-  Optimizers o_cpu(cpu, cfg, ns_dtype_for(at::kCPU)), o_gpu(gpu, cfg, ns_dtype_for(kGpu));
+  Optimizers o_cpu(cpu, cfg.optim, ns_dtype_for(at::kCPU)), o_gpu(gpu, cfg.optim, ns_dtype_for(kGpu));
   for (int step = 0; step < 3; ++step) {
     for (std::size_t i = 0; i < cpu.parameters().size(); ++i) {
       const at::Tensor g = gaussian(cpu.parameters()[i].tensor.sizes(), 100 * step + i);
@@ -157,7 +157,7 @@ TEST(Cuda, OptimizerStepsMatchCpu) {
 TEST(Cuda, SlidingEvaluationMatchesCpu) {
   REQUIRE_CUDA();
   const Config cfg = small_config();
-  GPT cpu(cfg, model_options_for(at::kCPU)), gpu(cfg, {kGpu, at::kFloat, at::kFloat});
+  GPT cpu(cfg.model, model_options_for(at::kCPU)), gpu(cfg.model, {kGpu, at::kFloat, at::kFloat});
   test::randomise(cpu, 5, 0.1);
   copy_weights(cpu, gpu);
   const at::Tensor val = tokens(1, 3001, 6).reshape({-1});
@@ -176,18 +176,18 @@ TEST(Cuda, TrainedOnCudaExportDecodesOnCpu) {
   REQUIRE_CUDA();
   TempDir dir;
   Config c = test::tiny_run(dir, 20);
-  c.device = "cuda";
+  c.runtime.device = "cuda";
   RunLog log(c, RunLog::Mode::Silent);
   const TrainResult r = train(c, log);
   ASSERT_TRUE(std::isfinite(r.roundtrip.val_bpb()));
-  GPT on_cpu(c, model_options_for(at::kCPU)), on_gpu(c, model_options_for(kGpu));
+  GPT on_cpu(c.model, model_options_for(at::kCPU)), on_gpu(c.model, model_options_for(kGpu));
   load_model_file(on_cpu, r.exported.path);
   load_model_file(on_gpu, r.exported.path);
   for (std::size_t i = 0; i < on_cpu.parameters().size(); ++i)
     EXPECT_TRUE(at::equal(on_gpu.parameters()[i].tensor.detach().cpu(), on_cpu.parameters()[i].tensor.detach()))
         << on_cpu.parameters()[i].name;
   Dist single;
-  const EvalSums e = score_sliding(on_cpu, c, load_scoring_data(c, at::kCPU), log, "cpu_decode", false, single);
+  const EvalSums e = score_sliding(on_cpu, c.eval, load_scoring_data(c, at::kCPU), log, "cpu_decode", false, single);
   EXPECT_NEAR(e.val_bpb(), r.roundtrip.val_bpb(), 1e-2 * r.roundtrip.val_bpb());
 }
 
@@ -249,10 +249,10 @@ TEST(Cuda, TrainingStepQueuesWithoutHostSync) {
   for (std::size_t i = 0; i < stream.size(); ++i) stream[i] = static_cast<std::uint16_t>((i * 7919) % 397);
   write_shard(dir.file("fineweb_train_000000.bin"), stream);
   const Config cfg = small_config();
-  GPT model(cfg, model_options_for(kGpu));
-  Optimizers opt(model, cfg, ns_dtype_for(kGpu));
+  GPT model(cfg.model, model_options_for(kGpu));
+  Optimizers opt(model, cfg.optim, ns_dtype_for(kGpu));
   DistributedTokenLoader loader(shard_files(train_pattern(dir.path())), 0, 1);
-  BatchPrefetcher batches(loader, {cfg.train_batch_tokens, cfg.train_seq_len, 8}, kGpu);
+  BatchPrefetcher batches(loader, {cfg.train.train_batch_tokens, cfg.train.train_seq_len, 8}, kGpu);
   TrainStep step(model, opt, 8, nullptr);
   const NextBatch next = [&] { return batches.next(); };
   step.run(next, 0, 1.0);  // first use: handles, workspaces
@@ -284,10 +284,10 @@ TEST(Cuda, TrainingStepQueuesWithoutHostSync) {
 TEST(Cuda, CapturedStepsMatchEagerSteps) {
   REQUIRE_CUDA();
   Config cfg = small_config();
-  cfg.muon_momentum_warmup_steps = 4;
-  GPT eager_model(cfg, model_options_for(kGpu)), graph_model(cfg, model_options_for(kGpu));
+  cfg.optim.muon_momentum_warmup_steps = 4;
+  GPT eager_model(cfg.model, model_options_for(kGpu)), graph_model(cfg.model, model_options_for(kGpu));
   copy_weights(eager_model, graph_model);
-  Optimizers eager_opt(eager_model, cfg, ns_dtype_for(kGpu)), graph_opt(graph_model, cfg, ns_dtype_for(kGpu));
+  Optimizers eager_opt(eager_model, cfg.optim, ns_dtype_for(kGpu)), graph_opt(graph_model, cfg.optim, ns_dtype_for(kGpu));
   std::vector<std::string> notes;
   TrainStep eager(eager_model, eager_opt, 2, nullptr);
   TrainStep graphs(graph_model, graph_opt, 2, nullptr, cuda_graph_recorder(kGpu),
@@ -299,7 +299,7 @@ TEST(Cuda, CapturedStepsMatchEagerSteps) {
     std::uint64_t k = 0;
     const NextBatch next = [&] {
       ++k;
-      return MicroBatch{tokens(2, cfg.train_seq_len, 1000 * s + k).to(kGpu), tokens(2, cfg.train_seq_len, 2000 * s + k).to(kGpu)};
+      return MicroBatch{tokens(2, cfg.train.train_seq_len, 1000 * s + k).to(kGpu), tokens(2, cfg.train.train_seq_len, 2000 * s + k).to(kGpu)};
     };
     const double mult = 1.0 - 0.1 * s;
     const double a = eager.run(next, s, mult).item<double>();

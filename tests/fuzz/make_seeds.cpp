@@ -21,7 +21,7 @@ namespace {
 std::vector<pgolf::QuantTensor> seed_tensors() {
   const at::Tensor w = at::arange(24, at::kFloat).reshape({4, 6}) / 10 - 1;
   const at::Tensor b = at::arange(3, at::kFloat);
-  const pgolf::TensorPlan int6 = pgolf::parse_tensor_plan("int6,floor", "seed");
+  const pgolf::TensorPlan int6 = pgolf::parse_tensor_plan("int6,floor");
   return {pgolf::quantize_tensor("blocks.0.attn.w", w, int6, {}),
           pgolf::quantize_tensor("tok_emb", w, pgolf::TensorPlan(pgolf::Scheme::Fp16), {}),
           pgolf::quantize_tensor("scale", b, pgolf::TensorPlan(pgolf::Scheme::Fp32), {})};

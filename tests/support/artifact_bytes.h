@@ -12,8 +12,8 @@ namespace pgolf::test {
 
 inline Config small_config() {
   Config c = test::small_model(2, 128);
-  c.vocab_size = 256;
-  c.quant_passthrough_numel = 8192;  // so the 128x128 matrices are quantised
+  c.model.vocab_size = 256;
+  c.export_.quant_passthrough_numel = 8192;  // so the 128x128 matrices are quantised
   return c;
 }
 

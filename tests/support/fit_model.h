@@ -18,14 +18,14 @@ struct Fixture {
 inline Fixture gaussian_model() {
   Fixture f;
   f.cfg = test::small_model(2, 128);
-  f.cfg.vocab_size = 256;
-  f.cfg.quant_passthrough_numel = 4096;
-  GPT m(f.cfg, {});
+  f.cfg.model.vocab_size = 256;
+  f.cfg.export_.quant_passthrough_numel = 4096;
+  GPT m(f.cfg.model, {});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   for (const auto& p : m.parameters())
     f.weights.push_back({p.name, p.tensor.dim() == 2 ? at::normal(0.0, 0.1, p.tensor.sizes(), gen, at::kFloat)
                                                      : p.tensor.detach().clone()});
-  f.start = {quant_options(f.cfg), 0.0};
+  f.start = {quant_options(f.cfg.export_, f.cfg.qat), 0.0};
   return f;
 }
 
@@ -39,7 +39,7 @@ inline std::uint64_t unfitted_bytes(const Fixture& f) {
 inline FitResult fit_quietly(const Fixture& f, const FitOptions& o) {
   TempDir dir;
   Config cfg = f.cfg;
-  cfg.log_dir = dir.path();
+  cfg.run.log_dir = dir.path();
   RunLog log(cfg, RunLog::Mode::Silent);
   return fit_export(f.weights, {}, f.start, o, Codec::Zstd, kArtifactHeaderBytes, log);
 }

@@ -21,6 +21,7 @@
 #include "pgolf/eval/eval.h"
 #include "pgolf/model/model.h"
 #include "pgolf/model/weights.h"
+#include "pgolf/export/quant.h"
 #include "pgolf/export/quantizer.h"
 
 namespace pgolf::test {
@@ -28,15 +29,18 @@ namespace pgolf::test {
 // A small valid model: `layers` blocks of width `dim`, 2 query heads sharing one KV head.
 inline Config small_model(std::int64_t layers, std::int64_t dim) {
   Config c;
-  c.num_layers = layers;
-  c.model_dim = dim;
-  c.num_heads = 2;
-  c.num_kv_heads = 1;
+  c.model.num_layers = layers;
+  c.model.model_dim = dim;
+  c.model.num_heads = 2;
+  c.model.num_kv_heads = 1;
   return c;
 }
 
 // Replaces every parameter of `m` by Gaussian values of std `scale` (plus 1
 // for the scales), so no path through the model is trivially zero.
+// The QAT quantisers the trainer gives a model of configuration `c`.
+inline void use_qat_plan(GPT& m, const Config& c) { m.set_qat_quantizers(qat_quantizers(m, quant_options(c.export_, c.qat))); }
+
 inline void randomise(GPT& m, std::uint64_t seed, double scale = 0.3) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   for (const auto& p : m.parameters())

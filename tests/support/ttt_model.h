@@ -31,32 +31,32 @@ inline at::Tensor simple_bytes(const at::Tensor& val) {
 
 inline Config tiny() {
   Config c = test::small_model(2, 16);
-  c.vocab_size = kVocab;
-  c.bigram_vocab_size = 8;
-  c.bigram_dim = 4;
-  c.train_seq_len = 16;
-  c.train_batch_tokens = 128;
-  c.eval_stride = 8;
+  c.model.vocab_size = kVocab;
+  c.model.bigram_vocab_size = 8;
+  c.model.bigram_dim = 4;
+  c.train.train_seq_len = 16;
+  c.train.train_batch_tokens = 128;
+  c.eval.eval_stride = 8;
   return c;
 }
 
 inline std::unique_ptr<GPT> float64_model(const Config& c, std::uint64_t seed) {
-  auto m = std::make_unique<GPT>(c, ModelOptions{at::kCPU, at::kDouble, at::kDouble});
+  auto m = std::make_unique<GPT>(c.model, ModelOptions{at::kCPU, at::kDouble, at::kDouble});
   test::randomise(*m, seed);
   return m;
 }
 
 inline TttOptions small_options() {
   TttOptions o;
-  o.sites = parse_adapter_sites("q,k,v,o,mlp,head");
-  o.rank = 3;
-  o.alpha = 6;
-  o.chunk = 5;
-  o.context = 12;  // shorter than the long documents: windows slide inside them
-  o.batch_docs = 3;
-  o.lr = 0.05;
+  o.ttt.ttt_targets = TttConfig{}.ttt_targets;
+  o.ttt.ttt_rank = 3;
+  o.ttt.ttt_alpha = 6;
+  o.ttt.ttt_chunk = 5;
+  o.ttt.ttt_context = 12;  // shorter than the long documents: windows slide inside them
+  o.ttt.ttt_batch_docs = 3;
+  o.ttt.ttt_lr = 0.05;
   o.global_seq_len = 16;
-  o.global_batch_seqs = 2;
+  o.ttt.ttt_global_batch_seqs = 2;
   return o;
 }
 

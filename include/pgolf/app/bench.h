@@ -42,7 +42,7 @@ struct BenchResult {
 // scores and weighted sums (2 * 2 * T * d per layer forward, halved by the
 // causal mask, times 3 for training) at sequence length T and width d.
 // Embedding lookups, norms and elementwise work are not counted.
-double training_flops_per_token(const GPT& model, const Config& cfg);
+double training_flops_per_token(const GPT& model, std::int64_t seq_len);
 
 // Dense bf16 peak of a GPU, from its name (H100/H200 SXM 989.4, H100 PCIe
 // 756, A100 312 TFLOP/s); 0 when unknown.

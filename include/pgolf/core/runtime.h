@@ -9,7 +9,7 @@
 
 namespace pgolf {
 
-struct Config;
+struct RuntimeConfig;
 
 // Cores this process may run on (its CPU affinity mask), at least 1.
 int available_cores();
@@ -47,7 +47,7 @@ std::string error_message(const std::exception& e);
 
 // One log note for each CUDA-only switch (FUSED_KERNELS, CUDA_GRAPHS) that
 // is set but ignored because `device` is not CUDA; none otherwise.
-std::vector<std::string> ignored_cuda_switches(const Config& cfg, const c10::Device& device);
+std::vector<std::string> ignored_cuda_switches(const RuntimeConfig& cfg, const c10::Device& device);
 
 // Human-readable build and device facts for `pgolf info`.
 std::string runtime_info();

@@ -19,10 +19,6 @@
 
 namespace pgolf {
 
-// "q,k,v,o,mlp,head" (any subset, any order). Throws std::invalid_argument
-// naming the unknown entry.
-std::vector<AdapterSite> parse_adapter_sites(const std::string& list);
-
 class BatchedLora {
  public:
   // Pairs for `docs` documents at every site of `sites` (per physical layer

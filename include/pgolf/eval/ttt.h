@@ -44,24 +44,18 @@
 
 namespace pgolf {
 
-// The evaluation section of the configuration that TTT reads.
+// What TTT reads: its section, and from the evaluation's and the run's the
+// sequence length of the global phases (EVAL_SEQ_LEN), the time budget
+// (EVAL_BUDGET_SECONDS; 0: none) and the seed of the adapters' A factors (SEED).
 struct TttOptions {
-  std::vector<AdapterSite> sites;
-  std::int64_t rank = 80;
-  double alpha = 144.0;
-  std::int64_t chunk = 48, context = 2048, batch_docs = 64;
-  double lr = 1e-4, beta1 = 0.0, beta2 = 0.99, eps = 1e-10, weight_decay = 0.5;
-  std::vector<std::int64_t> global_after;
-  double global_lr = 1e-3, global_momentum = 0.9, global_clip = 1.0;
-  std::int64_t global_seq_len = 2048, global_batch_seqs = 8;
-  double budget_seconds = 0;  // 0: none
-  std::uint64_t seed = 1337;  // of the adapters' A factors
+  TttConfig ttt;
+  std::int64_t global_seq_len = 2048;
+  double budget_seconds = 0;
+  std::uint64_t seed = 1337;
 };
-TttOptions ttt_options(const Config& cfg);
-
-// "833,1666,2500": strictly increasing positive counts ("" = none). Throws
-// std::invalid_argument naming the fault.
-std::vector<std::int64_t> parse_doc_counts(const std::string& list);
+inline TttOptions ttt_options(const Config& cfg) {
+  return {cfg.ttt, cfg.eval.eval_seq_len, cfg.eval.eval_budget_seconds, static_cast<std::uint64_t>(cfg.run.seed)};
+}
 
 // Inputs val[start .. start+targets-1], targets val[start+1 .. start+targets].
 struct Document {

@@ -37,7 +37,7 @@ struct FitOptions {
   std::uint64_t code_bytes = 0;     // counted against the budget with the artifact
   std::uint64_t target() const { return budget > margin + code_bytes ? budget - margin - code_bytes : 0; }
 };
-FitOptions fit_options(const Config& cfg, std::uint64_t code_bytes);
+FitOptions fit_options(const ExportConfig& cfg, std::uint64_t code_bytes);
 
 // One way of storing the model: the plans and the pruning fraction.
 struct ExportChoice {

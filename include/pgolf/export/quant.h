@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,26 +16,6 @@
 #include "pgolf/export/quantizer.h"
 
 namespace pgolf {
-
-enum class Scheme : std::uint8_t { Fp16 = 0, Fp32 = 1, IntRow = 2 };
-
-// How one tensor is stored: fp16, fp32, or per-row integers.
-struct TensorPlan {
-  TensorPlan() = default;
-  TensorPlan(Scheme s, RowQuantizer q = {}) : scheme(s), quant(q) {}
-  Scheme scheme = Scheme::Fp16;
-  RowQuantizer quant;  // for IntRow
-  // Equal when they store a tensor the same way (the quantiser matters only for IntRow).
-  bool operator==(const TensorPlan& o) const { return scheme == o.scheme && (scheme != Scheme::IntRow || quant == o.quant); }
-};
-
-// A plan written as text, as in the QUANT_* keys: "fp16", "fp32", or
-// "int<B>" followed by comma-separated options "q=<Q>", "k=<K>" (SDClip: the
-// clip is K row standard deviations; replaces q), "floor", "sym", "gptq"
-// (defaults: Q = 1, no floor, asymmetric), e.g. "int6,q=0.9999984,floor,sym".
-// Throws ConfigError naming `key` on anything else.
-TensorPlan parse_tensor_plan(const std::string& text, const std::string& key);
-std::string format_tensor_plan(const TensorPlan& plan);
 
 // The export section of the configuration: one plan per tensor class and the
 // rules that pick a class (docs/ARTIFACT.md).
@@ -51,12 +32,14 @@ struct QuantOptions {
 };
 // True when some class plan rounds with GPTQ (and so export needs calibration).
 bool uses_gptq(const QuantOptions& opts);
-QuantOptions quant_options(const Config& cfg);
+QuantOptions quant_options(const ExportConfig& e, const QatConfig& qat);
 
-// The six tensor classes: the configuration key of each and its plan in QuantOptions.
+// The six tensor classes: the configuration key of each, its plan in
+// QuantOptions and the configured one in ExportConfig.
 struct PlanClass {
   const char* key;  // "QUANT_MLP", ...
   TensorPlan QuantOptions::*plan;
+  TensorPlan ExportConfig::*configured;
 };
 const std::vector<PlanClass>& plan_classes();
 
@@ -72,6 +55,8 @@ TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const Quant
 // attention, bigram.proj) when that plan is an integer one, ignoring the size
 // and name-pattern rules. None: the matrix stays in full precision.
 std::optional<RowQuantizer> qat_quantizer(const std::string& name, const QuantOptions& opts);
+// qat_quantizer of every parameter that has one (GPT::set_qat_quantizers).
+std::map<std::string, RowQuantizer> qat_quantizers(const GPT& model, const QuantOptions& opts);
 
 // Magnitude pruning applies to every 2-D parameter with more than 65,536 entries.
 inline bool is_prunable(const at::Tensor& t) { return t.dim() == 2 && t.numel() > 65536; }

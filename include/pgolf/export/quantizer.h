@@ -3,31 +3,9 @@
 #pragma once
 #include <ATen/ATen.h>
 
-namespace pgolf {
+#include "pgolf/export/tensor_plan.h"
 
-// One member of the per-row integer quantiser family (docs/ARTIFACT.md). For b bits,
-// qmax = 2^(b-1) - 1, and for each row r of w:
-//   clip_r  = quantile(|w_r|, clip_q)            (clip_q = 1: max |w_r|)
-//             or, with sd_k > 0 (SDClip), sd_k * std(w_r)  (unbiased std)
-//   scale_r = max(clip_r / qmax, floor)          float32; floor = 1/qmax ("scale floor") or 1e-12
-//   q       = clamp(round(clamp(w, -clip_r, clip_r) / scale_r), lo, qmax)
-//             lo = -qmax (symmetric) or -qmax - 1
-// The export stores fp16(scale_r) and decodes w' = q * fp16(scale_r); QAT's
-// forward value is q * scale_r in float32. Both as every seed script does: the
-// rounding divides by the float32 scale, never by the fp16 one.
-struct RowQuantizer {
-  int bits = 6;
-  double clip_q = 1.0;
-  bool floor = false;
-  bool symmetric = false;
-  double sd_k = 0.0;  // > 0: SDClip, the clip is sd_k standard deviations of the row
-  bool gptq = false;  // round with GPTQ (gptq.h) instead of to nearest; the scales are the same
-  int qmax() const { return (1 << (bits - 1)) - 1; }
-  int lo() const { return symmetric ? -qmax() : -qmax() - 1; }
-  bool operator==(const RowQuantizer& o) const {
-    return bits == o.bits && clip_q == o.clip_q && floor == o.floor && symmetric == o.symmetric && sd_k == o.sd_k && gptq == o.gptq;
-  }
-};
+namespace pgolf {
 
 struct RowQuantized {
   at::Tensor q;      // int8, [rows, cols]

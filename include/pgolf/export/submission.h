@@ -8,6 +8,7 @@
 
 #include "pgolf/export/code_archive.h"
 #include "pgolf/eval/eval.h"
+#include "pgolf/eval/ttt.h"
 #include "pgolf/export/quant.h"
 #include "pgolf/model/model.h"
 #include "pgolf/core/run.h"
@@ -41,7 +42,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 
 // The input Hessians GPTQ plans need (calibrate.h, GPTQ_TOKENS of the
 // training shards under DATA_PATH); empty when no plan uses GPTQ.
-std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const Config& cfg, const QuantOptions& quant, RunLog& log);
+std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const std::string& data_path, std::int64_t seq_len,
+                                                const QuantOptions& quant, RunLog& log);
 
 // Validation tokens and their target bytes for scoring (eval.h).
 struct ScoringData {
@@ -55,7 +57,7 @@ ScoringData load_scoring_data(const Config& cfg, at::Device device);
 // progress line; logs "<label> val_loss:X val_bpb:Y eval_time:Mms" and, when
 // `exact_line` is set, "<label>_exact val_loss:X val_bpb:Y" with full precision.
 // Each rank scores its share of the windows; the sums are all-reduced.
-EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label,
+EvalSums score_sliding(GPT& model, const EvalConfig& cfg, const ScoringData& data, RunLog& log, const std::string& label,
                        bool exact_line, Dist& dist);
 
 // Score-first test-time training (ttt.h, the TTT_* keys) with a progress
@@ -63,7 +65,8 @@ EvalSums score_sliding(GPT& model, const Config& cfg, const ScoringData& data, R
 // exceeds EVAL_BUDGET_SECONDS), the documents adapted and the lines of
 // score_sliding (always with _exact). The model's weights change when
 // TTT_GLOBAL_AFTER is set.
-EvalSums score_ttt(GPT& model, const Config& cfg, const ScoringData& data, RunLog& log, const std::string& label, Dist& dist);
+EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, RunLog& log, const std::string& label,
+                   Dist& dist);
 
 // Loads `path` into the model: an artifact, or a .safetensors weights file.
 void load_model_file(GPT& model, const std::string& path);

@@ -7,7 +7,6 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include "pgolf/config/config.h"
 #include "pgolf/kernels/qk_norm_rope.h"
 #include "pgolf/kernels/relu2.h"
 #include "pgolf/kernels/residual_norm.h"
@@ -17,7 +16,7 @@
 
 namespace pgolf {
 
-// Whether the model uses the fused ops on `device`: FUSED_KERNELS on CUDA.
-bool use_fused_kernels(const Config& cfg, const at::Device& device);
+// Whether the model uses the fused ops on `device`: FUSED_KERNELS (`requested`) on CUDA.
+inline bool use_fused_kernels(bool requested, const at::Device& device) { return requested && device.is_cuda(); }
 
 }  // namespace pgolf

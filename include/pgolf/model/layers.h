@@ -3,6 +3,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include "pgolf/config/config.h"
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,7 +39,6 @@ at::Tensor smear_gate(const at::Tensor& x, const at::Tensor& gate);
 // belongs to another document):
 //   e_t + lambda * sigmoid(w . e_t[0:12]) * e_{t-1} * [id_t != bos_id], t >= 1.
 // x [B, T, D], ids [B, T], w [1, 12], lambda a scalar.
-constexpr std::int64_t kSmearGateDims = 12;
 at::Tensor bos_smear_gate(const at::Tensor& x, const at::Tensor& ids, const at::Tensor& w, const at::Tensor& lambda,
                           std::int64_t bos_id);
 
@@ -50,13 +51,6 @@ at::Tensor bigram_buckets(const at::Tensor& tokens, std::int64_t num_buckets);
 // [B, Hkv, T, D] with H a multiple of Hkv (grouped-query attention).
 at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v);
 
-// Depth recurrence: LOOP_LAYERS "A-B" as (A, B), 0 <= A <= B; throws
-// std::invalid_argument naming the fault.
-std::pair<std::int64_t, std::int64_t> parse_loop_layers(const std::string& spec);
-// The order in which the blocks run: 0..L-1, with layers first..last run
-// `repeats` times in a row, e.g. L = 11, 3-5, 3 times: 0,1,2,3,4,5,3,4,5,3,4,5,6,...,10.
-std::vector<std::int64_t> block_order(std::int64_t layers, std::int64_t first, std::int64_t last, std::int64_t repeats);
-
 // The U-Net skip merges: plain x + w * skip, or gated lerp(w * skip, x, sigmoid(g)).
 at::Tensor skip_add(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
 at::Tensor skip_lerp(const at::Tensor& x, const at::Tensor& skip, const at::Tensor& w, const at::Tensor& g);
@@ -64,7 +58,6 @@ at::Tensor skip_lerp(const at::Tensor& x, const at::Tensor& skip, const at::Tens
 // The sparse attention output gate: y [B, T, H, hd] times
 // sigmoid(0.5 * n[..., 0:12] . w[h]) per position and head, n [B, T, D] the
 // normed attention input, w [H, 12].
-constexpr std::int64_t kAttnGateDims = 12;
 at::Tensor attn_output_gate(const at::Tensor& y, const at::Tensor& n, const at::Tensor& w);
 
 // c * tanh(x / c)

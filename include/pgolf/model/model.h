@@ -34,7 +34,6 @@ ParamGroup param_group(const std::string& name, const at::Tensor& t);
 
 // Where a test-time adapter (lora.h) may add its output: beside the query,
 // key, value and output projections and the MLP of a block, or the head.
-enum class AdapterSite { Q, K, V, O, Mlp, Head };
 
 // What one physical layer is, by the configuration: built once by
 // block_plans, logged once (format_block_plans), and what the GPT builds.
@@ -50,26 +49,30 @@ struct BlockPlan {
            norm_scale == o.norm_scale && repeats == o.repeats;
   }
 };
-std::vector<BlockPlan> block_plans(const Config& cfg);
+std::vector<BlockPlan> block_plans(const ModelConfig& cfg);
 // One line: "blocks:L" then each layer with what it has beyond a plain block,
 // e.g. "blocks:3 0 1+xsa*0.7071 2+xsa+parallel+loop3*0.5774".
 std::string format_block_plans(const std::vector<BlockPlan>& plans);
 
+// How the model is built beyond its section: device, precision, the seed of
+// its init (SEED) and whether it may use the fused ops (FUSED_KERNELS).
 struct ModelOptions {
   at::Device device = at::kCPU;
   at::ScalarType param_dtype = at::kFloat;    // master weights
   at::ScalarType compute_dtype = at::kFloat;  // activations (bf16 on CUDA)
+  std::uint64_t seed = 1337;
+  bool fused_kernels = false;
 };
 
 // Precision on a device: fp32 master weights; bf16 activations on CUDA, fp32 on CPU.
-inline ModelOptions model_options_for(const at::Device& device) {
-  return {device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat};
+inline ModelOptions model_options_for(const at::Device& device, std::uint64_t seed = 1337, bool fused_kernels = false) {
+  return {device, at::kFloat, device.is_cuda() ? at::kBFloat16 : at::kFloat, seed, fused_kernels};
 }
 
 class GPT {
  public:
-  // Builds and initialises the model (docs/MODEL.md ("The model"): init) from cfg.seed.
-  GPT(const Config& cfg, ModelOptions opts);
+  // Builds and initialises the model (docs/MODEL.md ("The model"): init) from opts.seed.
+  GPT(const ModelConfig& cfg, ModelOptions opts);
 
   // Every parameter, in a fixed order. The tensors are the model's own
   // (leaf tensors with requires_grad); change them in place only.
@@ -79,7 +82,7 @@ class GPT {
   // The plans the blocks were built from (block_plans).
   const std::vector<BlockPlan>& plans() const { return plans_; }
   const ModelOptions& options() const { return opts_; }
-  const Config& config() const { return cfg_; }
+  const ModelConfig& config() const { return cfg_; }
 
   // Mean cross-entropy over all targets (inputs, targets: [B, T] int64), with
   // the plain weights: evaluation, calibration and test-time training.
@@ -100,6 +103,8 @@ class GPT {
 
   // Late QAT: while on, quantised matrices enter training_loss fake-quantised.
   void set_qat(bool on) { qat_ = on; }
+  // The quantiser of each fake-quantised matrix, by parameter name (quant.h qat_quantizers).
+  void set_qat_quantizers(const std::map<std::string, RowQuantizer>& quantizers);
   bool qat() const { return qat_; }
 
   // Calibration: while set, called with (parameter name, input [..., in]) for
@@ -157,7 +162,7 @@ class GPT {
   // The loss head is fused (fused.h) unless an adapter or observer needs the logits.
   bool fused_head() const { return fused_ && !adapter_ && !observer_; }
 
-  Config cfg_;
+  ModelConfig cfg_;
   ModelOptions opts_;
   std::vector<NamedTensor> params_;
   at::Tensor tok_emb_, bigram_embed_, bigram_proj_, bigram_scale_, skip_weights_, skip_gates_;

@@ -3,18 +3,19 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include <string>
 #include <vector>
+
+#include "pgolf/config/values.h"
 
 namespace pgolf {
 
 // When SWA snapshots (SWA_STEP_INDEX): whether to snapshot after the step that
 // brought the count of steps done to `steps_done`, every `every` steps.
-//   "done"  (#219, #286, the 10L record): steps_done % every == 0, after steps 50, 100, ...
-//   "taken" (#76, which tests the 0-based index of the step just taken):
+//   done  (#219, #286, the 10L record): steps_done % every == 0, after steps 50, 100, ...
+//   taken (#76, which tests the 0-based index of the step just taken):
 //           (steps_done - 1) % every == 0, after steps 51, 101, ...
 using SwaTiming = bool (*)(std::int64_t steps_done, std::int64_t every);
-SwaTiming swa_timing(const std::string& step_index);
+SwaTiming swa_timing(SwaStepIndex step_index);
 
 // Running sum of snapshots; apply() loads sum / count into the parameters.
 class Swa {

@@ -11,19 +11,14 @@
 
 namespace pgolf {
 
-// One Newton-Schulz iteration: A = X X^T;  X = a X + (b A + c A A) X.
-struct NsCoefficients {
-  double a, b, c;
-};
 // The classic quintic tuple (3.4445, -4.7750, 2.0315), the same `steps` times.
 std::vector<NsCoefficients> classic_ns(std::int64_t steps);
 // Polar Express: five iterations, each with its own tuple (the record's run);
 // the early ones lift small singular values fast, the last ones settle them.
 std::vector<NsCoefficients> polar_express_ns();
-// MUON_NS_COEFFS: "classic" (MUON_BACKEND_STEPS iterations of the classic
-// tuple), "polar_express", or explicit tuples "a,b,c;a,b,c;..." (one per
-// iteration). Throws std::invalid_argument naming the fault.
-std::vector<NsCoefficients> parse_ns_coefficients(const std::string& spec, std::int64_t backend_steps);
+// The iterations MUON_NS_COEFFS names: `backend_steps` (MUON_BACKEND_STEPS)
+// classic ones, the five Polar Express ones, or the explicit tuples.
+std::vector<NsCoefficients> ns_coefficients(const NsSchedule& schedule, std::int64_t backend_steps);
 
 // Newton-Schulz orthogonalisation of a matrix G (or of each matrix of a batch
 // [n, rows, cols], independently), in `dtype`:
@@ -119,13 +114,13 @@ at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm
 
 // The AdamW settings of a group (Embedding or Scalar): BETA1/BETA2, ADAM_EPS,
 // unless the group's own TIED_EMBED_* / SCALAR_* betas and weight decay are set.
-AdamW::Options adam_options(const Config& cfg, ParamGroup group);
+AdamW::Options adam_options(const OptimConfig& cfg, ParamGroup group);
 
 // The three optimisers of docs/MODEL.md ("The optimiser") over one model, with the LR schedule applied
 // as a multiplier of each group's base rate.
 class Optimizers {
  public:
-  Optimizers(const GPT& model, const Config& cfg, at::ScalarType ns_dtype, MuonSharding sharding = {});
+  Optimizers(const GPT& model, const OptimConfig& cfg, at::ScalarType ns_dtype, MuonSharding sharding = {});
   // Muon momentum warmed up linearly from MUON_MOMENTUM_WARMUP_START to
   // MUON_MOMENTUM over MUON_MOMENTUM_WARMUP_STEPS steps.
   double muon_momentum(std::int64_t step) const;
@@ -146,7 +141,7 @@ class Optimizers {
   std::vector<int> state_owners() const;
 
  private:
-  Config cfg_;
+  OptimConfig cfg_;
   std::vector<at::Tensor> all_params_;
   Muon muon_;
   AdamW embed_, scalar_;

@@ -49,10 +49,10 @@ class GraphRecorder {
 std::unique_ptr<GraphRecorder> cuda_graph_recorder(const at::Device& device);
 
 // Whether training steps are captured: CUDA_GRAPHS on CUDA.
-bool use_cuda_graphs(const Config& cfg, const at::Device& device);
+bool use_cuda_graphs(bool requested, const at::Device& device);
 // The recorder a TrainStep on `device` gets: CUDA graphs where
 // use_cuda_graphs, else none (eager steps).
-std::unique_ptr<GraphRecorder> step_recorder(const Config& cfg, const at::Device& device);
+std::unique_ptr<GraphRecorder> step_recorder(bool cuda_graphs, const at::Device& device);
 
 // The phases of an eager step, for whoever times them (pgolf bench).
 enum class StepPhase { Forward, Backward, Optimizer };

@@ -15,6 +15,7 @@
 #include "pgolf/eval/eval.h"
 #include "pgolf/model/model.h"
 #include "pgolf/optim/optim.h"
+#include "pgolf/optim/schedule.h"
 #include "pgolf/core/run.h"
 #include "pgolf/train/step.h"
 #include "pgolf/export/submission.h"
@@ -22,26 +23,12 @@
 
 namespace pgolf {
 
-// LR multiplier, floored at MIN_LR. LR_SCHEDULE=warmdown (the seeds'): 1
-// until the warm-down, then linear to 0.
-//  - no cap (MAX_WALLCLOCK_SECONDS=0): over the last WARMDOWN_ITERS of ITERATIONS,
-//    mult = (ITERATIONS - step) / WARMDOWN_ITERS;
-//  - with a cap: in time, mult = remaining_ms / (WARMDOWN_ITERS * step_ms) once
-//    remaining_ms <= WARMDOWN_ITERS * step_ms, step_ms being the average step
-//    time so far without start-up costs.
-// LR_SCHEDULE=hold_decay (the 1.0611 record): with frac = elapsed / cap (or
-// step / ITERATIONS), 1 while frac < LR_HOLD_FRAC, then
-// (1 - frac) / (1 - LR_HOLD_FRAC).
-double lr_multiplier(const Config& cfg, std::int64_t step, double elapsed_ms, double step_ms);
-
 // With QAT_ENABLED, QAT starts once elapsed time reaches QAT_START_FRAC of the
 // cap, or, without a cap, once step reaches QAT_START_FRAC of ITERATIONS
 // (QAT_START_FRAC=0: from the first step).
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms);
 // With LOOP_LAYERS, depth recurrence starts the same way at LOOP_START_FRAC.
 bool loop_active(const Config& cfg, std::int64_t step, double elapsed_ms);
-// Whether `frac` of the run has passed: of the wall clock under a cap, else of ITERATIONS.
-bool run_fraction_reached(const Config& cfg, double frac, std::int64_t step, double elapsed_ms);
 
 // What the step after `step` steps done runs with, by the agreed clock's
 // time then (clock.elapsed(step)) and its step time.

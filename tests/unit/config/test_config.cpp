@@ -31,26 +31,26 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST(Config, DefaultsAreThe12LayerConfiguration) {
   Config c = load_config({}, {}, env_of({}));
-  EXPECT_EQ(c.num_layers, 12);
-  EXPECT_EQ(c.model_dim, 512);
-  EXPECT_EQ(c.num_heads, 8);
-  EXPECT_EQ(c.num_kv_heads, 4);
-  EXPECT_EQ(c.mlp_mult, 3);
-  EXPECT_EQ(c.train_batch_tokens, 524288);
-  EXPECT_EQ(c.train_seq_len, 1024);
-  EXPECT_EQ(c.bigram_vocab_size, 2048);
-  EXPECT_EQ(c.bigram_dim, 96);
-  EXPECT_DOUBLE_EQ(c.matrix_lr, 0.025);
-  EXPECT_DOUBLE_EQ(c.muon_wd, 0.04);
-  EXPECT_EQ(c.swa_every, 50);
-  EXPECT_EQ(c.eval_stride, 64);
-  EXPECT_DOUBLE_EQ(c.swa_start_frac, 0.5);
-  EXPECT_TRUE(c.swa_add_final);
-  EXPECT_TRUE(c.smear_before_norm);
-  EXPECT_EQ(c.quant_mlp, "int5,floor");
-  EXPECT_EQ(c.quant_attn, "int6,floor");
-  EXPECT_EQ(head_dim(c), 64);
-  EXPECT_EQ(eval_seq_len(c), 1024);
+  EXPECT_EQ(c.model.num_layers, 12);
+  EXPECT_EQ(c.model.model_dim, 512);
+  EXPECT_EQ(c.model.num_heads, 8);
+  EXPECT_EQ(c.model.num_kv_heads, 4);
+  EXPECT_EQ(c.model.mlp_mult, 3);
+  EXPECT_EQ(c.train.train_batch_tokens, 524288);
+  EXPECT_EQ(c.train.train_seq_len, 1024);
+  EXPECT_EQ(c.model.bigram_vocab_size, 2048);
+  EXPECT_EQ(c.model.bigram_dim, 96);
+  EXPECT_DOUBLE_EQ(c.optim.matrix_lr, 0.025);
+  EXPECT_DOUBLE_EQ(c.optim.muon_wd, 0.04);
+  EXPECT_EQ(c.averaging.swa_every, 50);
+  EXPECT_EQ(c.eval.eval_stride, 64);
+  EXPECT_DOUBLE_EQ(c.averaging.swa_start_frac, 0.5);
+  EXPECT_TRUE(c.averaging.swa_add_final);
+  EXPECT_TRUE(c.model.smear_before_norm);
+  EXPECT_EQ(format_value(c.export_.quant_mlp), "int5,floor");
+  EXPECT_EQ(format_value(c.export_.quant_attn), "int6,floor");
+  EXPECT_EQ(c.model.head_dim(), 64);
+  EXPECT_EQ(c.eval.eval_seq_len, 1024);
 }
 
 TEST(Config, PrecedenceDefaultsFileEnvSet) {
@@ -61,12 +61,12 @@ TEST(Config, PrecedenceDefaultsFileEnvSet) {
   std::map<std::string, std::string> sources;
   Config c = load_config({dir.file("a.env")}, {"MATRIX_LR=0.02", "SEED=9"},
                          env_of({{"NUM_LAYERS", "11"}, {"SEED", "8"}, {"HOME", "/root"}, {"NOT_OURS", "x"}}), &sources);
-  EXPECT_EQ(c.model_dim, 256);        // file over default
-  EXPECT_EQ(c.num_layers, 11);        // env over file
-  EXPECT_EQ(c.seed, 9);               // --set over env over file
-  EXPECT_DOUBLE_EQ(c.matrix_lr, 0.02);  // --set over file
-  EXPECT_EQ(c.fp16_keep_name_patterns, "my run");      // quotes stripped
-  EXPECT_EQ(c.num_heads, 8);          // untouched default
+  EXPECT_EQ(c.model.model_dim, 256);        // file over default
+  EXPECT_EQ(c.model.num_layers, 11);        // env over file
+  EXPECT_EQ(c.run.seed, 9);               // --set over env over file
+  EXPECT_DOUBLE_EQ(c.optim.matrix_lr, 0.02);  // --set over file
+  EXPECT_EQ(format_value(c.export_.fp16_keep_name_patterns), "my run");      // quotes stripped
+  EXPECT_EQ(c.model.num_heads, 8);          // untouched default
   EXPECT_EQ(sources["MODEL_DIM"], dir.file("a.env") + ":4");
   EXPECT_EQ(sources["NUM_LAYERS"], "env");
   EXPECT_EQ(sources["SEED"], "--set SEED=9");
@@ -77,7 +77,7 @@ TEST(Config, LaterFilesOverrideEarlierOnes) {
   TempDir dir;
   write_text(dir.file("a.env"), "NUM_LAYERS=10\n");
   write_text(dir.file("b.env"), "NUM_LAYERS=9\n");
-  EXPECT_EQ(load_config({dir.file("a.env"), dir.file("b.env")}, {}, env_of({})).num_layers, 9);
+  EXPECT_EQ(load_config({dir.file("a.env"), dir.file("b.env")}, {}, env_of({})).model.num_layers, 9);
 }
 
 TEST(Config, UnknownKeyNamesClosestValidKey) {
@@ -127,9 +127,9 @@ TEST(Config, MalformedLinesAndMissingFiles) {
 
 TEST(Config, BooleansAcceptCommonSpellings) {
   for (std::string v : {"1", "true", "TRUE", "yes", "on"})
-    EXPECT_TRUE(load_config({}, {"EMA_ENABLED=" + v}, env_of({})).ema_enabled) << v;
+    EXPECT_TRUE(load_config({}, {"EMA_ENABLED=" + v}, env_of({})).averaging.ema_enabled) << v;
   for (std::string v : {"0", "false", "No", "off"})
-    EXPECT_FALSE(load_config({}, {"SWA_ENABLED=" + v}, env_of({})).swa_enabled) << v;
+    EXPECT_FALSE(load_config({}, {"SWA_ENABLED=" + v}, env_of({})).averaging.swa_enabled) << v;
 }
 
 TEST(Config, ValidationRejectsInconsistentShapes) {
@@ -142,7 +142,7 @@ TEST(Config, ValidationRejectsInconsistentShapes) {
       {{"TRAIN_BATCH_TOKENS=1000"}, "TRAIN_BATCH_TOKENS must be a positive multiple of 8 * TRAIN_SEQ_LEN"},
       {{"PRUNE_FRAC=1.5"}, "PRUNE_FRAC must be in [0, 1]"},
       {{"EVAL_STRIDE=2048"}, "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]"},
-      {{"DEVICE=tpu"}, "DEVICE must be auto, cpu or cuda"},
+      {{"DEVICE=tpu"}, "DEVICE must be one of auto, cpu, cuda"},
       {{"VOCAB_SIZE=70000"}, "VOCAB_SIZE must fit"},
       {{"TIE_EMBEDDINGS=0"}, "TIE_EMBEDDINGS=0"},
   };
@@ -158,8 +158,8 @@ TEST(Config, FormattedConfigReadsBackIdentically) {
   write_text(dir.file("out.env"), format_config(c));
   Config back = load_config({dir.file("out.env")}, {}, env_of({}));
   EXPECT_EQ(format_config(back), format_config(c));
-  EXPECT_DOUBLE_EQ(back.matrix_lr, 0.0123456789);
-  EXPECT_EQ(back.fp16_keep_name_patterns, "a b#c");
+  EXPECT_DOUBLE_EQ(back.optim.matrix_lr, 0.0123456789);
+  EXPECT_EQ(format_value(back.export_.fp16_keep_name_patterns), "a b#c");
 }
 
 // Values with quote characters in them (caught by the round-trip check of
@@ -175,17 +175,17 @@ TEST(Config, FormattedQuotesReadBackIdentically) {
   Config back;
   apply_config_file(back, dir.file("out.env"));
   EXPECT_EQ(format_config(back), format_config(c));
-  EXPECT_EQ(back.fp16_keep_name_patterns, "\"x");
-  EXPECT_EQ(back.log_dir, "it's # here");
-  EXPECT_EQ(back.init_weights, "a'b \"c");
-  EXPECT_EQ(back.tokenizer_path, "\"a b\"");
-  EXPECT_EQ(back.data_path, "./d# b\"");
+  EXPECT_EQ(format_value(back.export_.fp16_keep_name_patterns), "\"x");
+  EXPECT_EQ(back.run.log_dir, "it's # here");
+  EXPECT_EQ(back.train.init_weights, "a'b \"c");
+  EXPECT_EQ(back.run.tokenizer_path, "\"a b\"");
+  EXPECT_EQ(back.run.data_path, "./d# b\"");
 }
 
 TEST(Config, EveryKeyIsDocumentedWithTypeAndDefault) {
   std::string doc = describe_config_keys();
   for (const auto& k : config_keys()) {
-    EXPECT_NE(doc.find(std::string(k.name) + " (" + type_name(k) + ", default "), std::string::npos) << k.name;
+    EXPECT_NE(doc.find(std::string(k.name) + " (" + k.type + ", default "), std::string::npos) << k.name;
     EXPECT_GT(std::string(k.help).size(), 5u) << k.name;
   }
 }
@@ -217,14 +217,14 @@ TEST(Config, OutOfRangeValuesNameKeyValueAndSource) {
       {"TRAIN_SEQ_LEN=-8", "TRAIN_SEQ_LEN must be positive"},
       {"DATA_PATH=", "DATA_PATH must not be empty (DATA_PATH= from --set DATA_PATH=)"},
       {"TOKENIZER_PATH=", "TOKENIZER_PATH must not be empty"},
-      {"QUANT_MLP=int9", "QUANT_MLP='int9'"},
-      {"MLP_ACTIVATION=gelu", "MLP_ACTIVATION must be relu2 or leaky_relu2 (MLP_ACTIVATION=gelu from --set"},
-      {"LR_SCHEDULE=cosine", "LR_SCHEDULE must be warmdown or hold_decay"},
+      {"QUANT_MLP=int9", "QUANT_MLP='int9' is not a valid plan: unknown scheme 'int9'"},
+      {"MLP_ACTIVATION=gelu", "--set MLP_ACTIVATION=gelu: MLP_ACTIVATION='gelu' is not one of relu2, leaky_relu2"},
+      {"LR_SCHEDULE=cosine", "LR_SCHEDULE='cosine' is not one of warmdown, hold_decay"},
       {"LR_HOLD_FRAC=1", "LR_HOLD_FRAC must be in [0, 1)"},
       {"MIN_LR=2", "MIN_LR must be in [0, 1]"},
-      {"MUON_NS_COEFFS=1,2", "MUON_NS_COEFFS: '1,2' must be three numbers a,b,c (MUON_NS_COEFFS=1,2 from --set"},
-      {"PROGRESS=maybe", "PROGRESS must be auto, on or off"},
-      {"LOOP_LAYERS=3", "LOOP_LAYERS must be A-B with layer numbers 0 <= A <= B, got '3'"},
+      {"MUON_NS_COEFFS=1,2", "MUON_NS_COEFFS='1,2' holds '1,2', not three numbers a,b,c"},
+      {"PROGRESS=maybe", "PROGRESS must be one of auto, on, off (PROGRESS=maybe from --set"},
+      {"LOOP_LAYERS=3", "--set LOOP_LAYERS=3: LOOP_LAYERS='3' must be A-B with layer numbers 0 <= A <= B"},
       {"LOOP_LAYERS=3-20", "LOOP_LAYERS must name layers below NUM_LAYERS"},
       {"PARALLEL_RESID_FROM=1", "PARALLEL_RESID_FROM must be a decoder layer: layer 1 runs in the encoder half"},
       {"PARALLEL_RESID_FROM=12", "PARALLEL_RESID_FROM must be at most 11"},
@@ -246,7 +246,7 @@ TEST(Config, OutOfRangeValuesNameKeyValueAndSource) {
             std::string::npos)
       << e;
   e = error_of([&] { load_config({}, {"QUANT_ATTN=int6,floored"}, env_of({})); });
-  EXPECT_NE(e.find("from --set QUANT_ATTN=int6,floored"), std::string::npos) << e;
+  EXPECT_NE(e.find("--set QUANT_ATTN=int6,floored: QUANT_ATTN='int6,floored' is not a valid plan"), std::string::npos) << e;
 }
 
 // In a file a '#' after white space starts a comment, as in a shell; in
@@ -256,9 +256,9 @@ TEST(Config, InlineCommentsAndQuotes) {
   TempDir dir;
   write_text(dir.file("a.env"), "NUM_LAYERS=9 # nine\nFP16_KEEP_NAME_PATTERNS=\"x # y\"  # a comment\nLOG_DIR=a#b\n");
   Config c = load_config({dir.file("a.env")}, {}, env_of({}));
-  EXPECT_EQ(c.num_layers, 9);
-  EXPECT_EQ(c.fp16_keep_name_patterns, "x # y");
-  EXPECT_EQ(c.log_dir, "a#b");
+  EXPECT_EQ(c.model.num_layers, 9);
+  EXPECT_EQ(format_value(c.export_.fp16_keep_name_patterns), "x # y");
+  EXPECT_EQ(c.run.log_dir, "a#b");
   std::string e = error_of([&] { load_config({}, {"NUM_LAYERS=12 # c"}, env_of({})); });
   EXPECT_NE(e.find("--set NUM_LAYERS=12 # c: NUM_LAYERS='12 # c' holds a '#' comment"), std::string::npos) << e;
   e = error_of([&] { load_config({}, {"DATA_PATH=/data # c"}, env_of({})); });
@@ -280,8 +280,8 @@ TEST(Config, FilesWithABomAreReadAndBinaryHugeOrSpecialFilesAreRefused) {
   TempDir dir;
   write_text(dir.file("bom.env"), "\xEF\xBB\xBFNUM_LAYERS=9\r\nSEED=3\r\n");
   const Config c = load_config({dir.file("bom.env")}, {}, env_of({}));
-  EXPECT_EQ(c.num_layers, 9);
-  EXPECT_EQ(c.seed, 3);
+  EXPECT_EQ(c.model.num_layers, 9);
+  EXPECT_EQ(c.run.seed, 3);
   write_text(dir.file("bin.env"), std::string("NUM_LAYERS=9\n\x01\x02\x7f", 16));
   std::string e = error_of([&] { load_config({dir.file("bin.env")}, {}, env_of({})); });
   EXPECT_NE(e.find("bin.env' is not text: byte 13 is 0x01"), std::string::npos) << e;
@@ -300,6 +300,6 @@ TEST(Config, RunIdIsAPlainFolderName) {
     const std::string e = error_of([&] { load_config({}, {std::string("RUN_ID=") + bad}, env_of({})); });
     EXPECT_NE(e.find("RUN_ID must be a plain folder name"), std::string::npos) << bad << ": " << e;
   }
-  EXPECT_EQ(load_config({}, {"RUN_ID=exp-3_seed42.b"}, env_of({})).run_id, "exp-3_seed42.b");
-  EXPECT_EQ(load_config({}, {}, env_of({})).run_id, "");
+  EXPECT_EQ(load_config({}, {"RUN_ID=exp-3_seed42.b"}, env_of({})).run.run_id, "exp-3_seed42.b");
+  EXPECT_EQ(load_config({}, {}, env_of({})).run.run_id, "");
 }

@@ -53,8 +53,8 @@ TEST(AtomicFile, RemovesTheTempFilesOfWritersThatNoLongerRun) {
 TEST(RunLog, AFailedWriteIsAnErrorAtOnce) {
   TempDir dir;
   Config c;
-  c.log_dir = dir.path();
-  c.run_id = "full";
+  c.run.log_dir = dir.path();
+  c.run.run_id = "full";
   std::filesystem::create_directories(dir.file("full"));
   std::filesystem::create_symlink("/dev/full", dir.file("full/train.log"));
   RunLog log(c);

@@ -38,12 +38,12 @@ TEST(Eval, TableTargetBytesCountAsSpec) {
 
 TEST(Eval, StandardEvaluationMatchesPerWindowSumsAndSplitsAcrossRanks) {
   Config c = test::small_model(2, 16);
-  c.vocab_size = 4;
-  c.bigram_vocab_size = 0;
-  c.train_seq_len = 4;
-  c.train_batch_tokens = 32;
-  c.eval_stride = 2;
-  GPT model(c, {at::kCPU, at::kDouble, at::kDouble});
+  c.model.vocab_size = 4;
+  c.model.bigram_vocab_size = 0;
+  c.train.train_seq_len = 4;
+  c.train.train_batch_tokens = 32;
+  c.eval.eval_stride = 2;
+  GPT model(c.model, {at::kCPU, at::kDouble, at::kDouble});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   for (const auto& p : model.parameters()) p.tensor.detach().normal_(0.0, 0.2, gen);
   at::Tensor val = at::randint(4, {7 * 4 + 1}, gen, at::kLong);

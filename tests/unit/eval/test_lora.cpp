@@ -49,7 +49,7 @@ TEST(Lora, BatchedDeltaEqualsEachDocumentsOwnLowRankMap) {
 TEST(Lora, GradientsMatchFiniteDifferences) {
   const Config c = tiny();
   auto m = float64_model(c, 4);
-  BatchedLora lora(*m, parse_adapter_sites("q,k,v,o,mlp,head"), 2, 3.0, 2, 9);
+  BatchedLora lora(*m, TttConfig{}.ttt_targets, 2, 3.0, 2, 9);
   {
     at::NoGradGuard g;
     for (std::size_t i = 1; i < lora.parameters().size(); i += 2) lora.parameters()[i].normal_(0.0, 0.3);

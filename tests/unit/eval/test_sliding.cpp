@@ -16,17 +16,17 @@ struct Fixture {
   at::Tensor val;
   ByteLuts luts;
   Fixture(std::int64_t n_tokens) {
-    cfg.vocab_size = 6;
-    cfg.num_layers = 2;
-    cfg.model_dim = 16;
-    cfg.num_heads = 2;
-    cfg.num_kv_heads = 1;
-    cfg.bigram_vocab_size = 8;
-    cfg.bigram_dim = 4;
-    cfg.train_seq_len = 8;
-    cfg.train_batch_tokens = 64;
-    cfg.eval_stride = 4;
-    model = std::make_unique<GPT>(cfg, ModelOptions{at::kCPU, at::kDouble, at::kDouble});
+    cfg.model.vocab_size = 6;
+    cfg.model.num_layers = 2;
+    cfg.model.model_dim = 16;
+    cfg.model.num_heads = 2;
+    cfg.model.num_kv_heads = 1;
+    cfg.model.bigram_vocab_size = 8;
+    cfg.model.bigram_dim = 4;
+    cfg.train.train_seq_len = 8;
+    cfg.train.train_batch_tokens = 64;
+    cfg.eval.eval_stride = 4;
+    model = std::make_unique<GPT>(cfg.model, ModelOptions{at::kCPU, at::kDouble, at::kDouble});
     auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
     for (const auto& p : model->parameters()) p.tensor.detach().normal_(0.0, 0.3, gen);
     val = at::randint(6, {n_tokens}, gen, at::kLong);

@@ -56,38 +56,19 @@ TEST(TttDocuments, BatchesLongestFirst) {
   EXPECT_EQ(docs[batches[0][0]].targets, 55);
 }
 
-TEST(TttOptions, ListsAreCheckedWithTheFaultNamed) {
-  EXPECT_EQ(parse_doc_counts("833,1666,2500"), (std::vector<std::int64_t>{833, 1666, 2500}));
-  EXPECT_TRUE(parse_doc_counts("").empty());
-  EXPECT_THROW(parse_doc_counts("10,5"), std::invalid_argument);
-  EXPECT_THROW(parse_doc_counts("10,x"), std::invalid_argument);
-  EXPECT_THROW(parse_doc_counts("0"), std::invalid_argument);
-  EXPECT_EQ(parse_adapter_sites("head,q").size(), 2u);
-  try {
-    parse_adapter_sites("q,up");
-    FAIL();
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("'up'"), std::string::npos);
-  }
-  Config c;
-  c.ttt_targets = "q,kk";
-  EXPECT_THROW(validate_config(c), ConfigError);
-}
 
-// With lr = 0 the adapters stay at delta = 0: each target's NLL is the base
-// model's on its chunk's window, computed here one target at a time.
 TEST(Ttt, AtLearningRateZeroEqualsThePlainEvaluationOfTheSameWindows) {
   const Config c = tiny();
   auto m = float64_model(c, 5);
   const at::Tensor val = make_stream(kLengths, 2);
   TttOptions o = small_options();
-  o.lr = 0;
+  o.ttt.ttt_lr = 0;
   const TttScores s = run_ttt(*m, val, o);
   double nll = 0, bytes = 0;
   const at::Tensor b = simple_bytes(val);
   for (const auto& d : split_documents(val, kBosId))
     for (std::int64_t j = 0; j < d.targets; ++j) {
-      const double want = slow_target_nll(*m, val, d, j, o.chunk, o.context);
+      const double want = slow_target_nll(*m, val, d, j, o.ttt.ttt_chunk, o.ttt.ttt_context);
       EXPECT_NEAR(s.target_nll[d.start + j + 1].item<double>(), want, 1e-10) << "doc at " << d.start << " target " << j;
       nll += want;
       bytes += b[d.start + j + 1].item<int>();
@@ -102,7 +83,7 @@ TEST(Ttt, EveryTargetIsScoredExactlyOnce) {
   auto m = float64_model(c, 6);
   const at::Tensor val = make_stream(kLengths, 3);
   TttOptions o = small_options();
-  o.global_after = {3};
+  o.ttt.ttt_global_after = {3};
   const TttScores s = run_ttt(*m, val, o);
   EXPECT_EQ(s.times_scored[0].item<int>(), 0);
   EXPECT_TRUE(at::equal(s.times_scored.narrow(0, 1, val.numel() - 1), at::ones({val.numel() - 1}, at::kInt)));
@@ -141,17 +122,17 @@ TEST(Ttt, AdaptingLowersTheLossOfARepetitiveDocument) {
   toks.push_back(kBosId);
   const at::Tensor val = at::tensor(toks, at::kLong);
   TttOptions o = small_options();
-  o.lr = 0.05;
+  o.ttt.ttt_lr = 0.05;
   auto a = float64_model(c, 8), b = float64_model(c, 8);
   const TttScores adapted = run_ttt(*a, val, o);
-  o.lr = 0;
+  o.ttt.ttt_lr = 0;
   const TttScores plain = run_ttt(*b, val, o);
   const std::int64_t tail = 20;  // the last targets, after several steps
   const double la = adapted.target_nll.narrow(0, val.numel() - tail, tail).sum().item<double>();
   const double lp = plain.target_nll.narrow(0, val.numel() - tail, tail).sum().item<double>();
   EXPECT_LT(la, 0.9 * lp) << "adapted " << la << " plain " << lp;  // measured: 41.2 against 49.3
   // The first chunk is scored before any step.
-  EXPECT_TRUE(at::equal(adapted.target_nll.narrow(0, 1, o.chunk), plain.target_nll.narrow(0, 1, o.chunk)));
+  EXPECT_TRUE(at::equal(adapted.target_nll.narrow(0, 1, o.ttt.ttt_chunk), plain.target_nll.narrow(0, 1, o.ttt.ttt_chunk)));
 }
 
 // Past the budget the rest is scored by the base model: a budget of ~0 lets
@@ -166,10 +147,10 @@ TEST(Ttt, PastTheBudgetTheRestIsScoredUnadapted) {
   EXPECT_EQ(s.adapted_docs, 3);
   EXPECT_EQ(s.unadapted_docs, 5);
   o.budget_seconds = 0;
-  o.lr = 0;
+  o.ttt.ttt_lr = 0;
   const TttScores plain = run_ttt(*b, val, o);
   const auto docs = split_documents(val, kBosId);
-  const auto batches = ttt_batches(docs, o.batch_docs);
+  const auto batches = ttt_batches(docs, o.ttt.ttt_batch_docs);
   for (std::size_t j = 1; j < batches.size(); ++j)
     for (std::size_t i : batches[j]) {
       const Document& d = docs[i];
@@ -185,14 +166,14 @@ TEST(Ttt, GlobalPhaseTrainsOnlyAfterItsDocumentsWereScored) {
   TttOptions o = small_options();
   auto a = float64_model(c, 10), b = float64_model(c, 10);
   const TttScores none = run_ttt(*a, val, o);
-  o.global_after = {3};
-  o.global_lr = 0.05;
+  o.ttt.ttt_global_after = {3};
+  o.ttt.ttt_global_lr = 0.05;
   const TttScores phased = run_ttt(*b, val, o);
   EXPECT_EQ(phased.global_phases, 1);
   EXPECT_FALSE(at::equal(a->param("blocks.0.attn.c_q.weight"), b->param("blocks.0.attn.c_q.weight")));
   EXPECT_TRUE(b->param("blocks.0.attn.c_q.weight").requires_grad()) << "the weights take gradients again afterwards";
   const auto docs = split_documents(val, kBosId);
-  const auto batches = ttt_batches(docs, o.batch_docs);
+  const auto batches = ttt_batches(docs, o.ttt.ttt_batch_docs);
   for (std::size_t j = 0; j < batches.size(); ++j)
     for (std::size_t i : batches[j]) {
       const Document& d = docs[i];
@@ -210,7 +191,7 @@ TEST(Ttt, TwoRanksTogetherScoreWhatOneProcessScores) {
   TttOptions o = small_options();
   auto one = float64_model(c, 11);
   const TttScores whole = run_ttt(*one, val, o);
-  o.global_after = {5};
+  o.ttt.ttt_global_after = {5};
   std::vector<TttScores> parts(2);
   std::vector<std::unique_ptr<GPT>> models(2);
   test::run_two_ranks(test::test_port(11), [&](Dist& dist, int rank) {
@@ -223,7 +204,7 @@ TEST(Ttt, TwoRanksTogetherScoreWhatOneProcessScores) {
   for (const auto& p : models[0]->parameters()) EXPECT_TRUE(at::equal(p.tensor, models[1]->param(p.name))) << p.name;
   // Round 0 (batches 0 and 1, before the phase) matches the single process.
   const auto docs = split_documents(val, kBosId);
-  const auto batches = ttt_batches(docs, o.batch_docs);
+  const auto batches = ttt_batches(docs, o.ttt.ttt_batch_docs);
   for (std::size_t j = 0; j < 2; ++j)
     for (std::size_t i : batches[j]) {
       const Document& d = docs[i];

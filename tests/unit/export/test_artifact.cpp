@@ -26,8 +26,8 @@ using test::small_config;
 TEST(Artifact, WriteReadIsExact) {
   TempDir dir;
   Config c = small_config();
-  GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), quant_options(c));
+  GPT m(c.model, {});
+  auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   std::uint64_t size = write_artifact(dir.file("a.pgolf"), q);
   EXPECT_EQ(size, std::filesystem::file_size(dir.file("a.pgolf")));
   auto back = read_artifact(dir.file("a.pgolf"));
@@ -43,8 +43,7 @@ TEST(Artifact, WriteReadIsExact) {
     }
   }
   // Loading it into a fresh model gives exactly the dequantised weights.
-  c.seed = 5;
-  GPT fresh(c, {});
+  GPT fresh(c.model, model_options_for(at::kCPU, /*seed=*/5));
   load_artifact_into(fresh, back, "a.pgolf");
   for (std::size_t i = 0; i < q.size(); ++i)
     EXPECT_TRUE(at::equal(fresh.parameters()[i].tensor.detach(), dequantize(q[i]))) << q[i].name;
@@ -55,8 +54,8 @@ TEST(Artifact, WriteReadIsExact) {
 TEST(Artifact, EveryCodecRoundTripsAndIsNamedInTheHeader) {
   TempDir dir;
   Config c = small_config();
-  GPT m(c, {});
-  const auto q = quantize_tensors(m.parameters(), quant_options(c));
+  GPT m(c.model, {});
+  const auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   const std::string payload = serialize_tensors(q);
   for (Codec codec : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
     const std::string path = dir.file(std::string("a.") + codec_name(codec));
@@ -72,8 +71,8 @@ TEST(Artifact, EveryCodecRoundTripsAndIsNamedInTheHeader) {
 TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
   TempDir dir;
   Config c = small_config();
-  GPT m(c, {});
-  write_artifact(dir.file("good"), quantize_tensors(m.parameters(), quant_options(c)));
+  GPT m(c.model, {});
+  write_artifact(dir.file("good"), quantize_tensors(m.parameters(), quant_options(c.export_, c.qat)));
   const std::string good = read_file(dir.file("good"));
   std::string msg;
   auto check = [&](const std::string& name, const std::string& bytes, ArtifactError::Kind kind, const std::string& text) {
@@ -110,8 +109,8 @@ TEST(Artifact, EveryCorruptionHasItsOwnMessage) {
 
 TEST(Artifact, MalformedPayloadsAreRejected) {
   Config c = small_config();
-  GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), quant_options(c));
+  GPT m(c.model, {});
+  auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   const std::string payload = serialize_tensors(q);
   auto error = [&](const std::string& p) {
     try {
@@ -178,10 +177,10 @@ TEST(Artifact, EmptyTensorsReadBack) {
 TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
   TempDir dir;
   Config c = small_config();
-  GPT m(c, {});
-  write_artifact(dir.file("a.pgolf"), quantize_tensors(m.parameters(), quant_options(c)));
-  c.num_layers = 3;
-  GPT other(c, {});
+  GPT m(c.model, {});
+  write_artifact(dir.file("a.pgolf"), quantize_tensors(m.parameters(), quant_options(c.export_, c.qat)));
+  c.model.num_layers = 3;
+  GPT other(c.model, {});
   try {
     load_artifact_into(other, read_artifact(dir.file("a.pgolf")), dir.file("a.pgolf"));
     FAIL() << "no error";
@@ -197,13 +196,13 @@ TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
 TEST(Artifact, TheExportRefusesWhatWouldNotDecodeFinite) {
   TempDir dir;
   Config c = small_config();
-  c.log_dir = dir.path();
-  c.run_id = "x";
+  c.run.log_dir = dir.path();
+  c.run.run_id = "x";
   RunLog log(c, RunLog::Mode::Silent);
   for (const auto& [name, value, message] :
        {std::tuple<const char*, double, const char*>{"blocks.0.mlp.fc.weight", NAN, "weight 'blocks.0.mlp.fc.weight' holds non-finite values"},
         {"tok_emb.weight", 1e30, "'tok_emb.weight' stored fp16 decodes to non-finite values"}}) {
-    GPT m(c, {});
+    GPT m(c.model, {});
     {
       at::NoGradGuard no_grad;
       m.param(name).detach()[0][0] = value;

@@ -21,8 +21,8 @@ using test::unfitted_bytes;
 TEST(Fit, LandsUnderATightBudgetAndLogsTheMargin) {
   TempDir dir;
   Fixture f = gaussian_model();
-  f.cfg.log_dir = dir.path();
-  f.cfg.run_id = "run";
+  f.cfg.run.log_dir = dir.path();
+  f.cfg.run.run_id = "run";
   const std::uint64_t before = unfitted_bytes(f);
   FitOptions o;
   o.code_bytes = 1000;

@@ -9,12 +9,12 @@ using namespace pgolf;
 
 TEST(Layout, EveryLayoutHoldsTheSameIntegersRearranged) {
   Config c = test::small_model(2, 128);
-  c.quant_passthrough_numel = 4096;
-  GPT m(c, {});
+  c.export_.quant_passthrough_numel = 4096;
+  GPT m(c.model, {});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   for (const auto& p : m.parameters())
     if (p.tensor.dim() == 2) p.tensor.detach().copy_(at::normal(0.0, 0.1, p.tensor.sizes(), gen, at::kFloat));
-  const auto q = quantize_tensors(m.parameters(), quant_options(c));
+  const auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   std::vector<QuantTensor> rest;
   std::int64_t ints = 0, rows = 0;
   at::Tensor histogram = at::zeros({256}, at::kLong);

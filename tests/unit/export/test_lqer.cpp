@@ -135,19 +135,19 @@ TEST(Lqer, ArtifactRoundTripIsExactAndDamagedFactorsAreRejected) {
 // error: the fitter's totals and the artifact's bytes include the factors.
 TEST(Lqer, ExportCorrectsTheLargestErrorMatricesAndCountsTheirBytes) {
   Config cfg = test::small_model(2, 64);
-  cfg.vocab_size = 128;
-  cfg.quant_passthrough_numel = 1024;
-  GPT m(cfg, {});
+  cfg.model.vocab_size = 128;
+  cfg.export_.quant_passthrough_numel = 1024;
+  GPT m(cfg.model, {});
   std::vector<NamedTensor> weights;
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   for (const auto& p : m.parameters())
     weights.push_back({p.name, p.tensor.dim() == 2 ? at::normal(0.0, 0.1, p.tensor.sizes(), gen, at::kFloat) : p.tensor.detach().clone()});
   TempDir dir;
-  cfg.log_dir = dir.path();
+  cfg.run.log_dir = dir.path();
   RunLog log(cfg, RunLog::Mode::Silent);
   FitOptions off;
   off.enabled = false;
-  ExportChoice plain{quant_options(cfg), 0.0};
+  ExportChoice plain{quant_options(cfg.export_, cfg.qat), 0.0};
   ExportChoice lqer = plain;
   lqer.quant.lqer_tensors = 3;
   const FitResult a = fit_export(weights, {}, plain, off, Codec::Zstd, kArtifactHeaderBytes, log);

@@ -120,24 +120,22 @@ TEST(Quantizer, FakeQuantisationIsTheDequantisedValueWithStraightThroughGradient
 
 TEST(QuantPlan, TextRoundTripsAndErrorsNameTheKey) {
   for (const char* s : {"fp16", "fp32", "int5", "int6,floor", "int8,q=0.9999984,floor,sym", "int2,sym", "int6,k=12.85,sym"})
-    EXPECT_EQ(format_tensor_plan(parse_tensor_plan(s, "K")), s);
-  const TensorPlan p = parse_tensor_plan("int6,sym,q=0.5,floor", "K");
+    EXPECT_EQ(format_tensor_plan(parse_tensor_plan(s)), s);
+  const TensorPlan p = parse_tensor_plan("int6,sym,q=0.5,floor");
   EXPECT_EQ(p.quant, (RowQuantizer{6, 0.5, true, true}));
+  // A bad plan is refused when the key is set, naming the key, the text and the fault.
   for (const char* bad : {"", "int9", "int1", "int", "fp8", "int6,flor", "int6,q=0", "int6,q=1.5", "int6,q=", "fp16,sym", "int6,k=0", "int6,k=x"}) {
+    Config c;
     try {
-      parse_tensor_plan(bad, "QUANT_MLP");
+      apply_assignment(c, std::string("QUANT_MLP=") + bad, "--set");
       ADD_FAILURE() << "accepted '" << bad << "'";
     } catch (const ConfigError& e) {
       EXPECT_NE(std::string(e.what()).find("QUANT_MLP='" + std::string(bad) + "'"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("expected fp16, fp32 or int<2..8>"), std::string::npos) << e.what();
     }
   }
-  // A bad plan in the configuration fails validation with the key's name.
   Config c;
-  c.quant_attn = "int6,floored";
-  EXPECT_THROW(validate_config(c), ConfigError);
-  c.quant_attn = "int6";
-  c.qat_quant = "fp16";
-  EXPECT_THROW(validate_config(c), ConfigError);
+  EXPECT_THROW(apply_assignment(c, "QAT_QUANT=fp16", "--set"), ConfigError);
 }
 
 // docs/PRESETS.md, table-driven: the stored scheme of each tensor of each seed
@@ -156,11 +154,11 @@ class SeedPreset : public ::testing::TestWithParam<SeedCase> {};
 TEST_P(SeedPreset, ParamsSchemesQatAndExactRoundTrip) {
   const SeedCase& s = GetParam();
   const Config cfg = preset(s.preset);
-  GPT model(cfg, {});
+  GPT model(cfg.model, {});
   if (s.model_params > 0) {
     EXPECT_EQ(model.num_params(), s.model_params);
   }
-  const QuantOptions opts = quant_options(cfg);
+  const QuantOptions opts = quant_options(cfg.export_, cfg.qat);
   for (const auto& [name, plan] : s.plans)
     EXPECT_EQ(format_tensor_plan(plan_tensor(name, model.param(name), opts)), plan) << name;
   for (const auto& [name, q] : s.qat) {
@@ -273,7 +271,7 @@ INSTANTIATE_TEST_SUITE_P(
 // 17 block applications and still gives a finite loss.
 TEST(RecordPreset, ParametersPlansAndLoopedForward) {
   const Config cfg = preset("record_1_0611.env");
-  GPT model(cfg, {});
+  GPT model(cfg.model, {});
   EXPECT_EQ(model.num_params(), 35945671 - 8 * 6);
   EXPECT_EQ(model.param("skip_weights").size(0), 8);
   EXPECT_EQ(model.param("skip_gates").size(0), 8);
@@ -281,7 +279,7 @@ TEST(RecordPreset, ParametersPlansAndLoopedForward) {
   EXPECT_THROW(model.param("blocks.7.lane_mix"), std::out_of_range);
   EXPECT_EQ(model.param("blocks.0.attn.out_gate").sizes(), at::IntArrayRef({8, 12}));
   EXPECT_EQ(model.param("smear.w").sizes(), at::IntArrayRef({1, 12}));
-  const QuantOptions opts = quant_options(cfg);
+  const QuantOptions opts = quant_options(cfg.export_, cfg.qat);
   EXPECT_EQ(format_tensor_plan(plan_tensor("blocks.0.attn.c_q.weight", model.param("blocks.0.attn.c_q.weight"), opts)),
             "int6,k=13,sym,gptq");
   EXPECT_EQ(format_tensor_plan(plan_tensor("blocks.0.mlp.fc.weight", model.param("blocks.0.mlp.fc.weight"), opts)),
@@ -289,12 +287,12 @@ TEST(RecordPreset, ParametersPlansAndLoopedForward) {
   EXPECT_EQ(format_tensor_plan(plan_tensor("tok_emb.weight", model.param("tok_emb.weight"), opts)), "int7,k=14,sym,gptq");
   at::NoGradGuard no_grad;
   model.set_looped(true);
-  const at::Tensor idx = at::randint(cfg.vocab_size, {1, 16}, at::kLong);
+  const at::Tensor idx = at::randint(cfg.model.vocab_size, {1, 16}, at::kLong);
   EXPECT_TRUE(std::isfinite(model.loss(idx, idx).item<double>()));
 }
 
 TEST(QuantPlan, RuleOrderForSyntheticNames) {
-  QuantOptions o = quant_options(Config{});
+  QuantOptions o = quant_options(ExportConfig{}, QatConfig{});
   auto plan = [&](const std::string& name, at::IntArrayRef shape) { return format_tensor_plan(plan_tensor(name, at::zeros(shape), o)); };
   EXPECT_EQ(plan("blocks.0.resid_mix", {2, 8}), "fp32");         // control first
   EXPECT_EQ(plan("blocks.0.mlp.fc.weight", {16, 16}), "fp16");   // passthrough
@@ -329,9 +327,9 @@ TEST(Quant, PruningZeroesTheStatedFractionOfLargeMatrices) {
 
 TEST(Quant, QuantizeAndDequantizeAModelsTensors) {
   Config c = test::small_model(2, 128);
-  c.quant_passthrough_numel = 8192;
-  GPT m(c, {});
-  auto q = quantize_tensors(m.parameters(), quant_options(c));
+  c.export_.quant_passthrough_numel = 8192;
+  GPT m(c.model, {});
+  auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   ASSERT_EQ(q.size(), m.parameters().size());
   for (std::size_t i = 0; i < q.size(); ++i) {
     const auto& p = m.parameters()[i];

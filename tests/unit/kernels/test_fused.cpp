@@ -135,14 +135,14 @@ TEST(FusedQkNormRope, MatchesTheCompositionInValuesAndGradients) {
 
 TEST(FusedKernels, TheSwitchIsIgnoredWithANoteOffCuda) {
   Config c;
-  EXPECT_TRUE(ignored_cuda_switches(c, at::kCPU).empty());
-  c.fused_kernels = true;
-  EXPECT_FALSE(use_fused_kernels(c, at::kCPU));
-  const auto notes = ignored_cuda_switches(c, at::kCPU);
+  EXPECT_TRUE(ignored_cuda_switches(c.runtime, at::kCPU).empty());
+  c.runtime.fused_kernels = true;
+  EXPECT_FALSE(use_fused_kernels(true, at::kCPU));
+  const auto notes = ignored_cuda_switches(c.runtime, at::kCPU);
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_NE(notes[0].find("FUSED_KERNELS=1 is ignored on cpu"), std::string::npos) << notes[0];
-  EXPECT_TRUE(use_fused_kernels(c, at::Device(at::kCUDA, 0)));
-  EXPECT_TRUE(ignored_cuda_switches(c, at::Device(at::kCUDA, 0)).empty());
+  EXPECT_TRUE(use_fused_kernels(true, at::Device(at::kCUDA, 0)));
+  EXPECT_TRUE(ignored_cuda_switches(c.runtime, at::Device(at::kCUDA, 0)).empty());
 }
 
 // The CUDA kernels against the CPU loops (the launch: grid, block reduction,

@@ -209,16 +209,17 @@ TEST(FusedBlockKernels, FusedModelMatchesTheAtenModelOnCuda) {
   if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device visible";
   for (bool smear_before_norm : {true, false}) {
     Config c = test::small_model(3, 64);
-    c.xsa_last_n = 2;
-    c.ln_scale = true;
-    c.smear_before_norm = smear_before_norm;
+    c.model.xsa_last_n = 2;
+    c.model.ln_scale = true;
+    c.model.smear_before_norm = smear_before_norm;
     const ModelOptions opts = model_options_for(at::Device(at::kCUDA, 0));
-    GPT aten(c, opts);
-    c.fused_kernels = true;
-    GPT fused(c, opts);
+    GPT aten(c.model, opts);
+    ModelOptions fused_opts = opts;
+    fused_opts.fused_kernels = true;
+    GPT fused(c.model, fused_opts);
     test::randomise(aten, 32);
     test::randomise(fused, 32);
-    const at::Tensor x = test::tokens(2, 48, c.vocab_size, 33).to(opts.device), y = test::tokens(2, 48, c.vocab_size, 34).to(opts.device);
+    const at::Tensor x = test::tokens(2, 48, c.model.vocab_size, 33).to(opts.device), y = test::tokens(2, 48, c.model.vocab_size, 34).to(opts.device);
     const at::Tensor la = aten.loss(x, y), lf = fused.loss(x, y);
     EXPECT_NEAR(lf.item<double>(), la.item<double>(), 2e-2 * std::abs(la.item<double>())) << smear_before_norm;
     la.backward();

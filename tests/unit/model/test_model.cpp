@@ -26,19 +26,19 @@ at::Tensor qat_grid_value(const at::Tensor& w, const RowQuantizer& rq) {
 
 Config tiny_config() {
   Config c;
-  c.vocab_size = 64;
-  c.num_layers = 5;  // 2 encoder, 3 decoder blocks: the last decoder block gets no skip
-  c.model_dim = 16;
-  c.num_heads = 4;
-  c.num_kv_heads = 2;
-  c.mlp_mult = 2;
-  c.bigram_vocab_size = 32;
-  c.bigram_dim = 8;
-  c.xsa_last_n = 2;
-  c.train_seq_len = 8;
-  c.train_batch_tokens = 64;
-  c.eval_stride = 4;
-  c.seed = 7;
+  c.model.vocab_size = 64;
+  c.model.num_layers = 5;  // 2 encoder, 3 decoder blocks: the last decoder block gets no skip
+  c.model.model_dim = 16;
+  c.model.num_heads = 4;
+  c.model.num_kv_heads = 2;
+  c.model.mlp_mult = 2;
+  c.model.bigram_vocab_size = 32;
+  c.model.bigram_dim = 8;
+  c.model.xsa_last_n = 2;
+  c.train.train_seq_len = 8;
+  c.train.train_batch_tokens = 64;
+  c.eval.eval_stride = 4;
+  c.run.seed = 7;
   return c;
 }
 
@@ -49,7 +49,7 @@ at::Tensor ref_norm(const at::Tensor& x) {
 
 // `order`: the block applications (default: each layer once, in order).
 at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tensor& tgt, std::vector<std::int64_t> order = {}) {
-  const Config& c = m.config();
+  const ModelConfig& c = m.config();
   auto P = [&](const std::string& n) { return m.param(n).detach(); };
   const std::int64_t B = idx.size(0), T = idx.size(1), D = c.model_dim, H = c.num_heads, Hkv = c.num_kv_heads,
                      hd = D / H, L = c.num_layers;
@@ -120,7 +120,7 @@ at::Tensor ref_forward_loss(const GPT& m, const at::Tensor& idx, const at::Tenso
   auto feed_forward = [&](std::int64_t i, const at::Tensor& n) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     at::Tensor z = at::matmul(n, P(p + "mlp.fc.weight").t());
-    at::Tensor h = (c.mlp_activation == "leaky_relu2" ? at::where(z > 0, z, c.mlp_leaky_slope * z) : z.clamp_min(0)).pow(2);
+    at::Tensor h = (c.mlp_activation == MlpActivation::LeakyRelu2 ? at::where(z > 0, z, c.mlp_leaky_slope * z) : z.clamp_min(0)).pow(2);
     return P(p + "mlp_scale") * at::matmul(h, P(p + "mlp.proj.weight").t());
   };
   const std::int64_t apps = static_cast<std::int64_t>(order.size()), enc = apps / 2;
@@ -169,11 +169,11 @@ ModelOptions f64() { return {at::kCPU, at::kDouble, at::kDouble}; }
 // scale, RMSNorm before SmearGate.
 Config options_config() {
   Config c = tiny_config();
-  c.model_dim = 32;
-  c.rope_dims = 4;
-  c.rope_ntk_len = 4;
-  c.ln_scale = true;
-  c.smear_before_norm = false;
+  c.model.model_dim = 32;
+  c.model.rope_dims = 4;
+  c.model.rope_ntk_len = 4;
+  c.model.ln_scale = true;
+  c.model.smear_before_norm = false;
   return c;
 }
 
@@ -181,7 +181,7 @@ Config options_config() {
 
 TEST(Model, ParameterNamesAndShapesFollowTheReference) {
   Config c = tiny_config();
-  GPT m(c, {});
+  GPT m(c.model, {});
   std::map<std::string, std::vector<std::int64_t>> got;
   for (const auto& p : m.parameters()) got[p.name] = p.tensor.sizes().vec();
   std::map<std::string, std::vector<std::int64_t>> want = {
@@ -205,7 +205,7 @@ TEST(Model, ParameterNamesAndShapesFollowTheReference) {
 
 TEST(Model, ParameterCountOfThe12LayerDefault) {
   Config c;  // 12L default
-  GPT m(c, {});
+  GPT m(c.model, {});
   const std::int64_t V = 1024, D = 512, L = 12, kv = 256, hid = 1536, H = 8;
   const std::int64_t per_block = D * D + 2 * kv * D + D * D + H + 2 * hid * D + D + D + 2 * D;
   const std::int64_t want = V * D + 2048 * 96 + D * 96 + 1 + D + 6 * D + L * per_block;
@@ -215,8 +215,8 @@ TEST(Model, ParameterCountOfThe12LayerDefault) {
 
 TEST(Model, InitialisationFollowsSpec) {
   Config c = test::small_model(4, 128);
-  c.bigram_dim = 64;
-  GPT m(c, {});
+  c.model.bigram_dim = 64;
+  GPT m(c.model, {});
   EXPECT_EQ(m.param("blocks.0.attn.proj.weight").abs().max().item<float>(), 0.0f);
   EXPECT_EQ(m.param("blocks.3.mlp.proj.weight").abs().max().item<float>(), 0.0f);
   EXPECT_EQ(m.param("bigram.embed.weight").abs().max().item<float>(), 0.0f);
@@ -235,13 +235,13 @@ TEST(Model, InitialisationFollowsSpec) {
   double std = m.param("tok_emb.weight").std().item<double>();
   EXPECT_NEAR(std, 0.005, 0.0005);
   // Same seed, same weights; other seed, other weights.
-  GPT same(c, {}), other([&] { Config o = c; o.seed = 1; return o; }(), {});
+  GPT same(c.model, {}), other(c.model, model_options_for(at::kCPU, /*seed=*/1));
   EXPECT_TRUE(at::equal(same.param("blocks.1.attn.c_q.weight"), m.param("blocks.1.attn.c_q.weight")));
   EXPECT_FALSE(at::equal(other.param("blocks.1.attn.c_q.weight"), m.param("blocks.1.attn.c_q.weight")));
 }
 
 TEST(Model, ForwardMatchesIndependentReimplementation) {
-  GPT m(tiny_config(), f64());
+  GPT m(tiny_config().model, f64());
   test::randomise(m, 11);
   at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
   double got = m.loss(idx, tgt).item<double>();
@@ -254,28 +254,28 @@ TEST(Model, ForwardMatchesIndependentReimplementation) {
 TEST(Model, SeedOptionsMatchIndependentReimplementation) {
   const Config all = options_config();
   std::vector<Config> variants(9, all);
-  variants[1].rope_dims = 0;         // full RoPE, NTK-scaled
-  variants[2].rope_ntk_len = 0;      // partial RoPE, plain base
-  variants[3].ln_scale = false;
-  variants[4].smear_before_norm = true;
-  variants[5].mlp_activation = "leaky_relu2";  // the 1.0611 record's MLP
-  variants[5].mlp_leaky_slope = 0.5;
-  variants[6].attn_out_gate = true;
-  variants[7].smear_bos_aware = true;
-  variants[8].parallel_resid_from = 3;  // decoder layers 3 and 4 of 5; layer 2 before them runs plain
+  variants[1].model.rope_dims = 0;         // full RoPE, NTK-scaled
+  variants[2].model.rope_ntk_len = 0;      // partial RoPE, plain base
+  variants[3].model.ln_scale = false;
+  variants[4].model.smear_before_norm = true;
+  variants[5].model.mlp_activation = MlpActivation::LeakyRelu2;  // the 1.0611 record's MLP
+  variants[5].model.mlp_leaky_slope = 0.5;
+  variants[6].model.attn_out_gate = true;
+  variants[7].model.smear_bos_aware = true;
+  variants[8].model.parallel_resid_from = 3;  // decoder layers 3 and 4 of 5; layer 2 before them runs plain
   at::Tensor idx = tokens(2, 8, 64, 12), tgt = tokens(2, 8, 64, 13);
   idx[0][4] = 1;  // a BOS inside a row: the BOS-aware SmearGate must skip it
   std::set<double> losses;
   for (const Config& c : variants) {
-    GPT m(c, f64());
+    GPT m(c.model, f64());
     test::randomise(m, 11);
     const double got = m.loss(idx, tgt).item<double>();
     // RoPE tables are float32 (as in the reference): ~1e-8 of the loss, up to 1.04e-8 seen.
     EXPECT_NEAR(got, ref_forward_loss(m, idx, tgt).item<double>(), 3e-8)
-        << "ROPE_DIMS=" << c.rope_dims << " ROPE_NTK_LEN=" << c.rope_ntk_len << " LN_SCALE=" << c.ln_scale
-        << " SMEAR_BEFORE_NORM=" << c.smear_before_norm << " MLP_ACTIVATION=" << c.mlp_activation
-        << " ATTN_OUT_GATE=" << c.attn_out_gate << " SMEAR_BOS_AWARE=" << c.smear_bos_aware
-        << " PARALLEL_RESID_FROM=" << c.parallel_resid_from;
+        << "ROPE_DIMS=" << c.model.rope_dims << " ROPE_NTK_LEN=" << c.model.rope_ntk_len << " LN_SCALE=" << c.model.ln_scale
+        << " SMEAR_BEFORE_NORM=" << c.model.smear_before_norm << " MLP_ACTIVATION=" << format_value(c.model.mlp_activation)
+        << " ATTN_OUT_GATE=" << c.model.attn_out_gate << " SMEAR_BOS_AWARE=" << c.model.smear_bos_aware
+        << " PARALLEL_RESID_FROM=" << c.model.parallel_resid_from;
     losses.insert(got);
   }
   EXPECT_EQ(losses.size(), variants.size());  // every option changes the result
@@ -287,12 +287,12 @@ TEST(Model, SeedOptionsMatchIndependentReimplementation) {
 // model runs each layer once; the repeats share every weight.
 TEST(Model, LoopedModelEqualsTheBlocksUnrolledByHand) {
   Config c = options_config();
-  c.num_layers = 5;
-  c.loop_layers = "1-2";
-  c.loop_repeats = 3;
+  c.model.num_layers = 5;
+  c.model.loop_layers = LoopRange{1, 2};
+  c.model.loop_repeats = 3;
   for (bool gates : {false, true}) {
-    c.skip_gates = gates;
-    GPT m(c, f64());
+    c.model.skip_gates = gates;
+    GPT m(c.model, f64());
     EXPECT_EQ(m.param("skip_weights").size(0), 4);  // the looped encoder's 4 applications
     test::randomise(m, 61);
     at::Tensor idx = tokens(2, 8, 64, 62), tgt = tokens(2, 8, 64, 63);
@@ -303,11 +303,6 @@ TEST(Model, LoopedModelEqualsTheBlocksUnrolledByHand) {
     EXPECT_NEAR(looped, ref_forward_loss(m, idx, tgt, {0, 1, 2, 1, 2, 1, 2, 3, 4}).item<double>(), 3e-8) << "gates " << gates;
     EXPECT_GT(std::abs(looped - plain), 1e-4);
   }
-  EXPECT_EQ(block_order(11, 3, 5, 3),
-            (std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 3, 4, 5, 3, 4, 5, 6, 7, 8, 9, 10}));  // the record's 17
-  EXPECT_EQ(block_order(4, 0, -1, 1), (std::vector<std::int64_t>{0, 1, 2, 3}));
-  EXPECT_EQ(parse_loop_layers("3-5"), (std::pair<std::int64_t, std::int64_t>{3, 5}));
-  for (const char* bad : {"3", "5-3", "a-b", "-1-2", "3-", "3-5x"}) EXPECT_THROW(parse_loop_layers(bad), std::invalid_argument) << bad;
 }
 
 // The per-layer plan by hand: the 1.0611 record's 11 layers (XSA on every
@@ -315,39 +310,40 @@ TEST(Model, LoopedModelEqualsTheBlocksUnrolledByHand) {
 // 3 times) and #389's (XSA on the last 5), and what the GPT builds from it.
 TEST(Model, BlockPlansListEachLayersParts) {
   Config c = load_config({std::string(PGOLF_SOURCE_DIR) + "/configs/record_1_0611.env"}, {}, [](const char*) -> const char* { return nullptr; });
-  const std::vector<BlockPlan> plans = block_plans(c);
+  const std::vector<BlockPlan> plans = block_plans(c.model);
   ASSERT_EQ(plans.size(), 11u);
   for (std::int64_t i = 0; i < 11; ++i) {
     const BlockPlan want{i, true, true, i >= 8, 1.0 / std::sqrt(double(i + 1)), i >= 3 && i <= 5 ? 3 : 1};
     EXPECT_EQ(plans[static_cast<std::size_t>(i)], want) << "layer " << i;
   }
   c = load_config({std::string(PGOLF_SOURCE_DIR) + "/configs/seed389_11l_int5all_xsa_ema.env"}, {}, [](const char*) -> const char* { return nullptr; });
-  const std::vector<BlockPlan> seed = block_plans(c);
+  const std::vector<BlockPlan> seed = block_plans(c.model);
   for (const BlockPlan& b : seed) {
     EXPECT_EQ(b.xsa, b.layer >= 6) << b.layer;
     EXPECT_FALSE(b.out_gate || b.parallel || b.repeats != 1) << b.layer;
   }
   Config three = tiny_config();
-  three.num_layers = 3;
-  three.xsa_last_n = 2;
-  three.ln_scale = true;
-  three.parallel_resid_from = 2;
-  three.loop_layers = "2-2";
-  EXPECT_EQ(format_block_plans(block_plans(three)), "blocks:3 0 1+xsa*0.7071 2+xsa+parallel+loop3*0.5774");
-  GPT m(three, {});
-  EXPECT_EQ(m.plans(), block_plans(three));
+  three.model.num_layers = 3;
+  three.model.xsa_last_n = 2;
+  three.model.ln_scale = true;
+  three.model.parallel_resid_from = 2;
+  three.model.loop_layers = LoopRange{2, 2};
+  EXPECT_EQ(format_block_plans(block_plans(three.model)), "blocks:3 0 1+xsa*0.7071 2+xsa+parallel+loop3*0.5774");
+  GPT m(three.model, {});
+  EXPECT_EQ(m.plans(), block_plans(three.model));
   EXPECT_NO_THROW(m.param("blocks.2.lane_mix"));
   EXPECT_THROW(m.param("blocks.1.lane_mix"), std::out_of_range);
 }
 
 TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
   Config c = options_config();
-  c.model_dim = 64;  // matrices above the 4,096-entry passthrough set below
-  c.quant_passthrough_numel = 4096;
-  c.qat_quant = "int5,floor";
-  GPT m(c, f64()), deq(c, f64());
+  c.model.model_dim = 64;  // matrices above the 4,096-entry passthrough set below
+  c.export_.quant_passthrough_numel = 4096;
+  parse_value("int5,floor", c.qat.qat_quant);
+  GPT m(c.model, f64()), deq(c.model, f64());
+  test::use_qat_plan(m, c);
   test::randomise(m, 41);
-  const QuantOptions o = quant_options(c);
+  const QuantOptions o = quant_options(c.export_, c.qat);
   at::NoGradGuard no_grad;
   int quantised = 0;
   for (std::size_t i = 0; i < m.parameters().size(); ++i) {
@@ -372,15 +368,15 @@ TEST(Model, QatFromTheStartEqualsTheModelWithDequantisedMatrices) {
 
 TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
   Config c = options_config();
-  c.mlp_activation = "leaky_relu2";  // both branches of its derivative occur
-  c.attn_out_gate = true;
-  c.smear_bos_aware = true;
-  c.num_layers = 3;
-  c.loop_layers = "1-1";  // looped: 0,1,1,2 with gated skips
-  c.loop_repeats = 2;
-  c.skip_gates = true;
-  c.parallel_resid_from = 2;
-  GPT m(c, f64());
+  c.model.mlp_activation = MlpActivation::LeakyRelu2;  // both branches of its derivative occur
+  c.model.attn_out_gate = true;
+  c.model.smear_bos_aware = true;
+  c.model.num_layers = 3;
+  c.model.loop_layers = LoopRange{1, 1};  // looped: 0,1,1,2 with gated skips
+  c.model.loop_repeats = 2;
+  c.model.skip_gates = true;
+  c.model.parallel_resid_from = 2;
+  GPT m(c.model, f64());
   m.set_looped(true);
   test::randomise(m, 51);
   at::Tensor idx = tokens(2, 8, 64, 52), tgt = tokens(2, 8, 64, 53);
@@ -403,7 +399,7 @@ TEST(Model, GradientsMatchFiniteDifferencesWithSeedAndRecordOptionsOn) {
 }
 
 TEST(Model, GradientsMatchFiniteDifferencesInFloat64) {
-  GPT m(tiny_config(), f64());
+  GPT m(tiny_config().model, f64());
   test::randomise(m, 21);
   at::Tensor idx = tokens(2, 8, 64, 22), tgt = tokens(2, 8, 64, 23);
   at::Tensor loss = m.loss(idx, tgt);
@@ -439,10 +435,11 @@ TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
 
   // In the model, QAT changes the loss and still gives gradients to the matrices.
   Config c = tiny_config();
-  c.bigram_vocab_size = 0;
-  c.model_dim = 64;
-  c.mlp_mult = 3;
-  GPT m(c, f64());
+  c.model.bigram_vocab_size = 0;
+  c.model.model_dim = 64;
+  c.model.mlp_mult = 3;
+  GPT m(c.model, f64());
+  test::use_qat_plan(m, c);
   test::randomise(m, 31);
   at::Tensor idx = tokens(2, 8, 64, 32), tgt = tokens(2, 8, 64, 33);
   double plain = m.loss(idx, tgt).item<double>();
@@ -454,7 +451,7 @@ TEST(Model, QatForwardUsesDequantisedWeightsAndGradientPassesThrough) {
 }
 
 TEST(Model, ParameterGroupsFollowSpec) {
-  GPT m(tiny_config(), {});
+  GPT m(tiny_config().model, {});
   std::set<std::string> muon, emb, scalar;
   for (const auto& p : m.parameters()) {
     switch (param_group(p.name, p.tensor)) {

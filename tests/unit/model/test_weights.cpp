@@ -157,19 +157,17 @@ TEST(Safetensors, MalformedFilesAreRejectedClearly) {
 TEST(Safetensors, ModelWeightsLoadBackAndShapeMismatchIsAnError) {
   TempDir dir;
   Config c;
-  c.num_layers = 2;
-  c.model_dim = 64;
-  c.seed = 1;
-  GPT a(c, {});
+  c.model.num_layers = 2;
+  c.model.model_dim = 64;
+  GPT a(c.model, model_options_for(at::kCPU, /*seed=*/1));
   save_safetensors(dir.file("m.safetensors"), a.parameters());
-  c.seed = 2;
-  GPT b(c, {});
+  GPT b(c.model, model_options_for(at::kCPU, /*seed=*/2));
   EXPECT_FALSE(at::equal(a.param("blocks.0.attn.c_q.weight"), b.param("blocks.0.attn.c_q.weight")));
   load_weights(b, dir.file("m.safetensors"));
   for (const auto& p : a.parameters()) EXPECT_TRUE(at::equal(p.tensor, b.param(p.name))) << p.name;
 
-  c.model_dim = 128;
-  GPT wide(c, {});
+  c.model.model_dim = 128;
+  GPT wide(c.model, {});
   try {
     load_weights(wide, dir.file("m.safetensors"));
     FAIL() << "no error";
@@ -235,9 +233,9 @@ TEST(Safetensors, UntrustedNamesArePrintedEscaped) {
 TEST(Safetensors, NonFloatWeightsAreRefused) {
   TempDir dir;
   Config c;
-  c.num_layers = 2;
-  c.model_dim = 64;
-  GPT m(c, {});
+  c.model.num_layers = 2;
+  c.model.model_dim = 64;
+  GPT m(c.model, {});
   std::vector<NamedTensor> tensors = m.parameters();
   for (auto& t : tensors)
     if (t.name == "blocks.1.mlp.fc.weight") t.tensor = at::ones(t.tensor.sizes(), at::kLong);

@@ -65,25 +65,13 @@ TEST(NewtonSchulz, PerIterationCoefficientsMatchFloat64Reference) {
   EXPECT_LT((newton_schulz(G, polar_express_ns(), at::kFloat).to(at::kDouble) - X).abs().max().item<double>(), 1e-4);
 }
 
-TEST(NewtonSchulz, CoefficientSpecsParseOrSayWhatIsWrong) {
-  EXPECT_EQ(parse_ns_coefficients("classic", 3).size(), 3u);
-  EXPECT_DOUBLE_EQ(parse_ns_coefficients("classic", 3)[2].b, -4.7750);
-  EXPECT_DOUBLE_EQ(parse_ns_coefficients("polar_express", 5)[0].a, 8.156554524902461);
-  const auto two = parse_ns_coefficients("3,-4.5,2;1.5,-0.5,0", 5);
-  ASSERT_EQ(two.size(), 2u);
-  EXPECT_DOUBLE_EQ(two[1].a, 1.5);
-  EXPECT_DOUBLE_EQ(two[0].b, -4.5);
-  for (const char* bad : {"", "fast", "1,2", "1,2,3,4", "1,x,3", "1,2,3;", "1,2,nan"}) {
-    try {
-      parse_ns_coefficients(bad, 5);
-      ADD_FAILURE() << "accepted '" << bad << "'";
-    } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find("MUON_NS_COEFFS"), std::string::npos) << e.what();
-    }
-  }
+TEST(NewtonSchulz, EachScheduleNamesItsIterations) {
+  EXPECT_EQ(ns_coefficients({NsSchedule::Classic, {}}, 3), classic_ns(3));
+  EXPECT_EQ(ns_coefficients({NsSchedule::PolarExpress, {}}, 3), polar_express_ns());
+  const std::vector<NsCoefficients> two = {{3, -4.5, 2}, {1.5, -0.5, 0}};
+  EXPECT_EQ(ns_coefficients({NsSchedule::Tuples, two}, 5), two);
 }
 
-// MuonEq-R: every row of the result has norm 1 (a zero row stays zero).
 TEST(Muon, RowNormalizeGivesUnitRows) {
   at::Tensor G = gaussian({6, 10}, 12);
   G[2].zero_();
@@ -219,10 +207,10 @@ TEST(ClipGradNorm, ScalesToMaxNormOnlyWhenAbove) {
 
 TEST(Optimizers, MomentumWarmupIsLinear) {
   Config c;
-  c.num_layers = 2;
-  c.model_dim = 64;
-  GPT m(c, {});
-  Optimizers opt(m, c, at::kFloat);
+  c.model.num_layers = 2;
+  c.model.model_dim = 64;
+  GPT m(c.model, {});
+  Optimizers opt(m, c.optim, at::kFloat);
   EXPECT_DOUBLE_EQ(opt.muon_momentum(0), 0.92);
   EXPECT_NEAR(opt.muon_momentum(750), 0.95, 1e-12);
   EXPECT_DOUBLE_EQ(opt.muon_momentum(1500), 0.98);
@@ -231,22 +219,22 @@ TEST(Optimizers, MomentumWarmupIsLinear) {
 
 TEST(Optimizers, EachAdamGroupTakesItsOwnBetasOrTheSharedOnes) {
   Config c;
-  c.beta1 = 0.8;
-  c.beta2 = 0.9;
-  c.adam_wd = 0.01;
-  const AdamW::Options shared = adam_options(c, ParamGroup::Scalar);
+  c.optim.beta1 = 0.8;
+  c.optim.beta2 = 0.9;
+  c.optim.adam_wd = 0.01;
+  const AdamW::Options shared = adam_options(c.optim, ParamGroup::Scalar);
   EXPECT_EQ(shared.beta1, 0.8);
   EXPECT_EQ(shared.beta2, 0.9);
   EXPECT_EQ(shared.weight_decay, 0.01);
-  c.scalar_beta1 = 0.0;
-  c.tied_embed_beta2 = 0.99;
-  c.tied_embed_wd = 0.085;
-  const AdamW::Options scalar = adam_options(c, ParamGroup::Scalar), embed = adam_options(c, ParamGroup::Embedding);
+  c.optim.scalar_beta1 = 0.0;
+  c.optim.tied_embed_beta2 = 0.99;
+  c.optim.tied_embed_wd = 0.085;
+  const AdamW::Options scalar = adam_options(c.optim, ParamGroup::Scalar), embed = adam_options(c.optim, ParamGroup::Embedding);
   EXPECT_EQ(scalar.beta1, 0.0);
   EXPECT_EQ(scalar.beta2, 0.9);
   EXPECT_EQ(embed.beta1, 0.8);
   EXPECT_EQ(embed.beta2, 0.99);
   EXPECT_EQ(embed.weight_decay, 0.085);
-  c.scalar_beta2 = 1.0;
+  c.optim.scalar_beta2 = 1.0;
   EXPECT_THROW(validate_config(c), ConfigError);
 }

@@ -41,7 +41,9 @@ TrainState sample_state() {
   s.ema = {at::normal(0.0, 1.0, {6, 4}, gen, at::kBFloat16)};
   s.world_size = 2;
   s.device = "cpu";
-  s.config = config_values(Config{});
+  Config run;  // a run's checkpoint holds its values with the derived defaults resolved
+  fill_derived(run);
+  s.config = config_values(run);
   return s;
 }
 
@@ -175,17 +177,17 @@ TEST(Checkpoint, ResumeIsRefusedWhereTheRunWouldDiffer) {
   TrainState s = sample_state();
   Config c;
   EXPECT_EQ(resume_error(s, c), "");
-  c.run_id = "elsewhere";  // where files go, what is logged when, checkpoints, timeouts: no difference
-  c.log_dir = "/tmp/x";
-  c.checkpoint_every = 7;
-  c.checkpoint_minutes = 2.5;
-  c.train_log_every = 3;
-  c.val_loss_every = 0;
-  c.dist_timeout_seconds = 9;
-  c.progress = "off";
+  c.run.run_id = "elsewhere";  // where files go, what is logged when, checkpoints, timeouts: no difference
+  c.run.log_dir = "/tmp/x";
+  c.train.checkpoint_every = 7;
+  c.train.checkpoint_minutes = 2.5;
+  c.train.train_log_every = 3;
+  c.train.val_loss_every = 0;
+  c.runtime.dist_timeout_seconds = 9;
+  c.runtime.progress = "off";
   EXPECT_EQ(resume_error(s, c), "");
-  c.matrix_lr = 0.03;
-  c.num_layers = 3;
+  c.optim.matrix_lr = 0.03;
+  c.model.num_layers = 3;
   std::string e = resume_error(s, c);
   EXPECT_NE(e.find("cannot resume from '" + s.path + "'"), std::string::npos) << e;
   EXPECT_NE(e.find("NUM_LAYERS (checkpoint '12', now '3')"), std::string::npos) << e;
@@ -207,12 +209,12 @@ TEST(Checkpoint, ResumeIsRefusedWhereTheRunWouldDiffer) {
 TEST(Checkpoint, WritingCheckpointsLeavesTheRunAsItWas) {
   TempDir dir;
   Config c = test::tiny_run(dir, 8);
-  c.run_id = "plain";
-  c.prequant_eval = false;
+  c.run.run_id = "plain";
+  c.eval.prequant_eval = false;
   RunLog plain_log(c);
   const std::string plain = train(c, plain_log).weights_path;
-  c.run_id = "often";
-  c.checkpoint_minutes = 1e-9;
+  c.run.run_id = "often";
+  c.train.checkpoint_minutes = 1e-9;
   RunLog often_log(c);
   const std::string often = train(c, often_log).weights_path;
   EXPECT_TRUE(same_weights(plain, often));
@@ -227,19 +229,19 @@ TEST(Checkpoint, WritingCheckpointsLeavesTheRunAsItWas) {
 TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
   TempDir dir;
   Config c = test::tiny_run(dir, 12);
-  c.warmup_steps = 2;
-  c.warmdown_iters = 12;
-  c.swa_start_frac = 0.8;  // snapshots from step 4 on
-  c.swa_step_index = "done";
-  c.checkpoint_every = 6;
-  c.prequant_eval = false;
-  c.run_id = "whole";
+  c.train.warmup_steps = 2;
+  c.schedule.warmdown_iters = 12;
+  c.averaging.swa_start_frac = 0.8;  // snapshots from step 4 on
+  c.averaging.swa_step_index = SwaStepIndex::Done;
+  c.train.checkpoint_every = 6;
+  c.eval.prequant_eval = false;
+  c.run.run_id = "whole";
   RunLog whole_log(c);
   const std::string whole = train(c, whole_log).weights_path;
   const TrainState s = load_checkpoint(dir.file("whole/checkpoint.safetensors"));
   EXPECT_EQ(s.step, 6);
   EXPECT_EQ(s.swa_count, 2);  // after steps 4 and 6
-  c.run_id = "resumed";
+  c.run.run_id = "resumed";
   check_resumable(s, c, 1, "cpu");
   RunLog resumed_log(c);
   const std::string resumed = train(c, resumed_log, &s).weights_path;
@@ -253,13 +255,13 @@ TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
 TEST(Checkpoint, UnderACapTheResumedRunContinuesTheTrainingClock) {
   TempDir dir;
   Config c = test::tiny_run(dir, 100000);
-  c.max_wallclock_seconds = 1.5;
-  c.checkpoint_every = 1;
-  c.prequant_eval = false;
-  c.num_threads = 1;
+  c.schedule.max_wallclock_seconds = 1.5;
+  c.train.checkpoint_every = 1;
+  c.eval.prequant_eval = false;
+  c.runtime.num_threads = 1;
   RunLog log(c);
   const TrainResult first = train(c, log);
-  ASSERT_LT(first.steps, c.iterations);
+  ASSERT_LT(first.steps, c.schedule.iterations);
   const TrainState s = load_checkpoint(dir.file("run/checkpoint.safetensors"));
   EXPECT_GE(s.step, first.steps - 1);
   EXPECT_GT(s.train_ms, 750);

@@ -31,17 +31,17 @@ TEST(Fingerprint, NamesWhatDiffersAndIgnoresWhereThingsAre) {
 
   // The same data and tokenizer at other paths, another run name, log folder and logging: the same.
   Config moved = c;
-  std::filesystem::copy(c.data_path, dir.file("data"));
-  std::filesystem::copy_file(c.tokenizer_path, dir.file("tok.model"));
-  moved.data_path = dir.file("data");
-  moved.tokenizer_path = dir.file("tok.model");
-  moved.run_id = "elsewhere";
-  moved.log_dir = dir.file("logs");
-  moved.train_log_every = 7;
+  std::filesystem::copy(c.run.data_path, dir.file("data"));
+  std::filesystem::copy_file(c.run.tokenizer_path, dir.file("tok.model"));
+  moved.run.data_path = dir.file("data");
+  moved.run.tokenizer_path = dir.file("tok.model");
+  moved.run.run_id = "elsewhere";
+  moved.run.log_dir = dir.file("logs");
+  moved.train.train_log_every = 7;
   EXPECT_EQ(mismatch(base, run_fingerprint(moved)), "");
 
   Config lr = c;
-  lr.matrix_lr = 0.5;
+  lr.optim.matrix_lr = 0.5;
   EXPECT_NE(mismatch(base, run_fingerprint(lr)).find("rank 1 differs from rank 0 in config.MATRIX_LR: rank 0 has '0.025', rank 1 has '0.5'"),
             std::string::npos);
 
@@ -53,7 +53,7 @@ TEST(Fingerprint, NamesWhatDiffersAndIgnoresWhereThingsAre) {
   std::string tok = read_file(dir.file("tok.model"));
   tok[tok.size() / 2] ^= 1;
   test::write_text(dir.file("tok.model"), tok);
-  std::filesystem::copy_file(c.data_path + "/fineweb_val_000000.bin", dir.file("data/fineweb_val_000000.bin"),
+  std::filesystem::copy_file(c.run.data_path + "/fineweb_val_000000.bin", dir.file("data/fineweb_val_000000.bin"),
                              std::filesystem::copy_options::overwrite_existing);
   EXPECT_NE(mismatch(base, run_fingerprint(moved)).find("in tokenizer: rank 0 has 'bytes:"), std::string::npos);
   // An entry only one side has.

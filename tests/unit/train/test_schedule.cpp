@@ -20,9 +20,9 @@ namespace {
 
 Config schedule_config(double cap_seconds) {
   Config c;
-  c.iterations = 1000;
-  c.warmdown_iters = 200;
-  c.max_wallclock_seconds = cap_seconds;
+  c.schedule.iterations = 1000;
+  c.schedule.warmdown_iters = 200;
+  c.schedule.max_wallclock_seconds = cap_seconds;
   return c;
 }
 
@@ -30,49 +30,49 @@ Config schedule_config(double cap_seconds) {
 
 TEST(Schedule, IterationWarmdown) {
   Config c = schedule_config(0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 0, 0, 0), 1.0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 799, 0, 0), 1.0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 800, 0, 0), 1.0);  // (1000-800)/200
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 900, 0, 0), 0.5);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 999, 0, 0), 0.005);
-  c.warmdown_iters = 0;
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 999, 0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 0, 0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 799, 0, 0), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 800, 0, 0), 1.0);  // (1000-800)/200
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 900, 0, 0), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 999, 0, 0), 0.005);
+  c.schedule.warmdown_iters = 0;
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 999, 0, 0), 1.0);
 }
 
 // The 1.0611 record's schedule: 1 for the first 15% of the run, then linear
 // to 0 at its end, floored at MIN_LR = 0.1 (in time under a cap, else in steps).
 TEST(Schedule, HoldThenDecayWithAFloor) {
   Config c = schedule_config(100);  // 100 s cap
-  c.lr_schedule = "hold_decay";
-  c.lr_hold_frac = 0.15;
-  c.min_lr = 0.1;
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 0, 0, 50), 1.0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 100, 10e3, 50), 1.0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 150, 15e3, 50), 1.0);           // (1 - 0.15) / 0.85
-  EXPECT_NEAR(lr_multiplier(c, 575, 57.5e3, 50), 0.5, 1e-12);      // (1 - 0.575) / 0.85
-  EXPECT_NEAR(lr_multiplier(c, 830, 83e3, 50), 0.2, 1e-12);        // (1 - 0.83) / 0.85
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 950, 95e3, 50), 0.1);          // 0.0588 floored
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 1100, 110e3, 50), 0.1);
-  c.max_wallclock_seconds = 0;  // in steps of ITERATIONS = 1000
-  EXPECT_NEAR(lr_multiplier(c, 575, 1e9, 50), 0.5, 1e-12);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 100, 0, 50), 1.0);
-  c.min_lr = 0;
-  EXPECT_NEAR(lr_multiplier(c, 1000, 0, 50), 0.0, 1e-12);
+  c.schedule.lr_schedule = LrSchedule::HoldDecay;
+  c.schedule.lr_hold_frac = 0.15;
+  c.schedule.min_lr = 0.1;
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 0, 0, 50), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 100, 10e3, 50), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 150, 15e3, 50), 1.0);           // (1 - 0.15) / 0.85
+  EXPECT_NEAR(lr_multiplier(c.schedule, 575, 57.5e3, 50), 0.5, 1e-12);      // (1 - 0.575) / 0.85
+  EXPECT_NEAR(lr_multiplier(c.schedule, 830, 83e3, 50), 0.2, 1e-12);        // (1 - 0.83) / 0.85
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 950, 95e3, 50), 0.1);          // 0.0588 floored
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 1100, 110e3, 50), 0.1);
+  c.schedule.max_wallclock_seconds = 0;  // in steps of ITERATIONS = 1000
+  EXPECT_NEAR(lr_multiplier(c.schedule, 575, 1e9, 50), 0.5, 1e-12);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 100, 0, 50), 1.0);
+  c.schedule.min_lr = 0;
+  EXPECT_NEAR(lr_multiplier(c.schedule, 1000, 0, 50), 0.0, 1e-12);
   // MIN_LR floors the seeds' warm-down too.
   Config w = schedule_config(0);
-  w.min_lr = 0.25;
-  EXPECT_DOUBLE_EQ(lr_multiplier(w, 900, 0, 0), 0.5);
-  EXPECT_DOUBLE_EQ(lr_multiplier(w, 990, 0, 0), 0.25);
+  w.schedule.min_lr = 0.25;
+  EXPECT_DOUBLE_EQ(lr_multiplier(w.schedule, 900, 0, 0), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(w.schedule, 990, 0, 0), 0.25);
 }
 
 TEST(Schedule, WallclockWarmdownInTime) {
   Config c = schedule_config(600);  // 600 s cap, 200 warm-down steps
   // At 100 ms/step the warm-down takes 20 s: it starts at 580 s.
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5000, 500e3, 100), 1.0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5800, 580e3, 100), 1.0);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5900, 590e3, 100), 0.5);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 5990, 599e3, 100), 0.05);
-  EXPECT_DOUBLE_EQ(lr_multiplier(c, 6100, 610e3, 100), 0.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 5000, 500e3, 100), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 5800, 580e3, 100), 1.0);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 5900, 590e3, 100), 0.5);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 5990, 599e3, 100), 0.05);
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 6100, 610e3, 100), 0.0);
   // Start-up costs stay out of the step time: a 5 s first step and 9 steps of 100 ms.
   AgreedClock clock;
   EXPECT_DOUBLE_EQ(clock.elapsed(1), 0.0);
@@ -95,14 +95,14 @@ TEST(Schedule, WallclockWarmdownInTime) {
 // is below SWA_START_FRAC; the run ends after the first step with T_k >= cap.
 TEST(Schedule, UnderAWallClockFollowsTheTimelineWithoutTheFirstStep) {
   Config c = schedule_config(20);  // 20 s cap
-  c.iterations = 100000;
-  c.warmdown_iters = 50;  // 5 s of warm-down at 100 ms/step
-  c.qat_enabled = true;
-  c.qat_start_frac = 0.85;
-  c.loop_layers = "0-1";
-  c.loop_start_frac = 0.35;
-  c.swa_start_frac = 0.5;
-  c.swa_every = 5;
+  c.schedule.iterations = 100000;
+  c.schedule.warmdown_iters = 50;  // 5 s of warm-down at 100 ms/step
+  c.qat.qat_enabled = true;
+  c.qat.qat_start_frac = 0.85;
+  c.model.loop_layers = LoopRange{0, 1};
+  c.model.loop_start_frac = 0.35;
+  c.averaging.swa_start_frac = 0.5;
+  c.averaging.swa_every = 5;
   const double first = 3000, step = 100, cap = 20000, W = 50;
   auto duration = [&](std::int64_t k) { return k == 0 ? first : step; };  // of the step with 0-based index k
 
@@ -128,7 +128,7 @@ TEST(Schedule, UnderAWallClockFollowsTheTimelineWithoutTheFirstStep) {
   EXPECT_EQ(steps, want_steps);
   EXPECT_EQ(steps, 171);  // 3000 + 170 * 100 = 20000
   std::int64_t first_swa = -1, qat_from = -1, loop_from = -1;
-  const SwaTiming due = swa_timing("done");
+  const SwaTiming due = swa_timing(SwaStepIndex::Done);
   for (std::int64_t i = 0; i < steps; ++i) {
     const double t = T[static_cast<std::size_t>(i)], remaining = std::max(cap - t, 0.0);
     const double mult = remaining <= W * step ? remaining / (W * step) : 1.0;
@@ -140,7 +140,7 @@ TEST(Schedule, UnderAWallClockFollowsTheTimelineWithoutTheFirstStep) {
     EXPECT_EQ(p.looped, t >= 0.35 * cap) << "step " << i;
     if (p.qat && qat_from < 0) qat_from = i;
     if (p.looped && loop_from < 0) loop_from = i;
-    if (first_swa < 0 && p.lr_mult < c.swa_start_frac && due(i + 1, c.swa_every)) first_swa = i + 1;
+    if (first_swa < 0 && p.lr_mult < c.averaging.swa_start_frac && due(i + 1, c.averaging.swa_every)) first_swa = i + 1;
   }
   EXPECT_EQ(loop_from, 41);   // T = 3000 + 40 * 100 >= 7000
   EXPECT_EQ(qat_from, 141);   // T = 3000 + 140 * 100 >= 17000
@@ -149,29 +149,29 @@ TEST(Schedule, UnderAWallClockFollowsTheTimelineWithoutTheFirstStep) {
 
 TEST(Schedule, LoopStartAtItsFraction) {
   Config c = schedule_config(600);
-  c.loop_start_frac = 0.35;
+  c.model.loop_start_frac = 0.35;
   EXPECT_FALSE(loop_active(c, 10, 599e3));  // LOOP_LAYERS empty: never
-  c.loop_layers = "3-5";
+  c.model.loop_layers = LoopRange{3, 5};
   EXPECT_FALSE(loop_active(c, 10, 209e3));
   EXPECT_TRUE(loop_active(c, 10, 210e3));
-  c.max_wallclock_seconds = 0;
+  c.schedule.max_wallclock_seconds = 0;
   EXPECT_FALSE(loop_active(c, 349, 0));
   EXPECT_TRUE(loop_active(c, 350, 0));
 }
 
 TEST(Schedule, QatStart) {
   Config c = schedule_config(600);
-  c.qat_start_frac = 0.85;
+  c.qat.qat_start_frac = 0.85;
   EXPECT_FALSE(qat_active(c, 10, 599e3));  // QAT_ENABLED = 0: never
-  c.qat_enabled = true;
+  c.qat.qat_enabled = true;
   EXPECT_FALSE(qat_active(c, 10, 509e3));
   EXPECT_TRUE(qat_active(c, 10, 510e3));
-  c.max_wallclock_seconds = 0;
+  c.schedule.max_wallclock_seconds = 0;
   EXPECT_FALSE(qat_active(c, 849, 0));
   EXPECT_TRUE(qat_active(c, 850, 0));
-  c.qat_start_frac = 0;  // from the first step (#219)
+  c.qat.qat_start_frac = 0;  // from the first step (#219)
   EXPECT_TRUE(qat_active(c, 0, 0));
-  c.max_wallclock_seconds = 600;
+  c.schedule.max_wallclock_seconds = 600;
   EXPECT_TRUE(qat_active(c, 0, 0));
 }
 

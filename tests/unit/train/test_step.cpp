@@ -45,10 +45,10 @@ constexpr std::int64_t kMicro = 2, kSteps = 7, kQatFrom = 3;
 
 Config step_config() {
   Config c = test::small_model(2, 32);
-  c.vocab_size = 64;
-  c.bigram_vocab_size = 0;
-  c.muon_momentum_warmup_steps = 4;  // a different momentum at every step
-  c.grad_clip_norm = 0.5;
+  c.model.vocab_size = 64;
+  c.model.bigram_vocab_size = 0;
+  c.optim.muon_momentum_warmup_steps = 4;  // a different momentum at every step
+  c.optim.grad_clip_norm = 0.5;
   return c;
 }
 
@@ -56,12 +56,12 @@ Config step_config() {
 // QAT on from step kQatFrom. Returns the losses; `model` holds the weights.
 std::vector<double> train(GPT& model, std::unique_ptr<GraphRecorder> recorder, std::vector<std::string>& notes) {
   const Config c = step_config();
-  Optimizers opt(model, c, at::kFloat);
+  Optimizers opt(model, c.optim, at::kFloat);
   TrainStep step(model, opt, kMicro, nullptr, std::move(recorder), [&](const std::string& n) { notes.push_back(n); });
   std::uint64_t batch = 0;
   const NextBatch next = [&] {
     ++batch;
-    return MicroBatch{test::tokens(2, 16, c.vocab_size, 100 + batch), test::tokens(2, 16, c.vocab_size, 500 + batch)};
+    return MicroBatch{test::tokens(2, 16, c.model.vocab_size, 100 + batch), test::tokens(2, 16, c.model.vocab_size, 500 + batch)};
   };
   std::vector<double> losses;
   for (std::int64_t s = 0; s < kSteps; ++s) {
@@ -77,7 +77,9 @@ std::vector<double> train(GPT& model, std::unique_ptr<GraphRecorder> recorder, s
 // same weights bit for bit. Returns the recorded run's notes.
 std::vector<std::string> expect_the_eager_run(bool failing, Calls& calls) {
   const Config c = step_config();
-  GPT eager_model(c, {}), model(c, {});
+  GPT eager_model(c.model, {}), model(c.model, {});
+  test::use_qat_plan(eager_model, c);
+  test::use_qat_plan(model, c);
   test::randomise(eager_model, 7, 0.1);
   test::randomise(model, 7, 0.1);
   std::vector<std::string> eager_notes, notes;
@@ -115,11 +117,11 @@ TEST(TrainStep, AFailedCaptureIsReportedAndTheStepsRunEagerly) {
 
 TEST(TrainStep, CudaGraphsAreForCudaDevicesOnly) {
   Config c;
-  c.cuda_graphs = true;
-  EXPECT_FALSE(use_cuda_graphs(c, at::kCPU));
-  EXPECT_TRUE(use_cuda_graphs(c, at::Device(at::kCUDA, 0)));
+  c.runtime.cuda_graphs = true;
+  EXPECT_FALSE(use_cuda_graphs(true, at::kCPU));
+  EXPECT_TRUE(use_cuda_graphs(true, at::Device(at::kCUDA, 0)));
   EXPECT_THROW(cuda_graph_recorder(at::kCPU), std::runtime_error);
-  const auto notes = ignored_cuda_switches(c, at::kCPU);
+  const auto notes = ignored_cuda_switches(c.runtime, at::kCPU);
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_NE(notes[0].find("CUDA_GRAPHS=1 is ignored on cpu"), std::string::npos) << notes[0];
 }
@@ -128,8 +130,8 @@ TEST(TrainStep, CudaGraphsAreForCudaDevicesOnly) {
 // order; an observed step trains exactly as an unobserved one.
 TEST(TrainStep, PhaseObserverSeesEachPhaseInOrder) {
   const Config c = step_config();
-  GPT observed(c, {}), plain(c, {});
-  Optimizers opt_observed(observed, c, at::kFloat), opt_plain(plain, c, at::kFloat);
+  GPT observed(c.model, {}), plain(c.model, {});
+  Optimizers opt_observed(observed, c.optim, at::kFloat), opt_plain(plain, c.optim, at::kFloat);
   TrainStep a(observed, opt_observed, kMicro, nullptr), b(plain, opt_plain, kMicro, nullptr);
   std::string seen;
   a.observe_phases([&](StepPhase phase, bool begins) {
@@ -139,7 +141,7 @@ TEST(TrainStep, PhaseObserverSeesEachPhaseInOrder) {
   auto batches = [&] {
     return [&c, n = std::uint64_t{0}]() mutable {
       ++n;
-      return MicroBatch{test::tokens(2, 16, c.vocab_size, 100 + n), test::tokens(2, 16, c.vocab_size, 500 + n)};
+      return MicroBatch{test::tokens(2, 16, c.model.vocab_size, 100 + n), test::tokens(2, 16, c.model.vocab_size, 500 + n)};
     };
   };
   const double la = a.run(batches(), 0, 1.0).item<double>(), lb = b.run(batches(), 0, 1.0).item<double>();

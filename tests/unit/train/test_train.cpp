@@ -22,7 +22,7 @@ namespace {
 std::vector<NamedTensor> run_and_load(const Config& c) {
   TempDir out;
   Config cfg = c;
-  cfg.log_dir = out.path();
+  cfg.run.log_dir = out.path();
   RunLog log(cfg);
   TrainResult r = train(cfg, log);
   return load_safetensors(r.weights_path);
@@ -39,11 +39,11 @@ bool bit_identical(const std::vector<NamedTensor>& a, const std::vector<NamedTen
 
 TEST(Training, OverfitsOneBatch) {
   Config c = test::tiny_run(TempDir(), 1);
-  c.seed = 3;
-  GPT model(c, {});
-  Optimizers opt(model, c, at::kFloat);
+  c.run.seed = 3;
+  GPT model(c.model, {});
+  Optimizers opt(model, c.optim, at::kFloat);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
-  at::Tensor x = at::randint(c.vocab_size, {4, 16}, gen, at::kLong), y = at::randint(c.vocab_size, {4, 16}, gen, at::kLong);
+  at::Tensor x = at::randint(c.model.vocab_size, {4, 16}, gen, at::kLong), y = at::randint(c.model.vocab_size, {4, 16}, gen, at::kLong);
   double first = 0, last = 0;
   for (int i = 0; i < 150; ++i) {
     opt.zero_grad();
@@ -61,7 +61,7 @@ TEST(Training, SameSeedGivesBitIdenticalWeights) {
   Config c = test::tiny_run(dir, 6);
   auto a = run_and_load(c), b = run_and_load(c);
   EXPECT_TRUE(bit_identical(a, b));
-  c.seed = 99;
+  c.run.seed = 99;
   EXPECT_FALSE(bit_identical(a, run_and_load(c)));
 }
 
@@ -71,15 +71,15 @@ TEST(Training, SameSeedGivesBitIdenticalWeights) {
 TEST(Training, SwaWithTheFinalWeightsAdded) {
   TempDir dir;
   Config c = test::tiny_run(dir, 12);
-  c.warmdown_iters = 12;
-  c.swa_every = 2;
-  c.swa_start_frac = 0.5;  // mult < 0.5 from step 7 on: snapshots after steps 8, 10, 12
-  c.swa_step_index = "done";
-  c.swa_add_final = false;
+  c.schedule.warmdown_iters = 12;
+  c.averaging.swa_every = 2;
+  c.averaging.swa_start_frac = 0.5;  // mult < 0.5 from step 7 on: snapshots after steps 8, 10, 12
+  c.averaging.swa_step_index = SwaStepIndex::Done;
+  c.averaging.swa_add_final = false;
   auto snapshots = run_and_load(c);
-  c.swa_add_final = true;
+  c.averaging.swa_add_final = true;
   auto with_final = run_and_load(c);
-  c.swa_enabled = false;
+  c.averaging.swa_enabled = false;
   auto final_weights = run_and_load(c);
   const double K = 3;
   double max_diff = 0;
@@ -99,10 +99,10 @@ namespace {
 // one run each.
 Config flat_lr_run(const TempDir& dir, std::int64_t iterations) {
   Config c = test::tiny_run(dir, iterations);
-  c.warmdown_iters = 1000000;
-  c.min_lr = 0.25;
-  c.swa_start_frac = 0.5;
-  c.swa_every = 4;
+  c.schedule.warmdown_iters = 1000000;
+  c.schedule.min_lr = 0.25;
+  c.averaging.swa_start_frac = 0.5;
+  c.averaging.swa_every = 4;
   return c;
 }
 
@@ -124,20 +124,20 @@ TEST(Training, SwaAveragesTheStepsItsRuleNames) {
   std::map<std::int64_t, std::vector<NamedTensor>> W;
   for (std::int64_t k : {1, 4, 5, 8, 9}) {
     Config c = flat_lr_run(dir, k);
-    c.swa_enabled = false;
+    c.averaging.swa_enabled = false;
     W[k] = run_and_load(c);
   }
   Config c = flat_lr_run(dir, 9);
-  c.swa_step_index = "done";  // after steps 4 and 8
-  c.swa_add_final = false;
+  c.averaging.swa_step_index = SwaStepIndex::Done;  // after steps 4 and 8
+  c.averaging.swa_add_final = false;
   expect_mean_of(run_and_load(c), {&W[4], &W[8]});
-  c.swa_step_index = "taken";  // after steps 1, 5 and 9, and step 9 again as the final weights
-  c.swa_add_final = true;
+  c.averaging.swa_step_index = SwaStepIndex::Taken;  // after steps 1, 5 and 9, and step 9 again as the final weights
+  c.averaging.swa_add_final = true;
   expect_mean_of(run_and_load(c), {&W[1], &W[5], &W[9], &W[9]});
   // One snapshot (after step 4 of 5): the run ends on its final weights.
   c = flat_lr_run(dir, 5);
-  c.swa_step_index = "done";
-  c.swa_add_final = false;
+  c.averaging.swa_step_index = SwaStepIndex::Done;
+  c.averaging.swa_add_final = false;
   EXPECT_TRUE(bit_identical(run_and_load(c), W[5]));
 }
 
@@ -146,35 +146,35 @@ TEST(Training, SwaAveragesTheStepsItsRuleNames) {
 TEST(Training, QatRunsValidateThePlainWeights) {
   TempDir dir;
   Config c = test::tiny_run(dir, 3);
-  c.qat_enabled = true;
-  c.qat_start_frac = 0;
-  c.swa_enabled = false;
-  c.prequant_eval = false;
+  c.qat.qat_enabled = true;
+  c.qat.qat_start_frac = 0;
+  c.averaging.swa_enabled = false;
+  c.eval.prequant_eval = false;
   RunLog log(c);
   const TrainResult r = train(c, log);
-  GPT plain(c, {});
+  GPT plain(c.model, {});
   load_weights(plain, r.weights_path);
   const ScoringData data = load_scoring_data(c, at::kCPU);
-  const std::int64_t batch_seqs = std::max<std::int64_t>(1, c.val_batch_size / grad_accum_steps(1) / c.train_seq_len);
-  const double want = evaluate_standard(plain, data.val, data.bytes, c.train_seq_len, batch_seqs).val_loss();
+  const std::int64_t batch_seqs = std::max<std::int64_t>(1, c.train.val_batch_size / grad_accum_steps(1) / c.train.train_seq_len);
+  const double want = evaluate_standard(plain, data.val, data.bytes, c.train.train_seq_len, batch_seqs).val_loss();
   EXPECT_EQ(r.final_eval.val_loss(), want);
   // The fake-quantised weights score differently, so the equality says something.
-  GPT quantised(c, {});
+  GPT quantised(c.model, {});
   load_weights(quantised, r.weights_path);
   {
     at::NoGradGuard no_grad;
-    const QuantOptions o = quant_options(c);
+    const QuantOptions o = quant_options(c.export_, c.qat);
     for (const auto& p : quantised.parameters())
       if (auto rq = qat_quantizer(p.name, o)) p.tensor.detach().copy_(fake_quantize_rows(p.tensor.detach(), *rq));
   }
-  EXPECT_GT(std::abs(evaluate_standard(quantised, data.val, data.bytes, c.train_seq_len, batch_seqs).val_loss() - want), 1e-5);
+  EXPECT_GT(std::abs(evaluate_standard(quantised, data.val, data.bytes, c.train.train_seq_len, batch_seqs).val_loss() - want), 1e-5);
 }
 
 TEST(Training, QatFromTheFirstStepIsLoggedAtStepZero) {
   TempDir dir;
   Config c = test::tiny_run(dir, 3);
-  c.qat_enabled = true;
-  c.qat_start_frac = 0;
+  c.qat.qat_enabled = true;
+  c.qat.qat_start_frac = 0;
   RunLog log(c);
   train(c, log);
   EXPECT_NE(read_file(dir.file("run/train.log")).find("qat:start step:0"), std::string::npos);
@@ -183,9 +183,9 @@ TEST(Training, QatFromTheFirstStepIsLoggedAtStepZero) {
 TEST(Training, WarmupRestoresEverything) {
   TempDir dir;
   Config c = test::tiny_run(dir, 6);
-  c.ema_enabled = true;  // EMA state starts from the restored weights too
+  c.averaging.ema_enabled = true;  // EMA state starts from the restored weights too
   auto without = run_and_load(c);
-  c.warmup_steps = 3;
+  c.train.warmup_steps = 3;
   auto with = run_and_load(c);
   EXPECT_TRUE(bit_identical(without, with));
 }
@@ -193,8 +193,8 @@ TEST(Training, WarmupRestoresEverything) {
 TEST(Training, LossFallsAndRunFolderHasOutputs) {
   TempDir dir;
   Config c = test::tiny_run(dir, 30);
-  c.val_loss_every = 15;
-  c.warmdown_iters = 10;
+  c.train.val_loss_every = 15;
+  c.schedule.warmdown_iters = 10;
   RunLog log(c);
   TrainResult r = train(c, log);
   EXPECT_EQ(r.steps, 30);
@@ -220,31 +220,31 @@ TEST(Training, LossFallsAndRunFolderHasOutputs) {
 TEST(Training, SmallModelWithEveryRecordOptionTrainsAndExports) {
   TempDir dir;
   Config c = test::tiny_run(dir, 200);
-  c.num_layers = 4;
-  c.mlp_mult = 4;
-  c.mlp_activation = "leaky_relu2";
-  c.smear_bos_aware = true;
-  c.attn_out_gate = true;
-  c.xsa_last_n = 4;
-  c.rope_dims = 8;
-  c.ln_scale = true;
-  c.loop_layers = "1-2";
-  c.loop_repeats = 2;
-  c.loop_start_frac = 0.35;
-  c.skip_gates = true;
-  c.parallel_resid_from = 3;
-  c.lr_schedule = "hold_decay";
-  c.min_lr = 0.1;
-  c.muon_ns_coeffs = "polar_express";
-  c.muon_row_norm = true;
-  c.beta2 = 0.99;
-  c.swa_enabled = false;
-  c.ema_enabled = true;
-  c.ema_decay = 0.99;
-  c.val_loss_every = 100;
-  c.quant_attn = "int6,k=13,sym,gptq";
-  c.quant_mlp = "int6,k=11.5,sym,gptq";
-  c.gptq_tokens = 2048;
+  c.model.num_layers = 4;
+  c.model.mlp_mult = 4;
+  c.model.mlp_activation = MlpActivation::LeakyRelu2;
+  c.model.smear_bos_aware = true;
+  c.model.attn_out_gate = true;
+  c.model.xsa_last_n = 4;
+  c.model.rope_dims = 8;
+  c.model.ln_scale = true;
+  c.model.loop_layers = LoopRange{1, 2};
+  c.model.loop_repeats = 2;
+  c.model.loop_start_frac = 0.35;
+  c.model.skip_gates = true;
+  c.model.parallel_resid_from = 3;
+  c.schedule.lr_schedule = LrSchedule::HoldDecay;
+  c.schedule.min_lr = 0.1;
+  c.optim.muon_ns_coeffs = {NsSchedule::PolarExpress, {}};
+  c.optim.muon_row_norm = true;
+  c.optim.beta2 = 0.99;
+  c.averaging.swa_enabled = false;
+  c.averaging.ema_enabled = true;
+  c.averaging.ema_decay = 0.99;
+  c.train.val_loss_every = 100;
+  c.export_.quant_attn = parse_tensor_plan("int6,k=13,sym,gptq");
+  c.export_.quant_mlp = parse_tensor_plan("int6,k=11.5,sym,gptq");
+  c.export_.gptq_tokens = 2048;
   RunLog log(c);
   TrainResult r = train(c, log);
   EXPECT_EQ(r.steps, 200);
@@ -266,9 +266,9 @@ TEST(Training, SmallModelWithEveryRecordOptionTrainsAndExports) {
 TEST(Training, NonFiniteLossStopsTheRunBeforeAnythingOfItIsSaved) {
   TempDir dir;
   Config c = test::tiny_run(dir, 40);
-  c.matrix_lr = c.scalar_lr = c.tied_embed_lr = 1e4;
-  c.grad_clip_norm = 0;
-  c.checkpoint_every = 1;
+  c.optim.matrix_lr = c.optim.scalar_lr = c.optim.tied_embed_lr = 1e4;
+  c.optim.grad_clip_norm = 0;
+  c.train.checkpoint_every = 1;
   RunLog log(c);
   std::string message;
   try {
@@ -294,11 +294,11 @@ TEST(Training, AWrapOfTheTrainingStreamIsLoggedOnce) {
   TempDir dir;
   Config c = test::tiny_run(dir, 1);
   std::size_t total = 0;
-  for (const auto& f : shard_files(train_pattern(c.data_path))) total += Shard(f).num_tokens();
-  const std::int64_t per_step = 8 * (c.train_batch_tokens / 8 + 1);
+  for (const auto& f : shard_files(train_pattern(c.run.data_path))) total += Shard(f).num_tokens();
+  const std::int64_t per_step = 8 * (c.train.train_batch_tokens / 8 + 1);
   const std::int64_t wrap_step = static_cast<std::int64_t>(total) / per_step + 1;  // the first step past the end
-  c.iterations = wrap_step + 2;
-  c.prequant_eval = false;
+  c.schedule.iterations = wrap_step + 2;
+  c.eval.prequant_eval = false;
   RunLog log(c);
   train(c, log);
   const std::string text = read_file(dir.file("run/train.log"));
