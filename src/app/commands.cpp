@@ -186,13 +186,42 @@ int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
   return 0;
 }
 
+namespace {
+
+// The configuration for scoring or exporting a model file: what the file
+// records (config/record.h) under the configuration given. A configured
+// value that contradicts the record is an error naming each key, unless
+// OVERRIDE_RECORDED=1; `notes` receives what the log should say about it.
+Config config_for_model_file(const ConfigArgs& args, const std::string& path, std::vector<std::string>& notes) {
+  const std::optional<ModelRecord> record = read_model_record(path);
+  std::map<std::string, std::string> sources;
+  Config cfg = load_config(args.files, args.sets, process_env, &sources, record ? &*record : nullptr);
+  if (!record) {
+    notes.push_back("'" + path + "' records no model configuration (written by an older pgolf): the configuration as given applies");
+    return cfg;
+  }
+  std::string list;
+  for (const std::string& c : record_conflicts(cfg, *record, sources)) list += (list.empty() ? "" : ", ") + c;
+  if (list.empty()) return cfg;
+  if (!cfg.eval.override_recorded)
+    throw ConfigError("the configuration contradicts what the model file records: " + list +
+                      ". A model file brings its own architecture and scoring keys: leave these keys unset, or set "
+                      "OVERRIDE_RECORDED=1 for a deliberate experiment");
+  notes.push_back("OVERRIDE_RECORDED=1: the configuration overrides the model file's record in " + list);
+  return cfg;
+}
+
+}  // namespace
+
 int cmd_eval(const ConfigArgs& args, const std::string& path) {
-  Config cfg = resolve_config(args);
+  std::vector<std::string> notes;
+  Config cfg = config_for_model_file(args, path, notes);
   const LaunchInfo launch = detect_launch(process_env);
   init_threads(cfg.runtime.num_threads);
   const at::Device device = select_device(cfg.runtime.device, launch.local_rank);
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   RunLog log(cfg, dist->is_main() ? RunLog::Mode::Console : RunLog::Mode::Silent);
+  for (const std::string& note : notes) log.line("eval: " + note);
   GPT model(cfg.model, model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels));
   model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
   load_model_file(model, path);
@@ -206,9 +235,11 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
 }
 
 int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std) {
-  Config cfg = resolve_config(args);
+  std::vector<std::string> notes;
+  Config cfg = weights.empty() ? resolve_config(args) : config_for_model_file(args, weights, notes);
   init_threads(cfg.runtime.num_threads);
   RunLog log(cfg, RunLog::Mode::Console);
+  for (const std::string& note : notes) log.line("export: " + note);
   GPT model(cfg.model, model_options_for(at::kCPU, static_cast<std::uint64_t>(cfg.run.seed)));
   if (!weights.empty()) load_weights(model, weights);
   std::string source = weights.empty() ? "initial weights (SEED=" + std::to_string(cfg.run.seed) + ")" : weights;
@@ -226,8 +257,9 @@ int cmd_export(const ConfigArgs& args, const std::string& weights, const std::st
 }
 
 int cmd_inspect(const std::string& path, bool codecs) {
-  Codec codec = Codec::Zstd;
-  const auto tensors = read_artifact(path, &codec);
+  const ArtifactContents artifact = read_artifact(path);
+  const std::vector<QuantTensor>& tensors = artifact.tensors;
+  const Codec codec = artifact.codec;
   const std::uint64_t file_bytes = std::filesystem::file_size(path);
   std::vector<std::uint64_t> packed;
   std::uint64_t packed_sum = 0, raw_sum = 0, params = 0;
@@ -258,6 +290,10 @@ int cmd_inspect(const std::string& path, bool codecs) {
                 static_cast<unsigned long long>(file_bytes + code_bytes()), static_cast<unsigned long long>(kSubmissionBudget),
                 file_bytes + code_bytes() <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
   std::cout << buf << "(packed_bytes compresses each tensor alone with the artifact's codec; share is of their sum)\n";
+  std::string record;
+  for (const auto& [k, v] : parse_record(artifact.record_text, path).values) record += " " + k + "=" + v;
+  std::cout << "version:" << artifact.version << " model record (" << artifact.record_bytes
+            << " bytes):" << (record.empty() ? " none (written by an older pgolf)" : record) << "\n";
   if (codecs) {
     std::printf("\n%-18s %12s %12s %12s %12s\n", "layout", "raw", "zstd-22", "xz-9e", "brotli-11");
     for (Layout l : all_layouts()) {

@@ -117,12 +117,19 @@ int main(int argc, char** argv) {
 
   std::string model_path;
   auto* eval = app.add_subcommand("eval", "score an artifact (or .safetensors weights) with the sliding-window evaluation");
-  eval->add_option("path", model_path, "artifact or .safetensors file")->required()->check(CLI::ExistingFile);
+  eval->add_option("path", model_path,
+                   "artifact or .safetensors file; it records its model and scoring keys (the model section, "
+                   "TRAIN_SEQ_LEN, EVAL_SEQ_LEN, EVAL_STRIDE), which apply without a config; a config that sets "
+                   "them otherwise is refused unless OVERRIDE_RECORDED=1")
+      ->required()
+      ->check(CLI::ExistingFile);
   add_config_options(eval, cfg_args);
 
   std::string export_weights, export_output;
   auto* exp = app.add_subcommand("export", "prune, quantise and pack weights into an artifact");
-  exp->add_option("--weights", export_weights, ".safetensors to export (default: the initial weights, for sizing)")
+  exp->add_option("--weights", export_weights,
+                  ".safetensors to export (default: the initial weights, for sizing); the model keys it records apply "
+                  "as with `pgolf eval`")
       ->check(CLI::ExistingFile);
   exp->add_option("--output", export_output, "artifact file to write")->required();
   double export_random_std = 0;

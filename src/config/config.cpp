@@ -1,4 +1,6 @@
 #include "pgolf/config/config.h"
+#include "pgolf/config/record.h"
+#include "pgolf/core/io.h"
 
 #include <algorithm>
 #include <cctype>
@@ -146,6 +148,10 @@ const std::vector<ConfigKey>& config_keys() {
       key<&Config::eval, &EvalConfig::eval_stride>("EVAL_STRIDE", "evaluation", "sliding-window stride"),
       key<&Config::eval, &EvalConfig::eval_batch_seqs>("EVAL_BATCH_SEQS", "evaluation", "windows per sliding-evaluation batch"),
       key<&Config::eval, &EvalConfig::eval_seq_len>("EVAL_SEQ_LEN", "evaluation", "sliding-window length (0 = TRAIN_SEQ_LEN)"),
+      key<&Config::eval, &EvalConfig::override_recorded>("OVERRIDE_RECORDED", "evaluation",
+                                                         "1: `pgolf eval` and `pgolf export --weights` use configured values that "
+                                                         "differ from what the model file records (its architecture and scoring keys), "
+                                                         "for a deliberate experiment; 0: such a configuration is refused"),
       key<&Config::eval, &EvalConfig::prequant_eval>("PREQUANT_EVAL", "evaluation", "also score the fp32 weights before export (shows the quantisation penalty)"),
       key<&Config::ttt, &TttConfig::ttt_enabled>("TTT_ENABLED", "evaluation", "also score with score-first test-time training (per-document LoRA adapters, docs/MODEL.md): `pgolf eval` and the end of `pgolf train`"),
       key<&Config::ttt, &TttConfig::ttt_targets>("TTT_TARGETS", "evaluation", "TTT: adapted sites, a subset of q,k,v,o,mlp,head"),
@@ -324,11 +330,32 @@ void apply_config_file(Config& cfg, const std::string& path, std::map<std::strin
   }
 }
 
+namespace {
+
+// A model file's record under everything else: its keys must be keys of a
+// record that this pgolf knows.
+void apply_record(Config& cfg, const ModelRecord& recorded, std::map<std::string, std::string>* sources) {
+  const std::string origin = record_origin(recorded);
+  for (const auto& [name, value] : recorded.values) {
+    const ConfigKey* key = find_config_key(name);
+    if (!key)
+      throw ConfigError("'" + recorded.file + "' records the key '" + printable(name) +
+                        "', which this pgolf does not know (a file of a newer pgolf? score it with that version)");
+    if (!recorded_key(*key))
+      throw ConfigError("'" + recorded.file + "' records the key '" + name + "', which a model record does not hold (a damaged file?)");
+    set_config_value(cfg, *key, value, origin);
+    record(sources, key->name, origin);
+  }
+}
+
+}  // namespace
+
 Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& sets, const Getenv& getenv,
-                   std::map<std::string, std::string>* sources) {
+                   std::map<std::string, std::string>* sources, const ModelRecord* recorded) {
   std::map<std::string, std::string> own;  // validation errors name the sources even when the caller wants none
   if (!sources) sources = &own;
   Config cfg;
+  if (recorded) apply_record(cfg, *recorded, sources);
   for (const auto& f : files) apply_config_file(cfg, f, sources);
   for (const auto& k : config_keys()) {
     if (const char* v = getenv(k.name)) {

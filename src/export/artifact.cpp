@@ -184,27 +184,42 @@ std::vector<QuantTensor> deserialize_tensors(const std::string& payload, const s
   return out;
 }
 
-std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors, Codec codec) {
-  const std::string payload = serialize_tensors(tensors);
-  return write_artifact_packed(path, payload.size(), compress(payload, codec), codec);
+std::string pack_record(const std::string& record_text, Codec codec) {
+  if (record_text.size() > kArtifactMaxRecord)
+    throw std::runtime_error("the model record has " + std::to_string(record_text.size()) + " bytes, more than the artifact holds (64 KiB)");
+  const std::string packed = compress(record_text, codec);
+  std::string out;
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(record_text.size()));
+  put<std::uint32_t>(out, static_cast<std::uint32_t>(packed.size()));
+  return out + packed;
 }
 
-std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t payload_size, const std::string& packed, Codec codec) {
+std::uint64_t write_artifact(const std::string& path, const std::vector<QuantTensor>& tensors, Codec codec,
+                             const std::string& record_text) {
+  const std::string payload = serialize_tensors(tensors);
+  return write_artifact_packed(path, payload.size(), pack_record(record_text, codec), compress(payload, codec), codec);
+}
+
+std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t payload_size, const std::string& packed_record,
+                                    const std::string& packed, Codec codec) {
   std::string header(kArtifactMagic, sizeof kArtifactMagic);
   put<std::uint32_t>(header, kArtifactVersion);
   put<std::uint32_t>(header, static_cast<std::uint32_t>(codec));
   put<std::uint64_t>(header, payload_size);
-  put<std::uint64_t>(header, packed.size());
-  put<std::uint32_t>(header, crc32_of(packed.data(), packed.size()));
+  put<std::uint64_t>(header, packed_record.size() + packed.size());
+  const auto crc = ::crc32(::crc32(0L, reinterpret_cast<const Bytef*>(packed_record.data()), static_cast<uInt>(packed_record.size())),
+                           reinterpret_cast<const Bytef*>(packed.data()), static_cast<uInt>(packed.size()));
+  put<std::uint32_t>(header, static_cast<std::uint32_t>(crc));
   put<std::uint32_t>(header, crc32_of(header.data(), header.size()));
   AtomicFile f(path);
   f.write(header);
+  f.write(packed_record);
   f.write(packed);
   f.commit();
-  return header.size() + packed.size();
+  return header.size() + packed_record.size() + packed.size();
 }
 
-std::vector<QuantTensor> read_artifact(const std::string& path, Codec* codec_out) {
+ArtifactContents read_artifact(const std::string& path) {
   MappedFile file(path);
   auto fail = [&](ArtifactError::Kind k, const std::string& what) {
     return ArtifactError(k, "bad artifact '" + path + "': " + what);
@@ -218,17 +233,19 @@ std::vector<QuantTensor> read_artifact(const std::string& path, Codec* codec_out
     std::memcpy(&v, h + off, sizeof v);
     return v;
   };
-  const auto version = field(8, std::uint32_t{});
+  ArtifactContents out;
+  out.version = field(8, std::uint32_t{});
   if (crc32_of(h, 36) != field(36, std::uint32_t{}))
     throw fail(ArtifactError::HeaderChecksum, "header checksum mismatch (the file is corrupted)");
-  if (version != kArtifactVersion)
-    throw fail(ArtifactError::BadVersion, "unsupported version " + std::to_string(version) + " (this pgolf reads version " +
+  if (out.version != kArtifactVersion && out.version != 2)
+    throw fail(ArtifactError::BadVersion, "unsupported version " + std::to_string(out.version) + " (this pgolf reads versions 2 and " +
                                               std::to_string(kArtifactVersion) + ")");
   const auto codec_id = field(12, std::uint32_t{});
   const std::optional<Codec> codec = codec_from_id(codec_id);
   if (!codec)
     throw fail(ArtifactError::BadCodec, "unknown codec id " + std::to_string(codec_id) +
                                             " (this pgolf reads 1 = zstd, 2 = xz, 3 = brotli)");
+  out.codec = *codec;
   const auto payload_size = field(16, std::uint64_t{}), packed_size = field(24, std::uint64_t{});
   if (payload_size > kArtifactMaxPayload || packed_size > kArtifactMaxPayload)
     throw fail(ArtifactError::AbsurdLength, "declared payload of " + std::to_string(payload_size) + " bytes (" +
@@ -236,20 +253,37 @@ std::vector<QuantTensor> read_artifact(const std::string& path, Codec* codec_out
   if (file.size() != kArtifactHeaderBytes + packed_size)
     throw fail(ArtifactError::SizeMismatch, "file has " + std::to_string(file.size()) + " bytes but the header says " +
                                                 std::to_string(kArtifactHeaderBytes + packed_size) + " (truncated or padded)");
-  const std::uint8_t* packed = h + kArtifactHeaderBytes;
-  if (crc32_of(packed, packed_size) != field(32, std::uint32_t{}))
+  std::string_view packed(reinterpret_cast<const char*>(h + kArtifactHeaderBytes), packed_size);
+  if (crc32_of(packed.data(), packed.size()) != field(32, std::uint32_t{}))
     throw fail(ArtifactError::PayloadChecksum, "payload checksum mismatch (the file is corrupted)");
+  // Version 3: the packed model record comes first (pack_record).
+  if (out.version >= 3) {
+    std::uint32_t raw = 0, size = 0;
+    if (packed.size() < 8) throw fail(ArtifactError::BadRecord, "the model record's sizes are missing");
+    std::memcpy(&raw, packed.data(), 4);
+    std::memcpy(&size, packed.data() + 4, 4);
+    if (raw > kArtifactMaxRecord || size > packed.size() - 8)
+      throw fail(ArtifactError::BadRecord, "the model record declares " + std::to_string(raw) + " bytes (" + std::to_string(size) +
+                                               " packed), more than the file or the 64 KiB limit holds");
+    try {
+      out.record_text = decompress(packed.substr(8, size), *codec, raw);
+    } catch (const std::runtime_error& e) {
+      throw fail(ArtifactError::BadRecord, std::string("the model record does not decode (") + e.what() + ")");
+    }
+    out.record_bytes = 8 + std::uint64_t{size};
+    packed.remove_prefix(out.record_bytes);
+  }
   // The declared payload size is checked against what the data says and
   // decodes to; memory grows only with the bytes really decoded (codec.h).
   std::string payload;
   try {
-    payload = decompress(std::string_view(reinterpret_cast<const char*>(packed), packed_size), *codec, payload_size);
+    payload = decompress(packed, *codec, payload_size);
   } catch (const std::runtime_error& e) {
-    throw fail(ArtifactError::Decompress, "the " + std::to_string(packed_size) + " compressed bytes do not decode to the " +
+    throw fail(ArtifactError::Decompress, "the " + std::to_string(packed.size()) + " compressed bytes do not decode to the " +
                                               std::to_string(payload_size) + "-byte payload the header declares (" + e.what() + ")");
   }
-  if (codec_out) *codec_out = *codec;
-  return deserialize_tensors(payload, path);
+  out.tensors = deserialize_tensors(payload, path);
+  return out;
 }
 
 void load_artifact_into(GPT& model, const std::vector<QuantTensor>& tensors, const std::string& path) {

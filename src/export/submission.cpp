@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "pgolf/export/artifact.h"
+#include "pgolf/config/record.h"
 #include "pgolf/export/calibrate.h"
 #include "pgolf/export/code_archive.h"
 #include "pgolf/data/data.h"
@@ -51,8 +52,9 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   for (const auto& p : model.parameters())
     if (!at::isfinite(p.tensor).all().item<bool>())
       throw std::runtime_error("cannot export: weight '" + p.name + "' holds non-finite values (NaN or infinity); nothing is written");
-  const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg.run.data_path, cfg.train.train_seq_len, quant, log), {quant, cfg.export_.prune_frac}, budget,
-                                   codec, kArtifactHeaderBytes, log);
+  const std::string record = pack_record(format_record(model_record(cfg)), codec);
+  const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg.run.data_path, cfg.train.train_seq_len, quant, log),
+                                   {quant, cfg.export_.prune_frac}, budget, codec, kArtifactHeaderBytes + record.size(), log);
   // What the artifact will decode to must be finite too: fp16 overflows past
   // 65,504 (a passthrough value, or a row scale) to infinity.
   for (const QuantTensor& t : fit.tensors)
@@ -60,7 +62,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
       throw std::runtime_error("cannot export: '" + t.name + "' stored " + format_tensor_plan(t.plan) +
                                " decodes to non-finite values (its magnitudes overflow fp16, whose largest value is 65504); "
                                "nothing is written");
-  r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), fit.packed, codec);
+  r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), record, fit.packed, codec);
   r.code_path = (std::filesystem::path(path).parent_path() / code().file_name).string();
   write_file_atomic(r.code_path, code().bytes);
   r.export_ms = ms_since(t0);
@@ -154,7 +156,20 @@ void load_model_file(GPT& model, const std::string& path) {
   if (ends_with(path, ".safetensors"))
     load_weights(model, path);
   else
-    load_artifact_into(model, read_artifact(path), path);
+    load_artifact_into(model, read_artifact(path).tensors, path);
+}
+
+std::optional<ModelRecord> read_model_record(const std::string& path) {
+  ModelRecord r;
+  if (ends_with(path, ".safetensors")) {
+    std::map<std::string, std::string> metadata;
+    load_safetensors(path, &metadata);
+    r = record_from_metadata(metadata, path);
+  } else {
+    r = parse_record(read_artifact(path).record_text, path);
+  }
+  if (r.values.empty()) return std::nullopt;
+  return r;
 }
 
 }  // namespace pgolf

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "pgolf/config/record.h"
 #include "pgolf/optim/averaging.h"
 #include "pgolf/train/checkpoint.h"
 #include "pgolf/export/fit.h"
@@ -222,7 +223,9 @@ class Trainer {
     if (world_ > 1) log_.line("ranks_in_sync: bit-identical weights on all " + std::to_string(world_) + " ranks");
     const std::string path = log_.dir() + "/model.safetensors";
     if (dist_.is_main()) {
-      save_safetensors(path, model_.parameters(), {{"format", "pt"}, {"run_id", log_.run_id()}});
+      std::map<std::string, std::string> metadata = record_metadata(model_record(cfg_));
+      metadata.insert({{"format", "pt"}, {"run_id", log_.run_id()}});
+      save_safetensors(path, model_.parameters(), metadata);
       log_.line("saved weights: " + path);
     }
     return path;

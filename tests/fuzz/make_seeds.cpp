@@ -36,7 +36,7 @@ void shards(const std::string& dir) {
 void artifacts(const std::string& dir) {
   const auto tensors = seed_tensors();
   for (pgolf::Codec c : {pgolf::Codec::Zstd, pgolf::Codec::Xz, pgolf::Codec::Brotli})
-    pgolf::write_artifact(dir + "/" + pgolf::codec_name(c) + ".art", tensors, c);
+    pgolf::write_artifact(dir + "/" + pgolf::codec_name(c) + ".art", tensors, c, "MODEL_DIM=4\nNUM_LAYERS=1\n");
 }
 
 void payloads(const std::string& dir) {

@@ -164,6 +164,7 @@ struct EvalConfig {
   std::int64_t eval_seq_len = 0;  // 0 = TRAIN_SEQ_LEN, filled in by load_config
   bool prequant_eval = true;
   double eval_budget_seconds = 600.0;
+  bool override_recorded = false;  // a configuration may contradict a model file's record (record.h)
 };
 
 // Score-first test-time training (ttt.h).
@@ -251,11 +252,16 @@ void apply_config_file(Config& cfg, const std::string& path, std::map<std::strin
 
 using Getenv = std::function<const char*(const char*)>;
 
-// Resolves the full precedence chain, fills in the derived defaults
-// (fill_derived) and validates the result. When `sources` is given it
-// records, per key, where the final value came from.
+struct ModelRecord;  // record.h
+
+// Resolves the full precedence chain — defaults, then what a model file
+// records (`recorded`, when scoring or exporting one), config files, the
+// environment, --set — fills in the derived defaults (fill_derived) and
+// validates the result. When `sources` is given it records, per key, where
+// the final value came from.
 Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& sets,
-                   const Getenv& getenv, std::map<std::string, std::string>* sources = nullptr);
+                   const Getenv& getenv, std::map<std::string, std::string>* sources = nullptr,
+                   const ModelRecord* recorded = nullptr);
 
 // The keys whose 0 means "as another key": EVAL_SEQ_LEN (TRAIN_SEQ_LEN) and
 // TTT_CONTEXT (EVAL_SEQ_LEN) get that key's value, once, so that every

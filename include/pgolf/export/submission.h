@@ -4,8 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 
+#include "pgolf/config/record.h"
 #include "pgolf/export/code_archive.h"
 #include "pgolf/eval/eval.h"
 #include "pgolf/eval/ttt.h"
@@ -70,5 +72,9 @@ EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, 
 
 // Loads `path` into the model: an artifact, or a .safetensors weights file.
 void load_model_file(GPT& model, const std::string& path);
+// What `path` (an artifact or a weights file) records of the configuration
+// that made it; none for files written before pgolf recorded it (artifact
+// version 2, weights without config.* metadata).
+std::optional<ModelRecord> read_model_record(const std::string& path);
 
 }  // namespace pgolf

@@ -30,7 +30,7 @@ TEST(Artifact, WriteReadIsExact) {
   auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
   std::uint64_t size = write_artifact(dir.file("a.pgolf"), q);
   EXPECT_EQ(size, std::filesystem::file_size(dir.file("a.pgolf")));
-  auto back = read_artifact(dir.file("a.pgolf"));
+  auto back = read_artifact(dir.file("a.pgolf")).tensors;
   ASSERT_EQ(back.size(), q.size());
   for (std::size_t i = 0; i < q.size(); ++i) {
     EXPECT_EQ(back[i].name, q[i].name);
@@ -59,12 +59,13 @@ TEST(Artifact, EveryCodecRoundTripsAndIsNamedInTheHeader) {
   const std::string payload = serialize_tensors(q);
   for (Codec codec : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
     const std::string path = dir.file(std::string("a.") + codec_name(codec));
-    write_artifact(path, q, codec);
+    write_artifact(path, q, codec, "NUM_LAYERS=2\n");
     EXPECT_EQ(read_file(path).substr(12, 4), std::string(reinterpret_cast<const char*>(&codec), 4)) << codec_name(codec);
-    Codec got = Codec::Zstd;
-    const auto back = read_artifact(path, &got);
-    EXPECT_EQ(got, codec);
-    EXPECT_EQ(serialize_tensors(back), payload) << codec_name(codec);
+    const ArtifactContents back = read_artifact(path);
+    EXPECT_EQ(back.codec, codec);
+    EXPECT_EQ(back.version, 3u);
+    EXPECT_EQ(back.record_text, "NUM_LAYERS=2\n") << codec_name(codec);
+    EXPECT_EQ(serialize_tensors(back.tensors), payload) << codec_name(codec);
   }
 }
 
@@ -166,7 +167,7 @@ TEST(Artifact, EmptyTensorsReadBack) {
   const std::vector<QuantTensor> q = {quantize_tensor("empty", at::empty({0, 3}), TensorPlan(Scheme::Fp16), {}),
                                       quantize_tensor("one", at::ones({}), TensorPlan(Scheme::Fp32), {})};
   write_artifact(dir.file("e.pgolf"), q);
-  auto back = read_artifact(dir.file("e.pgolf"));
+  auto back = read_artifact(dir.file("e.pgolf")).tensors;
   ASSERT_EQ(back.size(), 2u);
   EXPECT_EQ(back[0].shape, (std::vector<std::int64_t>{0, 3}));
   EXPECT_EQ(back[0].data.numel(), 0);
@@ -182,7 +183,7 @@ TEST(Artifact, ShapeMismatchWithConfiguredModelIsAClearError) {
   c.model.num_layers = 3;
   GPT other(c.model, {});
   try {
-    load_artifact_into(other, read_artifact(dir.file("a.pgolf")), dir.file("a.pgolf"));
+    load_artifact_into(other, read_artifact(dir.file("a.pgolf")).tensors, dir.file("a.pgolf"));
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("has no tensor 'blocks.2.attn.c_q.weight'"), std::string::npos) << e.what();
@@ -216,4 +217,43 @@ TEST(Artifact, TheExportRefusesWhatWouldNotDecodeFinite) {
     }
     EXPECT_FALSE(std::filesystem::exists(path)) << name;
   }
+}
+
+// Version 2 files (no model record) are still read, and say they record
+// nothing; a damaged record is an error of its own.
+TEST(Artifact, Version2IsReadAndADamagedRecordIsNamed) {
+  TempDir dir;
+  Config c = small_config();
+  GPT m(c.model, {});
+  const auto q = quantize_tensors(m.parameters(), quant_options(c.export_, c.qat));
+  const std::string payload = serialize_tensors(q), packed = compress(payload, Codec::Zstd);
+  std::string v2(kArtifactHeaderBytes, '\0');  // the header, then the compressed payload alone
+  std::memcpy(v2.data(), kArtifactMagic, sizeof kArtifactMagic);
+  put32(v2, 8, 2);
+  put32(v2, 12, static_cast<std::uint32_t>(Codec::Zstd));
+  put64(v2, 16, payload.size());
+  put64(v2, 24, packed.size());
+  put32(v2, 32, static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(packed.data()), packed.size())));
+  fix_header_crc(v2);
+  test::write_text(dir.file("v2.pgolf"), v2 + packed);
+  const ArtifactContents old = read_artifact(dir.file("v2.pgolf"));
+  EXPECT_EQ(old.version, 2u);
+  EXPECT_EQ(old.record_text, "");
+  EXPECT_EQ(serialize_tensors(old.tensors), payload);
+  EXPECT_FALSE(read_model_record(dir.file("v2.pgolf")).has_value());
+
+  write_artifact(dir.file("v3.pgolf"), q, Codec::Zstd, "NUM_LAYERS=2\nMODEL_DIM=128\n");
+  const std::optional<ModelRecord> r = read_model_record(dir.file("v3.pgolf"));
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->values, (std::map<std::string, std::string>{{"NUM_LAYERS", "2"}, {"MODEL_DIM", "128"}}));
+  EXPECT_EQ(r->file, dir.file("v3.pgolf"));
+  std::string b = read_file(dir.file("v3.pgolf"));
+  put32(b, kArtifactHeaderBytes, 1u << 20);  // the record's raw size, with the checksum made to agree
+  put32(b, 32, static_cast<std::uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(b.data()) + kArtifactHeaderBytes,
+                                                  b.size() - kArtifactHeaderBytes)));
+  fix_header_crc(b);
+  test::write_text(dir.file("damaged.pgolf"), b);
+  std::string msg;
+  EXPECT_EQ(read_error(dir.file("damaged.pgolf"), &msg), ArtifactError::BadRecord);
+  EXPECT_NE(msg.find("the model record declares 1048576 bytes"), std::string::npos) << msg;
 }

@@ -109,7 +109,7 @@ TEST(Lqer, ArtifactRoundTripIsExactAndDamagedFactorsAreRejected) {
   QuantTensor q = int4_matrix(w);
   add_low_rank_correction(q, w, 4);
   write_artifact(dir.file("a.pgolf"), {q});
-  const std::vector<QuantTensor> back = read_artifact(dir.file("a.pgolf"));
+  const std::vector<QuantTensor> back = read_artifact(dir.file("a.pgolf")).tensors;
   ASSERT_EQ(back.size(), 1u);
   EXPECT_EQ(back[0].lqer.rank, 4);
   for (auto [x, y] : {std::pair{&q.lqer.a, &back[0].lqer.a}, {&q.lqer.a_scale, &back[0].lqer.a_scale},
