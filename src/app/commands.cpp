@@ -121,7 +121,7 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   std::optional<TrainState> resume;
   if (!resume_dir.empty()) {
     resume = load_checkpoint(checkpoint_path(cfg.run.log_dir + "/" + cfg.run.run_id));
-    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu");
+    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu", input_identity(cfg));
   }
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   // Before any work: every rank has the same configuration, data and tokenizer.

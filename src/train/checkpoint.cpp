@@ -67,10 +67,9 @@ class Metadata {
 
   bool flag(const std::string& key) { return integer(key, 0, 1) == 1; }
 
-  // The config.<KEY> entries, taken out.
-  std::map<std::string, std::string> config() {
+  // The entries `prefix`<KEY> (config., inputs.), taken out.
+  std::map<std::string, std::string> prefixed(const std::string& prefix) {
     std::map<std::string, std::string> out;
-    const std::string prefix = "config.";
     for (auto it = values_.begin(); it != values_.end();) {
       if (it->first.compare(0, prefix.size(), prefix) != 0) {
         ++it;
@@ -184,6 +183,7 @@ void save_checkpoint(const std::string& path, const TrainState& s) {
     for (std::size_t i = 0; i < ts.size(); ++i) tensors.push_back({tensor_name(g, i), ts[i]});
   }
   for (const auto& [k, v] : s.config) meta["config." + k] = v;
+  for (const auto& [k, v] : s.inputs) meta["inputs." + k] = v;
   meta["checksum"] = checksum_of(tensors, meta);
   save_safetensors(path, tensors, meta);
 }
@@ -216,7 +216,8 @@ TrainState load_checkpoint(const std::string& path) {
   if ((s.swa_count == 0) != s.swa_sum.empty())
     throw meta.error("swa_count=" + std::to_string(s.swa_count) + " but " + std::to_string(s.swa_sum.size()) + " SWA tensors");
   const std::string stored = meta.text("checksum");
-  s.config = meta.config();
+  s.config = meta.prefixed("config.");
+  s.inputs = meta.prefixed("inputs.");
   meta.expect_all_taken();
   // Last, so that a damaged file names its first readable fault; a fault
   // every other check lets pass (a flipped bit in a weight) ends here.
@@ -233,13 +234,16 @@ bool changes_results(const ConfigKey& key) {
   return !only_where_and_when.count(key.name);
 }
 
-void check_resumable(const TrainState& s, const Config& cfg, int world_size, const std::string& device) {
+void check_resumable(const TrainState& s, const Config& cfg, int world_size, const std::string& device,
+                     const std::map<std::string, std::string>& inputs) {
   std::vector<std::string> faults;
   Config filled = cfg;  // the checkpoint holds the values the run used, derived defaults resolved
   fill_derived(filled);
   const std::map<std::string, std::string> now = config_values(filled);
+  const bool by_content = !s.inputs.empty();
   for (const auto& k : config_keys()) {
     if (!changes_results(k)) continue;
+    if (by_content && (std::string_view(k.name) == "DATA_PATH" || std::string_view(k.name) == "TOKENIZER_PATH")) continue;
     auto it = s.config.find(k.name);
     if (it == s.config.end())
       faults.push_back(std::string(k.name) + " (not in the checkpoint; now '" + now.at(k.name) + "')");
@@ -248,6 +252,15 @@ void check_resumable(const TrainState& s, const Config& cfg, int world_size, con
   }
   for (const auto& [name, value] : s.config)
     if (!find_config_key(name)) faults.push_back(printable(name) + " (in the checkpoint, unknown to this pgolf)");
+  if (by_content) {
+    std::map<std::string, std::string> all = s.inputs;
+    all.insert(inputs.begin(), inputs.end());
+    for (const auto& [name, unused] : all) {
+      const auto was = s.inputs.find(name), is = inputs.find(name);
+      const std::string a = was == s.inputs.end() ? "none" : printable(was->second), b = is == inputs.end() ? "none" : is->second;
+      if (a != b) faults.push_back("the content of " + printable(name) + " (checkpoint '" + a + "', now '" + b + "')");
+    }
+  }
   if (s.world_size != world_size)
     faults.push_back("the world size (checkpoint " + std::to_string(s.world_size) + " processes, now " +
                      std::to_string(world_size) + ")");

@@ -53,12 +53,17 @@ std::string run_fingerprint(const Config& cfg) {
     if (!changes_results(k) || name == "DATA_PATH" || name == "TOKENIZER_PATH") continue;
     out << "config." << name << "=" << values.at(name) << "\n";
   }
-  auto name_of = [](const std::string& path) { return std::filesystem::path(path).filename().string(); };
-  for (const auto& f : glob_sorted(cfg.run.data_path + "/fineweb_val_*.bin")) out << "data." << name_of(f) << "=" << file_summary(f) << "\n";
-  for (const auto& f : glob_sorted(train_pattern(cfg.run.data_path)))
-    out << "data." << name_of(f) << "=" << file_summary(f, kShardHeaderBytes + (64 << 10)) << "\n";
-  out << "tokenizer=" << file_summary(cfg.run.tokenizer_path) << "\n";
+  for (const auto& [name, summary] : input_identity(cfg)) out << name << "=" << summary << "\n";
   return out.str();
+}
+
+std::map<std::string, std::string> input_identity(const Config& cfg) {
+  std::map<std::string, std::string> out;
+  auto name_of = [](const std::string& path) { return "data." + std::filesystem::path(path).filename().string(); };
+  for (const auto& f : glob_sorted(cfg.run.data_path + "/fineweb_val_*.bin")) out[name_of(f)] = file_summary(f);
+  for (const auto& f : glob_sorted(train_pattern(cfg.run.data_path))) out[name_of(f)] = file_summary(f, kShardHeaderBytes + (64 << 10));
+  out["tokenizer"] = file_summary(cfg.run.tokenizer_path);
+  return out;
 }
 
 void check_same_fingerprints(const std::vector<std::string>& by_rank) {

@@ -10,6 +10,7 @@
 #include "pgolf/config/record.h"
 #include "pgolf/optim/averaging.h"
 #include "pgolf/train/checkpoint.h"
+#include "pgolf/train/fingerprint.h"
 #include "pgolf/export/fit.h"
 #include "pgolf/core/runtime.h"
 #include "pgolf/train/transfer.h"
@@ -403,7 +404,11 @@ class Trainer {
     TrainState s = state();
     dist_.gather_to_main(s.optimizer, opt_->state_owners(), "checkpoint: optimiser state");
     const std::string path = checkpoint_path(log_.dir());
-    if (dist_.is_main()) save_checkpoint(path, s);
+    if (dist_.is_main()) {
+      if (inputs_.empty()) inputs_ = input_identity(cfg_);  // read once, at the first checkpoint
+      s.inputs = inputs_;
+      save_checkpoint(path, s);
+    }
     dist_.barrier("checkpoint written by rank 0");  // the others wait here, not in the next step's training time
     log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
     last_checkpoint_ms_ = clock_.agreed_ms();
@@ -476,6 +481,7 @@ class Trainer {
   AgreedClock clock_;
   Clock::time_point t0_;
   std::optional<StepReport> pending_;
+  std::map<std::string, std::string> inputs_;  // the data and tokenizer by content, for checkpoints
 };
 
 }  // namespace

@@ -10,7 +10,8 @@
 // (decimal integers); train_ms, agreed_ms, first_step_ms (the schedule's
 // clock, in the shortest decimal that reads back to the same double); qat,
 // looped (0 or 1); device (cpu or cuda); config.<KEY> for every key of
-// the run's configuration; and checksum, the CRC-32 of every tensor (name,
+// the run's configuration; inputs.<entry> for the data and tokenizer by
+// content (fingerprint.h, input_identity); and checksum, the CRC-32 of every tensor (name,
 // dtype, shape, bytes) and every other metadata entry, which load_checkpoint
 // verifies last. The training step draws no random numbers (the
 // initialisation is SEED's and is made again), so there is no RNG state.
@@ -45,6 +46,7 @@ struct TrainState {
   int world_size = 1;
   std::string device;                         // cpu or cuda
   std::map<std::string, std::string> config;  // KEY -> value, as get_config_value writes it
+  std::map<std::string, std::string> inputs;  // data and tokenizer by content (input_identity); none in older files
   std::string path;                           // the file it was read from (for messages)
 };
 
@@ -70,10 +72,14 @@ TrainState load_checkpoint(const std::string& path);
 bool changes_results(const ConfigKey& key);
 
 // Throws CheckpointError unless a run of `cfg` on `world_size` processes on
-// `device` continues `state` as its own run would have: the message names
-// the file and every key that changes results and differs (both values), or
-// the world size or device.
-void check_resumable(const TrainState& state, const Config& cfg, int world_size, const std::string& device);
+// `device`, reading data and tokenizer of identity `inputs` (input_identity),
+// continues `state` as its own run would have: the message names the file
+// and every key that changes results and differs (both values), each shard
+// or tokenizer whose content differs, or the world size or device. Data and
+// tokenizer are compared by content, not by DATA_PATH and TOKENIZER_PATH
+// (by path for a checkpoint without inputs).
+void check_resumable(const TrainState& state, const Config& cfg, int world_size, const std::string& device,
+                     const std::map<std::string, std::string>& inputs);
 
 // Copies saved tensors into live ones of the same count, dtypes and shapes;
 // `what` ("optimiser state") names them in the error otherwise.

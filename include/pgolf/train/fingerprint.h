@@ -2,6 +2,7 @@
 // any work: every ranks must train the same configuration on the same data
 // with the same tokenizer, or the run (and its score) would mix them.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,11 @@ namespace pgolf {
 // sidecars), the training shards (names, sizes, CRC-32 of each header and
 // of its first 64 KiB) and the tokenizer file (size, CRC-32).
 std::string run_fingerprint(const Config& cfg);
+
+// The data and tokenizer part of it by entry: "data.<shard name>" and
+// "tokenizer" -> "bytes:N crc32:C". A checkpoint records it, so that a run
+// resumes on the same data and tokenizer wherever they now lie.
+std::map<std::string, std::string> input_identity(const Config& cfg);
 
 // Given every rank's fingerprint (by rank), throws std::runtime_error naming
 // the first rank and entry that differ from rank 0's, with both values.

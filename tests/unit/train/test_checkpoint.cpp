@@ -8,6 +8,7 @@
 
 #include "helpers.h"
 #include "pgolf/train/checkpoint.h"
+#include "pgolf/train/fingerprint.h"
 #include "pgolf/core/io.h"
 #include "pgolf/train/train.h"
 #include "pgolf/model/weights.h"
@@ -44,6 +45,7 @@ TrainState sample_state() {
   Config run;  // a run's checkpoint holds its values with the derived defaults resolved
   fill_derived(run);
   s.config = config_values(run);
+  s.inputs = {{"data.fineweb_val_000000.bin", "bytes:1052 crc32:77"}, {"tokenizer", "bytes:9000 crc32:4"}};
   return s;
 }
 
@@ -75,9 +77,10 @@ std::string damaged(const TempDir& dir, const std::string& name,
   return dir.file(name);
 }
 
-std::string resume_error(const TrainState& s, const Config& c, int world = 2, const std::string& device = "cpu") {
+std::string resume_error(const TrainState& s, const Config& c, int world = 2, const std::string& device = "cpu",
+                         const std::map<std::string, std::string>& inputs = sample_state().inputs) {
   try {
-    check_resumable(s, c, world, device);
+    check_resumable(s, c, world, device, inputs);
   } catch (const CheckpointError& e) {
     return e.what();
   }
@@ -105,6 +108,7 @@ TEST(Checkpoint, RoundTripKeepsEveryBit) {
   EXPECT_EQ(out.world_size, 2);
   EXPECT_EQ(out.device, "cpu");
   EXPECT_EQ(out.config, in.config);
+  EXPECT_EQ(out.inputs, in.inputs);
   ASSERT_EQ(out.weights.size(), in.weights.size());
   for (const auto& w : in.weights) {
     bool found = false;
@@ -185,6 +189,8 @@ TEST(Checkpoint, ResumeIsRefusedWhereTheRunWouldDiffer) {
   c.train.val_loss_every = 0;
   c.runtime.dist_timeout_seconds = 9;
   c.runtime.progress = "off";
+  c.run.data_path = "/elsewhere";  // the data and tokenizer are compared by content
+  c.run.tokenizer_path = "/elsewhere/tok.model";
   EXPECT_EQ(resume_error(s, c), "");
   c.optim.matrix_lr = 0.03;
   c.model.num_layers = 3;
@@ -195,6 +201,16 @@ TEST(Checkpoint, ResumeIsRefusedWhereTheRunWouldDiffer) {
   EXPECT_EQ(e.find("RUN_ID"), std::string::npos) << e;
   c = Config{};
   EXPECT_NE(resume_error(s, c, 1).find("the world size (checkpoint 2 processes, now 1)"), std::string::npos);
+  std::map<std::string, std::string> inputs = s.inputs;
+  inputs["tokenizer"] = "bytes:9000 crc32:5";
+  inputs["data.fineweb_train_000001.bin"] = "bytes:10 crc32:1";
+  e = resume_error(s, c, 2, "cpu", inputs);
+  EXPECT_NE(e.find("the content of tokenizer (checkpoint 'bytes:9000 crc32:4', now 'bytes:9000 crc32:5')"), std::string::npos) << e;
+  EXPECT_NE(e.find("the content of data.fineweb_train_000001.bin (checkpoint 'none', now 'bytes:10 crc32:1')"), std::string::npos) << e;
+  TrainState older = s;  // a checkpoint without inputs compares the paths
+  older.inputs.clear();
+  c.run.data_path = "/elsewhere";
+  EXPECT_NE(resume_error(older, c).find("DATA_PATH (checkpoint './data/datasets/fineweb10B_sp1024', now '/elsewhere')"), std::string::npos) << resume_error(older, c);
   EXPECT_NE(resume_error(s, c, 2, "cuda").find("the device (checkpoint cpu, now cuda)"), std::string::npos);
   s.config.erase("SEED");
   s.config["OLD_KEY"] = "1";
@@ -225,7 +241,8 @@ TEST(Checkpoint, WritingCheckpointsLeavesTheRunAsItWas) {
 }
 
 // In one process: a run of 12 steps checkpoints after step 6 (SWA and warm-up
-// on); a second run resumed from that file ends with the same weights.
+// on); a second run resumed from that file, with the data copied to another
+// folder, ends with the same weights.
 TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
   TempDir dir;
   Config c = test::tiny_run(dir, 12);
@@ -242,7 +259,11 @@ TEST(Checkpoint, ResumedInProcessTheRunEndsWithTheSameWeights) {
   EXPECT_EQ(s.step, 6);
   EXPECT_EQ(s.swa_count, 2);  // after steps 4 and 6
   c.run.run_id = "resumed";
-  check_resumable(s, c, 1, "cpu");
+  EXPECT_EQ(s.inputs, input_identity(c));
+  // The same data under another path: the checkpoint knows it by content.
+  std::filesystem::copy(c.run.data_path, dir.file("moved"));
+  c.run.data_path = dir.file("moved");
+  check_resumable(s, c, 1, "cpu", input_identity(c));
   RunLog resumed_log(c);
   const std::string resumed = train(c, resumed_log, &s).weights_path;
   EXPECT_TRUE(same_weights(whole, resumed));
