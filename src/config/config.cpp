@@ -184,6 +184,10 @@ const std::vector<ConfigKey>& config_keys() {
        "runs eagerly, and if a capture fails the run says why and goes on eagerly. Ignored, with a note in the log, "
        "elsewhere. Off until measured on a GPU"),
       key<&Config::runtime, &RuntimeConfig::dist_timeout_seconds>("DIST_TIMEOUT_SECONDS", "runtime", "multi-process runs: how long a collective may wait for a peer before the run stops with an error"),
+      key<&Config::runtime, &RuntimeConfig::main_phase_timeout_seconds>("MAIN_PHASE_TIMEOUT_SECONDS", "runtime",
+                                                                        "multi-process runs: how long the other ranks wait for what rank 0 does alone "
+                                                                        "(the export with its fitting and GPTQ, a checkpoint write) before the run stops "
+                                                                        "with an error"),
   };
   return keys;
 }
@@ -586,6 +590,7 @@ void validate(const RuntimeConfig& c, const Check& check) {
   check.one_of("PROGRESS", c.progress, {"auto", "on", "off"});
   check.range("NUM_THREADS", c.num_threads, 0, 4096);
   check.positive("DIST_TIMEOUT_SECONDS", c.dist_timeout_seconds);
+  check.positive("MAIN_PHASE_TIMEOUT_SECONDS", c.main_phase_timeout_seconds);
 }
 
 }  // namespace

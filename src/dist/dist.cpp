@@ -4,6 +4,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
+#include <thread>
 
 #include "pgolf/core/runtime.h"
 
@@ -56,6 +57,7 @@ struct Dist::Group {
   // NCCL: collectives complete on the GPU, so a wait can be a wait of the
   // current CUDA stream instead of the host (see complete()).
   bool stream_waits = false;
+  std::int64_t main_phases = 0;  // on_main calls so far: each has its own store key
 };
 
 Dist::Dist() = default;
@@ -173,6 +175,44 @@ std::vector<std::string> Dist::gather_strings(const std::string& key, const std:
     throw DistError("rank " + std::to_string(rank_) + ": store key '" + key + "' failed: " + error_message(e));
   }
   return all;
+}
+
+// Rank 0 reports the end of the phase through the store: "done", or
+// "error:" and its message. The others poll for that key: a store round trip
+// every 200 ms, and no collective pending that a timeout could end.
+void Dist::on_main(const std::string& what, const std::function<void()>& work, std::chrono::seconds bound) {
+  if (!group_) return work();
+  const std::string key = "on_main/" + std::to_string(group_->main_phases++);
+  const std::string who = "rank " + std::to_string(rank_) + " of " + std::to_string(world_);
+  if (rank_ == 0) {
+    auto report = [&](const std::string& v) { group_->store->set(key, std::vector<std::uint8_t>(v.begin(), v.end())); };
+    try {
+      work();
+    } catch (const std::exception& e) {
+      report(std::string("error:") + e.what());
+      throw;
+    }
+    report("done");
+    return;
+  }
+  std::string outcome;
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    while (!group_->store->check({key})) {
+      if (std::chrono::steady_clock::now() - start > bound)
+        throw DistError(who + ": waited " + std::to_string(bound.count()) + " s for rank 0 to finish " + what +
+                        " (MAIN_PHASE_TIMEOUT_SECONDS): rank 0 is slower than that or has stopped; raise "
+                        "MAIN_PHASE_TIMEOUT_SECONDS for a long export");
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    const auto bytes = group_->store->get(key);
+    outcome.assign(bytes.begin(), bytes.end());
+  } catch (const DistError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw DistError(who + ": lost rank 0 while waiting for it to finish " + what + ": " + error_message(e));
+  }
+  if (outcome.rfind("error:", 0) == 0) throw DistError(who + ": rank 0 failed in " + what + ": " + outcome.substr(6));
 }
 
 struct Dist::Pending {

@@ -242,15 +242,17 @@ class Trainer {
     Scores s;
     if (cfg_.eval.prequant_eval) s.prequant = score_sliding(model_, cfg_.eval, data_, log_, "final_prequant_sliding", false, dist_);
     const std::string artifact = log_.dir() + "/final_model.pgolf";
-    if (dist_.is_main()) {
+    if (world_ > 1)
+      log_.line("export: rank 0 alone; the other ranks wait for it up to MAIN_PHASE_TIMEOUT_SECONDS=" +
+                std::to_string(cfg_.runtime.main_phase_timeout_seconds));
+    dist_.on_main("the export", [&] {
       try {
         s.exported = export_submission(model_, cfg_, artifact, log_);
       } catch (const FitError& e) {
         throw FitError(std::string(e.what()) + ". The trained weights are saved in " + weights_path +
                        ": after changing the configuration, `pgolf export --weights " + weights_path + "` exports them again");
       }
-    }
-    dist_.barrier("artifact written by rank 0");
+    }, main_phase_bound());
     s.exported.path = artifact;
     GPT restored(cfg_.model, mopts_);
     restored.set_looped(model_.looped());
@@ -267,6 +269,8 @@ class Trainer {
   }
 
  private:
+  std::chrono::seconds main_phase_bound() const { return std::chrono::seconds(cfg_.runtime.main_phase_timeout_seconds); }
+
   // The same on every rank (the weights are): a non-finite weight stops the
   // run before it is written anywhere.
   void require_finite_weights(const std::string& consequence) {
@@ -404,12 +408,11 @@ class Trainer {
     TrainState s = state();
     dist_.gather_to_main(s.optimizer, opt_->state_owners(), "checkpoint: optimiser state");
     const std::string path = checkpoint_path(log_.dir());
-    if (dist_.is_main()) {
+    dist_.on_main("the checkpoint write", [&] {  // the others wait here, not in the next step's training time
       if (inputs_.empty()) inputs_ = input_identity(cfg_);  // read once, at the first checkpoint
       s.inputs = inputs_;
       save_checkpoint(path, s);
-    }
-    dist_.barrier("checkpoint written by rank 0");  // the others wait here, not in the next step's training time
+    }, main_phase_bound());
     log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
     last_checkpoint_ms_ = clock_.agreed_ms();
     t0_ = Clock::now();

@@ -108,14 +108,16 @@ inline at::Tensor ns_reference(const at::Tensor& G, int steps) {
 // A rendezvous port for in-test process groups, distinct per test process.
 inline int test_port(int offset = 0) { return 20000 + static_cast<int>(::getpid() % 20000) + offset; }
 
-// Two ranks of a Gloo group in this process, one per thread, each running `body`.
-inline void run_two_ranks(int port, const std::function<void(Dist&, int)>& body) {
+// Two ranks of a Gloo group in this process, one per thread, each running
+// `body`; collectives may wait `timeout` for each other.
+inline void run_two_ranks(int port, const std::function<void(Dist&, int)>& body,
+                          std::chrono::seconds timeout = std::chrono::seconds(30)) {
   auto rank_main = [&](int rank) {
     LaunchInfo info;
     info.rank = rank;
     info.world_size = 2;
     info.master_port = port;
-    Dist dist(info, at::kCPU, std::chrono::seconds(30));
+    Dist dist(info, at::kCPU, timeout);
     body(dist, rank);
   };
   std::thread other(rank_main, 1);

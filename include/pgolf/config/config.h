@@ -194,6 +194,7 @@ struct RuntimeConfig {
   std::string device = "auto";    // auto, cpu or cuda
   std::int64_t num_threads = 0;   // 0 = every core this process may run on
   std::int64_t dist_timeout_seconds = 300;
+  std::int64_t main_phase_timeout_seconds = 3600;
   std::string progress = "auto";  // auto, on or off: in-place progress lines on stdout
   bool fused_kernels = false;     // fused CUDA ops (fused.h)
   bool cuda_graphs = false;       // captured training step (step.h)

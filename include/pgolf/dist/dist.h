@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -58,6 +59,12 @@ class Dist {
   void all_reduce_max(at::Tensor& t, const std::string& what);
   void broadcast(at::Tensor& t, const std::string& what);  // from rank 0
   void barrier(const std::string& what);
+  // Runs `work` on rank 0 alone (an export, a checkpoint write) while the
+  // other ranks wait for it through the store, up to `bound` instead of
+  // DIST_TIMEOUT_SECONDS; when `work` throws on rank 0, every other rank
+  // throws a DistError carrying rank 0's message. `what` names the phase in
+  // errors ("the export").
+  void on_main(const std::string& what, const std::function<void()>& work, std::chrono::seconds bound);
   // Rank 0's value of `value` on every rank (through the store).
   std::string share(const std::string& key, const std::string& value);
   // Every rank's `value`, by rank, on every rank (through the store).

@@ -130,3 +130,36 @@ TEST(Dist, GatherToMainTakesEachTensorFromItsOwner) {
   }
 }
 
+
+// What rank 0 does alone is not bounded by the collective timeout (1 s here):
+// the other rank waits up to its own bound, gets rank 0's error when rank 0
+// fails, and gives up naming the phase after its bound.
+TEST(Dist, OnMainWaitsBeyondTheCollectiveTimeoutAndSharesRankZerosError) {
+  using std::chrono::seconds;
+  std::vector<std::string> errors(2);
+  std::vector<int> done(2, 0);
+  test::run_two_ranks(
+      test::test_port(5),
+      [&](Dist& dist, int rank) {
+        auto slow = [&] { std::this_thread::sleep_for(std::chrono::milliseconds(2500)); };
+        dist.on_main("the slow phase", [&] { slow(), ++done[rank]; }, seconds(30));
+        dist.barrier("after the slow phase");  // the group still works
+        try {
+          dist.on_main("the failing phase", [] { throw std::runtime_error("disk full"); }, seconds(30));
+        } catch (const std::exception& e) {
+          errors[rank] = e.what();
+        }
+        try {
+          dist.on_main("the export", slow, seconds(1));
+        } catch (const DistError& e) {
+          errors[rank] += std::string(" | ") + e.what();
+        }
+      },
+      seconds(1));
+  EXPECT_EQ(done, (std::vector<int>{1, 0}));  // the work ran on rank 0 only
+  EXPECT_EQ(errors[0], "disk full");
+  EXPECT_NE(errors[1].find("rank 1 of 2: rank 0 failed in the failing phase: disk full"), std::string::npos) << errors[1];
+  EXPECT_NE(errors[1].find("rank 1 of 2: waited 1 s for rank 0 to finish the export (MAIN_PHASE_TIMEOUT_SECONDS)"),
+            std::string::npos)
+      << errors[1];
+}
