@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,8 +47,11 @@ void sync_parent_dir(const std::string& path) {
 
 }  // namespace
 
-MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+// pread until the size fstat gave: a file that shrinks meanwhile (rewritten
+// in place by another process) is an error here, never a bus error later as
+// it would be in a memory map; what was read stays as it was read.
+ReadOnlyFile::ReadOnlyFile(const std::string& path) : path_(path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw os_error("cannot open", path);
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
@@ -57,38 +59,21 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw os_error("cannot stat", path);
   }
   size_ = static_cast<std::size_t>(st.st_size);
-  if (size_ > 0) {
-    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (p == MAP_FAILED) {
+  bytes_.reset(new std::uint8_t[size_ > 0 ? size_ : 1]);
+  for (std::size_t done = 0; done < size_;) {
+    const ssize_t n = ::pread(fd, bytes_.get() + done, std::min<std::size_t>(size_ - done, std::size_t{1} << 30),
+                              static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
       ::close(fd);
-      throw os_error("cannot mmap", path);
+      if (n < 0) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(err));
+      throw std::runtime_error("'" + path + "' shrank while being read (" + std::to_string(done) + " of " +
+                               std::to_string(size_) + " bytes): another process is rewriting it");
     }
-    ::madvise(p, size_, MADV_SEQUENTIAL);
-    data_ = static_cast<const std::uint8_t*>(p);
+    done += static_cast<std::size_t>(n);
   }
   ::close(fd);
-}
-
-MappedFile::~MappedFile() {
-  if (data_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
-}
-
-MappedFile::MappedFile(MappedFile&& other) noexcept
-    : path_(std::move(other.path_)), data_(other.data_), size_(other.size_) {
-  other.data_ = nullptr;
-  other.size_ = 0;
-}
-
-MappedFile& MappedFile::operator=(MappedFile&& other) noexcept {
-  if (this != &other) {
-    if (data_) ::munmap(const_cast<std::uint8_t*>(data_), size_);
-    path_ = std::move(other.path_);
-    data_ = other.data_;
-    size_ = other.size_;
-    other.data_ = nullptr;
-    other.size_ = 0;
-  }
-  return *this;
 }
 
 std::string temp_path_for(const std::string& path) { return path + ".tmp." + host_name() + "." + std::to_string(::getpid()); }

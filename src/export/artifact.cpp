@@ -220,7 +220,7 @@ std::uint64_t write_artifact_packed(const std::string& path, std::uint64_t paylo
 }
 
 ArtifactContents read_artifact(const std::string& path) {
-  MappedFile file(path);
+  ReadOnlyFile file(path);
   auto fail = [&](ArtifactError::Kind k, const std::string& what) {
     return ArtifactError(k, "bad artifact '" + path + "': " + what);
   };

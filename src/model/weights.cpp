@@ -54,7 +54,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
 }
 
 std::vector<NamedTensor> load_safetensors(const std::string& path, std::map<std::string, std::string>* metadata) {
-  MappedFile file(path);
+  ReadOnlyFile file(path);
   auto fail = [&](const std::string& what) -> std::runtime_error {
     return std::runtime_error("bad safetensors file '" + path + "': " + what);
   };

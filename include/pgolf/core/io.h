@@ -1,30 +1,28 @@
-// Files: read-only memory maps, atomic writes (temp file, then rename), globbing.
+// Files: whole files read into memory, atomic writes (temp file, then rename), globbing.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace pgolf {
 
-// A read-only, private memory map of a whole file. Empty files map to size 0.
-class MappedFile {
+// A whole file read into memory (not mapped: a file truncated or rewritten
+// in place by another process cannot change or fault what was read).
+// Empty files have size 0.
+class ReadOnlyFile {
  public:
-  explicit MappedFile(const std::string& path);
-  ~MappedFile();
-  MappedFile(MappedFile&& other) noexcept;
-  MappedFile& operator=(MappedFile&& other) noexcept;
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
+  explicit ReadOnlyFile(const std::string& path);
 
-  const std::uint8_t* data() const { return data_; }
+  const std::uint8_t* data() const { return bytes_.get(); }
   std::size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
  private:
   std::string path_;
-  const std::uint8_t* data_ = nullptr;
+  std::unique_ptr<std::uint8_t[]> bytes_;
   std::size_t size_ = 0;
 };
 

@@ -23,7 +23,7 @@ struct ShardError : std::runtime_error {
   Kind kind;
 };
 
-// A validated, memory-mapped shard: header checked, body viewed in place.
+// A validated shard, read into memory whole: header checked, body viewed in place.
 class Shard {
  public:
   explicit Shard(const std::string& path);
@@ -36,7 +36,7 @@ class Shard {
   void check_token_ids(std::int64_t vocab_size) const;
 
  private:
-  MappedFile file_;
+  ReadOnlyFile file_;
   std::size_t num_tokens_ = 0;
 };
 

@@ -57,6 +57,27 @@ TEST(Shard, WriteReadRoundTrip) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 1);
 }
 
+// A shard is read whole when it is opened: truncating the file in place
+// afterwards (another process rewriting it) changes nothing the run reads —
+// a memory map would end the process with a bus error at the next page — and
+// opening it again names the damage.
+TEST(Shard, ATruncationInPlaceAfterOpeningChangesNothingRead) {
+  TempDir dir;
+  std::vector<std::uint16_t> tokens(100000);
+  std::iota(tokens.begin(), tokens.end(), 0);
+  const std::string path = dir.file("fineweb_train_000000.bin");
+  write_shard(path, tokens);
+  const Shard shard(path);
+  std::filesystem::resize_file(path, kShardHeaderBytes + 10);
+  EXPECT_EQ(std::vector<std::uint16_t>(shard.tokens(), shard.tokens() + shard.num_tokens()), tokens);
+  try {
+    Shard again(path);
+    ADD_FAILURE() << "a truncated shard opened";
+  } catch (const ShardError& e) {
+    EXPECT_EQ(e.kind, ShardError::TruncatedBody) << e.what();
+  }
+}
+
 TEST(Shard, HeaderIsTheOfficialLayout) {
   TempDir dir;
   write_shard(dir.file("s.bin"), iota_tokens(3));
