@@ -125,7 +125,7 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   }
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   // Before any work: every rank has the same configuration, data and tokenizer.
-  if (dist->world_size() > 1) check_same_fingerprints(dist->gather_strings("fingerprint", run_fingerprint(cfg)));
+  if (dist->world_size() > 1) check_same_fingerprints(dist->gather_strings("fingerprint", run_fingerprint(cfg, launch.job_id)));
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run.run_id = dist->share("run_id", resolve_run_id(cfg));
   // Rank 0 takes the folder (new, resumed or overwritten) and holds its lock

@@ -4,6 +4,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
+#include <string_view>
 #include <thread>
 
 #include "pgolf/core/runtime.h"
@@ -36,6 +37,12 @@ LaunchInfo detect_launch(const Getenv& getenv) {
     info.rank = number(s.rank, 0);
     info.world_size = number(s.size, 1);
     info.local_rank = number(s.local, info.rank);
+    break;
+  }
+  for (const char* name : {"PGOLF_JOB_ID", "TORCHELASTIC_RUN_ID", "SLURM_JOB_ID", "PMIX_NAMESPACE", "OMPI_MCA_orte_ess_jobid"}) {
+    const char* v = getenv(name);
+    if (!v || !*v || std::string_view(v) == "none") continue;
+    info.job_id = std::string(name) + "=" + v;
     break;
   }
   if (const char* addr = getenv("MASTER_ADDR")) info.master_addr = addr;
@@ -75,9 +82,14 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
   try {
     group_->store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts);
   } catch (const std::exception& e) {
+    const std::string why = error_message(e);
+    // Rank 0 hosts the store: a port in use is most often another job's.
+    const std::string hint = why.find("EADDRINUSE") != std::string::npos
+                                 ? "another process (another job?) listens on MASTER_PORT=" + std::to_string(info.master_port) +
+                                       ": give this job its own MASTER_PORT (scripts/launch.sh picks a free one when none is set)"
+                                 : "check MASTER_ADDR/MASTER_PORT and that every rank was started";
     throw DistError("rank " + std::to_string(rank_) + " of " + std::to_string(world_) + ": rendezvous at " +
-                    info.master_addr + ":" + std::to_string(info.master_port) + " failed: " + error_message(e) +
-                    " (check MASTER_ADDR/MASTER_PORT and that every rank was started)");
+                    info.master_addr + ":" + std::to_string(info.master_port) + " failed: " + why + " (" + hint + ")");
   }
 #ifdef PGOLF_WITH_CUDA
   if (device.is_cuda()) {

@@ -45,8 +45,9 @@ std::map<std::string, std::string> parse(const std::string& text) {
 
 }  // namespace
 
-std::string run_fingerprint(const Config& cfg) {
+std::string run_fingerprint(const Config& cfg, const std::string& job_id) {
   std::ostringstream out;
+  out << "job=" << job_id << "\n";
   const std::map<std::string, std::string> values = config_values(cfg);
   for (const auto& k : config_keys()) {
     const std::string name = k.name;

@@ -28,6 +28,7 @@ struct LaunchInfo {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string launcher = "single";  // torchrun, openmpi, slurm or single
+  std::string job_id;                // what names the job to its ranks; empty when the launcher names none
 };
 
 // Rank, world size and local rank from torchrun-style variables (RANK,
@@ -35,6 +36,9 @@ struct LaunchInfo {
 // _LOCAL_RANK), else Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID);
 // MASTER_ADDR / MASTER_PORT for the rendezvous (default 127.0.0.1:29500).
 // Without any of them: one process. The world size must divide 8 (docs/MODEL.md ("Data")).
+// The job id comes from PGOLF_JOB_ID (scripts/launch.sh sets one), else
+// the launcher's own: TORCHELASTIC_RUN_ID (torchrun, unless "none"),
+// SLURM_JOB_ID, or OpenMPI's PMIX_NAMESPACE / OMPI_MCA_orte_ess_jobid.
 LaunchInfo detect_launch(const Getenv& getenv);
 
 struct DistError : std::runtime_error {

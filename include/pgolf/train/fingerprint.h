@@ -15,7 +15,9 @@ namespace pgolf {
 // validation shards (names, sizes, CRC-32 of every byte, and of the byte
 // sidecars), the training shards (names, sizes, CRC-32 of each header and
 // of its first 64 KiB) and the tokenizer file (size, CRC-32).
-std::string run_fingerprint(const Config& cfg);
+// The first line is job=<job id> (LaunchInfo::job_id): ranks of two jobs
+// that share a port, a configuration and the data still differ there.
+std::string run_fingerprint(const Config& cfg, const std::string& job_id = "");
 
 // The data and tokenizer part of it by entry: "data.<shard name>" and
 // "tokenizer" -> "bytes:N crc32:C". A checkpoint records it, so that a run

@@ -64,6 +64,13 @@ TEST(LaunchDetection, EachLaunchersVariables) {
   EXPECT_EQ(s.rank, 1);
   EXPECT_EQ(s.local_rank, 0);
 
+  // The job id: pgolf's own (launch.sh) first, then the launcher's.
+  EXPECT_EQ(single.job_id, "");
+  EXPECT_EQ(t.job_id, "");
+  EXPECT_EQ(detect_launch(env_of({{"SLURM_JOB_ID", "77"}, {"PGOLF_JOB_ID", "a-1"}})).job_id, "PGOLF_JOB_ID=a-1");
+  EXPECT_EQ(detect_launch(env_of({{"SLURM_JOB_ID", "77"}, {"TORCHELASTIC_RUN_ID", "none"}})).job_id, "SLURM_JOB_ID=77");
+  EXPECT_EQ(detect_launch(env_of({{"PMIX_NAMESPACE", "prterun-x-1@1"}})).job_id, "PMIX_NAMESPACE=prterun-x-1@1");
+
   // torchrun's variables win over a surrounding Slurm allocation's.
   EXPECT_EQ(detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"SLURM_PROCID", "7"}, {"SLURM_NTASKS", "8"}})).launcher,
             "torchrun");

@@ -56,6 +56,10 @@ TEST(Fingerprint, NamesWhatDiffersAndIgnoresWhereThingsAre) {
   std::filesystem::copy_file(c.run.data_path + "/fineweb_val_000000.bin", dir.file("data/fineweb_val_000000.bin"),
                              std::filesystem::copy_options::overwrite_existing);
   EXPECT_NE(mismatch(base, run_fingerprint(moved)).find("in tokenizer: rank 0 has 'bytes:"), std::string::npos);
+  // Two jobs' ranks with the same configuration and data.
+  EXPECT_NE(mismatch(run_fingerprint(c, "PGOLF_JOB_ID=a"), run_fingerprint(c, "PGOLF_JOB_ID=b"))
+                .find("in job: rank 0 has 'PGOLF_JOB_ID=a', rank 1 has 'PGOLF_JOB_ID=b'"),
+            std::string::npos);
   // An entry only one side has.
   EXPECT_NE(mismatch(base, base + "data.extra=1\n").find("in data.extra: rank 0 has '(none)', rank 1 has '1'"), std::string::npos);
 }
