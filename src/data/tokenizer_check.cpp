@@ -128,11 +128,11 @@ std::vector<Document> sample_documents(const std::string& data_path) {
   return docs;
 }
 
-// One document's round trip: the ids come back, or they do not (where they
-// first differ: the position and both ids as text, "none" past the end of
-// either), or the document cannot decide (below).
+// One document's round trip: the ids come back, or not (where they first
+// differ: the position and both ids as text, "none" past the end of either),
+// and if not, whether the decoded text changed again (below).
 struct RoundTrip {
-  enum Outcome { Same, Differs, Undecided } outcome = Same;
+  bool same = true, text_changed = false;
   std::size_t position = 0;
   std::string shards, tokenizer;
 };
@@ -141,22 +141,16 @@ RoundTrip round_trip(const Tokenizer& tok, const Document& doc) {
   // Ids past the tokenizer's pieces would not decode at all.
   for (std::size_t i = 0; i < doc.ids.size(); ++i)
     if (doc.ids[i] >= tok.vocab_size())
-      return {RoundTrip::Differs, i, std::to_string(doc.ids[i]), "none (it has " + std::to_string(tok.vocab_size()) + " pieces)"};
+      return {false, false, i, std::to_string(doc.ids[i]), "none (it has " + std::to_string(tok.vocab_size()) + " pieces)"};
   const std::string text = tok.decode(doc.ids);
   const std::vector<int> again = tok.encode(text);
   if (again == doc.ids) return {};
-  // The normaliser works in one pass: where it deletes a character (U+200B,
-  // a control character) between a letter and a combining mark, or between
-  // two Hangul jamo, only a second pass composes the pair. Then even the
-  // right tokenizer encodes the decoded text to other ids, because that text
-  // changes again; such a document cannot decide and is passed over.
-  if (tok.decode(again) != text) return {RoundTrip::Undecided};
   const auto id_at = [](const std::vector<int>& ids, std::size_t i) {
     return i < ids.size() ? std::to_string(ids[i]) : std::string("none");
   };
   std::size_t i = 0;
   while (i < doc.ids.size() && i < again.size() && doc.ids[i] == again[i]) ++i;
-  return {RoundTrip::Differs, i, id_at(doc.ids, i), id_at(again, i)};
+  return {false, tok.decode(again) != text, i, id_at(doc.ids, i), id_at(again, i)};
 }
 
 // 2. The round trip of the sampled documents. The shards hold encode(text);
@@ -165,30 +159,43 @@ RoundTrip round_trip(const Tokenizer& tok, const Document& doc) {
 // the same ids. Another tokenizer decodes the ids to other text, which it
 // encodes to other ids (1,243 of the demo corpus's 1,500 val documents with
 // a tokenizer of the same size trained on its text spelt backwards).
+//
+// One exception: the normaliser works in one pass, so where it deletes a
+// control character (U+0001, DEL) between a letter and a combining mark, or
+// between two Hangul jamo, only a second pass composes the pair.
+// The decoded text then changes again, and even the right tokenizer gives
+// other ids (14 of 3,000 documents of random Unicode; none of the demo
+// corpus). Such documents cannot decide, so up to a quarter of the sample may
+// do that; another tokenizer's pieces often decode to text that changes again
+// too (double spaces), but then most documents fail or more than a quarter
+// change, so that exception cannot hide it.
 void check_round_trip(const std::string& tokenizer_path, const std::string& data_path) {
   const std::vector<Document> docs = sample_documents(data_path);
   const Tokenizer tok(tokenizer_path);
-  std::size_t failed = 0, undecided = 0;
+  std::size_t not_back = 0, text_changed = 0;
   const Document* first = nullptr;
   RoundTrip diff;
   for (const Document& doc : docs) {
     const RoundTrip r = round_trip(tok, doc);
-    undecided += r.outcome == RoundTrip::Undecided;
-    if (r.outcome != RoundTrip::Differs || failed++ > 0) continue;
+    if (r.same) continue;
+    text_changed += r.text_changed;
+    if (not_back++ > 0) continue;
     first = &doc;
     diff = r;
   }
-  if (failed == 0) return;
-  const std::string passed_over =
-      undecided == 0 ? "" : " (" + std::to_string(undecided) + " more passed over: the normaliser changes their text again)";
+  if (not_back == text_changed && text_changed * 4 <= docs.size()) return;
   throw std::runtime_error(
       "TOKENIZER_PATH '" + tokenizer_path + "' did not make the shards in DATA_PATH '" + data_path + "': " +
-      std::to_string(failed) + " of the " + std::to_string(docs.size() - undecided) +
-      " validation documents checked do not come back as the same ids when decoded and encoded again" + passed_over +
-      "; the first, document " + std::to_string(first->number) + " (from val token " + std::to_string(first->start) +
-      "), differs at its token " + std::to_string(diff.position) + ": id " + diff.shards + " in the shards, " +
-      diff.tokenizer + " from the tokenizer. val_bpb counts bytes through the tokenizer, so the score would be wrong." +
-      kFix);
+      std::to_string(not_back) + " of the " + std::to_string(docs.size()) +
+      " validation documents checked do not come back as the same ids when decoded and encoded again" +
+      (text_changed == 0 ? std::string()
+                         : " (" + std::to_string(text_changed) +
+                               " of them because the normaliser changes their decoded text again, which up to a "
+                               "quarter of the documents may do)") +
+      "; the first, document " + std::to_string(first->number) +
+      " (from val token " + std::to_string(first->start) + "), differs at its token " + std::to_string(diff.position) +
+      ": id " + diff.shards + " in the shards, " + diff.tokenizer +
+      " from the tokenizer. val_bpb counts bytes through the tokenizer, so the score would be wrong." + kFix);
 }
 
 }  // namespace
