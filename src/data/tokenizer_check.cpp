@@ -157,7 +157,7 @@ RoundTrip round_trip(const Tokenizer& tok, const Document& doc) {
 // decode() gives back the normalised text (NFKC, white space collapsed),
 // which the normaliser leaves as it is, so the right tokenizer encodes it to
 // the same ids. Another tokenizer decodes the ids to other text, which it
-// encodes to other ids (1,243 of the demo corpus's 1,500 val documents with
+// encodes to other ids (1,338 of the demo corpus's 1,500 val documents with
 // a tokenizer of the same size trained on its text spelt backwards).
 //
 // One exception: the normaliser works in one pass, so where it deletes a
