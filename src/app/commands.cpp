@@ -26,6 +26,7 @@
 #include "pgolf/core/runtime.h"
 #include "pgolf/export/submission.h"
 #include "pgolf/data/tokenizer.h"
+#include "pgolf/data/tokenizer_check.h"
 #include "pgolf/train/train.h"
 #include "pgolf/model/weights.h"
 
@@ -229,6 +230,9 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
            " world_size:" + std::to_string(dist->world_size()));
   const bool weights = ends_with(path, ".safetensors");
   const ScoringData data = load_scoring_data(cfg, device);
+  // Before scoring: val_bpb counts bytes through the tokenizer, which must be the one that made the shards.
+  const std::string skipped = check_tokenizer_unless_disabled(cfg.run.tokenizer_path, cfg.run.data_path, cfg.run.tokenizer_check);
+  if (!skipped.empty()) log.line(skipped);
   score_sliding(model, cfg.eval, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
   if (cfg.ttt.ttt_enabled) score_ttt(model, ttt_options(cfg), data, log, "final_ttt", *dist);
   return 0;
@@ -326,6 +330,9 @@ int cmd_data(const ConfigArgs& args) {
   const ValidationSplit split = load_validation(cfg.run.data_path, cfg.train.train_seq_len, cfg.model.vocab_size);
   const std::vector<std::uint16_t>& val = split.tokens;
   const TargetBytes bytes = target_bytes(split, cfg.run.tokenizer_path, cfg.model.vocab_size);
+  // The byte counts below are right only with the tokenizer that made the shards.
+  const std::string skipped = check_tokenizer_unless_disabled(cfg.run.tokenizer_path, cfg.run.data_path, cfg.run.tokenizer_check);
+  if (!skipped.empty()) std::cout << skipped << "\n";
   // The val_bpb denominator: bytes of every scored target (positions 1..N-1).
   const std::int64_t val_bytes = std::accumulate(bytes.bytes.begin(), bytes.bytes.end(), std::int64_t{0});
   Tokenizer tok(cfg.run.tokenizer_path);

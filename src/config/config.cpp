@@ -33,6 +33,8 @@ const std::vector<ConfigKey>& config_keys() {
   static const std::vector<ConfigKey> keys = {
       key<&Config::run, &RunConfig::data_path>("DATA_PATH", "data", "directory holding fineweb_train_*.bin and fineweb_val_*.bin shards"),
       key<&Config::run, &RunConfig::tokenizer_path>("TOKENIZER_PATH", "data", "SentencePiece model used for the bits-per-byte tables"),
+      key<&Config::run, &RunConfig::tokenizer_check>("TOKENIZER_CHECK", "data", "1: train, eval and data stop unless TOKENIZER_PATH made the shards (DATA_PATH's "
+       "tokenizer_record.txt, and the first 64 val documents decode and encode to the same ids); 0: skip, for a deliberate experiment"),
       key<&Config::run, &RunConfig::run_id>("RUN_ID", "data", "name of the run folder under LOG_DIR (empty: date and time)"),
       key<&Config::run, &RunConfig::log_dir>("LOG_DIR", "data", "folder that holds one subfolder of logs and outputs per run"),
       key<&Config::run, &RunConfig::seed>("SEED", "data", "random seed for initialisation"),

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -138,6 +139,21 @@ std::string read_file(const std::string& path) {
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::uint32_t file_crc32(const std::string& path, std::uintmax_t limit) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw os_error("cannot read", path);
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  std::vector<char> buf(1 << 20);
+  std::uintmax_t left = limit;
+  while (left > 0 && in) {
+    in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(buf.size(), left)));
+    const auto n = static_cast<std::size_t>(in.gcount());
+    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
+    left -= n;
+  }
+  return static_cast<std::uint32_t>(crc);
 }
 
 std::vector<std::string> glob_sorted(const std::string& pattern) {

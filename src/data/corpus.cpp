@@ -13,6 +13,7 @@
 
 #include "pgolf/data/caseops.h"
 #include "pgolf/data/data.h"
+#include "pgolf/data/tokenizer_check.h"
 #include "pgolf/core/io.h"
 
 namespace pgolf {
@@ -240,6 +241,8 @@ ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOp
     if (stats.train.docs == 0)
       throw std::runtime_error("only " + std::to_string(stats.val.docs) +
                                " documents: all went to the val split; lower --val-docs or add input");
+    // Which tokenizer made these shards: train, eval and data compare TOKENIZER_PATH with it.
+    write_tokenizer_record(tmp_dir, tok.path());
     fs::remove_all(opts.output_dir);
     fs::rename(tmp_dir, opts.output_dir);
   } catch (...) {

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "pgolf/data/data.h"
+#include "pgolf/data/tokenizer_check.h"
 #include "pgolf/core/http.h"
 #include "pgolf/core/io.h"
 
@@ -374,7 +375,11 @@ DownloadSummary download_dataset(const DownloadOptions& opts, std::ostream& log)
   check_tokens(items, false, plan.tokens_train, manifest_url);
   summary.bytes = downloader.transferred();
   summary.data_path = opts.out + "/" + plan.dataset;
-  if (!plan.tokenizer_model.empty()) summary.tokenizer_path = opts.out + "/" + plan.tokenizer_model;
+  if (!plan.tokenizer_model.empty()) {
+    summary.tokenizer_path = opts.out + "/" + plan.tokenizer_model;
+    // The manifest pairs these shards with this tokenizer: train, eval and data compare TOKENIZER_PATH with it.
+    write_tokenizer_record(summary.data_path, summary.tokenizer_path);
+  }
   report.line("download: done: " + std::to_string(summary.fetched) + " files fetched (" + mb(summary.bytes) +
               " MB in " + duration(downloader.seconds()) + "), " + std::to_string(summary.present) +
               " already here");

@@ -230,7 +230,8 @@ TrainState load_checkpoint(const std::string& path) {
 bool changes_results(const ConfigKey& key) {
   static const std::set<std::string> only_where_and_when = {
       "RUN_ID",          "LOG_DIR",       "PROGRESS",         "DIST_TIMEOUT_SECONDS",
-      "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "CHECKPOINT_EVERY", "CHECKPOINT_MINUTES", "MAIN_PHASE_TIMEOUT_SECONDS"};
+      "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "CHECKPOINT_EVERY", "CHECKPOINT_MINUTES", "MAIN_PHASE_TIMEOUT_SECONDS",
+      "TOKENIZER_CHECK"};
   return !only_where_and_when.count(key.name);
 }
 

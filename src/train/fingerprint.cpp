@@ -1,10 +1,6 @@
 #include "pgolf/train/fingerprint.h"
 
-#include <zlib.h>
-
-#include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -19,18 +15,7 @@ namespace {
 
 // Size and CRC-32 of a file's first `limit` bytes (all of it by default).
 std::string file_summary(const std::string& path, std::uintmax_t limit = UINTMAX_MAX) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot read '" + path + "'");
-  uLong crc = ::crc32(0L, Z_NULL, 0);
-  std::vector<char> buf(1 << 20);
-  std::uintmax_t left = limit;
-  while (left > 0 && in) {
-    in.read(buf.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(buf.size(), left)));
-    const auto n = static_cast<std::size_t>(in.gcount());
-    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(buf.data()), static_cast<uInt>(n));
-    left -= n;
-  }
-  return "bytes:" + std::to_string(std::filesystem::file_size(path)) + " crc32:" + std::to_string(crc);
+  return "bytes:" + std::to_string(std::filesystem::file_size(path)) + " crc32:" + std::to_string(file_crc32(path, limit));
 }
 
 std::map<std::string, std::string> parse(const std::string& text) {

@@ -13,6 +13,7 @@
 #include "pgolf/train/fingerprint.h"
 #include "pgolf/export/fit.h"
 #include "pgolf/core/runtime.h"
+#include "pgolf/data/tokenizer_check.h"
 #include "pgolf/train/transfer.h"
 #include "pgolf/model/weights.h"
 
@@ -84,6 +85,9 @@ class Trainer {
         batches_(loader_, {cfg.train.train_batch_tokens, cfg.train.train_seq_len, grad_accum_}, device),
         val_batch_seqs_(std::max<std::int64_t>(1, cfg.train.val_batch_size / (world_ * grad_accum_) / cfg.train.train_seq_len)),
         model_(cfg.model, mopts_), swa_due_(swa_timing(cfg.averaging.swa_step_index)) {
+    // Before any step: val_bpb counts bytes through the tokenizer, which must be the one that made the shards.
+    const std::string skipped = check_tokenizer_unless_disabled(cfg.run.tokenizer_path, cfg.run.data_path, cfg.run.tokenizer_check);
+    if (!skipped.empty()) log.line(skipped);
     if (!cfg.train.init_weights.empty()) {
       load_weights(model_, cfg.train.init_weights);
       log.line("init_weights:" + cfg.train.init_weights);

@@ -1,5 +1,6 @@
 #include "tiny_corpus.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -41,20 +42,33 @@ std::vector<std::string> tiny_documents(int count) {
   return docs;
 }
 
+namespace {
+// A kTinyVocab-piece tokenizer trained on `docs`, written to `path`.
+std::string train_tiny(const std::vector<std::string>& docs, const std::string& path) {
+  std::size_t i = 0;
+  train_tokenizer(
+      [&](std::string& d) {
+        if (i >= docs.size()) return false;
+        d = docs[i++];
+        return true;
+      },
+      kTinyVocab, path, 1);
+  return path;
+}
+}  // namespace
+
 const std::string& tiny_tokenizer_path() {
   static TempDir dir;
+  static const std::string path = train_tiny(tiny_documents(400), dir.file("tiny.model"));
+  return path;
+}
+
+const std::string& other_tokenizer_path() {
+  static TempDir dir;
   static const std::string path = [] {
-    std::string p = dir.file("tiny.model");
-    auto docs = tiny_documents(400);
-    std::size_t i = 0;
-    train_tokenizer(
-        [&](std::string& d) {
-          if (i >= docs.size()) return false;
-          d = docs[i++];
-          return true;
-        },
-        kTinyVocab, p, 1);
-    return p;
+    std::vector<std::string> docs = tiny_documents(400);
+    for (std::string& d : docs) std::reverse(d.begin(), d.end());
+    return train_tiny(docs, dir.file("other.model"));
   }();
   return path;
 }

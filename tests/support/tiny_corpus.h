@@ -17,6 +17,9 @@ std::vector<std::string> tiny_documents(int count);
 // Trained on tiny_documents(400) on first use; the file lives for the process.
 const Tokenizer& tiny_tokenizer();
 const std::string& tiny_tokenizer_path();
+// A tokenizer of the same size trained on other text (the tiny documents
+// spelt backwards), made once per process: not the one that made any shards.
+const std::string& other_tokenizer_path();
 
 class TempDir;
 // A training configuration for a 2-layer, width-32 model on shards of the

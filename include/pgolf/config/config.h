@@ -25,6 +25,7 @@ namespace pgolf {
 struct RunConfig {
   std::string data_path = "./data/datasets/fineweb10B_sp1024";
   std::string tokenizer_path = "./data/tokenizers/fineweb_1024_bpe.model";
+  bool tokenizer_check = true;  // data/tokenizer_check.h
   std::string run_id;
   std::string log_dir = "logs";
   std::int64_t seed = 1337;

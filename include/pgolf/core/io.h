@@ -57,6 +57,9 @@ class AtomicFile {
 
 void write_file_atomic(const std::string& path, std::string_view contents);
 std::string read_file(const std::string& path);
+// The CRC-32 (zlib's) of a file's first `limit` bytes (all of it by default),
+// read in 1 MiB pieces: a content hash for files too large to hold in memory.
+std::uint32_t file_crc32(const std::string& path, std::uintmax_t limit = UINTMAX_MAX);
 
 // Sorted list of paths matching a shell pattern (no error when nothing matches).
 std::vector<std::string> glob_sorted(const std::string& pattern);

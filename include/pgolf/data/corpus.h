@@ -69,7 +69,8 @@ struct ShardStats {
 // Tokenises every document, prefixes BOS, and writes fineweb_val_NNNNNN.bin and
 // fineweb_train_NNNNNN.bin (and, if asked, the val split's byte sidecars, BOS
 // counting 0). With CaseOps the tokenizer must hold the marker pieces, and the
-// sidecars count the original text's bytes, markers standing for none. The shards are built in a temporary folder that is
+// sidecars count the original text's bytes, markers standing for none. Beside
+// them goes the tokenizer's record (tokenizer_check.h). The shards are built in a temporary folder that is
 // renamed to `output_dir` only when all of them are written.
 ShardStats make_shards(DocumentReader& docs, const Tokenizer& tok, const ShardOptions& opts);
 

@@ -37,7 +37,8 @@ struct DownloadSummary {
 // Reads the manifest, then fetches every file of the variant that is not
 // already in opts.out and valid: to <file>.part (continued with a Range
 // request when one is left from before), shards checked (header, size and
-// the manifest's token counts), renamed into place. Prints a line per file to
+// the manifest's token counts), renamed into place; then records the
+// tokenizer beside the shards (tokenizer_check.h). Prints a line per file to
 // `log`. Throws after the other transfers have ended, naming every file that
 // failed with its URL and HTTP status; a rerun continues where it stopped.
 DownloadSummary download_dataset(const DownloadOptions& opts, std::ostream& log);

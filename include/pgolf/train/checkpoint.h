@@ -68,7 +68,9 @@ TrainState load_checkpoint(const std::string& path);
 
 // Whether a key's value can change the trained weights or the artifact. Those
 // that cannot say where the run's files go, what is logged when, how long a
-// collective may wait and when checkpoints are written.
+// collective may wait, when checkpoints are written and whether the tokenizer
+// is checked against the shards (TOKENIZER_CHECK: a run either stops or goes on
+// with the same numbers).
 bool changes_results(const ConfigKey& key);
 
 // Throws CheckpointError unless a run of `cfg` on `world_size` processes on

@@ -20,6 +20,7 @@
 #include "helpers.h"
 #include "pgolf/data/data.h"
 #include "pgolf/data/download.h"
+#include "pgolf/data/tokenizer_check.h"
 #include "pgolf/core/http.h"
 #include "pgolf/core/io.h"
 
@@ -43,6 +44,10 @@ TEST_F(Download, FetchesManifestTokenizerAndShardsByteIdentical) {
   EXPECT_EQ(summary_.present, 0);
   EXPECT_EQ(summary_.data_path, out_.file("datasets/fineweb10B_sp1024"));
   EXPECT_EQ(summary_.tokenizer_path, out_.file(kModel));
+  // Beside the shards, the record of the tokenizer the manifest pairs them with.
+  TempDir expected;
+  write_tokenizer_record(expected.path(), out_.file(kModel));
+  EXPECT_EQ(read_file(tokenizer_record_path(summary_.data_path)), read_file(tokenizer_record_path(expected.path())));
   // The shards are usable by pgolf's reader; no request carried a token or a range.
   EXPECT_EQ(shard_files(val_pattern(summary_.data_path)).size(), 1u);
   EXPECT_EQ(shard_files(train_pattern(summary_.data_path)).size(), 2u);
