@@ -412,9 +412,12 @@ class Trainer {
                                "last checkpoint with other values)");
     if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.schedule.max_wallclock_seconds * 1000.0) stop_after_ = step_;
     // The signal all ranks stop for is the largest any rank holds: the report
-    // sums, per signal in ascending order, the ranks that hold it.
+    // sums, per signal in ascending order, the ranks that hold it, so it is
+    // the last signal with a count above 0. The first one agreed stays.
+    int agreed = 0;
     for (std::size_t i = 0; i < StopSignals::kSignals.size(); ++i)
-      if (stop_signal_ == 0 && sums[2 + i] > 0) stop_signal_ = StopSignals::kSignals[i];
+      if (sums[2 + i] > 0) agreed = StopSignals::kSignals[i];
+    if (stop_signal_ == 0) stop_signal_ = agreed;
   }
 
   // Every CHECKPOINT_EVERY steps, or once CHECKPOINT_MINUTES of the agreed
