@@ -537,8 +537,7 @@ TrainResult train(const Config& given, RunLog& log, Dist& dist, const at::Device
   if (resume) t.restore(*resume);
   const auto [steps, train_ms, last_eval, stop_signal] = t.loop();
   if (stop_signal) {  // the weights of the step done, neither averaged nor exported
-    TrainResult r{steps, train_ms, last_eval, t.save()};
-    r.stop_signal = stop_signal;
+    const TrainResult r{steps, train_ms, last_eval, t.save(), {}, {}, {}, {}, stop_signal};
     t.log_stop(r);
     return r;
   }
