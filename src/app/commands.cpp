@@ -24,6 +24,7 @@
 #include "pgolf/export/layout.h"
 #include "pgolf/core/run.h"
 #include "pgolf/core/runtime.h"
+#include "pgolf/core/signals.h"
 #include "pgolf/export/submission.h"
 #include "pgolf/data/tokenizer.h"
 #include "pgolf/data/tokenizer_check.h"
@@ -147,12 +148,14 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
            " device:" + device.str() + " threads:" + std::to_string(threads));
   log.line("config:\n" + format_config(cfg, &sources));
   TrainResult r;
+  const StopSignals signals;
   try {
-    r = train(cfg, log, *dist, device, resume ? &*resume : nullptr);
+    r = train(cfg, log, *dist, device, resume ? &*resume : nullptr, &signals);
   } catch (const std::exception& e) {
     log.error(error_message(e));
     throw;
   }
+  if (r.stop_signal) return 128 + r.stop_signal;  // as a shell reports a process the signal ended
   char buf[512];
   std::snprintf(buf, sizeof buf,
                 "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",

@@ -79,7 +79,9 @@ int main(int argc, char** argv) {
                   "tokenise the CaseOps transform of each document (needs a `pgolf tokenizer --caseops` model); "
                   "implies --byte-sidecars, so val_bpb counts the original text's bytes");
 
-  auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID");
+  auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID "
+                                             "(SIGINT/Ctrl-C or SIGTERM: stop after the current step, save the weights "
+                                             "and, when checkpoints are on, a checkpoint; exit 130 or 143)");
   add_config_options(train, cfg_args);
   train->add_option_function<std::string>(
            "--init-weights", [&](const std::string& f) { cfg_args.sets.push_back("INIT_WEIGHTS=" + f); },

@@ -13,6 +13,7 @@
 #include "pgolf/train/fingerprint.h"
 #include "pgolf/export/fit.h"
 #include "pgolf/core/runtime.h"
+#include "pgolf/core/signals.h"
 #include "pgolf/data/tokenizer_check.h"
 #include "pgolf/train/transfer.h"
 #include "pgolf/model/weights.h"
@@ -58,9 +59,9 @@ std::string fmt(const char* f, double v) {
 
 }  // namespace
 
-TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume) {
+TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume, const StopSignals* signals) {
   Dist single;
-  return train(cfg, log, single, select_device(cfg.runtime.device), resume);
+  return train(cfg, log, single, select_device(cfg.runtime.device), resume, signals);
 }
 
 namespace {
@@ -77,8 +78,8 @@ std::vector<at::Tensor> tensors_of(const GPT& model) {
 // save, export_and_score. The members are what the phases share.
 class Trainer {
  public:
-  Trainer(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device)
-      : cfg_(cfg), log_(log), dist_(dist), device_(device), mopts_(model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels)),
+  Trainer(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const StopSignals* signals)
+      : cfg_(cfg), log_(log), dist_(dist), signals_(signals), device_(device), mopts_(model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels)),
         world_(dist.world_size()), rank_(dist.rank()), grad_accum_(grad_accum_steps(world_)),
         data_(load_scoring_data(cfg, device)), train_files_(shard_files(train_pattern(cfg.run.data_path))),
         loader_(train_files_, rank_, world_, cfg.model.vocab_size),
@@ -169,12 +170,16 @@ class Trainer {
   // loss, summed elapsed time) travels to the host while step k+1 runs and is
   // used then, for step k's log line, the schedule's clock and the stop. All
   // of it is the same on every rank, so every rank takes the same learning
-  // rate and stops after the same step.
-  // Returns the steps done, the training time and the last validation.
+  // rate and stops after the same step. A stop signal agreed in a report
+  // ends the loop after the step now done, without the final validation,
+  // with a checkpoint of that step when checkpoints are on.
+  // Returns the steps done, the training time, the last validation and the
+  // stop signal (0: the run ran to its end).
   struct LoopResult {
     std::int64_t steps;
     double train_ms;
     EvalSums last_eval;
+    int stop_signal;
   };
   LoopResult loop() {
     if (cfg_.averaging.ema_enabled && !ema_) ema_.emplace(params_, cfg_.averaging.ema_decay);
@@ -182,6 +187,13 @@ class Trainer {
     synchronize(device_);
     t0_ = Clock::now();
     for (;;) {
+      if (stop_signal_) {
+        if (pending_) report(/*final=*/true);
+        if (checkpoints_on() && checkpoint_step_ != step_) checkpoint();
+        synchronize(device_);
+        train_ms_ += ms_since(t0_);
+        break;
+      }
       const bool last = finished();
       if (last || (cfg_.train.val_loss_every > 0 && step_ % cfg_.train.val_loss_every == 0)) {
         if (pending_) report(/*final=*/last);
@@ -194,12 +206,12 @@ class Trainer {
       step_once();
       if (checkpoint_due()) checkpoint();
     }
-    if (step_ < cfg_.schedule.iterations)
+    if (!stop_signal_ && step_ < cfg_.schedule.iterations)
       log_.line(fmt("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
                 "/" + std::to_string(cfg_.schedule.iterations));
     if (epoch_after(step_) > 1) log_.line("data: " + std::to_string(epoch_after(step_)) + " epochs over the training shards");
     log_.line(peak_memory_report(device_));
-    return {step_, train_ms_, last_eval};
+    return {step_, train_ms_, last_eval, stop_signal_};
   }
 
   // Loads the EMA or the SWA mean (with the final weights when SWA_ADD_FINAL;
@@ -264,6 +276,13 @@ class Trainer {
     s.roundtrip = score_sliding(restored, cfg_.eval, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
     if (cfg_.ttt.ttt_enabled) s.ttt = score_ttt(restored, ttt_options(cfg_), data_, log_, "final_ttt", dist_);
     return s;
+  }
+
+  void log_stop(const TrainResult& r) {
+    log_.metric("stop", {{"signal", double(r.stop_signal)}, {"step", double(r.steps)}, {"train_time_ms", r.train_time_ms}});
+    log_.line(std::string("stopped: ") + stop_signal_name(r.stop_signal) + " after step:" + std::to_string(r.steps) + "/" +
+              std::to_string(cfg_.schedule.iterations) + fmt(" train_time:%.0fms", r.train_time_ms) + "; weights saved to " +
+              r.weights_path);
   }
 
   void log_final(const TrainResult& r) {
@@ -337,7 +356,9 @@ class Trainer {
   }
 
   bool capped() const { return cfg_.schedule.max_wallclock_seconds > 0; }
-  bool finished() const { return run_finished(cfg_, step_, clock_) || (stop_after_ >= 0 && step_ >= stop_after_); }
+  bool finished() const {
+    return run_finished(cfg_, step_, clock_) || (stop_after_ >= 0 && step_ >= stop_after_) || stop_signal_ != 0;
+  }
 
   // The first step carries the start-up costs; the schedule leaves it out of
   // its average, so its time is agreed at once (the only wait in the loop).
@@ -350,7 +371,8 @@ class Trainer {
   }
 
   // A step's numbers on their way to the host: [sum of losses, sum of the
-  // ranks' elapsed training time].
+  // ranks' elapsed training time, then per stop signal the number of ranks
+  // that hold it].
   struct StepReport {
     std::int64_t step;
     double lr_mult, local_ms;
@@ -360,14 +382,19 @@ class Trainer {
 
   StepReport start_report(const at::Tensor& loss, double mult, bool log) {
     const double local_ms = train_ms_ + ms_since(t0_);
-    at::Tensor v = at::stack({loss.detach().to(at::kDouble), at::full({}, local_ms, loss.options().dtype(at::kDouble))});
+    const at::TensorOptions as_double = loss.options().dtype(at::kDouble);
+    std::vector<at::Tensor> values{loss.detach().to(at::kDouble), at::full({}, local_ms, as_double)};
+    const int held = signals_ ? signals_->pending() : 0;
+    for (int sig : StopSignals::kSignals) values.push_back(at::full({}, sig == held ? 1.0 : 0.0, as_double));
+    at::Tensor v = at::stack(values);
     dist_.all_reduce_sum(v, "step report");
     return {step_, mult, local_ms, log, AsyncReadback(v)};
   }
 
   // Reads the pending report: the schedule's clock moves to its step, its log
   // line is written (always for the last step), and once the agreed time
-  // reaches the cap every rank stops after the step now done.
+  // reaches the cap, or once a rank holds a stop signal, every rank stops
+  // after the step now done.
   void report(bool final) {
     StepReport r = std::move(*pending_);
     pending_.reset();
@@ -388,11 +415,19 @@ class Trainer {
                                "learning rates MATRIX_LR, SCALAR_LR, TIED_EMBED_LR or GRAD_CLIP_NORM, or resume from the "
                                "last checkpoint with other values)");
     if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.schedule.max_wallclock_seconds * 1000.0) stop_after_ = step_;
+    // The signal all ranks stop for is the largest any rank holds: the report
+    // sums, per signal in ascending order, the ranks that hold it, so it is
+    // the last signal with a count above 0. The first one agreed stays.
+    int agreed = 0;
+    for (std::size_t i = 0; i < StopSignals::kSignals.size(); ++i)
+      if (sums[2 + i] > 0) agreed = StopSignals::kSignals[i];
+    if (stop_signal_ == 0) stop_signal_ = agreed;
   }
 
   // Every CHECKPOINT_EVERY steps, or once CHECKPOINT_MINUTES of the agreed
   // clock have passed since the last one (the same on every rank); not after
   // the last step, whose weights the run saves anyway.
+  bool checkpoints_on() const { return cfg_.train.checkpoint_every > 0 || cfg_.train.checkpoint_minutes > 0; }
   bool checkpoint_due() const {
     if (finished()) return false;
     if (cfg_.train.checkpoint_every > 0 && step_ % cfg_.train.checkpoint_every == 0) return true;
@@ -418,6 +453,7 @@ class Trainer {
       save_checkpoint(path, s);
     }, main_phase_bound());
     log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
+    checkpoint_step_ = step_;
     last_checkpoint_ms_ = clock_.agreed_ms();
     t0_ = Clock::now();
   }
@@ -463,6 +499,7 @@ class Trainer {
   const Config& cfg_;
   RunLog& log_;
   Dist& dist_;
+  const StopSignals* signals_;  // nullptr: no stop signals
   const at::Device device_;
   const ModelOptions mopts_;
   const int world_, rank_;
@@ -489,17 +526,25 @@ class Trainer {
   Clock::time_point t0_;
   std::optional<StepReport> pending_;
   std::map<std::string, std::string> inputs_;  // the data and tokenizer by content, for checkpoints
+  int stop_signal_ = 0;                 // the stop signal all ranks agreed on (0: none)
+  std::int64_t checkpoint_step_ = -1;  // the step of the last checkpoint written (-1: none)
 };
 
 }  // namespace
 
-TrainResult train(const Config& given, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume) {
+TrainResult train(const Config& given, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume,
+                  const StopSignals* signals) {
   Config cfg = given;  // built in code rather than by load_config: its derived defaults too
   fill_derived(cfg);
-  Trainer t(cfg, log, dist, device);
+  Trainer t(cfg, log, dist, device, signals);
   t.warm_up();
   if (resume) t.restore(*resume);
-  const auto [steps, train_ms, last_eval] = t.loop();
+  const auto [steps, train_ms, last_eval, stop_signal] = t.loop();
+  if (stop_signal) {  // the weights of the step done, neither averaged nor exported
+    const TrainResult r{steps, train_ms, last_eval, t.save(), {}, {}, {}, {}, stop_signal};
+    t.log_stop(r);
+    return r;
+  }
   const std::optional<EvalSums> averaged = t.average();
   const std::string weights_path = t.save();
   const auto [prequant, roundtrip, ttt, exported] = t.export_and_score(weights_path);

@@ -32,7 +32,9 @@ int cmd_shard(const CorpusOptions& corpus, const std::string& tokenizer, const S
 // its config.env is read before `args`, and a configuration that would change
 // the results is refused (checkpoint.h). Without it the run folder must be
 // new, or with `overwrite` is emptied first; either way it is locked while
-// the run lives (RunFolderLock).
+// the run lives (RunFolderLock). SIGINT or SIGTERM stops the run after the
+// current step (train(), StopSignals); the exit code is then 128 + the
+// signal's number (130, 143), else 0.
 int cmd_train(const ConfigArgs& args, const std::string& resume_dir = "", bool overwrite = false);
 // `pgolf bench`: times training steps of the configured model on random tokens.
 int cmd_bench(const ConfigArgs& args, const BenchOptions& opts);

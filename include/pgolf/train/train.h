@@ -17,6 +17,7 @@
 #include "pgolf/optim/optim.h"
 #include "pgolf/optim/schedule.h"
 #include "pgolf/core/run.h"
+#include "pgolf/core/signals.h"
 #include "pgolf/train/step.h"
 #include "pgolf/export/submission.h"
 #include "pgolf/train/transfer.h"
@@ -51,6 +52,7 @@ struct TrainResult {
   ExportResult exported;
   EvalSums roundtrip;  // sliding evaluation of the artifact read back from disk: the score
   EvalSums ttt;        // with TTT_ENABLED: the artifact scored with test-time training
+  int stop_signal = 0;  // the signal that stopped the run early (0: it ran to its end)
 };
 
 // The whole run of this rank on `device`, logging to `log` (README (a training run) lines).
@@ -60,8 +62,13 @@ struct TrainResult {
 // CHECKPOINT_EVERY or CHECKPOINT_MINUTES rank 0 also writes the training
 // state (checkpoint.h) into the run folder. Given `resume` (a checkpoint that
 // check_resumable accepted), the run continues from it after the warm-up.
-TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume = nullptr);
+// Given `signals`, a SIGINT or SIGTERM that any rank holds stops every rank
+// after the same step: a checkpoint of it (when checkpoints are on), the
+// weights saved as they are (no averaging), a `stopped:` line and a "stop"
+// event; no export, no scoring; the result's stop_signal names the signal.
+TrainResult train(const Config& cfg, RunLog& log, Dist& dist, const at::Device& device, const TrainState* resume = nullptr,
+                  const StopSignals* signals = nullptr);
 // One process on select_device(DEVICE).
-TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume = nullptr);
+TrainResult train(const Config& cfg, RunLog& log, const TrainState* resume = nullptr, const StopSignals* signals = nullptr);
 
 }  // namespace pgolf

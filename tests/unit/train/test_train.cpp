@@ -10,6 +10,7 @@
 #include "pgolf/optim/averaging.h"
 #include "pgolf/train/train.h"
 #include "pgolf/core/io.h"
+#include "pgolf/core/signals.h"
 #include "pgolf/export/quant.h"
 #include "pgolf/model/weights.h"
 #include "tiny_corpus.h"
@@ -307,4 +308,29 @@ TEST(Training, AWrapOfTheTrainingStreamIsLoggedOnce) {
   EXPECT_EQ(text.find(line), text.rfind("data: the training stream wrapped")) << "logged more than once";
   EXPECT_NE(text.find("train_tokens:" + std::to_string(total)), std::string::npos);
   EXPECT_NE(text.find("data: 2 epochs over the training shards"), std::string::npos) << text;
+}
+
+// SIGTERM held by rank 0 alone (rank 1 is given no StopSignals) stops both
+// ranks after the same step: the report of step 1, read after step 2, carries
+// it. The weights are saved, nothing is exported.
+TEST(Training, StopSignalOfOneRankStopsEveryRankAfterTheSameStep) {
+  TempDir dir;
+  Config c = test::tiny_run(dir, 50);
+  c.eval.prequant_eval = false;
+  c.runtime.num_threads = 1;
+  const StopSignals signals;
+  ASSERT_EQ(::raise(SIGTERM), 0);
+  std::vector<TrainResult> r(2);
+  test::run_two_ranks(test::test_port(50), [&](Dist& dist, int rank) {
+    RunLog log(c, rank == 0 ? RunLog::Mode::Files : RunLog::Mode::Silent);
+    r[rank] = train(c, log, dist, at::kCPU, nullptr, rank == 0 ? &signals : nullptr);
+  });
+  for (int rank : {0, 1}) {
+    EXPECT_EQ(r[rank].stop_signal, SIGTERM) << "rank " << rank;
+    EXPECT_EQ(r[rank].steps, 2) << "rank " << rank;
+  }
+  const std::string log = read_file(dir.file("run/train.log"));
+  EXPECT_NE(log.find("stopped: SIGTERM after step:2/50 train_time:"), std::string::npos) << log;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("run/model.safetensors")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("run/final_model.pgolf")));
 }
