@@ -45,7 +45,7 @@ for v in "${variants[@]}"; do
     echo "| $name | \`${keys:-}\` | failed: $(grep -m1 error "$log") | | |"
   else
     params=$(sed -n 's/^model_params:\([0-9]*\).*/\1/p' "$log" | head -1)
-    bpb=$(sed -n 's/.*final_int8_zlib_roundtrip_exact .*val_bpb:\([0-9.]*\).*/\1/p' "$log")
+    bpb=$(sed -n 's/.*final_sliding_window_exact .*val_bpb:\([0-9.]*\).*/\1/p' "$log")
     avg=$(grep -E '^step:[0-9]+/[0-9]+ val_loss' "$log" | tail -1 | sed -n 's/.*step_avg:\([0-9.]*\)ms.*/\1/p')
     echo "| $name | \`${keys:-(none)}\` | $params | $bpb | $avg |"
   fi

@@ -10,8 +10,7 @@
 # sets the plans of the MLP and attention matrices; everything else comes from
 # PGOLF_ARGS (use the configuration the run was trained with).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-PGOLF=${PGOLF:-build/pgolf}
+PGOLF=${PGOLF:-$(cd "$(dirname "$0")/.." && pwd)/build/pgolf}  # paths stay relative to the folder it is run from
 [[ $# -ge 1 && -f $1/model.safetensors ]] || { echo "usage: $0 RUN_DIR [PGOLF_ARGS...] (RUN_DIR/model.safetensors)" >&2; exit 2; }
 run=$1
 shift
@@ -35,7 +34,7 @@ for v in "${variants[@]}"; do
   for p in $plans; do sets+=(--set "$p"); done
   "$PGOLF" export --weights "$run/model.safetensors" --output "$out/$name.pgolf" "$@" "${sets[@]}" --set EXPORT_FIT=0 \
     >"$out/$name.export.log" 2>&1 || { cat "$out/$name.export.log" >&2; exit 1; }
-  bytes=$(sed -n 's/^Serialized model int6+zstd: \([0-9]*\) bytes.*/\1/p' "$out/$name.export.log")
+  bytes=$(sed -n 's/^Serialized model [^:]*: \([0-9]*\) bytes.*/\1/p' "$out/$name.export.log" | head -1)
   bpb=$("$PGOLF" eval "$out/$name.pgolf" "$@" "${sets[@]}" 2>&1 | sed -n 's/.*_exact val_loss:[0-9.]* val_bpb:\([0-9.]*\).*/\1/p')
   echo "| $name | \`$plans\` | $bytes | $bpb |"
 done

@@ -7,8 +7,7 @@
 #   DATA_PATH=/data/fineweb10B_sp1024 TOKENIZER_PATH=/data/fineweb_1024_bpe.model SEED=1337 \
 #     bash scripts/run_8xh100.sh [--config configs/seed219_12l_int5_int6.env] [--set KEY=VALUE ...]
 #
-# Output: logs/<RUN_ID>/ with train.log, metrics.jsonl, model.safetensors and
+# Output: LOG_DIR/<RUN_ID>/ (LOG_DIR: default logs, in the folder it is run from) with train.log, metrics.jsonl, model.safetensors and
 # final_model.pgolf. For three seeds: scripts/sweep_seeds.sh --nproc 8 --name record
 set -euo pipefail
-cd "$(dirname "$0")/.."
-exec bash scripts/launch.sh 8 train "$@"
+exec bash "$(dirname "$0")/launch.sh" 8 train "$@"

@@ -52,6 +52,17 @@ install_torch() {
   touch "$stamp"
 }
 
+# torchrun (.venv/bin/torchrun) for scripts/launch.sh and its test: torch's
+# own Python packages, a few MB, which the --no-deps install above leaves out.
+install_torchrun() {
+  [[ -n ${PGOLF_TORCH_PREFIX:-} ]] && return 0
+  local stamp=.venv/.pgolf-torchrun-$TORCH_VERSION
+  [[ -f $stamp ]] && return 0
+  quiet "pip install torchrun's packages" .venv/bin/pip install -q typing_extensions sympy networkx jinja2 fsspec filelock
+  .venv/bin/torchrun --help > /dev/null 2>&1 || fail "torchrun does not run (.venv/bin/torchrun --help)"
+  touch "$stamp"
+}
+
 build() {
   export PATH=/usr/local/cuda/bin:$PATH
   if [[ ! -f $BUILD_DIR/build.ninja ]]; then
@@ -65,4 +76,5 @@ build() {
 
 install_apt_packages "${APT_PACKAGES[@]}"
 install_torch
+install_torchrun
 build

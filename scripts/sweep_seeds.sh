@@ -12,10 +12,10 @@
 #
 # Each run is RUN_ID=<NAME>_seed<SEED> under LOG_DIR (default logs).
 #
-# Variables:
-#   PGOLF  the pgolf binary (default build/pgolf)
+# Works from any folder. Variables:
+#   PGOLF  the pgolf binary (default build/pgolf of this clone)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+root=$(cd "$(dirname "$0")/.." && pwd)  # paths in the arguments stay relative to the folder it is run from
 seeds="1337 42 2024"
 nproc=1
 name="sweep_$(date +%Y%m%d_%H%M%S)"
@@ -28,7 +28,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "sweep_seeds: unknown option $1 (train arguments go after --)" >&2; exit 2 ;;
   esac
 done
-PGOLF=${PGOLF:-build/pgolf}
+PGOLF=${PGOLF:-$root/build/pgolf}
 log_dir=$("$PGOLF" config "$@" | sed -n 's/^LOG_DIR=\([^ ]*\).*/\1/p')
 
 runs=()
@@ -36,7 +36,7 @@ for seed in $seeds; do
   run="${name}_seed${seed}"
   echo "sweep: seed $seed -> $log_dir/$run"
   if [[ $nproc -gt 1 ]]; then
-    bash scripts/launch.sh "$nproc" train "$@" --set "SEED=$seed" --set "RUN_ID=$run"
+    PGOLF=$PGOLF bash "$root/scripts/launch.sh" "$nproc" train "$@" --set "SEED=$seed" --set "RUN_ID=$run"
   else
     "$PGOLF" train "$@" --set "SEED=$seed" --set "RUN_ID=$run"
   fi
@@ -67,5 +67,5 @@ open(out, "w").write(text)
 print(text + f"saved: {out}")
 PY
 
-bash scripts/plot_runs.sh "${runs[@]}" --output "$log_dir/${name}_sweep.png" ||
+bash "$root/scripts/plot_runs.sh" "${runs[@]}" --output "$log_dir/${name}_sweep.png" ||
   echo "sweep: no plot of the runs (scripts/plot_runs.sh failed, see above); the table is saved" >&2

@@ -15,6 +15,7 @@
 
 #include "pgolf/export/artifact.h"
 #include "pgolf/app/bench.h"
+#include "pgolf/app/provenance.h"
 #include "pgolf/data/caseops.h"
 #include "pgolf/train/checkpoint.h"
 #include "pgolf/train/fingerprint.h"
@@ -60,6 +61,11 @@ int cmd_info() {
 }
 
 int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string& output, bool caseops) {
+  // Before the training: the folder the model goes to exists and takes files.
+  const std::filesystem::path folder = std::filesystem::absolute(output).parent_path();
+  make_dirs(folder.string());
+  if (::access(folder.c_str(), W_OK) != 0)
+    throw std::runtime_error("cannot write the tokenizer into '" + folder.string() + "' (no write permission): choose another --output");
   DocumentReader reader(corpus);
   std::int64_t docs = 0;
   auto next = [&](std::string& d) {
@@ -71,6 +77,10 @@ int cmd_tokenizer(const CorpusOptions& corpus, int vocab_size, const std::string
   train_tokenizer(next, vocab_size, output, available_cores(), caseops ? caseops_markers() : std::vector<std::string>{});
   Tokenizer tok(output);
   std::cout << "tokenizer: " << output << " pieces:" << tok.vocab_size() << " trained_on_docs:" << docs << "\n";
+  if (tok.vocab_size() < vocab_size)
+    std::cout << "WARNING: asked for " << vocab_size << " pieces, made " << tok.vocab_size()
+              << ": BPE stops merging when no pair of pieces is left to merge, so this corpus is too small for "
+              << vocab_size << " pieces; train on more text, or ask for fewer pieces\n";
   return 0;
 }
 
@@ -121,13 +131,16 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   const at::Device device = select_device(cfg.runtime.device, launch.local_rank);
   // Before the run folder is touched: a refused resume leaves its config.env as it was.
   std::optional<TrainState> resume;
+  std::map<std::string, std::string> inputs;  // the data and tokenizer by content, read once when needed
+  if (!resume_dir.empty() || launch.world_size > 1) inputs = input_identity(cfg);
   if (!resume_dir.empty()) {
     resume = load_checkpoint(checkpoint_path(cfg.run.log_dir + "/" + cfg.run.run_id));
-    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu", input_identity(cfg));
+    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu", inputs);
   }
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   // Before any work: every rank has the same configuration, data and tokenizer.
-  if (dist->world_size() > 1) check_same_fingerprints(dist->gather_strings("fingerprint", run_fingerprint(cfg, launch.job_id)));
+  if (dist->world_size() > 1)
+    check_same_fingerprints(dist->gather_strings("fingerprint", run_fingerprint(cfg, inputs)));
   // Every rank writes into rank 0's run folder name (RUN_ID may be a timestamp).
   cfg.run.run_id = dist->share("run_id", resolve_run_id(cfg));
   // Rank 0 takes the folder (new, resumed or overwritten) and holds its lock
@@ -144,6 +157,11 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   refused = dist->share("run folder refusal", refused);
   if (!refused.empty()) throw std::runtime_error(refused);
   RunLog log(cfg, dist->is_main() ? RunLog::Mode::Files : RunLog::Mode::Silent);
+  const auto made_by = provenance(device, dist->world_size(), launch.launcher);
+  std::string facts;
+  for (const auto& [k, v] : made_by) facts += (facts.empty() ? "" : " ") + k + ":" + (v.empty() ? "?" : v);
+  log.line("provenance: " + facts);
+  log.metric("provenance", made_by);
   log.line("run: " + log.dir() + " launcher:" + launch.launcher + " world_size:" + std::to_string(launch.world_size) +
            " device:" + device.str() + " threads:" + std::to_string(threads));
   log.line("config:\n" + format_config(cfg, &sources));
@@ -158,10 +176,12 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   if (r.stop_signal) return 128 + r.stop_signal;  // as a shell reports a process the signal ended
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) roundtrip val_bpb:%.4f",
+                "done: steps:%lld artifact:%s size:%llu bytes (with code; budget %llu) val_bpb:%.4f (sliding window)",
                 static_cast<long long>(r.steps), r.exported.path.c_str(), static_cast<unsigned long long>(r.exported.total()),
-                static_cast<unsigned long long>(cfg.export_.budget_bytes), r.roundtrip.val_bpb());
-  log.line(buf);
+                static_cast<unsigned long long>(cfg.export_.budget_bytes), r.score.val_bpb());
+  log.line(buf + (cfg.eval.eval_tokens_limit > 0 ? " of at most the first " + std::to_string(cfg.eval.eval_tokens_limit) +
+                                                       " validation tokens (EVAL_TOKENS_LIMIT): not the challenge score"
+                                                 : std::string()));
   return 0;
 }
 
@@ -196,8 +216,9 @@ namespace {
 // records (config/record.h) under the configuration given. A configured
 // value that contradicts the record is an error naming each key, unless
 // OVERRIDE_RECORDED=1; `notes` receives what the log should say about it.
-Config config_for_model_file(const ConfigArgs& args, const std::string& path, std::vector<std::string>& notes) {
-  const std::optional<ModelRecord> record = read_model_record(path);
+Config config_for_model_file(const ConfigArgs& args, const ModelFile& file, std::vector<std::string>& notes) {
+  const std::optional<ModelRecord>& record = file.record;
+  const std::string& path = file.path;
   std::map<std::string, std::string> sources;
   Config cfg = load_config(args.files, args.sets, process_env, &sources, record ? &*record : nullptr);
   if (!record) {
@@ -219,7 +240,8 @@ Config config_for_model_file(const ConfigArgs& args, const std::string& path, st
 
 int cmd_eval(const ConfigArgs& args, const std::string& path) {
   std::vector<std::string> notes;
-  Config cfg = config_for_model_file(args, path, notes);
+  const ModelFile file = read_model_file(path);
+  Config cfg = config_for_model_file(args, file, notes);
   const LaunchInfo launch = detect_launch(process_env);
   init_threads(cfg.runtime.num_threads);
   const at::Device device = select_device(cfg.runtime.device, launch.local_rank);
@@ -228,27 +250,36 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   for (const std::string& note : notes) log.line("eval: " + note);
   GPT model(cfg.model, model_options_for(device, static_cast<std::uint64_t>(cfg.run.seed), cfg.runtime.fused_kernels));
   model.set_looped(true);  // with LOOP_LAYERS a trained model is scored looped, as its run scored it
-  load_model_file(model, path);
+  load_model_file(model, file);
   log.line("eval: " + path + " model_params:" + std::to_string(model.num_params()) +
            " world_size:" + std::to_string(dist->world_size()));
-  const bool weights = ends_with(path, ".safetensors");
   const ScoringData data = load_scoring_data(cfg, device);
   // Before scoring: val_bpb counts bytes through the tokenizer, which must be the one that made the shards.
   const std::string skipped = check_tokenizer_unless_disabled(cfg.run.tokenizer_path, cfg.run.data_path, cfg.run.tokenizer_check);
   if (!skipped.empty()) log.line(skipped);
-  score_sliding(model, cfg.eval, data, log, weights ? "final_fp32_sliding" : "final_int8_zlib_roundtrip", true, *dist);
+  if (file.is_artifact())
+    score_artifact(model, cfg.eval, data, log, *dist);
+  else
+    score_prequant(model, cfg.eval, data, log, *dist);
   if (cfg.ttt.ttt_enabled) score_ttt(model, ttt_options(cfg), data, log, "final_ttt", *dist);
   return 0;
 }
 
 int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std) {
   std::vector<std::string> notes;
-  Config cfg = weights.empty() ? resolve_config(args) : config_for_model_file(args, weights, notes);
+  std::optional<ModelFile> file;
+  if (!weights.empty()) {
+    file = read_model_file(weights);
+    if (file->is_artifact())
+      throw std::runtime_error("export --weights takes a .safetensors weights file; '" + weights +
+                               "' is an artifact, already quantised (score it with pgolf eval)");
+  }
+  Config cfg = file ? config_for_model_file(args, *file, notes) : resolve_config(args);
   init_threads(cfg.runtime.num_threads);
   RunLog log(cfg, RunLog::Mode::Console);
   for (const std::string& note : notes) log.line("export: " + note);
   GPT model(cfg.model, model_options_for(at::kCPU, static_cast<std::uint64_t>(cfg.run.seed)));
-  if (!weights.empty()) load_weights(model, weights);
+  if (file) load_model_file(model, *file);
   std::string source = weights.empty() ? "initial weights (SEED=" + std::to_string(cfg.run.seed) + ")" : weights;
   if (random_std > 0) {
     at::NoGradGuard no_grad;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "pgolf/app/commands.h"
+#include "pgolf/app/provenance.h"
 #include "pgolf/dist/dist.h"
 #include "pgolf/core/runtime.h"
 
@@ -18,8 +19,9 @@ void add_config_options(CLI::App* cmd, pgolf::ConfigArgs& args) {
       "Configuration precedence: defaults < --config FILE < environment < --set KEY=VALUE.\n"
       "In a file, '#' after white space starts a comment (KEY=12 # note sets 12); --set and environment\n"
       "values are literal, and a '#' comment there is an error.\n"
-      "Environment variables and keys (type, default, meaning):\n\n" +
-      pgolf::describe_config_keys());
+      "The keys most runs set (environment variables of the same names; type, default, meaning);\n"
+      "`pgolf config --list` documents all " + std::to_string(pgolf::config_keys().size()) + " of them:\n\n" +
+      pgolf::describe_config_keys(pgolf::KeySelection::Common));
 }
 
 void add_corpus_options(CLI::App* cmd, pgolf::CorpusOptions& c) {
@@ -37,6 +39,8 @@ void add_corpus_options(CLI::App* cmd, pgolf::CorpusOptions& c) {
 
 int main(int argc, char** argv) {
   CLI::App app{"pgolf: train, compress and score a parameter-golf language model (see README.md)"};
+  app.set_version_flag("--version", [] { return pgolf::version_text(); },
+                       "print pgolf's version, the commit and checksum of its sources, and the LibTorch and CUDA it was built with");
   app.require_subcommand(1);
 
   pgolf::ConfigArgs cfg_args;

@@ -1,8 +1,11 @@
 #include "pgolf/config/config.h"
+
+#include "pgolf/eval/score_lines.h"
 #include "pgolf/config/record.h"
 #include "pgolf/core/io.h"
 
 #include <algorithm>
+#include <set>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -154,6 +157,15 @@ const std::vector<ConfigKey>& config_keys() {
                                                          "1: `pgolf eval` and `pgolf export --weights` use configured values that "
                                                          "differ from what the model file records (its architecture and scoring keys), "
                                                          "for a deliberate experiment; 0: such a configuration is refused"),
+      key<&Config::eval, &EvalConfig::log_compat>("LOG_COMPAT", "evaluation",
+                                                  "final lines printed also in the format of a Python script: baseline "
+                                                  "(final_int8_zlib_roundtrip, the non-sliding round trip, as train_gpt.py), "
+                                                  "seed76, seed219, seed286, seed389 (the seed presets set theirs) or none; "
+                                                  "docs/FROM_PYTHON.md maps every line"),
+      key<&Config::eval, &EvalConfig::eval_tokens_limit>("EVAL_TOKENS_LIMIT", "evaluation",
+                                                         "quick experiments: score only the first N validation targets "
+                                                         "(0 = all); every score line then ends with "
+                                                         "subset:first_N_tokens(not_the_challenge_score)"),
       key<&Config::eval, &EvalConfig::prequant_eval>("PREQUANT_EVAL", "evaluation", "also score the fp32 weights before export (shows the quantisation penalty)"),
       key<&Config::ttt, &TttConfig::ttt_enabled>("TTT_ENABLED", "evaluation", "also score with score-first test-time training (per-document LoRA adapters, docs/MODEL.md): `pgolf eval` and the end of `pgolf train`"),
       key<&Config::ttt, &TttConfig::ttt_targets>("TTT_TARGETS", "evaluation", "TTT: adapted sites, a subset of q,k,v,o,mlp,head"),
@@ -411,12 +423,12 @@ class Check {
   }
   void fraction(const char* key, double v) const { require(v >= 0.0 && v <= 1.0, std::string(key) + " must be in [0, 1]", {key}); }
   void below_one(const char* key, double v) const { require(v >= 0 && v < 1, std::string(key) + " must be in [0, 1)", {key}); }
-  void one_of(const char* key, const std::string& v, std::initializer_list<const char*> words) const {
+  void one_of(const char* key, const std::string& v, const std::vector<std::string>& words) const {
     std::string all;
     bool found = false;
-    for (const char* w : words) {
+    for (const std::string& w : words) {
       found = found || v == w;
-      all += (all.empty() ? "" : ", ") + std::string(w);
+      all += (all.empty() ? "" : ", ") + w;
     }
     require(found, std::string(key) + " must be one of " + all, {key});
   }
@@ -566,6 +578,8 @@ void validate(const EvalConfig& c, const Check& check) {
   check.require(c.eval_stride > 0 && (c.eval_seq_len == 0 || c.eval_stride <= c.eval_seq_len),
                 "EVAL_STRIDE must be in [1, EVAL_SEQ_LEN]", {"EVAL_STRIDE", "EVAL_SEQ_LEN", "TRAIN_SEQ_LEN"});
   check.at_least("EVAL_BUDGET_SECONDS", c.eval_budget_seconds, 0);
+  check.one_of("LOG_COMPAT", c.log_compat, log_compat_names());
+  check.at_least("EVAL_TOKENS_LIMIT", c.eval_tokens_limit, 0);
 }
 
 void validate(const TttConfig& c, const Check& check) {
@@ -644,11 +658,19 @@ std::string format_config(const Config& cfg, const std::map<std::string, std::st
   return out.str();
 }
 
-std::string describe_config_keys() {
+std::string describe_config_keys(KeySelection which) {
+  // The keys most runs set, in --help; `pgolf config --list` documents all.
+  static const std::set<std::string> common = {
+      "DATA_PATH",      "TOKENIZER_PATH", "RUN_ID",         "LOG_DIR",        "SEED",
+      "VOCAB_SIZE",     "NUM_LAYERS",     "MODEL_DIM",      "TRAIN_SEQ_LEN",  "TRAIN_BATCH_TOKENS",
+      "ITERATIONS",     "MAX_WALLCLOCK_SECONDS", "WARMDOWN_ITERS", "MATRIX_LR",  "EVAL_STRIDE",
+      "EVAL_TOKENS_LIMIT", "LOG_COMPAT",  "ARTIFACT_CODEC", "DEVICE",         "NUM_THREADS",
+      "CHECKPOINT_MINUTES", "INIT_WEIGHTS", "TTT_ENABLED"};
   const Config defaults;
   std::ostringstream out;
   std::string group;
   for (const auto& k : config_keys()) {
+    if (which == KeySelection::Common && !common.count(k.name)) continue;
     if (k.group != group) {
       group = k.group;
       out << (out.tellp() > 0 ? "\n" : "") << "[" << group << "]\n";

@@ -196,15 +196,11 @@ void parse_value(std::string_view text, std::vector<std::string>& out) {
 }
 
 std::string shortest_decimal(double v) {
-  std::string s;
-  for (int digits = 1; digits <= 17; ++digits) {
-    std::ostringstream t;
-    t.precision(digits);
-    t << v;
-    s = t.str();
-    if (std::strtod(s.c_str(), nullptr) == v) break;
-  }
-  return s;
+  char buf[64];
+  // Whole numbers as integers (600, 10000, not 6e+02, 1e+04) while a double holds them exactly.
+  const bool whole = std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15;
+  const auto r = whole ? std::to_chars(buf, buf + sizeof buf, static_cast<long long>(v)) : std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
 }
 
 std::string format_value(std::int64_t v) { return std::to_string(v); }

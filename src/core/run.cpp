@@ -1,5 +1,7 @@
 #include "pgolf/core/run.h"
 
+#include <cmath>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -107,6 +109,20 @@ void RunLog::line(const std::string& s) {
 }
 
 void RunLog::metric(const std::string& event, std::initializer_list<std::pair<const char*, double>> values) {
+  if (mode_ != Mode::Files) return;
+  nlohmann::ordered_json j;
+  j["event"] = event;
+  for (const auto& [k, v] : values) {
+    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9.0e15)  // exact in a double, so exact as an integer
+      j[k] = static_cast<std::int64_t>(v);
+    else
+      j[k] = v;
+  }
+  metrics_ << j.dump() << std::endl;
+  check_written(metrics_, dir_ + "/metrics.jsonl");
+}
+
+void RunLog::metric(const std::string& event, const std::vector<std::pair<std::string, std::string>>& values) {
   if (mode_ != Mode::Files) return;
   nlohmann::ordered_json j;
   j["event"] = event;

@@ -1,6 +1,7 @@
 #include "pgolf/dist/dist.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 #include <cstdlib>
@@ -45,6 +46,8 @@ LaunchInfo detect_launch(const Getenv& getenv) {
     info.job_id = std::string(name) + "=" + v;
     break;
   }
+  if (const char* agent = getenv("TORCHELASTIC_USE_AGENT_STORE")) info.agent_store = std::string_view(agent) == "True";
+  info.attempt = number("TORCHELASTIC_RESTART_COUNT", 0);
   if (const char* addr = getenv("MASTER_ADDR")) info.master_addr = addr;
   info.master_port = number("MASTER_PORT", info.master_port);
   if (info.world_size < 1 || 8 % info.world_size != 0)
@@ -55,6 +58,34 @@ LaunchInfo detect_launch(const Getenv& getenv) {
                                 std::to_string(info.world_size));
   return info;
 }
+
+namespace {
+
+std::vector<std::uint8_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
+// Each rank counts itself in under its rank number, and reads the job id
+// rank 0 published. A count above one, or another job id, means this
+// process is a rank of another job (or a rank started twice) that reached
+// this job's store through a shared MASTER_PORT: it stops here, before the
+// backend's rendezvous would wait for peers that never answer.
+void check_joins_own_job(c10d::Store& store, const LaunchInfo& info) {
+  const std::string where = info.master_addr + ":" + std::to_string(info.master_port);
+  const std::string who = "rank " + std::to_string(info.rank) + " of " + std::to_string(info.world_size);
+  const std::string fix = "give each job its own MASTER_PORT (scripts/launch.sh picks a free one when none is set)";
+  const std::int64_t joined = store.add("pgolf/joined/" + std::to_string(info.rank), 1);
+  if (joined > 1)
+    throw DistError(who + ": the job at " + where + " already has a rank " + std::to_string(info.rank) +
+                    ": this process belongs to another job started on the same MASTER_PORT, or was started twice; " + fix);
+  const std::string mine = info.job_id.empty() ? "(none)" : info.job_id;
+  if (info.rank == 0) store.set("pgolf/job", bytes_of(mine));
+  const std::vector<std::uint8_t> got = store.get("pgolf/job");
+  const std::string theirs(got.begin(), got.end());
+  if (theirs != mine)
+    throw DistError(who + ": the job at " + where + " is " + theirs + ", this rank's is " + mine +
+                    ": ranks of two jobs met on one MASTER_PORT; " + fix);
+}
+
+}  // namespace
 
 struct Dist::Group {
   c10::intrusive_ptr<c10d::Store> store;
@@ -75,12 +106,14 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
   group_->timeout = timeout;
   c10d::TCPStoreOptions opts;
   opts.port = static_cast<std::uint16_t>(info.master_port);
-  opts.isServer = info.rank == 0;
+  opts.isServer = info.rank == 0 && !info.agent_store;
   opts.numWorkers = static_cast<std::size_t>(info.world_size);
   opts.waitWorkers = true;
   opts.timeout = timeout;
   try {
     group_->store = c10::make_intrusive<c10d::TCPStore>(info.master_addr, opts);
+    if (info.agent_store)
+      group_->store = c10::make_intrusive<c10d::PrefixStore>("/worker/attempt_" + std::to_string(info.attempt), group_->store);
   } catch (const std::exception& e) {
     const std::string why = error_message(e);
     // Rank 0 hosts the store: a port in use is most often another job's.
@@ -91,6 +124,7 @@ Dist::Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::secon
     throw DistError("rank " + std::to_string(rank_) + " of " + std::to_string(world_) + ": rendezvous at " +
                     info.master_addr + ":" + std::to_string(info.master_port) + " failed: " + why + " (" + hint + ")");
   }
+  check_joins_own_job(*group_->store, info);
 #ifdef PGOLF_WITH_CUDA
   if (device.is_cuda()) {
     auto nccl = c10d::ProcessGroupNCCL::Options::create();

@@ -36,6 +36,8 @@ std::vector<std::pair<std::string, std::string>> embedded_sources() {
   return out;
 }
 
+std::string build_commit() { return detail::kBuildCommit; }
+
 std::string code_tar() {
   const auto files = embedded_sources();
   std::vector<TarEntry> entries;

@@ -69,10 +69,15 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   r.fitted = fit.changed;
   if (fit.changed)
     log.line("fit: chosen " + describe_choice(fit.choice));
-  log.line("Serialized model int6+zstd: " + std::to_string(r.artifact_bytes) + " bytes (" + path + ")");
+  std::vector<int> widths;
+  for (const QuantTensor& t : fit.tensors)
+    if (t.plan.scheme == Scheme::IntRow) widths.push_back(static_cast<int>(t.plan.quant.bits));
+  const std::vector<std::string> sizes = ScoreLines(cfg.eval.log_compat)
+                                             .sizes(int_widths_label(widths), codec_name(codec), r.artifact_bytes, r.total(), path);
+  log.line(sizes[0]);
   log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": " + codec_name(kCodeCodec) +
            " tar of " + std::to_string(code().raw_bytes) + " source bytes)");
-  log.line("Total submission size int6+zstd: " + std::to_string(r.total()) + " bytes");
+  for (std::size_t i = 1; i < sizes.size(); ++i) log.line(sizes[i]);
   const long long left = static_cast<long long>(budget.budget) - static_cast<long long>(r.total());
   char buf[160];
   std::snprintf(buf, sizeof buf, "export_time:%.0fms budget:%llu budget_left:%lld bytes", r.export_ms,
@@ -88,41 +93,54 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
 }
 
 ScoringData load_scoring_data(const Config& cfg, at::Device device) {
-  const ValidationSplit split = load_validation(cfg.run.data_path, cfg.train.train_seq_len, cfg.model.vocab_size);
-  const TargetBytes bytes = target_bytes(split, cfg.run.tokenizer_path, cfg.model.vocab_size);
-  return {to_tensor(split.tokens).to(device), to_tensor(bytes.bytes).to(device), bytes.source};
-}
-
-namespace {
-
-// "<label> val_loss:X val_bpb:Y eval_time:Mms" (and with `exact_line`
-// "<label>_exact ..." at full precision), plus the metric.
-void log_score(RunLog& log, const std::string& label, const EvalSums& e, double ms, bool exact_line) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s val_loss:%.4f val_bpb:%.4f eval_time:%.0fms", label.c_str(), e.val_loss(),
-                e.val_bpb(), ms);
-  log.line(buf);
-  if (exact_line) {
-    std::snprintf(buf, sizeof buf, "%s_exact val_loss:%.8f val_bpb:%.8f", label.c_str(), e.val_loss(), e.val_bpb());
-    log.line(buf);
+  ValidationSplit split = load_validation(cfg.run.data_path, cfg.train.train_seq_len, cfg.model.vocab_size);
+  const std::int64_t limit = cfg.eval.eval_tokens_limit;
+  const bool subset = limit > 0 && limit + 1 < static_cast<std::int64_t>(split.tokens.size());
+  if (subset) {  // the first `limit` targets: their inputs and targets are the first limit + 1 tokens
+    split.tokens.resize(static_cast<std::size_t>(limit + 1));
+    if (!split.bytes.empty()) split.bytes.resize(split.tokens.size());
   }
-  log.metric(label, {{"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"eval_ms", ms}, {"tokens", e.tokens}});
+  const TargetBytes bytes = target_bytes(split, cfg.run.tokenizer_path, cfg.model.vocab_size);
+  return {to_tensor(split.tokens).to(device), to_tensor(bytes.bytes).to(device), bytes.source, subset ? limit : 0};
 }
 
-}  // namespace
-
-EvalSums score_sliding(GPT& model, const EvalConfig& cfg, const ScoringData& data, RunLog& log, const std::string& label,
-                       bool exact_line, Dist& dist) {
-  if (cfg.eval_seq_len <= 0) throw std::logic_error("score_sliding: EVAL_SEQ_LEN is 0; fill_derived() resolves it");
+TimedScore sliding_score(GPT& model, const EvalConfig& cfg, const ScoringData& data, RunLog& log, const std::string& what,
+                         Dist& dist) {
+  if (cfg.eval_seq_len <= 0) throw std::logic_error("sliding_score: EVAL_SEQ_LEN is 0; fill_derived() resolves it");
   const auto t0 = std::chrono::steady_clock::now();
   auto progress = [&](std::int64_t done, std::int64_t total) {
-    log.progress(label + ": batch " + std::to_string(done) + "/" + std::to_string(total));
+    log.progress(what + ": batch " + std::to_string(done) + "/" + std::to_string(total));
   };
-  EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, cfg.eval_seq_len, cfg.eval_stride,
-                                           cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
-                          dist, model.options().device, label);
-  log_score(log, label, e, ms_since(t0), exact_line);
-  return e;
+  const EvalSums e = all_reduce(evaluate_sliding(model, data.val, data.bytes, cfg.eval_seq_len, cfg.eval_stride,
+                                                 cfg.eval_batch_seqs, dist.rank(), dist.world_size(), progress),
+                                dist, model.options().device, what);
+  return {e, ms_since(t0)};
+}
+
+void log_score(RunLog& log, const std::vector<std::string>& lines, const std::string& label, const TimedScore& s) {
+  for (const std::string& line : lines) log.line(line);
+  log.metric(label, {{"val_loss", s.sums.val_loss()}, {"val_bpb", s.sums.val_bpb()}, {"eval_ms", s.ms}, {"tokens", s.sums.tokens}});
+}
+
+EvalSums score_artifact(GPT& restored, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist) {
+  const ScoreLines lines(cfg.log_compat, data.subset_tokens);
+  const auto t0 = std::chrono::steady_clock::now();
+  log.progress("final_roundtrip...");
+  const EvalSums rt = all_reduce(evaluate_standard(restored, data.val, data.bytes, cfg.eval_seq_len, cfg.eval_batch_seqs,
+                                                   dist.rank(), dist.world_size()),
+                                 dist, restored.options().device, "final_roundtrip");
+  const TimedScore roundtrip{rt, ms_since(t0)};
+  log_score(log, lines.roundtrip(roundtrip), "final_roundtrip", roundtrip);
+  const TimedScore sliding = sliding_score(restored, cfg, data, log, "final_sliding_window", dist);
+  log_score(log, lines.sliding(sliding, cfg.eval_stride, cfg.eval_seq_len, cfg.eval_batch_seqs), "final_sliding_window", sliding);
+  return sliding.sums;
+}
+
+EvalSums score_prequant(GPT& model, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist) {
+  const TimedScore s = sliding_score(model, cfg, data, log, "final_prequant_sliding", dist);
+  log_score(log, ScoreLines("none", data.subset_tokens).score("final_prequant_sliding", s, cfg.eval_stride),
+            "final_prequant_sliding", s);
+  return s.sums;
 }
 
 EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, RunLog& log, const std::string& label,
@@ -148,28 +166,37 @@ EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, 
   const EvalSums e = all_reduce(s.sums, dist, model.options().device, label);
   log.line(label + ":docs adapted:" + std::to_string(s.adapted_docs) + " unadapted:" + std::to_string(s.unadapted_docs) +
            " (rank 0) global_phases:" + std::to_string(s.global_phases));
-  log_score(log, label, e, ms_since(t0), true);
+  const TimedScore scored{e, ms_since(t0)};
+  log_score(log, ScoreLines("none", data.subset_tokens).score(label, scored), label, scored);
   return e;
 }
 
-void load_model_file(GPT& model, const std::string& path) {
-  if (ends_with(path, ".safetensors"))
-    load_weights(model, path);
-  else
-    load_artifact_into(model, read_artifact(path).tensors, path);
-}
-
-std::optional<ModelRecord> read_model_record(const std::string& path) {
+ModelFile read_model_file(const std::string& path) {
+  ModelFile f;
+  f.path = path;
   ModelRecord r;
   if (ends_with(path, ".safetensors")) {
     std::map<std::string, std::string> metadata;
-    load_safetensors(path, &metadata);
+    f.weights = load_safetensors(path, &metadata);
     r = record_from_metadata(metadata, path);
   } else {
-    r = parse_record(read_artifact(path).record_text, path);
+    ArtifactContents a = read_artifact(path);
+    f.quantized = std::move(a.tensors);
+    r = parse_record(a.record_text, path);
   }
-  if (r.values.empty()) return std::nullopt;
-  return r;
+  if (!r.values.empty()) f.record = std::move(r);
+  return f;
 }
+
+void load_model_file(GPT& model, const ModelFile& file) {
+  if (file.is_artifact())
+    load_artifact_into(model, file.quantized, file.path);
+  else
+    copy_weights(model, file.weights, "weights file '" + file.path + "'");
+}
+
+void load_model_file(GPT& model, const std::string& path) { load_model_file(model, read_model_file(path)); }
+
+std::optional<ModelRecord> read_model_record(const std::string& path) { return read_model_file(path).record; }
 
 }  // namespace pgolf

@@ -33,6 +33,15 @@ double lr_multiplier(const ScheduleConfig& cfg, std::int64_t step, double elapse
   return std::max(m, cfg.min_lr);
 }
 
+std::string schedule_note(const ScheduleConfig& cfg) {
+  if (cfg.lr_schedule != LrSchedule::Warmdown || cfg.max_wallclock_seconds > 0 || cfg.warmdown_iters <= 0 ||
+      cfg.warmdown_iters < cfg.iterations)
+    return "";
+  const std::string w = std::to_string(cfg.warmdown_iters), n = std::to_string(cfg.iterations);
+  return "schedule: WARMDOWN_ITERS=" + w + " >= ITERATIONS=" + n + ": the warm-down covers the whole run, the learning " +
+         "rate decays from the first step (multiplier " + n + "/" + w + " at step 0); lower WARMDOWN_ITERS for a constant phase";
+}
+
 bool run_fraction_reached(const ScheduleConfig& cfg, double frac, std::int64_t step, double elapsed_ms) {
   if (cfg.max_wallclock_seconds > 0) return elapsed_ms >= frac * cfg.max_wallclock_seconds * 1000.0;
   return static_cast<double>(step) >= frac * static_cast<double>(cfg.iterations);

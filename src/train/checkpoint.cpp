@@ -12,6 +12,7 @@
 
 #include "pgolf/core/io.h"
 #include "pgolf/model/weights.h"
+#include "pgolf/train/fingerprint.h"
 
 namespace pgolf {
 namespace {
@@ -231,7 +232,7 @@ bool changes_results(const ConfigKey& key) {
   static const std::set<std::string> only_where_and_when = {
       "RUN_ID",          "LOG_DIR",       "PROGRESS",         "DIST_TIMEOUT_SECONDS",
       "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "CHECKPOINT_EVERY", "CHECKPOINT_MINUTES", "MAIN_PHASE_TIMEOUT_SECONDS",
-      "TOKENIZER_CHECK"};
+      "TOKENIZER_CHECK", "LOG_COMPAT"};
   return !only_where_and_when.count(key.name);
 }
 
@@ -254,13 +255,9 @@ void check_resumable(const TrainState& s, const Config& cfg, int world_size, con
   for (const auto& [name, value] : s.config)
     if (!find_config_key(name)) faults.push_back(printable(name) + " (in the checkpoint, unknown to this pgolf)");
   if (by_content) {
-    std::map<std::string, std::string> all = s.inputs;
-    all.insert(inputs.begin(), inputs.end());
-    for (const auto& [name, unused] : all) {
-      const auto was = s.inputs.find(name), is = inputs.find(name);
-      const std::string a = was == s.inputs.end() ? "none" : printable(was->second), b = is == inputs.end() ? "none" : is->second;
-      if (a != b) faults.push_back("the content of " + printable(name) + " (checkpoint '" + a + "', now '" + b + "')");
-    }
+    for (const auto& d : differing_entries(s.inputs, inputs, "none"))
+      faults.push_back("the content of " + printable(d.key) + " (checkpoint '" + printable(d.first) + "', now '" +
+                       d.second + "')");
   }
   if (s.world_size != world_size)
     faults.push_back("the world size (checkpoint " + std::to_string(s.world_size) + " processes, now " +

@@ -30,16 +30,15 @@ std::map<std::string, std::string> parse(const std::string& text) {
 
 }  // namespace
 
-std::string run_fingerprint(const Config& cfg, const std::string& job_id) {
+std::string run_fingerprint(const Config& cfg, const std::map<std::string, std::string>& inputs) {
   std::ostringstream out;
-  out << "job=" << job_id << "\n";
   const std::map<std::string, std::string> values = config_values(cfg);
   for (const auto& k : config_keys()) {
     const std::string name = k.name;
     if (!changes_results(k) || name == "DATA_PATH" || name == "TOKENIZER_PATH") continue;
     out << "config." << name << "=" << values.at(name) << "\n";
   }
-  for (const auto& [name, summary] : input_identity(cfg)) out << name << "=" << summary << "\n";
+  for (const auto& [name, summary] : inputs) out << name << "=" << summary << "\n";
   return out.str();
 }
 
@@ -52,22 +51,31 @@ std::map<std::string, std::string> input_identity(const Config& cfg) {
   return out;
 }
 
+std::vector<EntryDifference> differing_entries(const std::map<std::string, std::string>& first,
+                                               const std::map<std::string, std::string>& second,
+                                               const std::string& missing) {
+  std::map<std::string, std::string> all = first;
+  all.insert(second.begin(), second.end());
+  std::vector<EntryDifference> out;
+  for (const auto& [key, unused] : all) {
+    const auto a = first.find(key), b = second.find(key);
+    EntryDifference d{key, a == first.end() ? missing : a->second, b == second.end() ? missing : b->second};
+    if (d.first != d.second) out.push_back(std::move(d));
+  }
+  return out;
+}
+
 void check_same_fingerprints(const std::vector<std::string>& by_rank) {
   if (by_rank.empty()) return;
   const std::map<std::string, std::string> zero = parse(by_rank[0]);
   for (std::size_t r = 1; r < by_rank.size(); ++r) {
-    const std::map<std::string, std::string> other = parse(by_rank[r]);
-    std::map<std::string, std::string> all = zero;
-    all.insert(other.begin(), other.end());
-    for (const auto& [key, unused] : all) {
-      const auto a = zero.find(key), b = other.find(key);
-      const std::string va = a == zero.end() ? "(none)" : a->second, vb = b == other.end() ? "(none)" : b->second;
-      if (va == vb) continue;
-      throw std::runtime_error("rank " + std::to_string(r) + " differs from rank 0 in " + key + ": rank 0 has '" + va +
-                               "', rank " + std::to_string(r) + " has '" + vb +
-                               "'. Every rank of a run must train the same configuration on the same data and tokenizer; "
-                               "if these ranks belong to different jobs, give each job its own MASTER_PORT");
-    }
+    const std::vector<EntryDifference> diff = differing_entries(zero, parse(by_rank[r]), "(none)");
+    if (diff.empty()) continue;
+    const EntryDifference& d = diff.front();
+    throw std::runtime_error("rank " + std::to_string(r) + " differs from rank 0 in " + d.key + ": rank 0 has '" +
+                             d.first + "', rank " + std::to_string(r) + " has '" + d.second +
+                             "'. Every rank of a run must train the same configuration on the same data and tokenizer; "
+                             "if these ranks belong to different jobs, give each job its own MASTER_PORT");
   }
 }
 

@@ -104,9 +104,13 @@ class Trainer {
     log.line(format_block_plans(model_.plans()));
     for (const std::string& note : ignored_cuda_switches(cfg.runtime, device)) log.line(note);
     log.line("world_size:" + std::to_string(world_) + " grad_accum_steps:" + std::to_string(grad_accum_));
+    if (const std::string note = schedule_note(cfg.schedule); !note.empty()) log.line(note);
     log.line("val_tokens:" + std::to_string(data_.val.numel() - 1) + " val_bytes_from:" + data_.byte_source +
              " train_shards:" + std::to_string(train_files_.size()) +
-             " train_tokens:" + std::to_string(loader_.stream().total_tokens()));
+             " train_tokens:" + std::to_string(loader_.stream().total_tokens()) +
+             (data_.subset_tokens > 0 ? " (EVAL_TOKENS_LIMIT: every score is of the first " +
+                                            std::to_string(data_.subset_tokens) + " validation tokens, not the challenge score)"
+                                      : ""));
   }
 
   // Real steps to warm kernels and the allocator, then every bit of state
@@ -251,12 +255,12 @@ class Trainer {
   // Prune, quantise, fit and pack (rank 0); then every rank reads the file
   // back into a fresh model and scores its share. The round-trip score is the result.
   struct Scores {
-    EvalSums prequant, roundtrip, ttt;
+    EvalSums prequant, score, ttt;
     ExportResult exported;
   };
   Scores export_and_score(const std::string& weights_path) {
     Scores s;
-    if (cfg_.eval.prequant_eval) s.prequant = score_sliding(model_, cfg_.eval, data_, log_, "final_prequant_sliding", false, dist_);
+    if (cfg_.eval.prequant_eval) s.prequant = score_prequant(model_, cfg_.eval, data_, log_, dist_);
     const std::string artifact = log_.dir() + "/final_model.pgolf";
     if (world_ > 1)
       log_.line("export: rank 0 alone; the other ranks wait for it up to MAIN_PHASE_TIMEOUT_SECONDS=" +
@@ -273,7 +277,7 @@ class Trainer {
     GPT restored(cfg_.model, mopts_);
     restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
-    s.roundtrip = score_sliding(restored, cfg_.eval, data_, log_, "final_int8_zlib_roundtrip", true, dist_);
+    s.score = score_artifact(restored, cfg_.eval, data_, log_, dist_);
     if (cfg_.ttt.ttt_enabled) s.ttt = score_ttt(restored, ttt_options(cfg_), data_, log_, "final_ttt", dist_);
     return s;
   }
@@ -287,8 +291,9 @@ class Trainer {
 
   void log_final(const TrainResult& r) {
     log_.metric("final", {{"steps", double(r.steps)}, {"train_time_ms", r.train_time_ms},
-                          {"val_loss", r.roundtrip.val_loss()}, {"val_bpb", r.roundtrip.val_bpb()},
-                          {"artifact_bytes", double(r.exported.artifact_bytes)}, {"total_bytes", double(r.exported.total())}});
+                          {"val_loss", r.score.val_loss()}, {"val_bpb", r.score.val_bpb()},
+                          {"artifact_bytes", double(r.exported.artifact_bytes)}, {"total_bytes", double(r.exported.total())},
+                          {"subset_tokens", double(data_.subset_tokens)}});
   }
 
  private:
@@ -547,8 +552,8 @@ TrainResult train(const Config& given, RunLog& log, Dist& dist, const at::Device
   }
   const std::optional<EvalSums> averaged = t.average();
   const std::string weights_path = t.save();
-  const auto [prequant, roundtrip, ttt, exported] = t.export_and_score(weights_path);
-  const TrainResult r{steps, train_ms, averaged.value_or(last_eval), weights_path, prequant, exported, roundtrip, ttt};
+  const auto [prequant, score, ttt, exported] = t.export_and_score(weights_path);
+  const TrainResult r{steps, train_ms, averaged.value_or(last_eval), weights_path, prequant, exported, score, ttt};
   t.log_final(r);
   return r;
 }

@@ -27,7 +27,7 @@ TEST(Calibrate, GptqPlansRunThroughTheExport) {
   auto run = test::run_pgolf("train --config " + dir.file("g.env"));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("gptq: Hessians of 12 matrices from 2048 training tokens"), std::string::npos) << run.output;
-  EXPECT_NE(run.output.find("final_int8_zlib_roundtrip_exact val_loss:"), std::string::npos);
+  EXPECT_NE(run.output.find("final_sliding_window_exact val_loss:"), std::string::npos);
   auto inspect = test::run_pgolf("inspect " + dir.file("run/final_model.pgolf"));
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("int6,k=3,sym,gptq"), std::string::npos) << inspect.output;

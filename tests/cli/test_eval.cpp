@@ -25,7 +25,7 @@ TEST(Eval, CommandFailsOnNanWeightsAndOutOfRangeTokens) {
   save_safetensors(dir.file("nan.safetensors"), m.parameters());
   auto r = test::run_pgolf("eval " + dir.file("nan.safetensors") + " --config " + dir.file("tiny.env"));
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("pgolf: error: final_fp32_sliding: val_loss:nan"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("pgolf: error: final_prequant_sliding: val_loss:nan"), std::string::npos) << r.output;
 
   make_dirs(dir.file("bad"));
   std::vector<std::uint16_t> val(200, 7);

@@ -29,7 +29,7 @@ TEST(ModelRecord, EvalNeedsNoConfigAndRefusesAContradiction) {
   test::write_text(dir.file("tiny.env"), format_config(c));
   const auto train = test::run_pgolf("train --config " + dir.file("tiny.env"));
   ASSERT_EQ(train.exit_code, 0) << train.output;
-  const std::string exact = line_of(train.output, "final_int8_zlib_roundtrip_exact ");
+  const std::string exact = line_of(train.output, "final_sliding_window_exact ");
   ASSERT_FALSE(exact.empty()) << train.output;
 
   // Only where the data is: the rest comes from the artifact.
@@ -37,7 +37,7 @@ TEST(ModelRecord, EvalNeedsNoConfigAndRefusesAContradiction) {
   const std::string artifact = dir.file("run/final_model.pgolf");
   auto r = test::run_pgolf("eval " + artifact + data);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(line_of(r.output, "final_int8_zlib_roundtrip_exact "), exact) << r.output;
+  EXPECT_EQ(line_of(r.output, "final_sliding_window_exact "), exact) << r.output;
 
   r = test::run_pgolf("eval " + artifact + data + " --set LOGIT_SOFTCAP=35");
   EXPECT_EQ(r.exit_code, 1) << r.output;
@@ -53,7 +53,7 @@ TEST(ModelRecord, EvalNeedsNoConfigAndRefusesAContradiction) {
   EXPECT_NE(r.output.find("eval: OVERRIDE_RECORDED=1: the configuration overrides the model file's record in LOGIT_SOFTCAP"),
             std::string::npos)
       << r.output;
-  const std::string overridden = line_of(r.output, "final_int8_zlib_roundtrip_exact ");
+  const std::string overridden = line_of(r.output, "final_sliding_window_exact ");
   EXPECT_FALSE(overridden.empty());
   EXPECT_NE(overridden, exact);
 

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <regex>
 
 #include "helpers.h"
 #include "shard_reader.h"
@@ -187,4 +188,30 @@ TEST(Cli, LibTorchErrorsPrintWithoutAStackTrace) {
   EXPECT_NE(r.output.find("pgolf: error: gptq: "), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("Exception raised from"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("frame #"), std::string::npos) << r.output;
+}
+
+// The output folder is made before the training; a corpus too small for the
+// pieces asked for gives fewer, and says so.
+TEST(TokenizerCommand, MakesItsFolderAndWarnsWhenItMakesFewerPieces) {
+  TempDir dir;
+  {
+    std::ofstream out(dir.file("docs.jsonl"));
+    for (const auto& d : test::tiny_documents(40)) out << nlohmann::json{{"text", d}}.dump() << "\n";
+  }
+  auto r = run_pgolf("tokenizer --vocab-size 4000 --output " + dir.file("new/folder/t.model") + " --input " + dir.file("docs.jsonl"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::filesystem::exists(dir.file("new/folder/t.model")));
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.output, m, std::regex("pieces:(\\d+)"))) << r.output;
+  EXPECT_LT(std::stoi(m[1]), 4000);
+  EXPECT_NE(r.output.find("WARNING: asked for 4000 pieces, made " + std::string(m[1]) + ": BPE stops merging"), std::string::npos)
+      << r.output;
+}
+
+TEST(Cli, VersionNamesTheSourcesAndLibTorch) {
+  auto r = run_pgolf("--version");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex("^pgolf [0-9]+\\.[0-9]+\\.[0-9]+ commit:\\S+ sources_crc32:[0-9a-f]{8} "
+                                                     "libtorch:[0-9.]+ cuda:\\S+\n$")))
+      << r.output;
 }

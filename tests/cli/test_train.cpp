@@ -28,9 +28,15 @@ TEST(Training, EvalCommandReproducesTheFinalLine) {
   auto run = test::run_pgolf("train --config " + dir.file("tiny.env"));
   ASSERT_EQ(run.exit_code, 0) << run.output;
   auto final_line = [](const std::string& out) {
-    auto at = out.find("final_int8_zlib_roundtrip_exact");
+    auto at = out.find("final_sliding_window_exact");
     return at == std::string::npos ? std::string("missing") : out.substr(at, out.find('\n', at) - at);
   };
+  // The log and the metrics open with what made the run; integers stay integers.
+  EXPECT_EQ(read_file(dir.file("run/train.log")).rfind("provenance: pgolf:", 0), 0u);
+  const std::string metrics = read_file(dir.file("run/metrics.jsonl"));
+  EXPECT_EQ(metrics.rfind("{\"event\":\"provenance\",\"pgolf\":", 0), 0u) << metrics;
+  EXPECT_NE(metrics.find("\"world_size\":\"1\",\"launcher\":\"single\"}"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("{\"event\":\"train\",\"step\":1,"), std::string::npos) << metrics;
   auto eval = test::run_pgolf("eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   EXPECT_NE(final_line(run.output), "missing") << run.output;
@@ -59,7 +65,7 @@ TEST(Training, DepthRecurrenceSwitchesOnOnceAndStaysOnForScoring) {
   EXPECT_NE(at, std::string::npos) << run.output;
   EXPECT_EQ(run.output.find("loop:start", at + 1), std::string::npos) << "switched on twice";
   auto final_line = [](const std::string& out) {
-    auto f = out.find("final_int8_zlib_roundtrip_exact");
+    auto f = out.find("final_sliding_window_exact");
     return f == std::string::npos ? std::string("missing") : out.substr(f, out.find('\n', f) - f);
   };
   auto eval = test::run_pgolf("eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));

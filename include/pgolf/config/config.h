@@ -166,6 +166,8 @@ struct EvalConfig {
   bool prequant_eval = true;
   double eval_budget_seconds = 600.0;
   bool override_recorded = false;  // a configuration may contradict a model file's record (record.h)
+  std::string log_compat = "baseline";  // eval/score_lines.h
+  std::int64_t eval_tokens_limit = 0;   // 0 = the whole validation split
 };
 
 // Score-first test-time training (ttt.h).
@@ -283,8 +285,10 @@ void validate_model_config(const ModelConfig& model);
 
 // KEY=VALUE lines for every key, readable back by apply_config_file.
 std::string format_config(const Config& cfg, const std::map<std::string, std::string>* sources = nullptr);
-// The documentation table: every key with type, default and meaning.
-std::string describe_config_keys();
+// The documentation table: the keys (all, or the common ones --help shows)
+// by section, with type, default and meaning.
+enum class KeySelection { Common, All };
+std::string describe_config_keys(KeySelection which = KeySelection::All);
 
 // AdamW's per-group settings: < 0 means the shared value (docs/MODEL.md ("The optimiser")).
 inline double tied_embed_wd(const OptimConfig& c) { return c.tied_embed_wd >= 0 ? c.tied_embed_wd : c.adam_wd; }

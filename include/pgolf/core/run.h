@@ -52,7 +52,10 @@ class RunLog {
   // (a full disk, a removed folder) throws at once, naming the file.
   void line(const std::string& s);
   // Appends {"event": event, key: value, ...} to metrics.jsonl; a failed write throws.
+  // Integral values print as JSON integers ("step":3), the rest as numbers.
   void metric(const std::string& event, std::initializer_list<std::pair<const char*, double>> values);
+  // The same with text values.
+  void metric(const std::string& event, const std::vector<std::pair<std::string, std::string>>& values);
   // The error that ends the run: the last line of train.log ("error: ...") and
   // {"event":"error","message":...} in metrics.jsonl, as far as they can still
   // be written (never throws).

@@ -29,6 +29,11 @@ struct LaunchInfo {
   int master_port = 29500;
   std::string launcher = "single";  // torchrun, openmpi, slurm or single
   std::string job_id;                // what names the job to its ranks; empty when the launcher names none
+  // torchrun's agent hosts the store at MASTER_PORT (TORCHELASTIC_USE_AGENT_STORE=True):
+  // every rank joins it as a client, under a prefix of the restart attempt
+  // (TORCHELASTIC_RESTART_COUNT), so a restarted job sees none of an earlier attempt's keys.
+  bool agent_store = false;
+  int attempt = 0;
 };
 
 // Rank, world size and local rank from torchrun-style variables (RANK,
@@ -49,7 +54,9 @@ class Dist {
  public:
   Dist();  // one process: no process group, every collective is the identity
   // Joins the group of `info` on `device` (NCCL for CUDA, Gloo for CPU); the
-  // collectives run even for a group of one.
+  // collectives run even for a group of one. Before the backend's rendezvous,
+  // a rank that does not belong to the job at MASTER_PORT (its rank number
+  // already joined, or rank 0's job id differs) throws a DistError at once.
   Dist(const LaunchInfo& info, const c10::Device& device, std::chrono::seconds timeout);
   ~Dist();
   Dist(const Dist&) = delete;

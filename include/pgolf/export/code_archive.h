@@ -30,6 +30,12 @@ struct CodeArchive {
 
 CodeArchive code_archive(Codec c);
 
+// The git commit the embedded files were taken at (12 hex digits),
+// "<commit>+changes" when they differed from it, "none" outside a checkout.
+// Recorded when the embedded files change, so a later commit of the same
+// files still shows the earlier one: the files are what is exact.
+std::string build_commit();
+
 
 namespace detail {
 // Defined in the generated pgolf_embedded_sources.cpp (cmake/embed_sources.cmake).
@@ -40,6 +46,7 @@ struct EmbeddedSource {
 };
 extern const EmbeddedSource kEmbeddedSources[];
 extern const std::size_t kEmbeddedSourceCount;
+extern const char kBuildCommit[];
 }  // namespace detail
 
 }  // namespace pgolf

@@ -2,6 +2,7 @@
 // multiplier over it and how far through it a step is.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "pgolf/config/config.h"
 
@@ -18,6 +19,11 @@ namespace pgolf {
 // step / ITERATIONS), 1 while frac < LR_HOLD_FRAC, then
 // (1 - frac) / (1 - LR_HOLD_FRAC).
 double lr_multiplier(const ScheduleConfig& cfg, std::int64_t step, double elapsed_ms, double step_ms);
+
+// A note for the log when the schedule is not what its keys suggest: without
+// a cap, a warm-down of WARMDOWN_ITERS >= ITERATIONS steps lowers the learning
+// rate from the first step on (and starts below 1 when longer). "" otherwise.
+std::string schedule_note(const ScheduleConfig& cfg);
 
 // Whether `frac` of the run has passed: of the wall clock under a cap, else of ITERATIONS.
 bool run_fraction_reached(const ScheduleConfig& cfg, double frac, std::int64_t step, double elapsed_ms);

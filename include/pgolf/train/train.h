@@ -50,7 +50,7 @@ struct TrainResult {
   std::string weights_path;
   EvalSums prequant;   // sliding evaluation of the fp32 weights (if PREQUANT_EVAL)
   ExportResult exported;
-  EvalSums roundtrip;  // sliding evaluation of the artifact read back from disk: the score
+  EvalSums score;       // sliding evaluation of the artifact read back from disk: the score
   EvalSums ttt;        // with TTT_ENABLED: the artifact scored with test-time training
   int stop_signal = 0;  // the signal that stopped the run early (0: it ran to its end)
 };

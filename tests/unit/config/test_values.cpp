@@ -106,3 +106,17 @@ TEST(ConfigValues, AStructuredKeyIsCheckedWhenSet) {
 
 }  // namespace
 }  // namespace pgolf
+
+TEST(Values, NumbersPrintExactlyAndReadBack) {
+  EXPECT_EQ(pgolf::shortest_decimal(600), "600");
+  EXPECT_EQ(pgolf::shortest_decimal(10000), "10000");
+  EXPECT_EQ(pgolf::shortest_decimal(30), "30");
+  EXPECT_EQ(pgolf::shortest_decimal(0.025), "0.025");
+  EXPECT_EQ(pgolf::shortest_decimal(1e-8), "1e-08");
+  EXPECT_EQ(pgolf::shortest_decimal(-1.5), "-1.5");
+  for (double v : {600.0, 0.1, 1.0 / 3.0, 0.9999984, 2.5e20, 1e-8, 123456789.125}) {
+    double back = 0;
+    pgolf::parse_value(pgolf::shortest_decimal(v), back);
+    EXPECT_EQ(back, v) << pgolf::shortest_decimal(v);
+  }
+}

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <thread>
@@ -81,6 +82,55 @@ TEST(LaunchDetection, BadLaunchesAreClearErrors) {
             std::string::npos);
   EXPECT_NE(launch_error({{"RANK", "4"}, {"WORLD_SIZE", "4"}}).find("rank 4 is not below the world size 4"), std::string::npos);
   EXPECT_NE(launch_error({{"RANK", "x"}, {"WORLD_SIZE", "2"}}).find("RANK='x' is not a valid number"), std::string::npos);
+}
+
+TEST(Dist, ARankOfAnotherJobStopsAtTheJoinInsteadOfWaiting) {
+  const int port = test::test_port(60);
+  test::run_two_ranks(port, [&](Dist& dist, int rank) {
+    if (rank == 0) {
+      // While job A's two ranks are joined, processes of other jobs reach its port.
+      auto join_error = [&](const LaunchInfo& info) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::string what;
+        try {
+          Dist intruder(info, at::kCPU, std::chrono::seconds(60));
+        } catch (const DistError& e) {
+          what = e.what();
+        }
+        // Stopped at the join, not after the backend's rendezvous timed out (60 s).
+        EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(30)) << what;
+        return what;
+      };
+      LaunchInfo second_rank_1;  // no job id, as when ranks are started by hand
+      second_rank_1.rank = 1;
+      second_rank_1.world_size = 2;
+      second_rank_1.master_port = port;
+      EXPECT_NE(join_error(second_rank_1)
+                    .find("rank 1 of 2: the job at 127.0.0.1:" + std::to_string(port) +
+                          " already has a rank 1: this process belongs to another job started on the same MASTER_PORT"),
+                std::string::npos);
+      LaunchInfo other_job;  // a rank number the job lacks, another job id
+      other_job.rank = 3;
+      other_job.world_size = 4;
+      other_job.master_port = port;
+      other_job.job_id = "PGOLF_JOB_ID=b";
+      EXPECT_NE(join_error(other_job).find("the job at 127.0.0.1:" + std::to_string(port) +
+                                           " is (none), this rank's is PGOLF_JOB_ID=b: ranks of two jobs met on one MASTER_PORT"),
+                std::string::npos);
+    }
+    // Job A goes on untouched.
+    at::Tensor one = at::ones({1});
+    dist.all_reduce_sum(one, "after the intruders");
+    EXPECT_EQ(one.item<float>(), 2.0f);
+  });
+}
+
+TEST(LaunchDetection, TorchrunsAgentStoreAndRestartAttempt) {
+  const LaunchInfo t = detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"},
+                                             {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  EXPECT_TRUE(t.agent_store);
+  EXPECT_EQ(t.attempt, 2);
+  EXPECT_FALSE(detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}})).agent_store);
 }
 
 TEST(Dist, MuonShardingGivesTheUnshardedUpdate) {

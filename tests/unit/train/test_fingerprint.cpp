@@ -23,10 +23,13 @@ std::string mismatch(const std::string& a, const std::string& b) {
   return "";
 }
 
+// A rank's fingerprint, its inputs read as cmd_train reads them.
+std::string fingerprint(const Config& c) { return run_fingerprint(c, input_identity(c)); }
+
 TEST(Fingerprint, NamesWhatDiffersAndIgnoresWhereThingsAre) {
   test::TempDir dir;
   const Config c = test::tiny_run(dir, 4);
-  const std::string base = run_fingerprint(c);
+  const std::string base = fingerprint(c);
   EXPECT_EQ(mismatch(base, base), "");
 
   // The same data and tokenizer at other paths, another run name, log folder and logging: the same.
@@ -38,28 +41,24 @@ TEST(Fingerprint, NamesWhatDiffersAndIgnoresWhereThingsAre) {
   moved.run.run_id = "elsewhere";
   moved.run.log_dir = dir.file("logs");
   moved.train.train_log_every = 7;
-  EXPECT_EQ(mismatch(base, run_fingerprint(moved)), "");
+  EXPECT_EQ(mismatch(base, fingerprint(moved)), "");
 
   Config lr = c;
   lr.optim.matrix_lr = 0.5;
-  EXPECT_NE(mismatch(base, run_fingerprint(lr)).find("rank 1 differs from rank 0 in config.MATRIX_LR: rank 0 has '0.025', rank 1 has '0.5'"),
+  EXPECT_NE(mismatch(base, fingerprint(lr)).find("rank 1 differs from rank 0 in config.MATRIX_LR: rank 0 has '0.025', rank 1 has '0.5'"),
             std::string::npos);
 
   // One byte of the moved validation shard, then of the moved tokenizer.
   std::string val = read_file(dir.file("data/fineweb_val_000000.bin"));
   val[2000] ^= 1;
   test::write_text(dir.file("data/fineweb_val_000000.bin"), val);
-  EXPECT_NE(mismatch(base, run_fingerprint(moved)).find("in data.fineweb_val_000000.bin: rank 0 has 'bytes:"), std::string::npos);
+  EXPECT_NE(mismatch(base, fingerprint(moved)).find("in data.fineweb_val_000000.bin: rank 0 has 'bytes:"), std::string::npos);
   std::string tok = read_file(dir.file("tok.model"));
   tok[tok.size() / 2] ^= 1;
   test::write_text(dir.file("tok.model"), tok);
   std::filesystem::copy_file(c.run.data_path + "/fineweb_val_000000.bin", dir.file("data/fineweb_val_000000.bin"),
                              std::filesystem::copy_options::overwrite_existing);
-  EXPECT_NE(mismatch(base, run_fingerprint(moved)).find("in tokenizer: rank 0 has 'bytes:"), std::string::npos);
-  // Two jobs' ranks with the same configuration and data.
-  EXPECT_NE(mismatch(run_fingerprint(c, "PGOLF_JOB_ID=a"), run_fingerprint(c, "PGOLF_JOB_ID=b"))
-                .find("in job: rank 0 has 'PGOLF_JOB_ID=a', rank 1 has 'PGOLF_JOB_ID=b'"),
-            std::string::npos);
+  EXPECT_NE(mismatch(base, fingerprint(moved)).find("in tokenizer: rank 0 has 'bytes:"), std::string::npos);
   // An entry only one side has.
   EXPECT_NE(mismatch(base, base + "data.extra=1\n").find("in data.extra: rank 0 has '(none)', rank 1 has '1'"), std::string::npos);
 }

@@ -175,3 +175,17 @@ TEST(Schedule, QatStart) {
   EXPECT_TRUE(qat_active(c, 0, 0));
 }
 
+
+TEST(Schedule, AWarmdownOverTheWholeRunIsNoted) {
+  Config c = schedule_config(0);
+  EXPECT_EQ(schedule_note(c.schedule), "");
+  c.schedule.warmdown_iters = 3000;  // longer than the run: below 1 from step 0
+  EXPECT_LT(lr_multiplier(c.schedule, 0, 0, 0), 1.0);
+  EXPECT_NE(schedule_note(c.schedule).find("WARMDOWN_ITERS=3000 >= ITERATIONS=1000: the warm-down covers the whole run"),
+            std::string::npos);
+  c.schedule.warmdown_iters = 1000;  // as long as the run: decays from step 1
+  EXPECT_LT(lr_multiplier(c.schedule, 1, 0, 0), 1.0);
+  EXPECT_NE(schedule_note(c.schedule), "");
+  c.schedule.max_wallclock_seconds = 600;  // under a cap the warm-down is in time: no note from the keys alone
+  EXPECT_EQ(schedule_note(c.schedule), "");
+}
