@@ -1,5 +1,6 @@
 #include "pgolf/config/config.h"
 
+#include "pgolf/config/python_names.h"
 #include "pgolf/eval/score_lines.h"
 #include "pgolf/config/record.h"
 #include "pgolf/core/io.h"
@@ -255,6 +256,7 @@ void reject_comment(std::string_view name, std::string_view value, const std::st
 }  // namespace
 
 std::string closest_config_key(std::string_view name) {
+  if (const PythonName* p = find_python_name(name); p && *p->pgolf_key) return p->pgolf_key;
   const ConfigKey* best = nullptr;
   std::size_t best_d = SIZE_MAX;
   for (const auto& k : config_keys()) {
@@ -281,6 +283,9 @@ void apply_assignment(Config& cfg, std::string_view assignment, const std::strin
     throw ConfigError(origin + ": expected KEY=VALUE, got '" + std::string(assignment) + "'");
   std::string_view name = trim(assignment.substr(0, eq));
   std::string_view value = trim(assignment.substr(eq + 1));
+  if (const PythonName* p = find_python_name(name))
+    throw ConfigError(origin + ": " + explain_python_name(*p) +
+                      (*p->pgolf_key ? std::string(": use ") + p->pgolf_key + " instead" : std::string("; remove it")));
   const ConfigKey* key = find_config_key(name);
   if (!key)
     throw ConfigError(origin + ": unknown key '" + std::string(name) + "' (did you mean " + closest_config_key(name) +
@@ -375,6 +380,11 @@ Config load_config(const std::vector<std::string>& files, const std::vector<std:
   Config cfg;
   if (recorded) apply_record(cfg, *recorded, sources);
   for (const auto& f : files) apply_config_file(cfg, f, sources);
+  for (const auto& p : python_names())
+    if (getenv(p.name))
+      throw ConfigError("environment variable " + explain_python_name(p) +
+                        (*p.pgolf_key ? std::string(": set ") + p.pgolf_key + " instead, and" : std::string(";")) +
+                        " unset " + p.name);
   for (const auto& k : config_keys()) {
     if (const char* v = getenv(k.name)) {
       const std::string origin = std::string("environment variable ") + k.name;

@@ -2,7 +2,8 @@
 // names, typed, with defaults equal to the 12-layer record configuration.
 //
 // Precedence (later wins): defaults < --config FILE (KEY=VALUE lines) <
-// environment (only our own keys are read) < --set KEY=VALUE.
+// environment (only our own keys are read; train_gpt.py's other names are
+// refused, python_names.h) < --set KEY=VALUE.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -236,7 +237,8 @@ struct ConfigKey {
 
 const std::vector<ConfigKey>& config_keys();
 const ConfigKey* find_config_key(std::string_view name);
-// The valid key with the smallest edit distance to `name`.
+// The key to use for `name`: the pgolf key of a train_gpt.py name
+// (python_names.h), else the valid key with the smallest edit distance.
 std::string closest_config_key(std::string_view name);
 
 // Parses `value` into the field of `key`. `origin` says where it came from
@@ -244,7 +246,8 @@ std::string closest_config_key(std::string_view name);
 void set_config_value(Config& cfg, const ConfigKey& key, std::string_view value, const std::string& origin);
 std::string get_config_value(const Config& cfg, const ConfigKey& key);
 
-// Applies one KEY=VALUE assignment; unknown keys are an error naming the closest key.
+// Applies one KEY=VALUE assignment; a train_gpt.py name is an error naming
+// its pgolf key (python_names.h), any other unknown key one naming the closest key.
 void apply_assignment(Config& cfg, std::string_view assignment, const std::string& origin,
                       std::map<std::string, std::string>* sources = nullptr);
 // Applies a config file: KEY=VALUE lines, optional `export ` prefix, optional
@@ -261,8 +264,9 @@ struct ModelRecord;  // record.h
 // Resolves the full precedence chain — defaults, then what a model file
 // records (`recorded`, when scoring or exporting one), config files, the
 // environment, --set — fills in the derived defaults (fill_derived) and
-// validates the result. When `sources` is given it records, per key, where
-// the final value came from.
+// validates the result. A train_gpt.py name in the environment
+// (python_names.h) is an error naming the key to set instead. When `sources`
+// is given it records, per key, where the final value came from.
 Config load_config(const std::vector<std::string>& files, const std::vector<std::string>& sets,
                    const Getenv& getenv, std::map<std::string, std::string>* sources = nullptr,
                    const ModelRecord* recorded = nullptr);

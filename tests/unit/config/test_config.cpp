@@ -93,6 +93,50 @@ TEST(Config, UnknownKeyNamesClosestValidKey) {
   EXPECT_NE(e.find("did you mean NUM_LAYERS"), std::string::npos) << e;
 }
 
+// train_gpt.py's names (python_names.h) are refused wherever they are set,
+// naming the pgolf key to use, or saying pgolf has none and why.
+TEST(Config, PythonNamesAreRefusedNamingThePgolfKey) {
+  std::string e = error_of([&] { load_config({}, {}, env_of({{"SWA_INTERVAL", "50"}})); });
+  EXPECT_NE(e.find("environment variable SWA_INTERVAL is train_gpt.py's name; pgolf's key is SWA_EVERY: set SWA_EVERY "
+                   "instead, and unset SWA_INTERVAL"),
+            std::string::npos)
+      << e;
+
+  e = error_of([&] { load_config({}, {"MUON_WEIGHT_DECAY=0.04"}, env_of({})); });
+  EXPECT_NE(e.find("--set MUON_WEIGHT_DECAY=0.04: MUON_WEIGHT_DECAY is train_gpt.py's name; pgolf's key is MUON_WD: use "
+                   "MUON_WD instead"),
+            std::string::npos)
+      << e;
+
+  e = error_of([&] { load_config({}, {}, env_of({{"MTP_NUM_HEADS", "2"}})); });
+  EXPECT_NE(e.find("environment variable MTP_NUM_HEADS is train_gpt.py's name; pgolf has no equivalent: "
+                   "multi-token-prediction heads"),
+            std::string::npos)
+      << e;
+  EXPECT_NE(e.find("; unset MTP_NUM_HEADS"), std::string::npos) << e;
+  e = error_of([&] { load_config({}, {"HEAD_LR=0.008"}, env_of({})); });
+  EXPECT_NE(e.find("HEAD_LR is train_gpt.py's name; pgolf has no equivalent: "), std::string::npos) << e;
+  EXPECT_NE(e.find("; remove it"), std::string::npos) << e;
+
+  // A unit that differs is said, not hidden.
+  e = error_of([&] { load_config({}, {}, env_of({{"PRUNE_PCT", "3"}})); });
+  EXPECT_NE(e.find("pgolf's key is PRUNE_FRAC (PRUNE_FRAC is a fraction"), std::string::npos) << e;
+
+  TempDir dir;
+  write_text(dir.file("a.env"), "NUM_LAYERS=10\nexport LATE_QAT=1\n");
+  e = error_of([&] { load_config({dir.file("a.env")}, {}, env_of({})); });
+  EXPECT_NE(e.find("a.env:2: LATE_QAT is train_gpt.py's name; pgolf's key is QAT_ENABLED ("), std::string::npos) << e;
+  EXPECT_NE(e.find("): use QAT_ENABLED instead"), std::string::npos) << e;
+}
+
+TEST(Config, NearestKeyConsultsThePythonNamesFirst) {
+  EXPECT_EQ(closest_config_key("MUON_WEIGHT_DECAY"), "MUON_WD");
+  EXPECT_EQ(closest_config_key("LATE_QAT"), "QAT_ENABLED");
+  EXPECT_EQ(closest_config_key("MATRX_LR"), "MATRIX_LR");
+  const std::string e = error_of([&] { load_config({}, {"MATRX_LR=0.02"}, env_of({})); });
+  EXPECT_NE(e.find("unknown key 'MATRX_LR' (did you mean MATRIX_LR?"), std::string::npos) << e;
+}
+
 TEST(Config, UnparsableValuesNameKeyAndValue) {
   struct Case {
     std::string set, expect;
