@@ -6,6 +6,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -15,6 +16,7 @@
 
 #include "pgolf/export/artifact.h"
 #include "pgolf/app/bench.h"
+#include "pgolf/app/compare.h"
 #include "pgolf/app/provenance.h"
 #include "pgolf/data/caseops.h"
 #include "pgolf/train/checkpoint.h"
@@ -347,6 +349,17 @@ int cmd_inspect(const std::string& path, bool codecs) {
       std::fflush(stdout);
     }
   }
+  return 0;
+}
+
+int cmd_compare(const std::vector<std::string>& runs_a, const std::vector<std::string>& runs_b, double margin) {
+  if (!std::isfinite(margin)) throw std::invalid_argument("--margin must be a finite number of nats");
+  auto read = [](const std::vector<std::string>& paths) {
+    std::vector<RunResult> runs;
+    for (const std::string& p : paths) runs.push_back(read_run_result(p));
+    return runs;
+  };
+  std::cout << format_comparison(read(runs_a), read(runs_b), margin);
   return 0;
 }
 

@@ -1,10 +1,14 @@
 // pgolf: wires the subcommands of src/app/commands.cpp to the command line.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "pgolf/app/commands.h"
+#include "pgolf/app/compare.h"
 #include "pgolf/app/provenance.h"
 #include "pgolf/dist/dist.h"
 #include "pgolf/core/runtime.h"
@@ -33,6 +37,21 @@ void add_corpus_options(CLI::App* cmd, pgolf::CorpusOptions& c) {
   cmd->add_option("--separator", c.separator,
                   "plain text: a line equal to this ends a document (e.g. %); default: one document per file");
   cmd->add_option("--max-docs", c.max_docs, "read at most this many documents (0 = all)");
+}
+
+// `pgolf compare A... -- B...`: CLI11 reads everything after `--` as
+// positional (a --margin there would be taken for a run), so the first `--`
+// after `compare` is swapped for this marker, which stays among the runs and
+// splits them into the two sets.
+constexpr const char* kSetSeparator = "\x1f--";
+
+std::vector<std::string> mark_compare_separator(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  if (args.size() > 1 && args[1] == "compare") {
+    const auto dashes = std::find(args.begin() + 2, args.end(), "--");
+    if (dashes != args.end()) *dashes = kSetSeparator;
+  }
+  return args;
 }
 
 }  // namespace
@@ -153,6 +172,30 @@ int main(int argc, char** argv) {
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);
 
+  std::vector<std::string> compare_runs;
+  double compare_margin = pgolf::kRecordMargin;
+  auto* compare = app.add_subcommand("compare", "compare the final val_loss of two sets of runs (e.g. seeds): "
+                                                 "means, spreads and whether A beats B by a margin (Welch t-test)");
+  compare->add_option("runs", compare_runs,
+                      "set A's runs, then --, then set B's: each a run folder of `pgolf train` or its metrics.jsonl "
+                      "(the last final event gives val_loss, val_bpb, steps, train time and total_bytes; the "
+                      "folder's config.env gives SEED)")
+      ->type_name("RUN")
+      ->required();
+  compare->add_option("--margin", compare_margin,
+                      "nats of val_loss by which A must improve on B (the challenge's bar for a new record)")
+      ->capture_default_str();
+  compare->footer(
+      "The test: one-sided Welch t-test of H0: mean_B - mean_A <= margin against H1: mean_B - mean_A > margin,\n"
+      "on val_loss, with sample standard deviations s (n - 1) and v = s^2 / n per set:\n"
+      "  t = ((mean_B - mean_A) - margin) / sqrt(v_A + v_B),\n"
+      "  df = (v_A + v_B)^2 / (v_A^2 / (n_A - 1) + v_B^2 / (n_B - 1))   (Welch-Satterthwaite),\n"
+      "  p = P(T_df > t).\n"
+      "The last line says whether p < 0.01, the challenge's bar for a new record (0.005 nats better at p < 0.01,\n"
+      "over several seeds). Each set needs at least 2 runs for a p-value, and some spread in either set.\n"
+      "Example: pgolf compare logs/new_seed1337 logs/new_seed42 logs/new_seed2024 -- logs/old_seed1337 logs/old_seed42\n"
+      "The exit code is 0 whatever the verdict, 1 when a run cannot be read (e.g. it did not finish).");
+
   pgolf::DownloadOptions dl;
   dl.endpoint.clear();  // cmd_download: HF_ENDPOINT or the default
   auto* download = app.add_subcommand("download", "fetch the official challenge data (shards, tokenizer) from Hugging Face");
@@ -175,7 +218,10 @@ int main(int argc, char** argv) {
       "  HF_TOKEN     sent as 'Authorization: Bearer <token>' (private or gated repositories)\n"
       "  PROGRESS     auto (default: only on an interactive terminal), on or off: the in-place progress line");
 
-  CLI11_PARSE(app, argc, argv);
+  std::vector<std::string> args = mark_compare_separator(argc, argv);
+  std::vector<char*> arg_pointers;
+  for (std::string& a : args) arg_pointers.push_back(a.data());
+  CLI11_PARSE(app, argc, arg_pointers.data());
   try {
     if (*config) return pgolf::cmd_config(cfg_args, list);
     if (*info) return pgolf::cmd_info();
@@ -187,6 +233,12 @@ int main(int argc, char** argv) {
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);
     if (*inspect) return pgolf::cmd_inspect(model_path, inspect_codecs);
     if (*data) return pgolf::cmd_data(cfg_args);
+    if (*compare) {
+      const auto separator = std::find(compare_runs.begin(), compare_runs.end(), kSetSeparator);
+      if (separator == compare_runs.end() || separator == compare_runs.begin() || separator + 1 == compare_runs.end())
+        throw std::invalid_argument("compare needs two sets of runs separated by --: pgolf compare RUN_A... -- RUN_B...");
+      return pgolf::cmd_compare({compare_runs.begin(), separator}, {separator + 1, compare_runs.end()}, compare_margin);
+    }
     if (*download) return pgolf::cmd_download(dl);
   } catch (const pgolf::DistError& e) {
     // A peer is dead or hung: leave without running the process group's

@@ -49,6 +49,11 @@ int cmd_export(const ConfigArgs& args, const std::string& weights, const std::st
 // `pgolf inspect`: per-tensor table of an artifact and its size against the
 // budget; with `codecs`, the payload's size under every codec and byte layout.
 int cmd_inspect(const std::string& path, bool codecs);
+// `pgolf compare`: reads the final results of the runs of set A and of set B
+// (run folders or metrics.jsonl files; app/compare.h) and prints them, their
+// means and spreads and the one-sided Welch test that A improves on B by at
+// least `margin` nats of val_loss. The exit code is 0 whatever the verdict.
+int cmd_compare(const std::vector<std::string>& runs_a, const std::vector<std::string>& runs_b, double margin);
 // `pgolf data`: checks the shards and tokenizer of a configuration and prints
 // their statistics.
 int cmd_data(const ConfigArgs& args);
