@@ -117,6 +117,10 @@ RunResult read_run_result(const std::string& path) {
   }
   if (final_event.is_null())
     throw std::runtime_error(where + ": the run did not finish: metrics.jsonl has no final event (" + how_it_ended(last) + ")");
+  if (const auto subset = final_event.find("subset_tokens"); subset != final_event.end() && subset->is_number() &&
+                                                             subset->get<double>() > 0)
+    throw std::runtime_error(where + ": the run was scored on the first " + std::to_string(subset->get<std::int64_t>()) +
+                             " validation tokens only (EVAL_TOKENS_LIMIT): not a challenge score; compare full runs");
   RunResult r;
   r.name = path;
   r.seed = read_seed((folder ? given : given.parent_path()) / "config.env");

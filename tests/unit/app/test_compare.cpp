@@ -93,6 +93,13 @@ TEST(Compare, AnUnfinishedRunIsAnErrorNamingIt) {
   e = read_error(run);
   EXPECT_NE(e.find("'" + run + "': the final event of metrics.jsonl has no number \"val_loss\" (it is null"), std::string::npos) << e;
 
+  // A quick experiment's score (EVAL_TOKENS_LIMIT) is no challenge score.
+  test::write_text(run + "/metrics.jsonl",
+                   "{\"event\":\"final\",\"steps\":10,\"train_time_ms\":5,\"val_loss\":2,\"val_bpb\":1,\"total_bytes\":9,"
+                   "\"subset_tokens\":5000}\n");
+  EXPECT_NE(read_error(run).find("scored on the first 5000 validation tokens only (EVAL_TOKENS_LIMIT)"), std::string::npos)
+      << read_error(run);
+
   std::filesystem::remove(run + "/metrics.jsonl");
   e = read_error(run);
   EXPECT_NE(e.find("'" + run + "' has no metrics.jsonl"), std::string::npos) << e;

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <regex>
 
 #include "pgolf/config/config.h"
@@ -108,4 +110,24 @@ TEST(ScoreLines, IntWidthsLabel) {
   EXPECT_EQ(int_widths_label({6, 6, 6}), "int6");
   EXPECT_EQ(int_widths_label({8, 5, 6, 5}), "mixed-int5int6int8");
   EXPECT_EQ(int_widths_label({}), "fp");
+}
+
+// docs/FROM_PYTHON.md ("Log lines") names every line each LOG_COMPAT prints.
+TEST(ScoreLines, TheDocsTableNamesEveryLine) {
+  std::ifstream in(std::string(PGOLF_SOURCE_DIR) + "/docs/FROM_PYTHON.md");
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto from = doc.find("## Log lines");
+  ASSERT_NE(from, std::string::npos);
+  const std::string section = doc.substr(from, doc.find("\n## ", from + 1) - from);
+  for (const std::string& compat : log_compat_names()) {
+    const ScoreLines lines(compat);
+    std::vector<std::string> printed = lines.roundtrip(kRoundtrip);
+    for (std::string& l : lines.sliding(kSliding, 64, 2048, 32)) printed.push_back(std::move(l));
+    for (const std::string& line : printed) {
+      std::string label = line.substr(0, line.find(' '));
+      if (label.size() > 6 && label.compare(label.size() - 6, 6, "_exact") == 0 && label.find("_s64") == std::string::npos)
+        label.resize(label.size() - 6);
+      if (!label.empty()) EXPECT_NE(section.find("`" + label), std::string::npos) << compat << ": " << label;
+    }
+  }
 }
