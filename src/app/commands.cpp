@@ -259,11 +259,19 @@ int cmd_eval(const ConfigArgs& args, const std::string& path) {
   // Before scoring: val_bpb counts bytes through the tokenizer, which must be the one that made the shards.
   const std::string skipped = check_tokenizer_unless_disabled(cfg.run.tokenizer_path, cfg.run.data_path, cfg.run.tokenizer_check);
   if (!skipped.empty()) log.line(skipped);
+  const TrainingDataBan no_training_data("pgolf eval");
+  const auto t0 = std::chrono::steady_clock::now();
   if (file.is_artifact())
     score_artifact(model, cfg.eval, data, log, *dist);
   else
     score_prequant(model, cfg.eval, data, log, *dist);
   if (cfg.ttt.ttt_enabled) score_ttt(model, ttt_options(cfg), data, log, "final_ttt", *dist);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool within = cfg.eval.eval_budget_seconds <= 0 || seconds <= cfg.eval.eval_budget_seconds;
+  log.line("eval: " + shortest_decimal(std::round(seconds * 10) / 10) + " s of scoring" +
+           (cfg.eval.eval_budget_seconds > 0 ? " against EVAL_BUDGET_SECONDS=" + shortest_decimal(cfg.eval.eval_budget_seconds) +
+                                                   (within ? ": within" : ": OVER the budget")
+                                             : ""));
   return 0;
 }
 

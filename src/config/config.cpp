@@ -140,6 +140,10 @@ const std::vector<ConfigKey>& config_keys() {
       key<&Config::export_, &ExportConfig::quant_passthrough_numel>("QUANT_PASSTHROUGH_NUMEL", "export", "float tensors with at most this many entries are stored fp16"),
       key<&Config::export_, &ExportConfig::quant_control_fp32_first>("QUANT_CONTROL_FP32_FIRST", "export", "control tensors are stored fp32 before the size rule applies (0: small ones become fp16)"),
       key<&Config::export_, &ExportConfig::fp16_keep_name_patterns>("FP16_KEEP_NAME_PATTERNS", "export", "comma-separated name fragments kept as fp16"),
+      key<&Config::export_, &ExportConfig::gptq_reserve_seconds>("GPTQ_RESERVE_SECONDS", "export",
+                                                                 "with a plan that uses gptq and a cap: seconds of MAX_WALLCLOCK_SECONDS "
+                                                                 "kept for the calibration on training data, which the challenge counts as "
+                                                                 "training; the training loop stops that much earlier (docs/RULES.md)"),
       key<&Config::export_, &ExportConfig::gptq_tokens>("GPTQ_TOKENS", "export", "training tokens run through the final model to calibrate plans with the gptq option"),
       key<&Config::export_, &ExportConfig::gptq_damp>("GPTQ_DAMP", "export", "GPTQ damping: added to the Hessian diagonal as a fraction of its mean"),
       key<&Config::export_, &ExportConfig::gptq_block>("GPTQ_BLOCK", "export", "GPTQ columns per lazy-update block"),
@@ -406,6 +410,12 @@ Config load_config(const std::vector<std::string>& files, const std::vector<std:
 
 void fill_derived(Config& cfg) {
   if (cfg.eval.eval_seq_len == 0) cfg.eval.eval_seq_len = cfg.train.train_seq_len;
+  bool gptq = false;
+  for (const TensorPlan* p : {&cfg.export_.quant_mlp, &cfg.export_.quant_attn, &cfg.export_.quant_bigram_proj,
+                              &cfg.export_.quant_tok_emb, &cfg.export_.quant_bigram_embed, &cfg.export_.quant_other})
+    gptq = gptq || (p->scheme == Scheme::IntRow && p->quant.gptq);
+  cfg.schedule.calibration_reserve_seconds =
+      gptq && cfg.schedule.max_wallclock_seconds > 0 ? cfg.export_.gptq_reserve_seconds : 0.0;
   if (cfg.ttt.ttt_context == 0) cfg.ttt.ttt_context = cfg.eval.eval_seq_len;
 }
 
@@ -525,6 +535,9 @@ void validate(const ScheduleConfig& c, const Check& check) {
   check.range("WARMDOWN_ITERS", c.warmdown_iters, 0);
   check.below_one("LR_HOLD_FRAC", c.lr_hold_frac);
   check.fraction("MIN_LR", c.min_lr);
+  check.require(c.max_wallclock_seconds <= 0 || c.training_seconds() > 0,
+                "GPTQ_RESERVE_SECONDS must be below MAX_WALLCLOCK_SECONDS (the calibration's reserve would leave no training)",
+                {"GPTQ_RESERVE_SECONDS", "MAX_WALLCLOCK_SECONDS"});
 }
 
 void validate(const TrainConfig& c, const Check& check) {
@@ -574,6 +587,7 @@ void validate(const ExportConfig& c, const Check& check) {
   check.range("QUANT_PASSTHROUGH_NUMEL", c.quant_passthrough_numel, 0);
   check.positive("BUDGET_BYTES", c.budget_bytes);
   check.positive("GPTQ_TOKENS", c.gptq_tokens);
+  check.at_least("GPTQ_RESERVE_SECONDS", c.gptq_reserve_seconds, 0);
   check.range("GPTQ_BLOCK", c.gptq_block, 1, 65536);
   check.at_least("GPTQ_DAMP", c.gptq_damp, 0);
   check.range("LQER_TENSORS", c.lqer_tensors, 0, 4096);

@@ -73,7 +73,19 @@ std::vector<std::string> shard_files(const std::string& pattern) {
   return files;
 }
 
-std::string train_pattern(const std::string& data_path) { return data_path + "/fineweb_train_[0-9]*.bin"; }
+namespace {
+std::string banned_during;  // what holds the TrainingDataBan; empty: none
+}  // namespace
+
+TrainingDataBan::TrainingDataBan(std::string during) : previous_(std::move(banned_during)) { banned_during = std::move(during); }
+TrainingDataBan::~TrainingDataBan() { banned_during = std::move(previous_); }
+
+std::string train_pattern(const std::string& data_path) {
+  if (!banned_during.empty())
+    throw std::logic_error(banned_during + " asked for the training shards under '" + data_path +
+                           "': the challenge's evaluation must not read training data (docs/RULES.md)");
+  return data_path + "/fineweb_train_[0-9]*.bin";
+}
 std::string val_pattern(const std::string& data_path) { return data_path + "/fineweb_val_[0-9]*.bin"; }
 
 std::string byte_sidecar_path(const std::string& val_shard) {

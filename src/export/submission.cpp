@@ -53,7 +53,10 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
     if (!at::isfinite(p.tensor).all().item<bool>())
       throw std::runtime_error("cannot export: weight '" + p.name + "' holds non-finite values (NaN or infinity); nothing is written");
   const std::string record = pack_record(format_record(model_record(cfg)), codec);
-  const FitResult fit = fit_export(model.parameters(), gptq_hessians(model, cfg.run.data_path, cfg.train.train_seq_len, quant, log),
+  const auto calibration_start = std::chrono::steady_clock::now();
+  const std::map<std::string, at::Tensor> hessians = gptq_hessians(model, cfg.run.data_path, cfg.train.train_seq_len, quant, log);
+  r.calibration_ms = ms_since(calibration_start);
+  const FitResult fit = fit_export(model.parameters(), hessians,
                                    {quant, cfg.export_.prune_frac}, budget, codec, kArtifactHeaderBytes + record.size(), log);
   // What the artifact will decode to must be finite too: fp16 overflows past
   // 65,504 (a passthrough value, or a row scale) to infinity.
@@ -122,7 +125,7 @@ void log_score(RunLog& log, const std::vector<std::string>& lines, const std::st
   log.metric(label, {{"val_loss", s.sums.val_loss()}, {"val_bpb", s.sums.val_bpb()}, {"eval_ms", s.ms}, {"tokens", s.sums.tokens}});
 }
 
-EvalSums score_artifact(GPT& restored, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist) {
+TimedScore score_artifact(GPT& restored, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist) {
   const ScoreLines lines(cfg.log_compat, data.subset_tokens);
   const auto t0 = std::chrono::steady_clock::now();
   log.progress("final_roundtrip...");
@@ -133,7 +136,7 @@ EvalSums score_artifact(GPT& restored, const EvalConfig& cfg, const ScoringData&
   log_score(log, lines.roundtrip(roundtrip), "final_roundtrip", roundtrip);
   const TimedScore sliding = sliding_score(restored, cfg, data, log, "final_sliding_window", dist);
   log_score(log, lines.sliding(sliding, cfg.eval_stride, cfg.eval_seq_len, cfg.eval_batch_seqs), "final_sliding_window", sliding);
-  return sliding.sums;
+  return sliding;
 }
 
 EvalSums score_prequant(GPT& model, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist) {

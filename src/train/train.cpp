@@ -15,6 +15,7 @@
 #include "pgolf/core/runtime.h"
 #include "pgolf/core/signals.h"
 #include "pgolf/data/tokenizer_check.h"
+#include "pgolf/train/compliance.h"
 #include "pgolf/train/transfer.h"
 #include "pgolf/model/weights.h"
 
@@ -35,7 +36,7 @@ StepPlan plan_step(const Config& cfg, std::int64_t step, const AgreedClock& cloc
 
 bool run_finished(const Config& cfg, std::int64_t steps_done, const AgreedClock& clock) {
   if (steps_done >= cfg.schedule.iterations) return true;
-  return cfg.schedule.max_wallclock_seconds > 0 && clock.elapsed(steps_done) >= cfg.schedule.max_wallclock_seconds * 1000.0;
+  return cfg.schedule.training_seconds() > 0 && clock.elapsed(steps_done) >= cfg.schedule.training_seconds() * 1000.0;
 }
 
 namespace {
@@ -257,6 +258,7 @@ class Trainer {
   struct Scores {
     EvalSums prequant, score, ttt;
     ExportResult exported;
+    double eval_ms = 0;  // what the challenge times as evaluation: the sliding window and TTT
   };
   Scores export_and_score(const std::string& weights_path) {
     Scores s;
@@ -277,8 +279,13 @@ class Trainer {
     GPT restored(cfg_.model, mopts_);
     restored.set_looped(model_.looped());
     load_model_file(restored, artifact);
-    s.score = score_artifact(restored, cfg_.eval, data_, log_, dist_);
+    const TrainingDataBan no_training_data("the final evaluation");
+    const TimedScore sliding = score_artifact(restored, cfg_.eval, data_, log_, dist_);
+    s.score = sliding.sums;
+    s.eval_ms = sliding.ms;
+    const auto ttt_start = Clock::now();
     if (cfg_.ttt.ttt_enabled) s.ttt = score_ttt(restored, ttt_options(cfg_), data_, log_, "final_ttt", dist_);
+    s.eval_ms += ms_since(ttt_start);
     return s;
   }
 
@@ -289,7 +296,25 @@ class Trainer {
               r.weights_path);
   }
 
+  void log_compliance(const TrainResult& r) {
+    RunFacts facts;
+    facts.total_bytes = r.exported.total();
+    facts.budget_bytes = static_cast<std::uint64_t>(cfg_.export_.budget_bytes);
+    facts.train_ms = r.train_time_ms;
+    facts.calibration_ms = r.exported.calibration_ms;
+    facts.eval_ms = r.eval_ms;
+    facts.eval_budget_seconds = cfg_.eval.eval_budget_seconds;
+    facts.ttt = cfg_.ttt.ttt_enabled;
+    facts.subset_tokens = data_.subset_tokens;
+    const std::vector<RuleCheck> checks = check_rules(facts);
+    for (const std::string& line : compliance_lines(checks)) log_.line(line);
+    std::vector<std::pair<std::string, std::string>> verdicts;
+    for (const RuleCheck& c : checks) verdicts.emplace_back(c.rule, c.pass ? "pass" : "fail");
+    log_.metric("compliance", verdicts);
+  }
+
   void log_final(const TrainResult& r) {
+    log_compliance(r);
     log_.metric("final", {{"steps", double(r.steps)}, {"train_time_ms", r.train_time_ms},
                           {"val_loss", r.score.val_loss()}, {"val_bpb", r.score.val_bpb()},
                           {"artifact_bytes", double(r.exported.artifact_bytes)}, {"total_bytes", double(r.exported.total())},
@@ -360,7 +385,7 @@ class Trainer {
                 std::to_string(loader_.stream().total_tokens()) + " tokens, fewer than the run reads, so they are read again");
   }
 
-  bool capped() const { return cfg_.schedule.max_wallclock_seconds > 0; }
+  bool capped() const { return cfg_.schedule.training_seconds() > 0; }
   bool finished() const {
     return run_finished(cfg_, step_, clock_) || (stop_after_ >= 0 && step_ >= stop_after_) || stop_signal_ != 0;
   }
@@ -419,7 +444,7 @@ class Trainer {
                                " is not finite, so the run stops here; nothing of this state is saved (lower the "
                                "learning rates MATRIX_LR, SCALAR_LR, TIED_EMBED_LR or GRAD_CLIP_NORM, or resume from the "
                                "last checkpoint with other values)");
-    if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.schedule.max_wallclock_seconds * 1000.0) stop_after_ = step_;
+    if (capped() && stop_after_ < 0 && clock_.agreed_ms() >= cfg_.schedule.training_seconds() * 1000.0) stop_after_ = step_;
     // The signal all ranks stop for is the largest any rank holds: the report
     // sums, per signal in ascending order, the ranks that hold it, so it is
     // the last signal with a count above 0. The first one agreed stays.
@@ -552,8 +577,8 @@ TrainResult train(const Config& given, RunLog& log, Dist& dist, const at::Device
   }
   const std::optional<EvalSums> averaged = t.average();
   const std::string weights_path = t.save();
-  const auto [prequant, score, ttt, exported] = t.export_and_score(weights_path);
-  const TrainResult r{steps, train_ms, averaged.value_or(last_eval), weights_path, prequant, exported, score, ttt};
+  const auto [prequant, score, ttt, exported, eval_ms] = t.export_and_score(weights_path);
+  const TrainResult r{steps, train_ms, averaged.value_or(last_eval), weights_path, prequant, exported, score, ttt, 0, eval_ms};
   t.log_final(r);
   return r;
 }

@@ -78,6 +78,14 @@ struct ScheduleConfig {
   LrSchedule lr_schedule = LrSchedule::Warmdown;
   double lr_hold_frac = 0.15;
   double min_lr = 0.0;  // floor of the LR multiplier
+  // Not a key: the part of MAX_WALLCLOCK_SECONDS kept for the GPTQ
+  // calibration after training (GPTQ_RESERVE_SECONDS when a plan uses GPTQ;
+  // fill_derived), which reads training data and so counts as training.
+  double calibration_reserve_seconds = 0.0;
+  // The training loop's own cap in seconds (0: none): the wall clock less the reserve.
+  double training_seconds() const {
+    return max_wallclock_seconds > 0 ? max_wallclock_seconds - calibration_reserve_seconds : 0.0;
+  }
 };
 
 // The training loop: batches, validation, logging, checkpoints.
@@ -148,6 +156,7 @@ struct ExportConfig {
   bool quant_control_fp32_first = true;
   std::vector<std::string> fp16_keep_name_patterns;
   std::int64_t gptq_tokens = 262144;
+  double gptq_reserve_seconds = 10.0;
   double gptq_damp = 0.01;
   std::int64_t lqer_tensors = 0;
   std::int64_t lqer_rank = 4;

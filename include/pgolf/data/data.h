@@ -45,7 +45,22 @@ void write_shard(const std::string& path, const std::vector<std::uint16_t>& toke
 
 // Sorted paths matching `pattern`; an empty match is ShardError::NoFiles.
 std::vector<std::string> shard_files(const std::string& pattern);
-std::string train_pattern(const std::string& data_path);  // DATA_PATH/fineweb_train_[0-9]*.bin
+// DATA_PATH/fineweb_train_[0-9]*.bin; while a TrainingDataBan exists it throws instead.
+std::string train_pattern(const std::string& data_path);
+
+// The challenge's evaluation sees no training data (docs/RULES.md): while one
+// of these exists in the process (the final scoring of `pgolf train`, all of
+// `pgolf eval`), asking for the training shards is an error naming `during`.
+class TrainingDataBan {
+ public:
+  explicit TrainingDataBan(std::string during);
+  ~TrainingDataBan();
+  TrainingDataBan(const TrainingDataBan&) = delete;
+  TrainingDataBan& operator=(const TrainingDataBan&) = delete;
+
+ private:
+  std::string previous_;
+};
 std::string val_pattern(const std::string& data_path);    // DATA_PATH/fineweb_val_[0-9]*.bin: never the sidecars
 // The byte sidecar of a validation shard, beside it: fineweb_val_NNNNNN.bin ->
 // fineweb_val_bytes_NNNNNN.bin. Same format as a shard; one uint16 per token:

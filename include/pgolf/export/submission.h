@@ -36,6 +36,7 @@ struct ExportResult {
   std::uint64_t artifact_bytes = 0, code_bytes = 0;
   bool fitted = false;  // the export changed the configured choices to fit the budget
   double export_ms = 0;
+  double calibration_ms = 0;  // of export_ms: GPTQ's pass over training data (0 without GPTQ plans)
   std::uint64_t total() const { return artifact_bytes + code_bytes; }
 };
 
@@ -71,8 +72,8 @@ void log_score(RunLog& log, const std::vector<std::string>& lines, const std::st
 
 // The final scores of a model read back from its artifact, under the lines
 // of ScoreLines(LOG_COMPAT): the round trip on non-overlapping windows of
-// EVAL_SEQ_LEN, then the sliding-window score, which is returned.
-EvalSums score_artifact(GPT& restored, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist);
+// EVAL_SEQ_LEN, then the sliding-window score, which is returned with its time.
+TimedScore score_artifact(GPT& restored, const EvalConfig& cfg, const ScoringData& data, RunLog& log, Dist& dist);
 
 // Unquantised weights (before export, or a weights file) with sliding
 // windows: final_prequant_sliding[_exact].

@@ -12,7 +12,8 @@ namespace pgolf {
 // until the warm-down, then linear to 0.
 //  - no cap (MAX_WALLCLOCK_SECONDS=0): over the last WARMDOWN_ITERS of ITERATIONS,
 //    mult = (ITERATIONS - step) / WARMDOWN_ITERS;
-//  - with a cap: in time, mult = remaining_ms / (WARMDOWN_ITERS * step_ms) once
+//  - with a cap (ScheduleConfig::training_seconds: MAX_WALLCLOCK_SECONDS less
+//    the calibration reserve): in time, mult = remaining_ms / (WARMDOWN_ITERS * step_ms) once
 //    remaining_ms <= WARMDOWN_ITERS * step_ms, step_ms being the average step
 //    time so far without start-up costs.
 // LR_SCHEDULE=hold_decay (the 1.0611 record): with frac = elapsed / cap (or

@@ -53,6 +53,7 @@ struct TrainResult {
   EvalSums score;       // sliding evaluation of the artifact read back from disk: the score
   EvalSums ttt;        // with TTT_ENABLED: the artifact scored with test-time training
   int stop_signal = 0;  // the signal that stopped the run early (0: it ran to its end)
+  double eval_ms = 0;    // the final evaluation as the challenge times it: sliding window and TTT
 };
 
 // The whole run of this rank on `device`, logging to `log` (README (a training run) lines).

@@ -189,3 +189,20 @@ TEST(Schedule, AWarmdownOverTheWholeRunIsNoted) {
   c.schedule.max_wallclock_seconds = 600;  // under a cap the warm-down is in time: no note from the keys alone
   EXPECT_EQ(schedule_note(c.schedule), "");
 }
+
+// With a GPTQ plan and a cap, the training loop leaves GPTQ_RESERVE_SECONDS
+// of the wall clock to the calibration on training data.
+TEST(Schedule, AGptqPlanReservesTheCalibrationsTime) {
+  auto loaded = [](std::vector<std::string> sets) {
+    return load_config({}, sets, [](const char*) -> const char* { return nullptr; });
+  };
+  EXPECT_EQ(loaded({}).schedule.training_seconds(), 600.0);
+  EXPECT_EQ(loaded({"QUANT_ATTN=int6,floor,gptq"}).schedule.training_seconds(), 590.0);
+  EXPECT_EQ(loaded({"QUANT_ATTN=int6,floor,gptq", "GPTQ_RESERVE_SECONDS=25"}).schedule.training_seconds(), 575.0);
+  EXPECT_EQ(loaded({"QUANT_ATTN=int6,floor,gptq", "MAX_WALLCLOCK_SECONDS=0"}).schedule.training_seconds(), 0.0);
+  EXPECT_THROW(loaded({"QUANT_ATTN=int6,floor,gptq", "MAX_WALLCLOCK_SECONDS=5"}), ConfigError);
+  // The warm-down ends where training ends, not at the wall clock's end.
+  Config c = loaded({"QUANT_ATTN=int6,floor,gptq"});
+  EXPECT_DOUBLE_EQ(lr_multiplier(c.schedule, 1000, 590e3, 100), 0.0);
+  EXPECT_GT(lr_multiplier(c.schedule, 1000, 580e3, 100), 0.0);
+}
