@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures the 1.0611 record's options one at a time on the demo model: trains
 # configs/cpu_demo.env with each option on (same seed, same steps), and
-# prints a Markdown table of the round-trip val_bpb and the average step time
+# prints a Markdown table of the final (sliding-window) val_bpb and the average step time
 # against the plain demo model, then all options together.
 #
 #   scripts/option_table.sh [PGOLF_ARGS...]
@@ -31,7 +31,7 @@ variants=(
   "MuonEq-R|MUON_ROW_NORM=1"
   "all of the above|MLP_ACTIVATION=leaky_relu2 SMEAR_BOS_AWARE=1 ATTN_OUT_GATE=1 XSA_LAST_N=4 $loop SKIP_GATES=1 PARALLEL_RESID_FROM=3 LR_SCHEDULE=hold_decay LR_HOLD_FRAC=0.15 MIN_LR=0.1 MUON_NS_COEFFS=polar_express MUON_ROW_NORM=1"
 )
-echo "| option | keys | model_params | round-trip val_bpb | step_avg ms |"
+echo "| option | keys | model_params | final (sliding-window) val_bpb | step_avg ms |"
 echo "|---|---|---|---|---|"
 i=0
 for v in "${variants[@]}"; do

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Draws the curves of one or more `pgolf train` runs from their metrics.jsonl
 # into one picture of four panels: train loss against step, val_bpb against
-# step (with each run's final round-trip val_bpb as a star), train loss
+# step (with each run's final sliding-window val_bpb as a star), train loss
 # against training time (s, train_time_ms) and step time against step
 # (ms/step = delta train_time_ms / delta step between consecutive train
 # events, drawn flat over each interval; log scale when it spans more than
 # 5x). Runs are overlaid, one colour each; the legend under the panels names
-# each by its folder (the RUN_ID) with its final round-trip val_bpb, or
+# each by its folder (the RUN_ID) with its final sliding-window val_bpb, or
 # "running, step N" without a final event. After a resume event (pgolf train
 # --resume) the steps past its checkpoint are drawn once, from the resumed
 # run. Works on runs still in progress
@@ -175,7 +175,7 @@ for i, run in enumerate(runs):
 
     final_bpb = number(final, "val_bpb") if final else None
     if final_bpb is not None:
-        label = f"{name}  (round trip {final_bpb:.4f})"
+        label = f"{name}  (final {final_bpb:.4f})"
     elif final is not None:
         label = f"{name}  (finished, no val_bpb)"
     else:
@@ -208,7 +208,7 @@ def values(key, column=1):
 
 width, height = int(width), int(height)
 if series["final"]:
-    key_entries.append(("final round trip (val_bpb)", None))
+    key_entries.append(("final, sliding window (val_bpb)", None))
 # Layout in pixels: the title, two rows of two panels, then one legend for all
 # four panels across the bottom, in as many columns as fit (about 10 px a
 # character at this font); past two rows of it the picture grows.
@@ -296,7 +296,7 @@ def panel(row, col, title, xlabel, ylabel, keys, empty, log_ratio=None):
     gp.append("plot " + ranges + ", \\\n     ".join(items))
 
 panel(0, 0, "train loss", "step", "train loss (nats/token)", ["loss"], "no train events")
-panel(0, 1, "val_bpb (star: final round trip)", "step", "val_bpb (bits/byte)", ["bpb", "final"], "no val events")
+panel(0, 1, "val_bpb (star: final, sliding window)", "step", "val_bpb (bits/byte)", ["bpb", "final"], "no val events")
 panel(1, 0, "train loss against training time", "training time (s)", "train loss (nats/token)", ["wall"], "no train events")
 panel(1, 1, "step time (between consecutive train events)", "step", "ms/step", ["steptime"],
       "fewer than 2 train events", log_ratio=5)

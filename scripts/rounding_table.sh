@@ -26,7 +26,7 @@ variants=(
   "gptq-int4         QUANT_MLP=int4,gptq QUANT_ATTN=int4,gptq"
   "sdclip+gptq-int4  QUANT_MLP=int4,k=3,sym,gptq QUANT_ATTN=int4,k=3,sym,gptq"
 )
-echo "| variant | plans | artifact bytes | round-trip val_bpb |"
+echo "| variant | plans | artifact bytes | final (sliding-window) val_bpb |"
 echo "|---|---|---|---|"
 for v in "${variants[@]}"; do
   read -r name plans <<<"$v"

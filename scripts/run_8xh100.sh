@@ -2,7 +2,7 @@
 # The record attempt: the 12-layer default configuration (seed #76's recipe
 # with int5 MLP / int6 attention and pruning; see docs/PRESETS.md) on one
 # 8xH100 node, 600 s of training, then export and the sliding-window
-# round-trip score. Extra arguments go to `pgolf train`, e.g. a seed preset:
+# sliding-window score of the artifact. Extra arguments go to `pgolf train`, e.g. a seed preset:
 #
 #   DATA_PATH=/data/fineweb10B_sp1024 TOKENIZER_PATH=/data/fineweb_1024_bpe.model SEED=1337 \
 #     bash scripts/run_8xh100.sh [--config configs/seed219_12l_int5_int6.env] [--set KEY=VALUE ...]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Trains the same configuration once per seed and tabulates the results:
-# round-trip val_bpb, total submission bytes and training time from each run's
+# final (sliding-window) val_bpb, total submission bytes and training time from each run's
 # metrics.jsonl, with mean and standard deviation. The table is printed and
 # saved as LOG_DIR/<NAME>_sweep.md; the curves of all runs, overlaid
 # (scripts/plot_runs.sh), go to LOG_DIR/<NAME>_sweep.png next to it (without
@@ -57,7 +57,7 @@ for run in runs:
 def stats(i):
     vals = [r[i] for r in rows]
     return statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0
-lines = ["| seed | val_bpb (round trip) | total bytes | train time (s) |", "|---|---|---|---|"]
+lines = ["| seed | val_bpb (sliding window) | total bytes | train time (s) |", "|---|---|---|---|"]
 lines += [f"| {s} | {b:.4f} | {n:,.0f} | {t:.1f} |" for s, b, n, t in rows]
 (mb, sb), (mn, sn), (mt, st) = stats(1), stats(2), stats(3)
 lines.append(f"| mean | {mb:.4f} | {mn:,.0f} | {mt:.1f} |")
