@@ -51,6 +51,7 @@ void mark_compare_separator(std::vector<std::string>& args) {
 
 std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs& cfg_args) {
   auto o = std::make_shared<ToolOptions>();
+  // The options set by the command line below, by name.
   auto& [corpus, vocab_size, tok_output, tok_caseops, shard_opts, shard_tokenizer, bench_opts, compare_runs,
          compare_margin, dl] = *o;
   auto* tokenizer = app.add_subcommand("tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, as the challenge's) on a corpus");
@@ -140,19 +141,19 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
       "  PROGRESS     auto (default: only on an interactive terminal), on or off: the in-place progress line");
 
   return [=, &cfg_args]() -> std::optional<int> {
-    auto& [corpus, vocab_size, tok_output, tok_caseops, shard_opts, shard_tokenizer, bench_opts, compare_runs,
-           compare_margin, dl] = *o;
-    if (*tokenizer) return cmd_tokenizer(corpus, vocab_size, tok_output, tok_caseops);
-    if (*shard) return cmd_shard(corpus, shard_tokenizer, shard_opts);
-    if (*bench) return cmd_bench(cfg_args, bench_opts);
+    const ToolOptions& t = *o;
+    if (*tokenizer) return cmd_tokenizer(t.corpus, t.vocab_size, t.tok_output, t.tok_caseops);
+    if (*shard) return cmd_shard(t.corpus, t.shard_tokenizer, t.shard_opts);
+    if (*bench) return cmd_bench(cfg_args, t.bench_opts);
     if (*data) return cmd_data(cfg_args);
     if (*compare) {
-      const auto separator = std::find(compare_runs.begin(), compare_runs.end(), kSetSeparator);
-      if (separator == compare_runs.end() || separator == compare_runs.begin() || separator + 1 == compare_runs.end())
+      const auto& runs = t.compare_runs;
+      const auto separator = std::find(runs.begin(), runs.end(), kSetSeparator);
+      if (separator == runs.end() || separator == runs.begin() || separator + 1 == runs.end())
         throw std::invalid_argument("compare needs two sets of runs separated by --: pgolf compare RUN_A... -- RUN_B...");
-      return cmd_compare({compare_runs.begin(), separator}, {separator + 1, compare_runs.end()}, compare_margin);
+      return cmd_compare({runs.begin(), separator}, {separator + 1, runs.end()}, t.compare_margin);
     }
-    if (*download) return cmd_download(dl);
+    if (*download) return cmd_download(t.dl);
     return std::nullopt;
   };
 }
