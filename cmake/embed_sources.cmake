@@ -1,10 +1,14 @@
 # Writes OUT: a C++ source holding the path (relative to SRC) and the bytes of
-# every file needed to rebuild pgolf, the same set as code_bytes.cmake counts
-# (CMakeLists.txt, cmake/, include/, src/), for src/export/code_archive.cpp. Run by the
-# build whenever one of those files changes. It also records the git commit
-# of the tree (build_commit()).
+# every file needed to rebuild pgolf without the tools: CMakeLists.txt, cmake/,
+# include/ and src/ less PGOLF_TOOL_FILES (cmake/tools.cmake), for
+# src/export/code_archive.cpp. Run by the build whenever one of those files
+# changes. It also records the git commit of the tree (build_commit()).
 file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/include/* ${SRC}/src/* ${SRC}/cmake/*)
 list(APPEND files CMakeLists.txt)
+include(${SRC}/cmake/tools.cmake OPTIONAL)
+if(PGOLF_TOOL_FILES)
+  list(REMOVE_ITEM files ${PGOLF_TOOL_FILES})
+endif()
 list(SORT files)
 set(defs "")
 set(table "")

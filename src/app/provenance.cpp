@@ -17,11 +17,12 @@ namespace {
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
-// CRC-32 of every embedded source file's path and bytes, in path order: the
-// same for the same sources wherever and whenever they were built.
+// CRC-32 of every counted source file's path and minified bytes, in path
+// order: the same for the same sources wherever and whenever they were built,
+// and the same for a full tree and the tree unpacked from its code archive.
 std::string sources_crc32() {
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (const auto& [path, bytes] : embedded_sources()) {
+  for (const auto& [path, bytes] : counted_sources()) {
     crc = crc32(crc, reinterpret_cast<const Bytef*>(path.data()), static_cast<uInt>(path.size()));
     crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
   }

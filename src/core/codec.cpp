@@ -44,12 +44,24 @@ std::uint8_t* bytes(std::string& s) { return reinterpret_cast<std::uint8_t*>(s.d
   fail(c, "data decompresses to " + count(got) + ", expected " + count(expected));
 }
 
+// The decompressed size asked for: exactly `size` bytes (decompress()), or
+// any number up to it (decompress_at_most()).
+struct Expected {
+  std::uint64_t size;
+  bool exact;
+  // Whether a size the data declares itself agrees; else the error's wording.
+  std::string mismatch(std::uint64_t declared) const {
+    if (exact ? declared == size : declared <= size) return "";
+    return count(declared) + (exact ? ", expected " : ", at most ") + count(size);
+  }
+};
+
 // A decoder's output: grown (doubling, from a few times the packed size) only
 // as the data really decodes, and never past the expected size, so a size
 // declared by a corrupt header costs memory only once the data bears it out.
 class Output {
  public:
-  Output(Codec c, std::uint64_t expected, std::size_t packed) : codec_(c), expected_(expected) {
+  Output(Codec c, Expected expected, std::size_t packed) : codec_(c), expected_(expected.size), exact_(expected.exact) {
     resize(std::max<std::uint64_t>(std::uint64_t{1} << 20, 4 * std::uint64_t{packed}));
   }
   // Doubles the buffer (up to the expected size); false when it is already there.
@@ -61,7 +73,7 @@ class Output {
   std::uint8_t* at(std::size_t used) { return bytes(buf_) + used; }
   std::size_t room(std::size_t used) const { return buf_.size() - used; }
   std::string take(std::size_t used) {
-    if (used != expected_) too_small(codec_, used, expected_);
+    if (exact_ && used != expected_) too_small(codec_, used, expected_);
     buf_.resize(used);
     return std::move(buf_);
   }
@@ -77,6 +89,7 @@ class Output {
   }
   Codec codec_;
   std::uint64_t expected_;
+  bool exact_;
   std::string buf_;
 };
 
@@ -95,12 +108,12 @@ std::string zstd_compress(const std::string& in) {
   return out;
 }
 
-std::string zstd_decompress(std::string_view in, std::uint64_t expected) {
+std::string zstd_decompress(std::string_view in, Expected expected) {
   // The frame header's content size is checked before anything is allocated.
   const unsigned long long declared = ZSTD_getFrameContentSize(in.data(), in.size());
   if (declared == ZSTD_CONTENTSIZE_ERROR) fail(Codec::Zstd, "not zstd data (bad or truncated frame header)");
-  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != expected)
-    fail(Codec::Zstd, "frame declares " + count(declared) + ", expected " + count(expected));
+  if (declared != ZSTD_CONTENTSIZE_UNKNOWN && !expected.mismatch(declared).empty())
+    fail(Codec::Zstd, "frame declares " + expected.mismatch(declared));
   Output out(Codec::Zstd, expected, in.size());
   const std::unique_ptr<ZSTD_DCtx, decltype(&ZSTD_freeDCtx)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
   if (!ctx) fail(Codec::Zstd, "cannot create a decompression context");
@@ -114,7 +127,7 @@ std::string zstd_decompress(std::string_view in, std::uint64_t expected) {
     used += dst.pos;
     if (ZSTD_isError(r) || r == 0) break;
     if (dst.pos == 0 && src.pos == before) {  // stuck: out of room, or out of input
-      if (out.room(used) == 0) too_large(Codec::Zstd, expected);
+      if (out.room(used) == 0) too_large(Codec::Zstd, expected.size);
       fail(Codec::Zstd, "truncated data (frame ends after " + count(used) + " of output)");
     }
   }
@@ -174,12 +187,12 @@ std::uint64_t xz_declared_size(std::string_view in) {
   return size;
 }
 
-std::string xz_decompress(std::string_view in, std::uint64_t expected) {
+std::string xz_decompress(std::string_view in, Expected expected) {
   const std::uint64_t declared = xz_declared_size(in);
-  if (declared != expected) fail(Codec::Xz, "stream index declares " + count(declared) + ", expected " + count(expected));
+  if (!expected.mismatch(declared).empty()) fail(Codec::Xz, "stream index declares " + expected.mismatch(declared));
   // The decoder's dictionary is at most about the output size (see xz_compress):
   // a header asking for more is rejected rather than allocated.
-  const std::uint64_t memlimit = 2 * std::min<std::uint64_t>(expected, 64 << 20) + (1 << 20);
+  const std::uint64_t memlimit = 2 * std::min<std::uint64_t>(declared, 64 << 20) + (1 << 20);
   Output out(Codec::Xz, expected, in.size());
   struct Stream : lzma_stream {
     Stream() : lzma_stream(LZMA_STREAM_INIT) {}
@@ -202,7 +215,7 @@ std::string xz_decompress(std::string_view in, std::uint64_t expected) {
     if (left_in != 0) fail(Codec::Xz, count(left_in) + " of trailing data after the stream");
     return out.take(used);
   }
-  if (r == LZMA_BUF_ERROR && left_out == 0 && left_in != 0) too_large(Codec::Xz, expected);
+  if (r == LZMA_BUF_ERROR && left_out == 0 && left_in != 0) too_large(Codec::Xz, expected.size);
   if (r == LZMA_BUF_ERROR && left_in == 0)
     fail(Codec::Xz, "truncated data (stream ends after " + count(used) + " of output)");
   fail(Codec::Xz, lzma_message(r));
@@ -222,7 +235,7 @@ std::string brotli_compress(const std::string& in) {
 }
 
 // Brotli declares no total size: the output grows as it decodes.
-std::string brotli_decompress(std::string_view in, std::uint64_t expected) {
+std::string brotli_decompress(std::string_view in, Expected expected) {
   Output out(Codec::Brotli, expected, in.size());
   const std::unique_ptr<BrotliDecoderState, decltype(&BrotliDecoderDestroyInstance)> s(
       BrotliDecoderCreateInstance(nullptr, nullptr, nullptr), BrotliDecoderDestroyInstance);
@@ -240,7 +253,7 @@ std::string brotli_decompress(std::string_view in, std::uint64_t expected) {
     case BROTLI_DECODER_RESULT_SUCCESS:
       if (avail_in != 0) fail(Codec::Brotli, count(avail_in) + " of trailing data after the stream");
       return out.take(total);
-    case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT: too_large(Codec::Brotli, expected);
+    case BROTLI_DECODER_RESULT_NEEDS_MORE_OUTPUT: too_large(Codec::Brotli, expected.size);
     case BROTLI_DECODER_RESULT_NEEDS_MORE_INPUT:
       fail(Codec::Brotli, "truncated data (stream ends after " + count(total) + " of output)");
     default: fail(Codec::Brotli, std::string("corrupt data (") + BrotliDecoderErrorString(BrotliDecoderGetErrorCode(s.get())) + ")");
@@ -249,6 +262,15 @@ std::string brotli_decompress(std::string_view in, std::uint64_t expected) {
 
 [[noreturn]] void unknown(Codec c) {
   throw std::runtime_error("unknown codec id " + std::to_string(static_cast<std::uint32_t>(c)));
+}
+
+std::string decode(std::string_view packed, Codec c, Expected expected) {
+  switch (c) {
+    case Codec::Zstd: return zstd_decompress(packed, expected);
+    case Codec::Xz: return xz_decompress(packed, expected);
+    case Codec::Brotli: return brotli_decompress(packed, expected);
+  }
+  unknown(c);
 }
 
 }  // namespace
@@ -263,12 +285,11 @@ std::string compress(const std::string& data, Codec c) {
 }
 
 std::string decompress(std::string_view packed, Codec c, std::uint64_t expected_size) {
-  switch (c) {
-    case Codec::Zstd: return zstd_decompress(packed, expected_size);
-    case Codec::Xz: return xz_decompress(packed, expected_size);
-    case Codec::Brotli: return brotli_decompress(packed, expected_size);
-  }
-  unknown(c);
+  return decode(packed, c, {expected_size, true});
+}
+
+std::string decompress_at_most(std::string_view packed, Codec c, std::uint64_t max_size) {
+  return decode(packed, c, {max_size, false});
 }
 
 const char* codec_name(Codec c) {

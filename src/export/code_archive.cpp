@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "pgolf/export/minify.h"
 
 namespace pgolf {
 namespace {
@@ -38,8 +39,14 @@ std::vector<std::pair<std::string, std::string>> embedded_sources() {
 
 std::string build_commit() { return detail::kBuildCommit; }
 
+std::vector<std::pair<std::string, std::string>> counted_sources() {
+  auto files = embedded_sources();
+  for (auto& [path, data] : files) data = minify_source(path, data);
+  return files;
+}
+
 std::string code_tar() {
-  const auto files = embedded_sources();
+  const auto files = counted_sources();
   std::vector<TarEntry> entries;
   std::set<std::string> dirs;
   for (const auto& [path, data] : files) {
@@ -89,7 +96,7 @@ CodeArchive code_archive(Codec c) {
   r.bytes = compress(tar, c);
   r.tar_bytes = tar.size();
   r.raw_bytes = 0;
-  for (std::size_t i = 0; i < detail::kEmbeddedSourceCount; ++i) r.raw_bytes += detail::kEmbeddedSources[i].size;
+  for (const auto& [path, data] : counted_sources()) r.raw_bytes += data.size();
   r.codec = c;
   r.file_name = std::string("pgolf-src.tar.") + (c == Codec::Zstd ? "zst" : c == Codec::Xz ? "xz" : "br");
   return r;

@@ -79,7 +79,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
                                              .sizes(int_widths_label(widths), codec_name(codec), r.artifact_bytes, r.total(), path);
   log.line(sizes[0]);
   log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": " + codec_name(kCodeCodec) +
-           " tar of " + std::to_string(code().raw_bytes) + " source bytes)");
+           " tar of " + std::to_string(code().raw_bytes) + " minified source bytes)");
   for (std::size_t i = 1; i < sizes.size(); ++i) log.line(sizes[i]);
   const long long left = static_cast<long long>(budget.budget) - static_cast<long long>(r.total());
   char buf[160];

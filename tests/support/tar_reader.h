@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <sstream>
 #include "helpers.h"
 #include "pgolf/export/code_archive.h"
+#include "pgolf/export/minify.h"
 #include "pgolf/core/io.h"
 #include "pgolf/export/submission.h"
 
@@ -21,6 +23,19 @@ inline std::map<std::string, std::string> source_tree(const std::string& root) {
   for (const char* dir : {"cmake", "include", "src"})
     for (const auto& e : std::filesystem::recursive_directory_iterator(root + "/" + dir))
       if (!e.is_directory()) files[std::filesystem::relative(e.path(), root).generic_string()] = read_file(e.path().string());
+  return files;
+}
+
+// The counted part of source_tree(): less cmake/tools.cmake's PGOLF_TOOL_FILES,
+// each file minified, as the code archive holds them.
+inline std::map<std::string, std::string> counted_tree(const std::string& root) {
+  auto files = source_tree(root);
+  const std::string cmake = read_file(root + "/cmake/tools.cmake");
+  const auto begin = cmake.find("set(PGOLF_TOOL_FILES"), end = cmake.find(')', begin);
+  EXPECT_NE(begin, std::string::npos) << "cmake/tools.cmake sets no PGOLF_TOOL_FILES";
+  std::istringstream list(cmake.substr(begin + 20, end - begin - 20));
+  for (std::string path; list >> path;) EXPECT_EQ(files.erase(path), 1u) << path << " (PGOLF_TOOL_FILES) is missing";
+  for (auto& [path, data] : files) data = minify_source(path, data);
   return files;
 }
 

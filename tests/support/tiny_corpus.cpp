@@ -7,6 +7,7 @@
 
 #include "helpers.h"
 #include "pgolf/data/data.h"
+#include "pgolf/data/tokenizer_train.h"
 
 namespace pgolf::test {
 

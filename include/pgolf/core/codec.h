@@ -26,6 +26,9 @@ std::string compress(const std::string& data, Codec c);
 // (corrupt or truncated data, trailing bytes, more or fewer bytes than
 // expected) throws std::runtime_error naming the codec.
 std::string decompress(std::string_view packed, Codec c, std::uint64_t expected_size);
+// The same for data of unknown size (a code archive): any size up to
+// `max_size`, more throws.
+std::string decompress_at_most(std::string_view packed, Codec c, std::uint64_t max_size);
 
 const char* codec_name(Codec c);                          // "zstd", "xz", "brotli"
 std::optional<Codec> codec_from_id(std::uint32_t id);     // nullopt for unknown ids

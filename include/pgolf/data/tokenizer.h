@@ -2,7 +2,6 @@
 // SentencePiece stays behind this interface; nothing else includes it.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -36,16 +35,6 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
   std::string path_;
 };
-
-// Yields documents one at a time; returns false when there are no more.
-using DocumentSource = std::function<bool(std::string& doc)>;
-
-// Trains the SentencePiece BPE model of docs/MODEL.md ("Data") (byte fallback, split digits,
-// nmt_nfkc, no dummy prefix, pad/bos/eos/unk = 0/1/2/3) on the documents and
-// writes it atomically to `output_path`. `reserved_pieces` (e.g. the CaseOps
-// markers) become pieces of their own, never merged or split.
-void train_tokenizer(const DocumentSource& docs, int vocab_size, const std::string& output_path, int num_threads,
-                     const std::vector<std::string>& reserved_pieces = {});
 
 // docs/MODEL.md ("The score: bits per byte") lookup tables over token ids.
 struct ByteLuts {

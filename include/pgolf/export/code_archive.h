@@ -1,7 +1,8 @@
 // The code of a submission as a reproducible archive: the source files needed
-// to rebuild pgolf (CMakeLists.txt, cmake/, include/, src/ — the files that
-// code_bytes() counts), embedded into the binary at build time, written as a
-// tar that is byte-identical for the same tree, then compressed.
+// to rebuild pgolf without the tools (CMakeLists.txt, cmake/, include/, src/
+// less cmake/tools.cmake's PGOLF_TOOL_FILES), embedded into the binary at
+// build time, minified (export/minify.h), written as a tar that is
+// byte-identical for the same tree, then compressed: code_bytes() counts it.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -16,13 +17,16 @@ namespace pgolf {
 // The embedded files as (repository-relative path, bytes), sorted by path.
 std::vector<std::pair<std::string, std::string>> embedded_sources();
 
-// A POSIX ustar archive of the embedded files with their parent directories,
+// The same, each minified (minify_source()): the files of the archive.
+std::vector<std::pair<std::string, std::string>> counted_sources();
+
+// A POSIX ustar archive of the counted files with their parent directories,
 // sorted by path, mtime 0, owner 0:0 with empty names, modes 0644 and 0755.
 std::string code_tar();
 
 struct CodeArchive {
   std::string bytes;         // compress(code_tar(), codec)
-  std::uint64_t raw_bytes;   // sum of the embedded file sizes (= code_bytes())
+  std::uint64_t raw_bytes;   // sum of the counted (minified) file sizes
   std::uint64_t tar_bytes;   // size of code_tar(), what decompress() must be told
   Codec codec;
   std::string file_name;     // "pgolf-src.tar.zst", ".tar.xz" or ".tar.br"

@@ -118,6 +118,20 @@ TEST(Codec, BadDataAndWrongSizesThrow) {
   }
 }
 
+// decompress_at_most: data of any size up to the bound, more throws.
+TEST(Codec, DecompressAtMostTakesAnySizeUpToTheBound) {
+  const std::string in = mixed_megabyte().substr(0, 200000);
+  for (Codec c : kAllCodecs) {
+    const std::string packed = compress(in, c);
+    EXPECT_EQ(decompress_at_most(packed, c, in.size()), in) << codec_name(c);
+    EXPECT_EQ(decompress_at_most(packed, c, std::uint64_t{1} << 30), in) << codec_name(c);
+    EXPECT_EQ(decompress_at_most(compress("", c), c, 10), "") << codec_name(c);
+    expect_error(c, [&] { decompress_at_most(packed, c, in.size() - 1); }, "bound size - 1");
+    expect_error(c, [&] { decompress_at_most(packed + "junk", c, in.size()); }, "trailing bytes");
+    expect_error(c, [&] { decompress_at_most(packed.substr(0, packed.size() / 2), c, in.size()); }, "truncated");
+  }
+}
+
 // Brotli has no checksum: a flipped byte in a stretch of literals can decode
 // to wrong bytes of the right size (the artifact header's CRC32 guards the
 // packed bytes). Most flips still break its entropy codes; this pins that down

@@ -9,6 +9,7 @@
 #include "helpers.h"
 #include "tar_reader.h"
 #include "pgolf/export/code_archive.h"
+#include "pgolf/export/minify.h"
 #include "pgolf/core/io.h"
 #include "pgolf/export/submission.h"
 
@@ -16,6 +17,7 @@ using namespace pgolf;
 using test::TempDir;
 namespace fs = std::filesystem;
 
+using test::counted_tree;
 using test::read_tar;
 using test::source_tree;
 
@@ -38,18 +40,23 @@ TEST(CodeArchive, IsByteIdenticalWhenBuiltTwice) {
   EXPECT_EQ(code_archive(Codec::Brotli).file_name, "pgolf-src.tar.br");
 }
 
-TEST(CodeArchive, HoldsExactlyTheSourceTree) {
-  const auto disk = source_tree(PGOLF_SOURCE_DIR);
+// The archive holds the counted files (the tree less the tools), minified.
+TEST(CodeArchive, HoldsExactlyTheCountedTree) {
+  const auto tree = source_tree(PGOLF_SOURCE_DIR);
+  const auto disk = counted_tree(PGOLF_SOURCE_DIR);
   const auto embedded = embedded_sources();
   ASSERT_TRUE(std::is_sorted(embedded.begin(), embedded.end()));
   std::vector<std::string> disk_paths, embedded_paths;
   for (const auto& [p, d] : disk) disk_paths.push_back(p);
   for (const auto& [p, d] : embedded) embedded_paths.push_back(p);
   ASSERT_EQ(embedded_paths, disk_paths) << "rebuild: the embedded sources are stale";
+  for (const char* tool : {"src/data/download.cpp", "src/core/http.cpp", "src/app/bench.cpp", "src/eval/stats.cpp",
+                           "src/data/tokenizer_train.cpp", "cmake/tools.cmake"})
+    EXPECT_EQ(disk.count(tool), 0u) << tool;
   std::uint64_t raw = 0;
   for (const auto& [p, d] : embedded) {
-    EXPECT_EQ(d, disk.at(p)) << p << " differs from the file on disk (rebuild)";
-    raw += d.size();
+    EXPECT_EQ(d, tree.at(p)) << p << " differs from the file on disk (rebuild)";
+    raw += disk.at(p).size();
   }
   EXPECT_EQ(code_archive(Codec::Zstd).raw_bytes, raw);
   EXPECT_EQ(code_bytes(), code_archive(kCodeCodec).bytes.size());  // the budget counts the compressed archive
@@ -89,3 +96,9 @@ TEST(CodeArchive, HoldsExactlyTheSourceTree) {
   EXPECT_EQ(dirs, expected_dirs);
 }
 
+
+// Minifying the counted files again changes nothing, so a tree unpacked from
+// the archive embeds, and archives, the same bytes.
+TEST(CodeArchive, CountedFilesAreMinifiedToAFixedPoint) {
+  for (const auto& [path, data] : counted_sources()) EXPECT_EQ(minify_source(path, data), data) << path;
+}
