@@ -23,11 +23,7 @@ std::vector<RuleCheck> check_rules(const RunFacts& f) {
                  "training " + seconds(f.train_ms) + " + calibration on training data " + seconds(f.calibration_ms) + " = " +
                      seconds(train) + " <= 600 s",
                  train <= kChallengeTrainSeconds * 1000.0});
-  const bool eval_budget = f.eval_budget_seconds > 0;
-  out.push_back({"eval_time",
-                 "evaluation (sliding window" + std::string(f.ttt ? " and TTT" : "") + ") " + seconds(f.eval_ms) +
-                     (eval_budget ? " <= EVAL_BUDGET_SECONDS=" + seconds(f.eval_budget_seconds * 1000.0) : " (EVAL_BUDGET_SECONDS=0: no budget held)"),
-                 !eval_budget || f.eval_ms <= f.eval_budget_seconds * 1000.0});
+  out.push_back(check_eval_time(f.eval_ms, f.eval_budget_seconds, f.ttt));
   out.push_back({"eval_data", "the evaluation opened no training shard (enforced)", true});
   out.push_back({"ttt", f.ttt ? "test-time training scores each chunk before it adapts on it" : "no test-time training", true});
   out.push_back({"val_split",
@@ -36,6 +32,14 @@ std::vector<RuleCheck> check_rules(const RunFacts& f) {
                                      : "the whole validation split scored",
                  f.subset_tokens == 0});
   return out;
+}
+
+RuleCheck check_eval_time(double eval_ms, double eval_budget_seconds, bool ttt) {
+  const bool held = eval_budget_seconds > 0;
+  return {"eval_time",
+          "evaluation (sliding window" + std::string(ttt ? " and TTT" : "") + ") " + seconds(eval_ms) +
+              (held ? " <= EVAL_BUDGET_SECONDS=" + seconds(eval_budget_seconds * 1000.0) : " (EVAL_BUDGET_SECONDS=0: no budget held)"),
+          !held || eval_ms <= eval_budget_seconds * 1000.0};
 }
 
 std::vector<std::string> compliance_lines(const std::vector<RuleCheck>& checks) {

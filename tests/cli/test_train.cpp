@@ -41,6 +41,7 @@ TEST(Training, EvalCommandReproducesTheFinalLine) {
   ASSERT_EQ(eval.exit_code, 0) << eval.output;
   EXPECT_NE(final_line(run.output), "missing") << run.output;
   EXPECT_EQ(final_line(eval.output), final_line(run.output));
+  EXPECT_NE(eval.output.find("compliance: evaluation (sliding window) "), std::string::npos) << eval.output;
   auto inspect = test::run_pgolf("inspect " + dir.file("run/final_model.pgolf"));
   ASSERT_EQ(inspect.exit_code, 0) << inspect.output;
   EXPECT_NE(inspect.output.find("blocks.1.mlp.fc.weight"), std::string::npos);

@@ -29,6 +29,11 @@ struct RuleCheck {
 
 std::vector<RuleCheck> check_rules(const RunFacts& facts);
 
+// The evaluation's rule alone (`pgolf eval` checks it too): `eval_ms` of the
+// scoring the challenge times (sliding window, TTT) against
+// EVAL_BUDGET_SECONDS (0: no budget held).
+RuleCheck check_eval_time(double eval_ms, double eval_budget_seconds, bool ttt);
+
 // "compliance: <text>: pass|FAIL" per check and the verdict line.
 std::vector<std::string> compliance_lines(const std::vector<RuleCheck>& checks);
 
