@@ -1,5 +1,5 @@
 # The tools: the commands outside the train, eval and export path (tokenizer,
-# shard, data, bench, compare, download) and the sources only they need. The
+# shard, data, bench, compare, submit, download) and the sources only they need. The
 # full tree builds them into pgolf; the code archive, the counted code (README
 # "Code bytes"), leaves this file and PGOLF_TOOL_FILES out, and a tree unpacked
 # from it builds pgolf without them. Included by CMakeLists.txt and by
@@ -8,6 +8,7 @@ set(PGOLF_TOOL_FILES
   cmake/tools.cmake
   include/pgolf/app/bench.h src/app/bench.cpp
   include/pgolf/app/compare.h src/app/compare.cpp
+  include/pgolf/app/submit.h src/app/submit.cpp
   include/pgolf/app/tool_commands.h src/app/tool_commands.cpp
   include/pgolf/app/tools.h src/app/tools.cpp
   include/pgolf/core/http.h src/core/http.cpp

@@ -249,7 +249,7 @@ int cmd_export(const ConfigArgs& args, const std::string& weights, const std::st
 
 namespace {
 
-// `pgolf inspect` of a code archive: its files, their sizes and the total.
+// `pgolf inspect` of a train_gpt.py: the files of its code archive, their sizes and the total.
 int inspect_code_archive(const std::string& path) {
   std::uint64_t total = 0, files = 0;
   for (const ArchiveMember& m : read_code_archive(path)) {
@@ -258,16 +258,16 @@ int inspect_code_archive(const std::string& path) {
     total += m.data.size();
     ++files;
   }
-  std::printf("code archive %s: %llu files, %llu bytes, %llu bytes compressed (%s)\n", path.c_str(),
+  std::printf("code archive in %s: %llu files, %llu bytes; the script: %llu bytes\n", path.c_str(),
               static_cast<unsigned long long>(files), static_cast<unsigned long long>(total),
-              static_cast<unsigned long long>(std::filesystem::file_size(path)), codec_name(*code_archive_codec(path)));
+              static_cast<unsigned long long>(std::filesystem::file_size(path)));
   return 0;
 }
 
 }  // namespace
 
 int cmd_inspect(const std::string& path, bool codecs) {
-  if (code_archive_codec(path)) return inspect_code_archive(path);
+  if (ends_with(path, ".py")) return inspect_code_archive(path);
   const ArtifactContents artifact = read_artifact(path);
   const std::vector<QuantTensor>& tensors = artifact.tensors;
   const Codec codec = artifact.codec;
@@ -291,15 +291,16 @@ int cmd_inspect(const std::string& path, bool codecs) {
                 scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
                 100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
   }
+  // The counted code is the train_gpt.py export wrote next to the artifact.
+  const std::string script = (std::filesystem::path(path).parent_path() / "train_gpt.py").string();
+  const bool has_code = std::filesystem::exists(script);
+  const std::uint64_t code = has_code ? std::filesystem::file_size(script) : 0;
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "tensors:%zu params:%llu raw_bytes:%llu codec:%s artifact_bytes:%llu code_bytes:%llu (%s tar of %llu minified source bytes)"
-                " total:%llu budget:%llu %s\n",
+  std::snprintf(buf, sizeof buf, "tensors:%zu params:%llu raw_bytes:%llu codec:%s artifact_bytes:%llu code_bytes:%llu%s total:%llu budget:%llu %s\n",
                 tensors.size(), static_cast<unsigned long long>(params), static_cast<unsigned long long>(raw_sum),
-                codec_name(codec), static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code_bytes()),
-                codec_name(code().codec), static_cast<unsigned long long>(code().raw_bytes),
-                static_cast<unsigned long long>(file_bytes + code_bytes()), static_cast<unsigned long long>(kSubmissionBudget),
-                file_bytes + code_bytes() <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
+                codec_name(codec), static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code),
+                has_code ? "" : " (no train_gpt.py next to the artifact)", static_cast<unsigned long long>(file_bytes + code),
+                static_cast<unsigned long long>(kSubmissionBudget), file_bytes + code <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
   std::cout << buf << "(packed_bytes compresses each tensor alone with the artifact's codec; share is of their sum)\n";
   std::string record;
   for (const auto& [k, v] : parse_record(artifact.record_text, path).values) record += " " + k + "=" + v;

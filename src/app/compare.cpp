@@ -108,11 +108,14 @@ RunResult read_run_result(const std::string& path) {
     throw std::runtime_error("'" + path + "' has no metrics.jsonl: not a run folder of `pgolf train`, or the run has not started");
   const std::string where = "'" + path + "'";
   const std::string text = read_file(metrics.string());
-  nlohmann::json final_event, last;
+  nlohmann::json final_event, compliance, provenance, last;
   for (std::string_view line : lines_of(text)) {
     nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!event.is_object()) continue;
-    if (event_name(event) == "final") final_event = event;
+    const std::string name = event_name(event);
+    if (name == "final") final_event = event;
+    if (name == "compliance") compliance = event;
+    if (name == "provenance") provenance = event;
     last = std::move(event);
   }
   if (final_event.is_null())
@@ -129,6 +132,12 @@ RunResult read_run_result(const std::string& path) {
   r.train_time_ms = final_number(final_event, "train_time_ms", where);
   r.steps = std::llround(final_number(final_event, "steps", where));
   r.total_bytes = std::llround(final_number(final_event, "total_bytes", where));
+  r.artifact_bytes = std::llround(final_number(final_event, "artifact_bytes", where));
+  if (const auto eval = final_event.find("eval_ms"); eval != final_event.end() && eval->is_number()) r.eval_ms = eval->get<double>();
+  for (auto it = compliance.begin(); compliance.is_object() && it != compliance.end(); ++it)
+    if (it.key() != "event" && it->is_string()) r.compliance.emplace_back(it.key(), it->get<std::string>());
+  for (auto it = provenance.begin(); provenance.is_object() && it != provenance.end(); ++it)
+    if (it->is_string()) r.provenance[it.key()] = it->get<std::string>();
   return r;
 }
 

@@ -77,16 +77,16 @@ int main(int argc, char** argv) {
   add_config_options(exp, cfg_args);
 
   auto* inspect = app.add_subcommand("inspect", "list an artifact's tensors, schemes and compressed sizes, or the files "
-                                                 "of a code archive (pgolf-src.tar.br, .zst or .xz)");
-  inspect->add_option("path", model_path, "artifact or code archive file")->required()->check(CLI::ExistingFile);
+                                                 "of the code archive in a train_gpt.py");
+  inspect->add_option("path", model_path, "artifact or train_gpt.py")->required()->check(CLI::ExistingFile);
   bool inspect_codecs = false;
   inspect->add_flag("--codecs", inspect_codecs,
                     "also compress the payload with every codec (zstd-22, xz -9e, brotli-11) in every byte layout and print the sizes");
 
   std::string unpack_archive, unpack_output;
-  auto* unpack = app.add_subcommand("unpack", "extract a code archive (the pgolf-src.tar.br next to an artifact, or .zst, "
-                                                ".xz) into a new folder, which then builds pgolf");
-  unpack->add_option("archive", unpack_archive, "code archive file")->required()->check(CLI::ExistingFile);
+  auto* unpack = app.add_subcommand("unpack", "extract the source in a train_gpt.py (the counted code export writes next "
+                                                "to an artifact) into a new folder, which then builds pgolf");
+  unpack->add_option("archive", unpack_archive, "train_gpt.py")->required()->check(CLI::ExistingFile);
   unpack->add_option("--output", unpack_output, "folder to create (or an empty one)")->required();
 
   std::vector<std::string> args(argv, argv + argc);

@@ -6,6 +6,7 @@
 
 #include "pgolf/app/cli_options.h"
 #include "pgolf/app/compare.h"
+#include "pgolf/app/submit.h"
 #include "pgolf/app/tool_commands.h"
 
 namespace pgolf {
@@ -36,6 +37,7 @@ struct ToolOptions {
   BenchOptions bench_opts;
   std::vector<std::string> compare_runs;
   double compare_margin = kRecordMargin;
+  SubmitOptions submit;
   DownloadOptions dl;
   ToolOptions() { dl.endpoint.clear(); }  // cmd_download: HF_ENDPOINT or the default
 };
@@ -53,7 +55,7 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
   auto o = std::make_shared<ToolOptions>();
   // The options set by the command line below, by name.
   auto& [corpus, vocab_size, tok_output, tok_caseops, shard_opts, shard_tokenizer, bench_opts, compare_runs,
-         compare_margin, dl] = *o;
+         compare_margin, submit_opts, dl] = *o;
   auto* tokenizer = app.add_subcommand("tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, as the challenge's) on a corpus");
   add_corpus_options(tokenizer, corpus);
   tokenizer->add_option("--vocab-size", vocab_size, "number of pieces")->capture_default_str();
@@ -120,6 +122,27 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
       "Example: pgolf compare logs/new_seed1337 logs/new_seed42 logs/new_seed2024 -- logs/old_seed1337 logs/old_seed42\n"
       "The exit code is 0 whatever the verdict, 1 when a run cannot be read (e.g. it did not finish).");
 
+  auto* submit = app.add_subcommand("submit", "turn finished runs of one configuration (its seeds) into a records folder: "
+                                               "README.md, submission.json, the train logs and train_gpt.py");
+  submit->add_option("runs", submit_opts.runs, "run folders of `pgolf train`, one per seed, of the same configuration")
+      ->type_name("RUN")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  submit->add_option("--output", submit_opts.output, "the records folder to create (new, or empty)")->required();
+  submit->add_option("--name", submit_opts.name, "the submission's name (submission.json \"name\", README title)")->required();
+  submit->add_option("--author", submit_opts.author, "your name")->required();
+  submit->add_option("--github-id", submit_opts.github_id, "your GitHub user name")->required();
+  submit->add_option("--track", submit_opts.track, "the challenge's track (its records folder)")->capture_default_str();
+  submit->add_option("--date", submit_opts.date, "YYYY-MM-DD (default: today, UTC)");
+  submit->footer(
+      "Each run must have finished and passed every compliance check (docs/RULES.md), on the whole validation split;\n"
+      "the runs may differ in SEED, RUN_ID and LOG_DIR only, and their train_gpt.py (code and configuration) must be\n"
+      "identical. submission.json: author, github_id, name, date, track, val_bpb (the mean over the seeds), val_bpb_std,\n"
+      "val_loss, val_loss_std, seeds, seed_results (per seed: val_loss, val_bpb, steps, artifact_bytes, code_bytes,\n"
+      "total_bytes, train_time_s, eval_time_s), bytes_total, bytes_code, hardware, techniques, pgolf.\n"
+      "Example: pgolf submit logs/s1337 logs/s42 logs/s2024 --output records/track_10min_16mb/2026-12-07_MyRun \\\n"
+      "           --name MyRun --author 'Ada L.' --github-id ada");
+
   auto* download = app.add_subcommand("download", "fetch the official challenge data (shards, tokenizer) from Hugging Face");
   download->add_option("--variant", dl.variant, "dataset fineweb10B_<VARIANT>: sp1024, sp<N> or byte260 (the manifest lists them)")
       ->capture_default_str();
@@ -153,6 +176,7 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
         throw std::invalid_argument("compare needs two sets of runs separated by --: pgolf compare RUN_A... -- RUN_B...");
       return cmd_compare({runs.begin(), separator}, {separator + 1, runs.end()}, t.compare_margin);
     }
+    if (*submit) return cmd_submit(t.submit);
     if (*download) return cmd_download(t.dl);
     return std::nullopt;
   };

@@ -98,7 +98,6 @@ CodeArchive code_archive(Codec c) {
   r.raw_bytes = 0;
   for (const auto& [path, data] : counted_sources()) r.raw_bytes += data.size();
   r.codec = c;
-  r.file_name = std::string("pgolf-src.tar.") + (c == Codec::Zstd ? "zst" : c == Codec::Xz ? "xz" : "br");
   return r;
 }
 

@@ -7,7 +7,7 @@
 #include "pgolf/export/artifact.h"
 #include "pgolf/config/record.h"
 #include "pgolf/export/calibrate.h"
-#include "pgolf/export/code_archive.h"
+#include "pgolf/export/script.h"
 #include "pgolf/data/data.h"
 #include "pgolf/export/fit.h"
 #include "pgolf/core/io.h"
@@ -17,13 +17,6 @@
 #include "pgolf/model/weights.h"
 
 namespace pgolf {
-const CodeArchive& code() {
-  static const CodeArchive archive = code_archive(kCodeCodec);
-  return archive;
-}
-
-std::uint64_t code_bytes() { return code().bytes.size(); }
-
 std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const std::string& data_path, std::int64_t seq_len,
                                                 const QuantOptions& quant, RunLog& log) {
   if (!uses_gptq(quant)) return {};
@@ -44,7 +37,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   const auto t0 = std::chrono::steady_clock::now();
   ExportResult r;
   r.path = path;
-  r.code_bytes = code_bytes();
+  const std::string script = submission_script(cfg);
+  r.code_bytes = script.size();
   log.progress("pruning and quantising...");
   const FitOptions budget = fit_options(cfg.export_, r.code_bytes);
   const QuantOptions quant = quant_options(cfg.export_, cfg.qat);
@@ -66,8 +60,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
                                " decodes to non-finite values (its magnitudes overflow fp16, whose largest value is 65504); "
                                "nothing is written");
   r.artifact_bytes = write_artifact_packed(path, fit.payload.size(), record, fit.packed, codec);
-  r.code_path = (std::filesystem::path(path).parent_path() / code().file_name).string();
-  write_file_atomic(r.code_path, code().bytes);
+  r.code_path = (std::filesystem::path(path).parent_path() / "train_gpt.py").string();
+  write_file_atomic(r.code_path, script);
   r.export_ms = ms_since(t0);
   r.fitted = fit.changed;
   if (fit.changed)
@@ -78,8 +72,8 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
   const std::vector<std::string> sizes = ScoreLines(cfg.eval.log_compat)
                                              .sizes(int_widths_label(widths), codec_name(codec), r.artifact_bytes, r.total(), path);
   log.line(sizes[0]);
-  log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": " + codec_name(kCodeCodec) +
-           " tar of " + std::to_string(code().raw_bytes) + " minified source bytes)");
+  log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": the source of pgolf's train, "
+           "eval and export path, minified, as a base85 xz tar, and the configuration)");
   for (std::size_t i = 1; i < sizes.size(); ++i) log.line(sizes[i]);
   const long long left = static_cast<long long>(budget.budget) - static_cast<long long>(r.total());
   char buf[160];

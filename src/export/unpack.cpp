@@ -8,13 +8,10 @@
 #include <stdexcept>
 
 #include "pgolf/core/io.h"
+#include "pgolf/export/script.h"
 
 namespace pgolf {
 namespace {
-
-// A code archive is a few MB of tar at most; this bounds what a corrupt or
-// hostile file can make pgolf allocate.
-constexpr std::uint64_t kMaxTarBytes = std::uint64_t{1} << 30;
 
 // Whether a member path stays inside the folder it is unpacked into.
 bool contained(const std::string& path) {
@@ -27,22 +24,8 @@ bool contained(const std::string& path) {
 
 }  // namespace
 
-std::optional<Codec> code_archive_codec(const std::string& path) {
-  if (ends_with(path, ".br")) return Codec::Brotli;
-  if (ends_with(path, ".zst")) return Codec::Zstd;
-  if (ends_with(path, ".xz")) return Codec::Xz;
-  return std::nullopt;
-}
-
 std::vector<ArchiveMember> read_code_archive(const std::string& path) {
-  const std::optional<Codec> codec = code_archive_codec(path);
-  if (!codec) throw std::runtime_error("'" + path + "': not a code archive (the name must end in .br, .zst or .xz)");
-  std::string tar;
-  try {
-    tar = decompress_at_most(read_file(path), *codec, kMaxTarBytes);
-  } catch (const std::runtime_error& e) {
-    throw std::runtime_error("'" + path + "': cannot decompress the code archive: " + e.what());
-  }
+  const std::string tar = script_archive_tar(read_file(path), path);
   std::unique_ptr<struct archive, decltype(&archive_read_free)> a(archive_read_new(), archive_read_free);
   if (!a || archive_read_support_format_tar(a.get()) != ARCHIVE_OK ||
       archive_read_open_memory(a.get(), tar.data(), tar.size()) != ARCHIVE_OK)

@@ -315,7 +315,7 @@ class Trainer {
 
   void log_final(const TrainResult& r) {
     log_compliance(r);
-    log_.metric("final", {{"steps", double(r.steps)}, {"train_time_ms", r.train_time_ms},
+    log_.metric("final", {{"steps", double(r.steps)}, {"train_time_ms", r.train_time_ms}, {"eval_ms", r.eval_ms},
                           {"val_loss", r.score.val_loss()}, {"val_bpb", r.score.val_bpb()},
                           {"artifact_bytes", double(r.exported.artifact_bytes)}, {"total_bytes", double(r.exported.total())},
                           {"subset_tokens", double(data_.subset_tokens)}});

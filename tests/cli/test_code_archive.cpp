@@ -1,5 +1,5 @@
-// The code archive read back with pgolf (unpack, inspect) and built as a tree
-// of its own.
+// train_gpt.py's code archive read back with pgolf (unpack, inspect) and by
+// Python, and built as a tree of its own.
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include "pgolf/config/config.h"
 #include "pgolf/core/io.h"
 #include "pgolf/export/code_archive.h"
+#include "pgolf/export/script.h"
 
 using namespace pgolf;
 using test::TempDir;
@@ -57,30 +58,37 @@ std::string final_line(const std::string& out) {
 
 }  // namespace
 
-// The archive alone rebuilds pgolf: `pgolf unpack` writes the counted tree,
-// which configures; `pgolf inspect` lists the same files.
+// train_gpt.py alone rebuilds pgolf: `pgolf unpack` writes the counted tree,
+// which configures; `pgolf inspect` lists the same files; Python reads its
+// configuration and archive as pgolf wrote them.
 TEST(CodeArchive, UnpackedTreeConfigures) {
   TempDir dir;
-  for (Codec c : {Codec::Brotli, Codec::Zstd, Codec::Xz}) {
-    const CodeArchive a = code_archive(c);
-    write_file_atomic(dir.file(a.file_name), a.bytes);
-    const std::string out = dir.file(std::string("src-") + codec_name(c));
-    auto r = test::run_pgolf("unpack " + dir.file(a.file_name) + " --output " + out);
-    ASSERT_EQ(r.exit_code, 0) << r.output;
-    EXPECT_EQ(test::source_tree(out), test::counted_tree(PGOLF_SOURCE_DIR)) << codec_name(c);
-  }
-  const std::string src = dir.file("src-brotli");
+  Config c;
+  c.run.data_path = "/data/with \"quotes\" and \\ backslash";
+  const std::string script = submission_script(c);
+  write_file_atomic(dir.file("train_gpt.py"), script);
+  const std::string src = dir.file("src");
+  auto r = test::run_pgolf("unpack " + dir.file("train_gpt.py") + " --output " + src);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(test::source_tree(src), test::counted_tree(PGOLF_SOURCE_DIR));
   EXPECT_FALSE(fs::exists(src + "/tests"));
   EXPECT_FALSE(fs::exists(src + "/cmake/tools.cmake"));
   EXPECT_FALSE(fs::exists(src + "/src/data/download.cpp"));
 
-  auto r = test::run_pgolf("inspect " + dir.file("pgolf-src.tar.br"));
+  r = test::run_pgolf("inspect " + dir.file("train_gpt.py"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto counted = counted_sources();
   EXPECT_NE(r.output.find(std::to_string(counted.size()) + " files"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("  src/train/train.cpp\n"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find(std::to_string(code_archive(Codec::Brotli).bytes.size()) + " bytes compressed (brotli)"),
-            std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the script: " + std::to_string(script.size()) + " bytes"), std::string::npos) << r.output;
+
+  // Python runs the script's assignments and decodes the archive itself.
+  test::write_text(dir.file("read.py"),
+                   "import base64,lzma,sys\nsrc=open(sys.argv[1]).read()\nns={}\nexec(src[:src.index('\\nd=')],ns)\n"
+                   "sys.stdout.write('%d\\n%s' % (len(lzma.decompress(base64.b85decode(ns['P']))), ns['C']))\n");
+  r = test::run_shell("python3 " + dir.file("read.py") + " " + dir.file("train_gpt.py"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, std::to_string(code_tar().size()) + "\n" + recorded_config(c));
 
   r = test::run_shell(configure_command(src));
   EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -90,36 +98,36 @@ TEST(CodeArchive, UnpackedTreeConfigures) {
 // `pgolf unpack` writes into a new or empty folder only, and never outside it.
 TEST(CodeArchive, UnpackRefusesUsedFoldersAndEscapingPaths) {
   TempDir dir;
-  const CodeArchive a = code_archive(Codec::Zstd);
-  write_file_atomic(dir.file(a.file_name), a.bytes);
+  write_file_atomic(dir.file("train_gpt.py"), submission_script(Config{}));
   make_dirs(dir.file("used"));
   test::write_text(dir.file("used/keep"), "mine");
-  auto r = test::run_pgolf("unpack " + dir.file(a.file_name) + " --output " + dir.file("used"));
+  auto r = test::run_pgolf("unpack " + dir.file("train_gpt.py") + " --output " + dir.file("used"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("exists and is not an empty folder"), std::string::npos) << r.output;
   EXPECT_EQ(read_file(dir.file("used/keep")), "mine");
   make_dirs(dir.file("empty"));
-  r = test::run_pgolf("unpack " + dir.file(a.file_name) + " --output " + dir.file("empty"));
+  r = test::run_pgolf("unpack " + dir.file("train_gpt.py") + " --output " + dir.file("empty"));
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir.file("empty/CMakeLists.txt")));
 
   for (const std::string evil : {"../evil", "a/../../evil", "/tmp/evil"}) {
-    write_file_atomic(dir.file("evil.tar.xz"), compress(tar_with(evil), Codec::Xz));
+    write_file_atomic(dir.file("evil.py"), submission_script("", compress(tar_with(evil), Codec::Xz)));
     fs::remove_all(dir.file("out"));
-    r = test::run_pgolf("unpack " + dir.file("evil.tar.xz") + " --output " + dir.file("out"));
+    r = test::run_pgolf("unpack " + dir.file("evil.py") + " --output " + dir.file("out"));
     EXPECT_EQ(r.exit_code, 1) << evil;
     EXPECT_NE(r.output.find("would land outside the folder"), std::string::npos) << r.output;
     EXPECT_FALSE(fs::exists(dir.file("evil")));
     EXPECT_FALSE(fs::exists(dir.file("out")));
   }
-  test::write_text(dir.file("junk.tar.br"), "not brotli");
-  r = test::run_pgolf("unpack " + dir.file("junk.tar.br") + " --output " + dir.file("out"));
+  test::write_text(dir.file("junk.py"), "print('no archive')\n");
+  r = test::run_pgolf("unpack " + dir.file("junk.py") + " --output " + dir.file("out"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("cannot decompress the code archive"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("no code archive in it"), std::string::npos) << r.output;
 }
 
-// The counted tree builds a pgolf that trains and scores as this one does and
-// writes the same code archive (slow: a build of pgolf on 2 cores).
+// The run's train_gpt.py, run by Python in another folder, unpacks and builds
+// a pgolf that trains and scores as this one does and writes the same
+// train_gpt.py (slow: a build of pgolf on 2 cores).
 TEST(CodeArchive, CountedTreeBuildsAndScoresTheSame) {
   TempDir dir;
   const Config c = test::tiny_run(dir, 8);
@@ -128,22 +136,22 @@ TEST(CodeArchive, CountedTreeBuildsAndScoresTheSame) {
   ASSERT_EQ(full.exit_code, 0) << full.output;
   ASSERT_NE(final_line(full.output), "missing") << full.output;
 
-  const std::string src = dir.file("src");
-  auto r = test::run_pgolf("unpack " + dir.file("run/pgolf-src.tar.br") + " --output " + src);
-  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The Python of the LibTorch this build uses (scripts/setup.sh's .venv);
   // ccache (found by CMakeLists.txt) serves a rerun from any temporary folder.
-  r = test::run_shell("export CCACHE_BASEDIR=" + dir.path() +
-                      " CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime && " +
-                      configure_command(src) + " && '" + PGOLF_CMAKE_COMMAND + "' --build " + src + "/b -j2 --target pgolf");
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  const std::string counted = src + "/b/pgolf";
-  r = test::run_shell(counted + " --help");
-  EXPECT_EQ(r.output.find("download"), std::string::npos) << r.output;
-
-  r = test::run_shell(counted + " train --config " + dir.file("tiny.env") + " --set RUN_ID=counted");
+  make_dirs(dir.file("elsewhere"));
+  auto r = test::run_shell("cd " + dir.file("elsewhere") + " && export CCACHE_BASEDIR=" + dir.path() +
+                           " CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime SEED=" +
+                           std::to_string(c.run.seed) + " PGOLF_BUILD_DIR=" + dir.file("pb") + " && '" + PGOLF_SOURCE_DIR +
+                           "/.venv/bin/python3' " + dir.file("run/train_gpt.py") + " --set LOG_DIR=" + dir.path() +
+                           " --set RUN_ID=counted");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(final_line(r.output), final_line(full.output));
-  EXPECT_EQ(read_file(dir.file("counted/pgolf-src.tar.br")), read_file(dir.file("run/pgolf-src.tar.br")));
+  EXPECT_EQ(read_file(dir.file("counted/train_gpt.py")), read_file(dir.file("run/train_gpt.py")));
+  std::string counted;
+  for (const auto& build : fs::directory_iterator(dir.file("pb"))) counted = build.path().string() + "/b/pgolf";
+  ASSERT_TRUE(fs::exists(counted)) << counted;
+  r = test::run_shell(counted + " --help");
+  EXPECT_EQ(r.output.find("download"), std::string::npos) << r.output;
   r = test::run_shell(counted + " eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(final_line(r.output), final_line(full.output));

@@ -5,7 +5,9 @@
 // previous one by at least 0.005 nats at p < 0.01.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgolf {
@@ -13,12 +15,16 @@ namespace pgolf {
 constexpr double kRecordMargin = 0.005;  // nats of val_loss
 constexpr double kRecordAlpha = 0.01;    // the p-value a record must be below
 
-// One run's final event: the last {"event":"final",...} line of metrics.jsonl.
+// One run's final event: the last {"event":"final",...} line of metrics.jsonl,
+// with the last compliance and provenance events before it.
 struct RunResult {
   std::string name;  // the run folder or metrics.jsonl, as given
   std::string seed;  // SEED in the run's config.env; "?" without one
   double val_loss = 0, val_bpb = 0, train_time_ms = 0;
-  std::int64_t steps = 0, total_bytes = 0;
+  std::int64_t steps = 0, total_bytes = 0, artifact_bytes = 0;
+  double eval_ms = -1;  // -1: the final event has none (pgolf before 0.9.0)
+  std::vector<std::pair<std::string, std::string>> compliance;  // (rule, "pass"|"fail"), in order
+  std::map<std::string, std::string> provenance;                // its string fields (device_name, world_size, ...)
 };
 
 // Reads a run folder written by `pgolf train`, or a metrics.jsonl given

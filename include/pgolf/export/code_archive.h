@@ -2,7 +2,7 @@
 // to rebuild pgolf without the tools (CMakeLists.txt, cmake/, include/, src/
 // less cmake/tools.cmake's PGOLF_TOOL_FILES), embedded into the binary at
 // build time, minified (export/minify.h), written as a tar that is
-// byte-identical for the same tree, then compressed: code_bytes() counts it.
+// byte-identical for the same tree, then compressed (xz in the submission's train_gpt.py, export/script.h).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -29,7 +29,6 @@ struct CodeArchive {
   std::uint64_t raw_bytes;   // sum of the counted (minified) file sizes
   std::uint64_t tar_bytes;   // size of code_tar(), what decompress() must be told
   Codec codec;
-  std::string file_name;     // "pgolf-src.tar.zst", ".tar.xz" or ".tar.br"
 };
 
 CodeArchive code_archive(Codec c);

@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "pgolf/config/record.h"
-#include "pgolf/export/code_archive.h"
 #include "pgolf/eval/eval.h"
 #include "pgolf/eval/score_lines.h"
 #include "pgolf/eval/ttt.h"
@@ -21,18 +20,9 @@ namespace pgolf {
 
 constexpr std::uint64_t kSubmissionBudget = 16000000;
 
-// The code of the submission: the source needed to rebuild pgolf
-// (CMakeLists.txt, cmake/, include/, src/) as a reproducible tar compressed
-// with kCodeCodec, the smallest of the codecs on pgolf's own tree
-// (docs/BENCHMARKS.md). Built once per process.
-constexpr Codec kCodeCodec = Codec::Brotli;
-const CodeArchive& code();
-// The bytes counted against the budget: code().bytes.size().
-std::uint64_t code_bytes();
-
 struct ExportResult {
   std::string path;
-  std::string code_path;  // the code archive written next to the artifact
+  std::string code_path;  // train_gpt.py (export/script.h), written next to the artifact: the counted code
   std::uint64_t artifact_bytes = 0, code_bytes = 0;
   bool fitted = false;  // the export changed the configured choices to fit the budget
   double export_ms = 0;
@@ -41,8 +31,9 @@ struct ExportResult {
 };
 
 // Prunes (PRUNE_FRAC) and quantises copies of the model's weights, fitted to
-// BUDGET_BYTES (fit.h), and writes the artifact to `path`; logs the size
-// lines (Serialized model ..., Total submission size ...).
+// BUDGET_BYTES (fit.h) less the counted code, and writes the artifact to
+// `path` and the code (train_gpt.py) next to it; logs the size lines
+// (Serialized model ..., Code size ..., Total submission size ...).
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log);
 
 // The input Hessians GPTQ plans need (calibrate.h, GPTQ_TOKENS of the

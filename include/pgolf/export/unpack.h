@@ -1,12 +1,8 @@
-// Reading a code archive (code_archive.h) back, for `pgolf unpack` and
-// `pgolf inspect`: the file is decompressed by its name's extension and read
-// as a tar of folders and regular files.
+// Reading the code archive (code_archive.h) in a train_gpt.py (script.h) back,
+// for `pgolf unpack` and `pgolf inspect`: a tar of folders and regular files.
 #pragma once
-#include <optional>
 #include <string>
 #include <vector>
-
-#include "pgolf/core/codec.h"
 
 namespace pgolf {
 
@@ -16,16 +12,12 @@ struct ArchiveMember {
   std::string data;  // empty for a folder
 };
 
-// The codec of a code archive by its name (.tar.br, .tar.zst, .tar.xz, or
-// .br, .zst, .xz); nullopt for other names.
-std::optional<Codec> code_archive_codec(const std::string& path);
-
-// The members of the code archive file `path`, in archive order. Throws,
-// naming the file, when it is no such archive, or a member is neither a
-// folder nor a regular file or its path is absolute or has a '..' part.
+// The members of the code archive in the train_gpt.py `path`, in archive
+// order. Throws, naming the file, when it holds no archive, or a member is
+// neither a folder nor a regular file or its path is absolute or has a '..' part.
 std::vector<ArchiveMember> read_code_archive(const std::string& path);
 
-// Writes the members of the code archive `path` under `dir`, which must not
+// Writes the members of the code archive in `path` under `dir`, which must not
 // exist or be empty; returns them.
 std::vector<ArchiveMember> unpack_code_archive(const std::string& path, const std::string& dir);
 
