@@ -12,6 +12,7 @@
 #include "pgolf/app/provenance.h"
 #include "pgolf/dist/dist.h"
 #include "pgolf/core/runtime.h"
+#include "pgolf/core/doc.h"
 #ifdef PGOLF_TOOLS
 #include "pgolf/app/tools.h"
 #endif
@@ -19,75 +20,75 @@
 using pgolf::add_config_options;
 
 int main(int argc, char** argv) {
-  CLI::App app{"pgolf: train, compress and score a parameter-golf language model (see README.md)"};
+  CLI::App app{PGOLF_DOC("pgolf: train, compress and score a parameter-golf language model (see README.md)")};
   app.set_version_flag("--version", [] { return pgolf::version_text(); },
-                       "print pgolf's version, the commit and checksum of its sources, and the LibTorch and CUDA it was built with");
+                       PGOLF_DOC("print pgolf's version, the commit and checksum of its sources, and the LibTorch and CUDA it was built with"));
   app.require_subcommand(1);
 
   pgolf::ConfigArgs cfg_args;
   bool list = false;
-  auto* config = app.add_subcommand("config", "print the resolved configuration and where each value came from");
+  auto* config = app.add_subcommand("config", PGOLF_DOC("print the resolved configuration and where each value came from"));
   add_config_options(config, cfg_args);
-  config->add_flag("--list", list, "document every key instead");
+  config->add_flag("--list", list, PGOLF_DOC("document every key instead"));
 
-  auto* info = app.add_subcommand("info", "print the LibTorch version, CUDA support and thread count");
+  auto* info = app.add_subcommand("info", PGOLF_DOC("print the LibTorch version, CUDA support and thread count"));
 
-  auto* train = app.add_subcommand("train", "train the configured model and save its weights under LOG_DIR/RUN_ID "
+  auto* train = app.add_subcommand("train", PGOLF_DOC("train the configured model and save its weights under LOG_DIR/RUN_ID "
                                              "(SIGINT/Ctrl-C or SIGTERM: stop after the current step, save the weights "
-                                             "and, when checkpoints are on, a checkpoint; exit 130 or 143)");
+                                             "and, when checkpoints are on, a checkpoint; exit 130 or 143)"));
   add_config_options(train, cfg_args);
   train->add_option_function<std::string>(
            "--init-weights", [&](const std::string& f) { cfg_args.sets.push_back("INIT_WEIGHTS=" + f); },
-           "start from this .safetensors file (same as --set INIT_WEIGHTS=FILE)")
+           PGOLF_DOC("start from this .safetensors file (same as --set INIT_WEIGHTS=FILE)"))
       ->check(CLI::ExistingFile);
   std::string resume_dir;
   train->add_option("--resume", resume_dir,
-                    "continue the run in RUN_DIR from its checkpoint.safetensors (CHECKPOINT_EVERY, CHECKPOINT_MINUTES), "
+                    PGOLF_DOC("continue the run in RUN_DIR from its checkpoint.safetensors (CHECKPOINT_EVERY, CHECKPOINT_MINUTES), "
                     "e.g. after a crash: RUN_DIR/config.env is read before --config and --set, keys that change "
-                    "results must keep their values, and logs go on in RUN_DIR")
+                    "results must keep their values, and logs go on in RUN_DIR"))
       ->type_name("RUN_DIR")
       ->check(CLI::ExistingDirectory);
   bool overwrite = false;
   train->add_flag("--overwrite", overwrite,
-                  "replace an existing run folder LOG_DIR/RUN_ID (its files are removed first); without it a new run "
-                  "refuses a folder that exists")
+                  PGOLF_DOC("replace an existing run folder LOG_DIR/RUN_ID (its files are removed first); without it a new run "
+                  "refuses a folder that exists"))
       ->excludes("--resume");
 
   std::string model_path;
-  auto* eval = app.add_subcommand("eval", "score an artifact (or .safetensors weights) with the sliding-window evaluation");
+  auto* eval = app.add_subcommand("eval", PGOLF_DOC("score an artifact (or .safetensors weights) with the sliding-window evaluation"));
   eval->add_option("path", model_path,
-                   "artifact or .safetensors file; it records its model and scoring keys (the model section, "
+                   PGOLF_DOC("artifact or .safetensors file; it records its model and scoring keys (the model section, "
                    "TRAIN_SEQ_LEN, EVAL_SEQ_LEN, EVAL_STRIDE), which apply without a config; a config that sets "
-                   "them otherwise is refused unless OVERRIDE_RECORDED=1")
+                   "them otherwise is refused unless OVERRIDE_RECORDED=1"))
       ->required()
       ->check(CLI::ExistingFile);
   add_config_options(eval, cfg_args);
 
   std::string export_weights, export_output;
-  auto* exp = app.add_subcommand("export", "prune, quantise and pack weights into an artifact");
+  auto* exp = app.add_subcommand("export", PGOLF_DOC("prune, quantise and pack weights into an artifact"));
   exp->add_option("--weights", export_weights,
-                  ".safetensors to export (default: the initial weights, for sizing); the model keys it records apply "
-                  "as with `pgolf eval`")
+                  PGOLF_DOC(".safetensors to export (default: the initial weights, for sizing); the model keys it records apply "
+                  "as with `pgolf eval`"))
       ->check(CLI::ExistingFile);
-  exp->add_option("--output", export_output, "artifact file to write")->required();
+  exp->add_option("--output", export_output, PGOLF_DOC("artifact file to write"))->required();
   double export_random_std = 0;
   exp->add_option("--random-std", export_random_std,
-                  "for sizing: replace every matrix by Gaussian rows of this standard deviation (seeded by SEED)")
+                  PGOLF_DOC("for sizing: replace every matrix by Gaussian rows of this standard deviation (seeded by SEED)"))
       ->check(CLI::PositiveNumber);
   add_config_options(exp, cfg_args);
 
-  auto* inspect = app.add_subcommand("inspect", "list an artifact's tensors, schemes and compressed sizes, or the files "
-                                                 "of the code archive in a train_gpt.py");
-  inspect->add_option("path", model_path, "artifact or train_gpt.py")->required()->check(CLI::ExistingFile);
+  auto* inspect = app.add_subcommand("inspect", PGOLF_DOC("list an artifact's tensors, schemes and compressed sizes, or the files "
+                                                 "of the code archive in a train_gpt.py"));
+  inspect->add_option("path", model_path, PGOLF_DOC("artifact or train_gpt.py"))->required()->check(CLI::ExistingFile);
   bool inspect_codecs = false;
   inspect->add_flag("--codecs", inspect_codecs,
-                    "also compress the payload with every codec (zstd-22, xz -9e, brotli-11) in every byte layout and print the sizes");
+                    PGOLF_DOC("also compress the payload with every codec (zstd-22, xz -9e, brotli-11) in every byte layout and print the sizes"));
 
   std::string unpack_archive, unpack_output;
-  auto* unpack = app.add_subcommand("unpack", "extract the source in a train_gpt.py (the counted code export writes next "
-                                                "to an artifact) into a new folder, which then builds pgolf");
-  unpack->add_option("archive", unpack_archive, "train_gpt.py")->required()->check(CLI::ExistingFile);
-  unpack->add_option("--output", unpack_output, "folder to create (or an empty one)")->required();
+  auto* unpack = app.add_subcommand("unpack", PGOLF_DOC("extract the source in a train_gpt.py (the counted code export writes next "
+                                                "to an artifact) into a new folder, which then builds pgolf"));
+  unpack->add_option("archive", unpack_archive, PGOLF_DOC("train_gpt.py"))->required()->check(CLI::ExistingFile);
+  unpack->add_option("--output", unpack_output, PGOLF_DOC("folder to create (or an empty one)"))->required();
 
   std::vector<std::string> args(argv, argv + argc);
 #ifdef PGOLF_TOOLS

@@ -1,4 +1,5 @@
 #include "pgolf/config/config.h"
+#include "pgolf/core/doc.h"
 
 #include "pgolf/config/python_names.h"
 #include "pgolf/eval/score_lines.h"
@@ -35,178 +36,178 @@ ConfigKey key(const char* name, const char* group, const char* help) {
 
 const std::vector<ConfigKey>& config_keys() {
   static const std::vector<ConfigKey> keys = {
-      key<&Config::run, &RunConfig::data_path>("DATA_PATH", "data", "directory holding fineweb_train_*.bin and fineweb_val_*.bin shards"),
-      key<&Config::run, &RunConfig::tokenizer_path>("TOKENIZER_PATH", "data", "SentencePiece model used for the bits-per-byte tables"),
-      key<&Config::run, &RunConfig::tokenizer_check>("TOKENIZER_CHECK", "data", "1: train, eval and data stop unless TOKENIZER_PATH made the shards (DATA_PATH's "
-       "tokenizer_record.txt, and the first 64 val documents decode and encode to the same ids); 0: skip, for a deliberate experiment"),
-      key<&Config::run, &RunConfig::run_id>("RUN_ID", "data", "name of the run folder under LOG_DIR (empty: date and time)"),
-      key<&Config::run, &RunConfig::log_dir>("LOG_DIR", "data", "folder that holds one subfolder of logs and outputs per run"),
-      key<&Config::run, &RunConfig::seed>("SEED", "data", "random seed for initialisation"),
+      key<&Config::run, &RunConfig::data_path>("DATA_PATH", "data", PGOLF_DOC("directory holding fineweb_train_*.bin and fineweb_val_*.bin shards")),
+      key<&Config::run, &RunConfig::tokenizer_path>("TOKENIZER_PATH", "data", PGOLF_DOC("SentencePiece model used for the bits-per-byte tables")),
+      key<&Config::run, &RunConfig::tokenizer_check>("TOKENIZER_CHECK", "data", PGOLF_DOC("1: train, eval and data stop unless TOKENIZER_PATH made the shards (DATA_PATH's "
+       "tokenizer_record.txt, and the first 64 val documents decode and encode to the same ids); 0: skip, for a deliberate experiment")),
+      key<&Config::run, &RunConfig::run_id>("RUN_ID", "data", PGOLF_DOC("name of the run folder under LOG_DIR (empty: date and time)")),
+      key<&Config::run, &RunConfig::log_dir>("LOG_DIR", "data", PGOLF_DOC("folder that holds one subfolder of logs and outputs per run")),
+      key<&Config::run, &RunConfig::seed>("SEED", "data", PGOLF_DOC("random seed for initialisation")),
 
-      key<&Config::model, &ModelConfig::vocab_size>("VOCAB_SIZE", "model", "vocabulary size; must equal the tokenizer's"),
-      key<&Config::model, &ModelConfig::num_layers>("NUM_LAYERS", "model", "transformer blocks (first half encoder, rest decoder of the U-Net)"),
-      key<&Config::model, &ModelConfig::model_dim>("MODEL_DIM", "model", "residual width"),
-      key<&Config::model, &ModelConfig::num_heads>("NUM_HEADS", "model", "query heads (head_dim = MODEL_DIM / NUM_HEADS)"),
-      key<&Config::model, &ModelConfig::num_kv_heads>("NUM_KV_HEADS", "model", "key/value heads (grouped-query attention)"),
-      key<&Config::model, &ModelConfig::attn_out_gate>("ATTN_OUT_GATE", "model", "sparse attention output gate (the 1.0611 record): head h's output times sigmoid(0.5 * W_g[h] . n[0:12]), "
-       "n the block's normed attention input, W_g [heads, 12] zero-initialised (0.5 at init)"),
-      key<&Config::model, &ModelConfig::smear_bos_aware>("SMEAR_BOS_AWARE", "model", "BOS-aware SmearGate (the 1.0611 record) in place of the per-channel one, then RMSNorm: "
-       "e_t += lambda * sigmoid(W_s . e_t[0:12]) * e_(t-1) for t >= 1, except at BOS tokens; W_s [1, 12] and lambda zero-initialised"),
-      key<&Config::model, &ModelConfig::skip_gates>("SKIP_GATES", "model", "gated U-Net skips (the 1.0611 record): x = lerp(w * skip, x, sigmoid(g)) with skip_gates g zero-initialised, "
-       "instead of x + w * skip"),
-      key<&Config::model, &ModelConfig::loop_layers>("LOOP_LAYERS", "model", "depth recurrence (the 1.0611 record): physical layers A-B (e.g. 3-5) run LOOP_REPEATS times in a row once "
-       "LOOP_START_FRAC of the run has passed, and for every evaluation after; repeats share every weight; empty = off"),
-      key<&Config::model, &ModelConfig::loop_repeats>("LOOP_REPEATS", "model", "depth recurrence: how many times the looped layers run"),
-      key<&Config::model, &ModelConfig::loop_start_frac>("LOOP_START_FRAC", "model", "depth recurrence starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the start"),
-      key<&Config::model, &ModelConfig::parallel_resid_from>("PARALLEL_RESID_FROM", "model", "parallel residuals (the 1.0611 record, 8): from this decoder layer on, attention and MLP read two lanes and "
-       "write both through learned [2,2] weights; -1 = off"),
-      key<&Config::model, &ModelConfig::mlp_mult>("MLP_MULT", "model", "MLP hidden width as a multiple of MODEL_DIM"),
-      key<&Config::model, &ModelConfig::mlp_activation>("MLP_ACTIVATION", "model", "MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)"),
-      key<&Config::model, &ModelConfig::mlp_leaky_slope>("MLP_LEAKY_SLOPE", "model", "negative slope of leaky_relu2"),
-      key<&Config::model, &ModelConfig::tie_embeddings>("TIE_EMBEDDINGS", "model", "output head shares tok_emb (only 1 is supported)"),
-      key<&Config::model, &ModelConfig::tied_embed_init_std>("TIED_EMBED_INIT_STD", "model", "std of the normal init of tok_emb"),
-      key<&Config::model, &ModelConfig::rope_base>("ROPE_BASE", "model", "RoPE frequency base"),
-      key<&Config::model, &ModelConfig::logit_softcap>("LOGIT_SOFTCAP", "model", "logits become c*tanh(logits/c)"),
-      key<&Config::model, &ModelConfig::qk_gain_init>("QK_GAIN_INIT", "model", "initial per-head query gain q_gain"),
-      key<&Config::model, &ModelConfig::bigram_vocab_size>("BIGRAM_VOCAB_SIZE", "model", "BigramHash buckets (0 disables BigramHash)"),
-      key<&Config::model, &ModelConfig::bigram_dim>("BIGRAM_DIM", "model", "BigramHash table width before its projection"),
-      key<&Config::model, &ModelConfig::xsa_last_n>("XSA_LAST_N", "model", "apply XSA in the last N blocks (0 = off)"),
-      key<&Config::model, &ModelConfig::rope_dims>("ROPE_DIMS", "model", "partial RoPE: rotate only the first N dims of each head (0 = all)"),
-      key<&Config::model, &ModelConfig::rope_ntk_len>("ROPE_NTK_LEN", "model", "NTK-scaled RoPE: the length the tables were built for; longer sequences of length T use base*(T/N)^(d/(d-2)) (0 = off)"),
-      key<&Config::model, &ModelConfig::ln_scale>("LN_SCALE", "model", "block i multiplies the normed attention and MLP inputs by 1/sqrt(i+1)"),
-      key<&Config::model, &ModelConfig::smear_before_norm>("SMEAR_BEFORE_NORM", "model", "after the embedding: 1 = SmearGate then RMSNorm, 0 = RMSNorm then SmearGate"),
+      key<&Config::model, &ModelConfig::vocab_size>("VOCAB_SIZE", "model", PGOLF_DOC("vocabulary size; must equal the tokenizer's")),
+      key<&Config::model, &ModelConfig::num_layers>("NUM_LAYERS", "model", PGOLF_DOC("transformer blocks (first half encoder, rest decoder of the U-Net)")),
+      key<&Config::model, &ModelConfig::model_dim>("MODEL_DIM", "model", PGOLF_DOC("residual width")),
+      key<&Config::model, &ModelConfig::num_heads>("NUM_HEADS", "model", PGOLF_DOC("query heads (head_dim = MODEL_DIM / NUM_HEADS)")),
+      key<&Config::model, &ModelConfig::num_kv_heads>("NUM_KV_HEADS", "model", PGOLF_DOC("key/value heads (grouped-query attention)")),
+      key<&Config::model, &ModelConfig::attn_out_gate>("ATTN_OUT_GATE", "model", PGOLF_DOC("sparse attention output gate (the 1.0611 record): head h's output times sigmoid(0.5 * W_g[h] . n[0:12]), "
+       "n the block's normed attention input, W_g [heads, 12] zero-initialised (0.5 at init)")),
+      key<&Config::model, &ModelConfig::smear_bos_aware>("SMEAR_BOS_AWARE", "model", PGOLF_DOC("BOS-aware SmearGate (the 1.0611 record) in place of the per-channel one, then RMSNorm: "
+       "e_t += lambda * sigmoid(W_s . e_t[0:12]) * e_(t-1) for t >= 1, except at BOS tokens; W_s [1, 12] and lambda zero-initialised")),
+      key<&Config::model, &ModelConfig::skip_gates>("SKIP_GATES", "model", PGOLF_DOC("gated U-Net skips (the 1.0611 record): x = lerp(w * skip, x, sigmoid(g)) with skip_gates g zero-initialised, "
+       "instead of x + w * skip")),
+      key<&Config::model, &ModelConfig::loop_layers>("LOOP_LAYERS", "model", PGOLF_DOC("depth recurrence (the 1.0611 record): physical layers A-B (e.g. 3-5) run LOOP_REPEATS times in a row once "
+       "LOOP_START_FRAC of the run has passed, and for every evaluation after; repeats share every weight; empty = off")),
+      key<&Config::model, &ModelConfig::loop_repeats>("LOOP_REPEATS", "model", PGOLF_DOC("depth recurrence: how many times the looped layers run")),
+      key<&Config::model, &ModelConfig::loop_start_frac>("LOOP_START_FRAC", "model", PGOLF_DOC("depth recurrence starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the start")),
+      key<&Config::model, &ModelConfig::parallel_resid_from>("PARALLEL_RESID_FROM", "model", PGOLF_DOC("parallel residuals (the 1.0611 record, 8): from this decoder layer on, attention and MLP read two lanes and "
+       "write both through learned [2,2] weights; -1 = off")),
+      key<&Config::model, &ModelConfig::mlp_mult>("MLP_MULT", "model", PGOLF_DOC("MLP hidden width as a multiple of MODEL_DIM")),
+      key<&Config::model, &ModelConfig::mlp_activation>("MLP_ACTIVATION", "model", PGOLF_DOC("MLP activation: relu2 = relu(x)^2 (the seeds), leaky_relu2 = leaky_relu(x, MLP_LEAKY_SLOPE)^2 (the 1.0611 record)")),
+      key<&Config::model, &ModelConfig::mlp_leaky_slope>("MLP_LEAKY_SLOPE", "model", PGOLF_DOC("negative slope of leaky_relu2")),
+      key<&Config::model, &ModelConfig::tie_embeddings>("TIE_EMBEDDINGS", "model", PGOLF_DOC("output head shares tok_emb (only 1 is supported)")),
+      key<&Config::model, &ModelConfig::tied_embed_init_std>("TIED_EMBED_INIT_STD", "model", PGOLF_DOC("std of the normal init of tok_emb")),
+      key<&Config::model, &ModelConfig::rope_base>("ROPE_BASE", "model", PGOLF_DOC("RoPE frequency base")),
+      key<&Config::model, &ModelConfig::logit_softcap>("LOGIT_SOFTCAP", "model", PGOLF_DOC("logits become c*tanh(logits/c)")),
+      key<&Config::model, &ModelConfig::qk_gain_init>("QK_GAIN_INIT", "model", PGOLF_DOC("initial per-head query gain q_gain")),
+      key<&Config::model, &ModelConfig::bigram_vocab_size>("BIGRAM_VOCAB_SIZE", "model", PGOLF_DOC("BigramHash buckets (0 disables BigramHash)")),
+      key<&Config::model, &ModelConfig::bigram_dim>("BIGRAM_DIM", "model", PGOLF_DOC("BigramHash table width before its projection")),
+      key<&Config::model, &ModelConfig::xsa_last_n>("XSA_LAST_N", "model", PGOLF_DOC("apply XSA in the last N blocks (0 = off)")),
+      key<&Config::model, &ModelConfig::rope_dims>("ROPE_DIMS", "model", PGOLF_DOC("partial RoPE: rotate only the first N dims of each head (0 = all)")),
+      key<&Config::model, &ModelConfig::rope_ntk_len>("ROPE_NTK_LEN", "model", PGOLF_DOC("NTK-scaled RoPE: the length the tables were built for; longer sequences of length T use base*(T/N)^(d/(d-2)) (0 = off)")),
+      key<&Config::model, &ModelConfig::ln_scale>("LN_SCALE", "model", PGOLF_DOC("block i multiplies the normed attention and MLP inputs by 1/sqrt(i+1)")),
+      key<&Config::model, &ModelConfig::smear_before_norm>("SMEAR_BEFORE_NORM", "model", PGOLF_DOC("after the embedding: 1 = SmearGate then RMSNorm, 0 = RMSNorm then SmearGate")),
 
-      key<&Config::schedule, &ScheduleConfig::iterations>("ITERATIONS", "training", "maximum training steps"),
-      key<&Config::train, &TrainConfig::warmup_steps>("WARMUP_STEPS", "training", "kernel warm-up steps, undone before training starts"),
-      key<&Config::schedule, &ScheduleConfig::warmdown_iters>("WARMDOWN_ITERS", "training", "length of the final linear LR decay, in steps"),
-      key<&Config::schedule, &ScheduleConfig::lr_schedule>("LR_SCHEDULE", "training", "warmdown: 1, then linear to 0 over the last WARMDOWN_ITERS steps (in time under a cap), the seeds'; "
-       "hold_decay: 1 until LR_HOLD_FRAC of the run (of the wall clock, else of ITERATIONS), then linear to 0 at its end"),
-      key<&Config::schedule, &ScheduleConfig::lr_hold_frac>("LR_HOLD_FRAC", "training", "hold_decay: the fraction of the run at the full rate"),
-      key<&Config::schedule, &ScheduleConfig::min_lr>("MIN_LR", "training", "floor of the LR multiplier, under either schedule (0 = none)"),
-      key<&Config::train, &TrainConfig::train_batch_tokens>("TRAIN_BATCH_TOKENS", "training", "tokens per optimiser step over all ranks"),
-      key<&Config::train, &TrainConfig::train_seq_len>("TRAIN_SEQ_LEN", "training", "training sequence length"),
-      key<&Config::schedule, &ScheduleConfig::max_wallclock_seconds>("MAX_WALLCLOCK_SECONDS", "training", "training time cap in seconds (0 = none)"),
-      key<&Config::train, &TrainConfig::val_loss_every>("VAL_LOSS_EVERY", "training", "run the standard evaluation every N steps (0 = only at the end)"),
-      key<&Config::train, &TrainConfig::val_batch_size>("VAL_BATCH_SIZE", "training", "tokens per standard-evaluation batch over all ranks"),
-      key<&Config::train, &TrainConfig::train_log_every>("TRAIN_LOG_EVERY", "training", "print a train_loss line every N steps"),
-      key<&Config::train, &TrainConfig::init_weights>("INIT_WEIGHTS", "training", "start from this .safetensors file instead of the random init"),
-      key<&Config::train, &TrainConfig::checkpoint_every>("CHECKPOINT_EVERY", "training", "write the run's full training state to RUN_DIR/checkpoint.safetensors every N steps, for `pgolf train --resume "
-       "RUN_DIR` after a crash (0 = off)"),
-      key<&Config::train, &TrainConfig::checkpoint_minutes>("CHECKPOINT_MINUTES", "training", "write the training state as CHECKPOINT_EVERY does whenever this many minutes of training time (the clock the "
-       "ranks agree on) have passed since the last checkpoint (0 = off)"),
+      key<&Config::schedule, &ScheduleConfig::iterations>("ITERATIONS", "training", PGOLF_DOC("maximum training steps")),
+      key<&Config::train, &TrainConfig::warmup_steps>("WARMUP_STEPS", "training", PGOLF_DOC("kernel warm-up steps, undone before training starts")),
+      key<&Config::schedule, &ScheduleConfig::warmdown_iters>("WARMDOWN_ITERS", "training", PGOLF_DOC("length of the final linear LR decay, in steps")),
+      key<&Config::schedule, &ScheduleConfig::lr_schedule>("LR_SCHEDULE", "training", PGOLF_DOC("warmdown: 1, then linear to 0 over the last WARMDOWN_ITERS steps (in time under a cap), the seeds'; "
+       "hold_decay: 1 until LR_HOLD_FRAC of the run (of the wall clock, else of ITERATIONS), then linear to 0 at its end")),
+      key<&Config::schedule, &ScheduleConfig::lr_hold_frac>("LR_HOLD_FRAC", "training", PGOLF_DOC("hold_decay: the fraction of the run at the full rate")),
+      key<&Config::schedule, &ScheduleConfig::min_lr>("MIN_LR", "training", PGOLF_DOC("floor of the LR multiplier, under either schedule (0 = none)")),
+      key<&Config::train, &TrainConfig::train_batch_tokens>("TRAIN_BATCH_TOKENS", "training", PGOLF_DOC("tokens per optimiser step over all ranks")),
+      key<&Config::train, &TrainConfig::train_seq_len>("TRAIN_SEQ_LEN", "training", PGOLF_DOC("training sequence length")),
+      key<&Config::schedule, &ScheduleConfig::max_wallclock_seconds>("MAX_WALLCLOCK_SECONDS", "training", PGOLF_DOC("training time cap in seconds (0 = none)")),
+      key<&Config::train, &TrainConfig::val_loss_every>("VAL_LOSS_EVERY", "training", PGOLF_DOC("run the standard evaluation every N steps (0 = only at the end)")),
+      key<&Config::train, &TrainConfig::val_batch_size>("VAL_BATCH_SIZE", "training", PGOLF_DOC("tokens per standard-evaluation batch over all ranks")),
+      key<&Config::train, &TrainConfig::train_log_every>("TRAIN_LOG_EVERY", "training", PGOLF_DOC("print a train_loss line every N steps")),
+      key<&Config::train, &TrainConfig::init_weights>("INIT_WEIGHTS", "training", PGOLF_DOC("start from this .safetensors file instead of the random init")),
+      key<&Config::train, &TrainConfig::checkpoint_every>("CHECKPOINT_EVERY", "training", PGOLF_DOC("write the run's full training state to RUN_DIR/checkpoint.safetensors every N steps, for `pgolf train --resume "
+       "RUN_DIR` after a crash (0 = off)")),
+      key<&Config::train, &TrainConfig::checkpoint_minutes>("CHECKPOINT_MINUTES", "training", PGOLF_DOC("write the training state as CHECKPOINT_EVERY does whenever this many minutes of training time (the clock the "
+       "ranks agree on) have passed since the last checkpoint (0 = off)")),
 
-      key<&Config::optim, &OptimConfig::matrix_lr>("MATRIX_LR", "optimiser", "Muon learning rate for block matrices"),
-      key<&Config::optim, &OptimConfig::scalar_lr>("SCALAR_LR", "optimiser", "AdamW learning rate for control tensors"),
-      key<&Config::optim, &OptimConfig::tied_embed_lr>("TIED_EMBED_LR", "optimiser", "AdamW learning rate for tok_emb and the bigram table"),
-      key<&Config::optim, &OptimConfig::muon_momentum>("MUON_MOMENTUM", "optimiser", "Muon momentum after warm-up"),
-      key<&Config::optim, &OptimConfig::muon_momentum_warmup_start>("MUON_MOMENTUM_WARMUP_START", "optimiser", "Muon momentum at step 0"),
-      key<&Config::optim, &OptimConfig::muon_momentum_warmup_steps>("MUON_MOMENTUM_WARMUP_STEPS", "optimiser", "steps of linear momentum warm-up"),
-      key<&Config::optim, &OptimConfig::muon_backend_steps>("MUON_BACKEND_STEPS", "optimiser", "Newton-Schulz iterations per Muon update"),
-      key<&Config::optim, &OptimConfig::muon_wd>("MUON_WD", "optimiser", "Muon decoupled weight decay (p *= 1 - lr*wd)"),
-      key<&Config::optim, &OptimConfig::muon_ns_coeffs>("MUON_NS_COEFFS", "optimiser", "Newton-Schulz coefficients: classic (MUON_BACKEND_STEPS x (3.4445,-4.775,2.0315)), polar_express (five tuned "
-       "iterations, the 1.0611 record) or a,b,c;a,b,c;... one tuple per iteration"),
-      key<&Config::optim, &OptimConfig::muon_row_norm>("MUON_ROW_NORM", "optimiser", "MuonEq-R: divide each row of the Nesterov update by its L2 norm (floor 1e-7) before Newton-Schulz"),
-      key<&Config::optim, &OptimConfig::beta1>("BETA1", "optimiser", "Adam beta1"),
-      key<&Config::optim, &OptimConfig::beta2>("BETA2", "optimiser", "Adam beta2"),
-      key<&Config::optim, &OptimConfig::adam_eps>("ADAM_EPS", "optimiser", "Adam epsilon"),
-      key<&Config::optim, &OptimConfig::adam_wd>("ADAM_WD", "optimiser", "AdamW decoupled weight decay"),
-      key<&Config::optim, &OptimConfig::tied_embed_wd>("TIED_EMBED_WD", "optimiser", "AdamW weight decay of tok_emb and the bigram table (< 0: ADAM_WD)"),
-      key<&Config::optim, &OptimConfig::scalar_wd>("SCALAR_WD", "optimiser", "AdamW weight decay of the control tensors (< 0: ADAM_WD)"),
-      key<&Config::optim, &OptimConfig::tied_embed_beta1>("TIED_EMBED_BETA1", "optimiser", "Adam beta1 of tok_emb and the bigram table (< 0: BETA1)"),
-      key<&Config::optim, &OptimConfig::tied_embed_beta2>("TIED_EMBED_BETA2", "optimiser", "Adam beta2 of tok_emb and the bigram table (< 0: BETA2)"),
-      key<&Config::optim, &OptimConfig::scalar_beta1>("SCALAR_BETA1", "optimiser", "Adam beta1 of the control tensors (< 0: BETA1)"),
-      key<&Config::optim, &OptimConfig::scalar_beta2>("SCALAR_BETA2", "optimiser", "Adam beta2 of the control tensors (< 0: BETA2)"),
-      key<&Config::optim, &OptimConfig::grad_clip_norm>("GRAD_CLIP_NORM", "optimiser", "global gradient-norm clip (0 disables)"),
+      key<&Config::optim, &OptimConfig::matrix_lr>("MATRIX_LR", "optimiser", PGOLF_DOC("Muon learning rate for block matrices")),
+      key<&Config::optim, &OptimConfig::scalar_lr>("SCALAR_LR", "optimiser", PGOLF_DOC("AdamW learning rate for control tensors")),
+      key<&Config::optim, &OptimConfig::tied_embed_lr>("TIED_EMBED_LR", "optimiser", PGOLF_DOC("AdamW learning rate for tok_emb and the bigram table")),
+      key<&Config::optim, &OptimConfig::muon_momentum>("MUON_MOMENTUM", "optimiser", PGOLF_DOC("Muon momentum after warm-up")),
+      key<&Config::optim, &OptimConfig::muon_momentum_warmup_start>("MUON_MOMENTUM_WARMUP_START", "optimiser", PGOLF_DOC("Muon momentum at step 0")),
+      key<&Config::optim, &OptimConfig::muon_momentum_warmup_steps>("MUON_MOMENTUM_WARMUP_STEPS", "optimiser", PGOLF_DOC("steps of linear momentum warm-up")),
+      key<&Config::optim, &OptimConfig::muon_backend_steps>("MUON_BACKEND_STEPS", "optimiser", PGOLF_DOC("Newton-Schulz iterations per Muon update")),
+      key<&Config::optim, &OptimConfig::muon_wd>("MUON_WD", "optimiser", PGOLF_DOC("Muon decoupled weight decay (p *= 1 - lr*wd)")),
+      key<&Config::optim, &OptimConfig::muon_ns_coeffs>("MUON_NS_COEFFS", "optimiser", PGOLF_DOC("Newton-Schulz coefficients: classic (MUON_BACKEND_STEPS x (3.4445,-4.775,2.0315)), polar_express (five tuned "
+       "iterations, the 1.0611 record) or a,b,c;a,b,c;... one tuple per iteration")),
+      key<&Config::optim, &OptimConfig::muon_row_norm>("MUON_ROW_NORM", "optimiser", PGOLF_DOC("MuonEq-R: divide each row of the Nesterov update by its L2 norm (floor 1e-7) before Newton-Schulz")),
+      key<&Config::optim, &OptimConfig::beta1>("BETA1", "optimiser", PGOLF_DOC("Adam beta1")),
+      key<&Config::optim, &OptimConfig::beta2>("BETA2", "optimiser", PGOLF_DOC("Adam beta2")),
+      key<&Config::optim, &OptimConfig::adam_eps>("ADAM_EPS", "optimiser", PGOLF_DOC("Adam epsilon")),
+      key<&Config::optim, &OptimConfig::adam_wd>("ADAM_WD", "optimiser", PGOLF_DOC("AdamW decoupled weight decay")),
+      key<&Config::optim, &OptimConfig::tied_embed_wd>("TIED_EMBED_WD", "optimiser", PGOLF_DOC("AdamW weight decay of tok_emb and the bigram table (< 0: ADAM_WD)")),
+      key<&Config::optim, &OptimConfig::scalar_wd>("SCALAR_WD", "optimiser", PGOLF_DOC("AdamW weight decay of the control tensors (< 0: ADAM_WD)")),
+      key<&Config::optim, &OptimConfig::tied_embed_beta1>("TIED_EMBED_BETA1", "optimiser", PGOLF_DOC("Adam beta1 of tok_emb and the bigram table (< 0: BETA1)")),
+      key<&Config::optim, &OptimConfig::tied_embed_beta2>("TIED_EMBED_BETA2", "optimiser", PGOLF_DOC("Adam beta2 of tok_emb and the bigram table (< 0: BETA2)")),
+      key<&Config::optim, &OptimConfig::scalar_beta1>("SCALAR_BETA1", "optimiser", PGOLF_DOC("Adam beta1 of the control tensors (< 0: BETA1)")),
+      key<&Config::optim, &OptimConfig::scalar_beta2>("SCALAR_BETA2", "optimiser", PGOLF_DOC("Adam beta2 of the control tensors (< 0: BETA2)")),
+      key<&Config::optim, &OptimConfig::grad_clip_norm>("GRAD_CLIP_NORM", "optimiser", PGOLF_DOC("global gradient-norm clip (0 disables)")),
 
-      key<&Config::averaging, &AveragingConfig::swa_enabled>("SWA_ENABLED", "averaging", "average weights during the warm-down"),
-      key<&Config::averaging, &AveragingConfig::swa_start_frac>("SWA_START_FRAC", "averaging", "SWA collects once the LR multiplier is below this"),
-      key<&Config::averaging, &AveragingConfig::swa_every>("SWA_EVERY", "averaging", "SWA collects every N steps"),
-      key<&Config::averaging, &AveragingConfig::swa_add_final>("SWA_ADD_FINAL", "averaging", "SWA also adds the final weights to the average"),
-      key<&Config::averaging, &AveragingConfig::swa_step_index>("SWA_STEP_INDEX", "averaging", "which step count SWA_EVERY divides: done (steps done: after steps 50, 100, ...; #219, #286) or taken (the "
-       "0-based index of the step just taken: after steps 51, 101, ...; #76)"),
-      key<&Config::averaging, &AveragingConfig::ema_enabled>("EMA_ENABLED", "averaging", "exponential moving average of weights (replaces SWA)"),
-      key<&Config::averaging, &AveragingConfig::ema_decay>("EMA_DECAY", "averaging", "EMA decay per step"),
-      key<&Config::qat, &QatConfig::qat_enabled>("QAT_ENABLED", "averaging", "quantisation-aware training: matrices enter the forward pass fake-quantised"),
-      key<&Config::qat, &QatConfig::qat_start_frac>("QAT_START_FRAC", "averaging", "QAT starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the first step"),
-      key<&Config::qat, &QatConfig::qat_quant>("QAT_QUANT", "averaging", "QAT quantiser for every block matrix and bigram.proj (empty: each matrix's QUANT_MLP/QUANT_ATTN/QUANT_BIGRAM_PROJ)"),
+      key<&Config::averaging, &AveragingConfig::swa_enabled>("SWA_ENABLED", "averaging", PGOLF_DOC("average weights during the warm-down")),
+      key<&Config::averaging, &AveragingConfig::swa_start_frac>("SWA_START_FRAC", "averaging", PGOLF_DOC("SWA collects once the LR multiplier is below this")),
+      key<&Config::averaging, &AveragingConfig::swa_every>("SWA_EVERY", "averaging", PGOLF_DOC("SWA collects every N steps")),
+      key<&Config::averaging, &AveragingConfig::swa_add_final>("SWA_ADD_FINAL", "averaging", PGOLF_DOC("SWA also adds the final weights to the average")),
+      key<&Config::averaging, &AveragingConfig::swa_step_index>("SWA_STEP_INDEX", "averaging", PGOLF_DOC("which step count SWA_EVERY divides: done (steps done: after steps 50, 100, ...; #219, #286) or taken (the "
+       "0-based index of the step just taken: after steps 51, 101, ...; #76)")),
+      key<&Config::averaging, &AveragingConfig::ema_enabled>("EMA_ENABLED", "averaging", PGOLF_DOC("exponential moving average of weights (replaces SWA)")),
+      key<&Config::averaging, &AveragingConfig::ema_decay>("EMA_DECAY", "averaging", PGOLF_DOC("EMA decay per step")),
+      key<&Config::qat, &QatConfig::qat_enabled>("QAT_ENABLED", "averaging", PGOLF_DOC("quantisation-aware training: matrices enter the forward pass fake-quantised")),
+      key<&Config::qat, &QatConfig::qat_start_frac>("QAT_START_FRAC", "averaging", PGOLF_DOC("QAT starts at this fraction of the wall clock (of ITERATIONS without a cap); 0 = from the first step")),
+      key<&Config::qat, &QatConfig::qat_quant>("QAT_QUANT", "averaging", PGOLF_DOC("QAT quantiser for every block matrix and bigram.proj (empty: each matrix's QUANT_MLP/QUANT_ATTN/QUANT_BIGRAM_PROJ)")),
 
-      key<&Config::export_, &ExportConfig::prune_frac>("PRUNE_FRAC", "export", "fraction of smallest |w| zeroed in each large matrix"),
-      key<&Config::export_, &ExportConfig::quant_mlp>("QUANT_MLP", "export", "MLP matrices: fp16, fp32 or int<B>[,q=<clip quantile>][,floor][,sym] (floor: scale >= 1/qmax; sym: range +-qmax)"),
-      key<&Config::export_, &ExportConfig::quant_attn>("QUANT_ATTN", "export", "attention matrices (same syntax as QUANT_MLP)"),
-      key<&Config::export_, &ExportConfig::quant_bigram_proj>("QUANT_BIGRAM_PROJ", "export", "bigram.proj when larger than QUANT_PASSTHROUGH_NUMEL"),
-      key<&Config::export_, &ExportConfig::quant_tok_emb>("QUANT_TOK_EMB", "export", "the token embedding tok_emb"),
-      key<&Config::export_, &ExportConfig::quant_bigram_embed>("QUANT_BIGRAM_EMBED", "export", "the BigramHash table bigram.embed"),
-      key<&Config::export_, &ExportConfig::quant_other>("QUANT_OTHER", "export", "any other large tensor"),
-      key<&Config::export_, &ExportConfig::quant_passthrough_numel>("QUANT_PASSTHROUGH_NUMEL", "export", "float tensors with at most this many entries are stored fp16"),
-      key<&Config::export_, &ExportConfig::quant_control_fp32_first>("QUANT_CONTROL_FP32_FIRST", "export", "control tensors are stored fp32 before the size rule applies (0: small ones become fp16)"),
-      key<&Config::export_, &ExportConfig::fp16_keep_name_patterns>("FP16_KEEP_NAME_PATTERNS", "export", "comma-separated name fragments kept as fp16"),
-      key<&Config::export_, &ExportConfig::gptq_reserve_seconds>("GPTQ_RESERVE_SECONDS", "export",
+      key<&Config::export_, &ExportConfig::prune_frac>("PRUNE_FRAC", "export", PGOLF_DOC("fraction of smallest |w| zeroed in each large matrix")),
+      key<&Config::export_, &ExportConfig::quant_mlp>("QUANT_MLP", "export", PGOLF_DOC("MLP matrices: fp16, fp32 or int<B>[,q=<clip quantile>][,floor][,sym] (floor: scale >= 1/qmax; sym: range +-qmax)")),
+      key<&Config::export_, &ExportConfig::quant_attn>("QUANT_ATTN", "export", PGOLF_DOC("attention matrices (same syntax as QUANT_MLP)")),
+      key<&Config::export_, &ExportConfig::quant_bigram_proj>("QUANT_BIGRAM_PROJ", "export", PGOLF_DOC("bigram.proj when larger than QUANT_PASSTHROUGH_NUMEL")),
+      key<&Config::export_, &ExportConfig::quant_tok_emb>("QUANT_TOK_EMB", "export", PGOLF_DOC("the token embedding tok_emb")),
+      key<&Config::export_, &ExportConfig::quant_bigram_embed>("QUANT_BIGRAM_EMBED", "export", PGOLF_DOC("the BigramHash table bigram.embed")),
+      key<&Config::export_, &ExportConfig::quant_other>("QUANT_OTHER", "export", PGOLF_DOC("any other large tensor")),
+      key<&Config::export_, &ExportConfig::quant_passthrough_numel>("QUANT_PASSTHROUGH_NUMEL", "export", PGOLF_DOC("float tensors with at most this many entries are stored fp16")),
+      key<&Config::export_, &ExportConfig::quant_control_fp32_first>("QUANT_CONTROL_FP32_FIRST", "export", PGOLF_DOC("control tensors are stored fp32 before the size rule applies (0: small ones become fp16)")),
+      key<&Config::export_, &ExportConfig::fp16_keep_name_patterns>("FP16_KEEP_NAME_PATTERNS", "export", PGOLF_DOC("comma-separated name fragments kept as fp16")),
+      key<&Config::export_, &ExportConfig::gptq_reserve_seconds>("GPTQ_RESERVE_SECONDS", "export",PGOLF_DOC(
                                                                  "with a plan that uses gptq and a cap: seconds of MAX_WALLCLOCK_SECONDS "
                                                                  "kept for the calibration on training data, which the challenge counts as "
-                                                                 "training; the training loop stops that much earlier (docs/RULES.md)"),
-      key<&Config::export_, &ExportConfig::gptq_tokens>("GPTQ_TOKENS", "export", "training tokens run through the final model to calibrate plans with the gptq option"),
-      key<&Config::export_, &ExportConfig::gptq_damp>("GPTQ_DAMP", "export", "GPTQ damping: added to the Hessian diagonal as a fraction of its mean"),
-      key<&Config::export_, &ExportConfig::gptq_block>("GPTQ_BLOCK", "export", "GPTQ columns per lazy-update block"),
-      key<&Config::export_, &ExportConfig::lqer_tensors>("LQER_TENSORS", "export", "give this many integer-quantised matrices (largest quantisation error first) a low-rank correction of their error, int2/int4 factors (0: none)"),
-      key<&Config::export_, &ExportConfig::lqer_rank>("LQER_RANK", "export", "rank of the LQER corrections"),
-      key<&Config::export_, &ExportConfig::artifact_codec>("ARTIFACT_CODEC", "export", "compressor of the artifact payload: brotli (quality 11, the smallest on pgolf's payloads), zstd (level 22, as the seeds) or xz (-9e)"),
-      key<&Config::export_, &ExportConfig::budget_bytes>("BUDGET_BYTES", "export", "artifact + code bytes allowed (the challenge: 16,000,000)"),
-      key<&Config::export_, &ExportConfig::export_fit>("EXPORT_FIT", "export", "over the budget, change pruning and QUANT_* plans (cheapest error per byte first) until the artifact fits; 0: keep them and only warn"),
-      key<&Config::export_, &ExportConfig::fit_margin_bytes>("FIT_MARGIN_BYTES", "export", "bytes of the budget the fitted export leaves unused"),
-      key<&Config::export_, &ExportConfig::fit_spend_spare>("FIT_SPEND_SPARE", "export", "under the budget, spend the spare bytes (less pruning, one bit more, int8 -> fp16) where they remove the most error"),
+                                                                 "training; the training loop stops that much earlier (docs/RULES.md)")),
+      key<&Config::export_, &ExportConfig::gptq_tokens>("GPTQ_TOKENS", "export", PGOLF_DOC("training tokens run through the final model to calibrate plans with the gptq option")),
+      key<&Config::export_, &ExportConfig::gptq_damp>("GPTQ_DAMP", "export", PGOLF_DOC("GPTQ damping: added to the Hessian diagonal as a fraction of its mean")),
+      key<&Config::export_, &ExportConfig::gptq_block>("GPTQ_BLOCK", "export", PGOLF_DOC("GPTQ columns per lazy-update block")),
+      key<&Config::export_, &ExportConfig::lqer_tensors>("LQER_TENSORS", "export", PGOLF_DOC("give this many integer-quantised matrices (largest quantisation error first) a low-rank correction of their error, int2/int4 factors (0: none)")),
+      key<&Config::export_, &ExportConfig::lqer_rank>("LQER_RANK", "export", PGOLF_DOC("rank of the LQER corrections")),
+      key<&Config::export_, &ExportConfig::artifact_codec>("ARTIFACT_CODEC", "export", PGOLF_DOC("compressor of the artifact payload: brotli (quality 11, the smallest on pgolf's payloads), zstd (level 22, as the seeds) or xz (-9e)")),
+      key<&Config::export_, &ExportConfig::budget_bytes>("BUDGET_BYTES", "export", PGOLF_DOC("artifact + code bytes allowed (the challenge: 16,000,000)")),
+      key<&Config::export_, &ExportConfig::export_fit>("EXPORT_FIT", "export", PGOLF_DOC("over the budget, change pruning and QUANT_* plans (cheapest error per byte first) until the artifact fits; 0: keep them and only warn")),
+      key<&Config::export_, &ExportConfig::fit_margin_bytes>("FIT_MARGIN_BYTES", "export", PGOLF_DOC("bytes of the budget the fitted export leaves unused")),
+      key<&Config::export_, &ExportConfig::fit_spend_spare>("FIT_SPEND_SPARE", "export", PGOLF_DOC("under the budget, spend the spare bytes (less pruning, one bit more, int8 -> fp16) where they remove the most error")),
 
-      key<&Config::eval, &EvalConfig::eval_stride>("EVAL_STRIDE", "evaluation", "sliding-window stride"),
-      key<&Config::eval, &EvalConfig::eval_batch_seqs>("EVAL_BATCH_SEQS", "evaluation", "windows per sliding-evaluation batch"),
-      key<&Config::eval, &EvalConfig::eval_seq_len>("EVAL_SEQ_LEN", "evaluation", "sliding-window length (0 = TRAIN_SEQ_LEN)"),
-      key<&Config::eval, &EvalConfig::override_recorded>("OVERRIDE_RECORDED", "evaluation",
+      key<&Config::eval, &EvalConfig::eval_stride>("EVAL_STRIDE", "evaluation", PGOLF_DOC("sliding-window stride")),
+      key<&Config::eval, &EvalConfig::eval_batch_seqs>("EVAL_BATCH_SEQS", "evaluation", PGOLF_DOC("windows per sliding-evaluation batch")),
+      key<&Config::eval, &EvalConfig::eval_seq_len>("EVAL_SEQ_LEN", "evaluation", PGOLF_DOC("sliding-window length (0 = TRAIN_SEQ_LEN)")),
+      key<&Config::eval, &EvalConfig::override_recorded>("OVERRIDE_RECORDED", "evaluation",PGOLF_DOC(
                                                          "1: `pgolf eval` and `pgolf export --weights` use configured values that "
                                                          "differ from what the model file records (its architecture and scoring keys), "
-                                                         "for a deliberate experiment; 0: such a configuration is refused"),
-      key<&Config::eval, &EvalConfig::log_compat>("LOG_COMPAT", "evaluation",
+                                                         "for a deliberate experiment; 0: such a configuration is refused")),
+      key<&Config::eval, &EvalConfig::log_compat>("LOG_COMPAT", "evaluation",PGOLF_DOC(
                                                   "final lines printed also in the format of a Python script: baseline "
                                                   "(final_int8_zlib_roundtrip, the non-sliding round trip, as train_gpt.py), "
                                                   "seed76, seed219, seed286, seed389 (the seed presets set theirs) or none; "
-                                                  "docs/FROM_PYTHON.md maps every line"),
-      key<&Config::eval, &EvalConfig::eval_tokens_limit>("EVAL_TOKENS_LIMIT", "evaluation",
+                                                  "docs/FROM_PYTHON.md maps every line")),
+      key<&Config::eval, &EvalConfig::eval_tokens_limit>("EVAL_TOKENS_LIMIT", "evaluation",PGOLF_DOC(
                                                          "quick experiments: score only the first N validation targets "
                                                          "(0 = all); every score line then ends with "
-                                                         "subset:first_N_tokens(not_the_challenge_score)"),
-      key<&Config::eval, &EvalConfig::prequant_eval>("PREQUANT_EVAL", "evaluation", "also score the fp32 weights before export (shows the quantisation penalty)"),
-      key<&Config::ttt, &TttConfig::ttt_enabled>("TTT_ENABLED", "evaluation", "also score with score-first test-time training (per-document LoRA adapters, docs/MODEL.md): `pgolf eval` and the end of `pgolf train`"),
-      key<&Config::ttt, &TttConfig::ttt_targets>("TTT_TARGETS", "evaluation", "TTT: adapted sites, a subset of q,k,v,o,mlp,head"),
-      key<&Config::ttt, &TttConfig::ttt_rank>("TTT_RANK", "evaluation", "TTT: LoRA rank"),
-      key<&Config::ttt, &TttConfig::ttt_alpha>("TTT_ALPHA", "evaluation", "TTT: LoRA alpha (the delta is scaled by alpha / rank)"),
-      key<&Config::ttt, &TttConfig::ttt_chunk>("TTT_CHUNK", "evaluation", "TTT: targets scored, then trained on, per step of a document"),
-      key<&Config::ttt, &TttConfig::ttt_context>("TTT_CONTEXT", "evaluation", "TTT: window of the document's own past per chunk (0 = EVAL_SEQ_LEN)"),
-      key<&Config::ttt, &TttConfig::ttt_batch_docs>("TTT_BATCH_DOCS", "evaluation", "TTT: documents adapted together (each its own adapters)"),
-      key<&Config::ttt, &TttConfig::ttt_lr>("TTT_LR", "evaluation", "TTT: AdamW learning rate of the adapters"),
-      key<&Config::ttt, &TttConfig::ttt_beta1>("TTT_BETA1", "evaluation", "TTT: AdamW beta1"),
-      key<&Config::ttt, &TttConfig::ttt_beta2>("TTT_BETA2", "evaluation", "TTT: AdamW beta2"),
-      key<&Config::ttt, &TttConfig::ttt_eps>("TTT_EPS", "evaluation", "TTT: AdamW epsilon"),
-      key<&Config::ttt, &TttConfig::ttt_wd>("TTT_WD", "evaluation", "TTT: AdamW weight decay"),
-      key<&Config::ttt, &TttConfig::ttt_global_after>("TTT_GLOBAL_AFTER", "evaluation", "TTT: increasing counts of scored documents after which one epoch of full-model SGD runs over the documents scored so far (\"\" = none)"),
-      key<&Config::ttt, &TttConfig::ttt_global_lr>("TTT_GLOBAL_LR", "evaluation", "TTT global phases: SGD learning rate (cosine to 0 over the epoch)"),
-      key<&Config::ttt, &TttConfig::ttt_global_momentum>("TTT_GLOBAL_MOMENTUM", "evaluation", "TTT global phases: SGD momentum"),
-      key<&Config::ttt, &TttConfig::ttt_global_clip>("TTT_GLOBAL_CLIP", "evaluation", "TTT global phases: gradient-norm clip"),
-      key<&Config::ttt, &TttConfig::ttt_global_batch_seqs>("TTT_GLOBAL_BATCH_SEQS", "evaluation", "TTT global phases: EVAL_SEQ_LEN sequences per rank and step"),
-      key<&Config::eval, &EvalConfig::eval_budget_seconds>("EVAL_BUDGET_SECONDS", "evaluation", "TTT: wall-clock budget of the evaluation (0 = none); past it the remaining documents are scored without adaptation"),
+                                                         "subset:first_N_tokens(not_the_challenge_score)")),
+      key<&Config::eval, &EvalConfig::prequant_eval>("PREQUANT_EVAL", "evaluation", PGOLF_DOC("also score the fp32 weights before export (shows the quantisation penalty)")),
+      key<&Config::ttt, &TttConfig::ttt_enabled>("TTT_ENABLED", "evaluation", PGOLF_DOC("also score with score-first test-time training (per-document LoRA adapters, docs/MODEL.md): `pgolf eval` and the end of `pgolf train`")),
+      key<&Config::ttt, &TttConfig::ttt_targets>("TTT_TARGETS", "evaluation", PGOLF_DOC("TTT: adapted sites, a subset of q,k,v,o,mlp,head")),
+      key<&Config::ttt, &TttConfig::ttt_rank>("TTT_RANK", "evaluation", PGOLF_DOC("TTT: LoRA rank")),
+      key<&Config::ttt, &TttConfig::ttt_alpha>("TTT_ALPHA", "evaluation", PGOLF_DOC("TTT: LoRA alpha (the delta is scaled by alpha / rank)")),
+      key<&Config::ttt, &TttConfig::ttt_chunk>("TTT_CHUNK", "evaluation", PGOLF_DOC("TTT: targets scored, then trained on, per step of a document")),
+      key<&Config::ttt, &TttConfig::ttt_context>("TTT_CONTEXT", "evaluation", PGOLF_DOC("TTT: window of the document's own past per chunk (0 = EVAL_SEQ_LEN)")),
+      key<&Config::ttt, &TttConfig::ttt_batch_docs>("TTT_BATCH_DOCS", "evaluation", PGOLF_DOC("TTT: documents adapted together (each its own adapters)")),
+      key<&Config::ttt, &TttConfig::ttt_lr>("TTT_LR", "evaluation", PGOLF_DOC("TTT: AdamW learning rate of the adapters")),
+      key<&Config::ttt, &TttConfig::ttt_beta1>("TTT_BETA1", "evaluation", PGOLF_DOC("TTT: AdamW beta1")),
+      key<&Config::ttt, &TttConfig::ttt_beta2>("TTT_BETA2", "evaluation", PGOLF_DOC("TTT: AdamW beta2")),
+      key<&Config::ttt, &TttConfig::ttt_eps>("TTT_EPS", "evaluation", PGOLF_DOC("TTT: AdamW epsilon")),
+      key<&Config::ttt, &TttConfig::ttt_wd>("TTT_WD", "evaluation", PGOLF_DOC("TTT: AdamW weight decay")),
+      key<&Config::ttt, &TttConfig::ttt_global_after>("TTT_GLOBAL_AFTER", "evaluation", PGOLF_DOC("TTT: increasing counts of scored documents after which one epoch of full-model SGD runs over the documents scored so far (\"\" = none)")),
+      key<&Config::ttt, &TttConfig::ttt_global_lr>("TTT_GLOBAL_LR", "evaluation", PGOLF_DOC("TTT global phases: SGD learning rate (cosine to 0 over the epoch)")),
+      key<&Config::ttt, &TttConfig::ttt_global_momentum>("TTT_GLOBAL_MOMENTUM", "evaluation", PGOLF_DOC("TTT global phases: SGD momentum")),
+      key<&Config::ttt, &TttConfig::ttt_global_clip>("TTT_GLOBAL_CLIP", "evaluation", PGOLF_DOC("TTT global phases: gradient-norm clip")),
+      key<&Config::ttt, &TttConfig::ttt_global_batch_seqs>("TTT_GLOBAL_BATCH_SEQS", "evaluation", PGOLF_DOC("TTT global phases: EVAL_SEQ_LEN sequences per rank and step")),
+      key<&Config::eval, &EvalConfig::eval_budget_seconds>("EVAL_BUDGET_SECONDS", "evaluation", PGOLF_DOC("TTT: wall-clock budget of the evaluation (0 = none); past it the remaining documents are scored without adaptation")),
 
-      key<&Config::runtime, &RuntimeConfig::device>("DEVICE", "runtime", "auto, cpu or cuda"),
-      key<&Config::runtime, &RuntimeConfig::num_threads>("NUM_THREADS", "runtime", "CPU threads for torch (0 = every core this process may use)"),
-      key<&Config::runtime, &RuntimeConfig::progress>("PROGRESS", "runtime", "in-place progress lines on stdout (rewritten with \\r): auto = only on an interactive terminal and not under "
-       "a launcher (mpirun, Slurm, torchrun variables); on; off. Log files never get them"),
-      key<&Config::runtime, &RuntimeConfig::fused_kernels>("FUSED_KERNELS", "runtime", "CUDA: fused soft-capped cross-entropy (no float32 logits for the whole batch), q/k RMSNorm + RoPE + q_gain, relu^2 / LeakyReLU^2, "
+      key<&Config::runtime, &RuntimeConfig::device>("DEVICE", "runtime", PGOLF_DOC("auto, cpu or cuda")),
+      key<&Config::runtime, &RuntimeConfig::num_threads>("NUM_THREADS", "runtime", PGOLF_DOC("CPU threads for torch (0 = every core this process may use)")),
+      key<&Config::runtime, &RuntimeConfig::progress>("PROGRESS", "runtime", PGOLF_DOC("in-place progress lines on stdout (rewritten with \\r): auto = only on an interactive terminal and not under "
+       "a launcher (mpirun, Slurm, torchrun variables); on; off. Log files never get them")),
+      key<&Config::runtime, &RuntimeConfig::fused_kernels>("FUSED_KERNELS", "runtime", PGOLF_DOC("CUDA: fused soft-capped cross-entropy (no float32 logits for the whole batch), q/k RMSNorm + RoPE + q_gain, relu^2 / LeakyReLU^2, "
        "each block's residual adds with their RMSNorm, the embedding's SmearGate + RMSNorm (not the BOS-aware gate) and XSA kernels; "
-       "ignored, with a note in the log, elsewhere. Off until measured on a GPU"),
-      key<&Config::runtime, &RuntimeConfig::cuda_graphs>("CUDA_GRAPHS", "runtime", "CUDA: record the training step (forward, backward, gradient all-reduce, clipping, optimisers) once per model "
+       "ignored, with a note in the log, elsewhere. Off until measured on a GPU")),
+      key<&Config::runtime, &RuntimeConfig::cuda_graphs>("CUDA_GRAPHS", "runtime", PGOLF_DOC("CUDA: record the training step (forward, backward, gradient all-reduce, clipping, optimisers) once per model "
        "mode into a CUDA graph and replay it, one launch per step instead of thousands; the first step of each mode "
        "runs eagerly, and if a capture fails the run says why and goes on eagerly. Ignored, with a note in the log, "
-       "elsewhere. Off until measured on a GPU"),
-      key<&Config::runtime, &RuntimeConfig::dist_timeout_seconds>("DIST_TIMEOUT_SECONDS", "runtime", "multi-process runs: how long a collective may wait for a peer before the run stops with an error"),
-      key<&Config::runtime, &RuntimeConfig::main_phase_timeout_seconds>("MAIN_PHASE_TIMEOUT_SECONDS", "runtime",
+       "elsewhere. Off until measured on a GPU")),
+      key<&Config::runtime, &RuntimeConfig::dist_timeout_seconds>("DIST_TIMEOUT_SECONDS", "runtime", PGOLF_DOC("multi-process runs: how long a collective may wait for a peer before the run stops with an error")),
+      key<&Config::runtime, &RuntimeConfig::main_phase_timeout_seconds>("MAIN_PHASE_TIMEOUT_SECONDS", "runtime",PGOLF_DOC(
                                                                         "multi-process runs: how long the other ranks wait for what rank 0 does alone "
                                                                         "(the export with its fitting and GPTQ, a checkpoint write) before the run stops "
-                                                                        "with an error"),
+                                                                        "with an error")),
   };
   return keys;
 }
@@ -700,8 +701,8 @@ std::string describe_config_keys(KeySelection which) {
       out << (out.tellp() > 0 ? "\n" : "") << "[" << group << "]\n";
     }
     std::string def = get_config_value(defaults, k);
-    out << "  " << k.name << " (" << k.type << ", default " << (def.empty() ? "\"\"" : def) << ")\n      " << k.help
-        << '\n';
+    out << "  " << k.name << " (" << k.type << ", default " << (def.empty() ? "\"\"" : def) << ")\n";
+    if (*k.help) out << "      " << k.help << '\n';  // empty in the counted build (core/doc.h)
   }
   return out.str();
 }

@@ -90,6 +90,25 @@ std::size_t bracket_end(const std::string& text, std::size_t i) {
   return end == std::string::npos ? text.size() : end + close.size();
 }
 
+// PGOLF_DOC( string literals... ) at text[i] (core/doc.h): the end past its
+// ')', or npos when text[i] starts no such call.
+std::size_t doc_end(const std::string& text, std::size_t i) {
+  static const std::string open = "PGOLF_DOC(";
+  if (text.compare(i, open.size(), open) != 0 || (i > 0 && is_ident(text[i - 1]))) return std::string::npos;
+  std::size_t j = i + open.size(), literals = 0;
+  while (j < text.size()) {
+    if (std::isspace(static_cast<unsigned char>(text[j]))) {
+      ++j;
+    } else if (text[j] == '"' && raw_prefix(text, j) == 0) {
+      j = quoted_end(text, j);
+      ++literals;
+    } else {
+      return text[j] == ')' && literals > 0 ? j + 1 : std::string::npos;
+    }
+  }
+  return std::string::npos;
+}
+
 }  // namespace
 
 std::string minify_cpp(const std::string& text) {
@@ -107,6 +126,9 @@ std::string minify_cpp(const std::string& text) {
     } else if (c == '"' || (c == '\'' && !digit_separator(text, i))) {
       const std::size_t end = c == '"' && raw_prefix(text, i) ? raw_end(text, i) : quoted_end(text, i);
       out.verbatim(text, i, end);
+      i = end;
+    } else if (const std::size_t end = doc_end(text, i); end != std::string::npos) {
+      for (char d : std::string("PGOLF_DOC(\"\")")) out.code(d);
       i = end;
     } else {
       if (c == '\n') out.newline();

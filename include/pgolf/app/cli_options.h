@@ -5,13 +5,14 @@
 #include <string>
 
 #include "pgolf/app/commands.h"
+#include "pgolf/core/doc.h"
 
 namespace pgolf {
 
 inline void add_config_options(CLI::App* cmd, ConfigArgs& args) {
-  cmd->add_option("--config", args.files, "KEY=VALUE config file(s), applied in order (see configs/)")
+  cmd->add_option("--config", args.files, PGOLF_DOC("KEY=VALUE config file(s), applied in order (see configs/)"))
       ->check(CLI::ExistingFile);
-  cmd->add_option("--set", args.sets, "KEY=VALUE override, applied last (repeatable)");
+  cmd->add_option("--set", args.sets, PGOLF_DOC("KEY=VALUE override, applied last (repeatable)"));
   cmd->footer(
       "Configuration precedence: defaults < --config FILE < environment < --set KEY=VALUE.\n"
       "In a file, '#' after white space starts a comment (KEY=12 # note sets 12); --set and environment\n"

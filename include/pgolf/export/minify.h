@@ -10,7 +10,9 @@ namespace pgolf {
 // C++ and CUDA: removes // and /* */ comments, leading and trailing white space
 // of every line, blank lines and runs of spaces and tabs (one space is kept).
 // String, character and raw string literals are copied unchanged, as are the
-// line structure of preprocessor directives and backslash continuations.
+// line structure of preprocessor directives and backslash continuations; the
+// one exception is documentation, PGOLF_DOC("..." "...") (core/doc.h), which
+// becomes PGOLF_DOC("").
 std::string minify_cpp(const std::string& text);
 
 // CMake: removes # comments outside quoted arguments, leading and trailing

@@ -33,6 +33,23 @@ TEST(Minify, CppKeepsLiteralsExactly) {
             "const char* u = u8\"x  y\";\n");
 }
 
+// Documentation (core/doc.h) is the one literal text that goes: a PGOLF_DOC
+// call of string literals only keeps an empty one, again on a second pass;
+// anything else named so, or in a literal, stays.
+TEST(Minify, CppEmptiesDocumentationStrings) {
+  const std::string in =
+      "key(\"A\", PGOLF_DOC(\"the help, with ) and \\\" inside\"\n"
+      "    \" continued\"));\n"
+      "#define PGOLF_DOC(text) text\n"
+      "f(MY_PGOLF_DOC(\"kept\"), PGOLF_DOC(x), \"PGOLF_DOC(\\\"kept\\\")\");\n";
+  const std::string out =
+      "key(\"A\", PGOLF_DOC(\"\"));\n"
+      "#define PGOLF_DOC(text) text\n"
+      "f(MY_PGOLF_DOC(\"kept\"), PGOLF_DOC(x), \"PGOLF_DOC(\\\"kept\\\")\");\n";
+  EXPECT_EQ(minify_cpp(in), out);
+  EXPECT_EQ(minify_cpp(out), out);
+}
+
 TEST(Minify, CppKeepsRawStringsWithTheirLines) {
   const std::string in =
       "auto r = R\"x(line one // kept\n"
