@@ -1,6 +1,7 @@
 # Writes OUT: a C++ source holding the path (relative to SRC) and the bytes of
 # every file needed to rebuild pgolf without the tools: CMakeLists.txt, cmake/,
-# include/ and src/ less PGOLF_TOOL_FILES (cmake/tools.cmake), for
+# include/ and src/ less PGOLF_TOOL_FILES (cmake/tools.cmake), and the files of
+# each optional component (cmake/components.cmake), for
 # src/export/code_archive.cpp. Run by the build whenever one of those files
 # changes. It also records the git commit of the tree (build_commit()).
 file(GLOB_RECURSE files RELATIVE ${SRC} ${SRC}/include/* ${SRC}/src/* ${SRC}/cmake/*)
@@ -10,6 +11,14 @@ if(PGOLF_TOOL_FILES)
   list(REMOVE_ITEM files ${PGOLF_TOOL_FILES})
 endif()
 list(SORT files)
+# The files of each optional component, for the counted code of a configuration.
+include(${SRC}/cmake/components.cmake)
+set(components "")
+foreach(component IN LISTS PGOLF_COMPONENTS)
+  foreach(f IN LISTS PGOLF_COMPONENT_${component})
+    string(APPEND components "    {\"${component}\", \"${f}\"},\n")
+  endforeach()
+endforeach()
 set(defs "")
 set(table "")
 set(index 0)
@@ -50,6 +59,9 @@ ${defs}}  // namespace
 extern const EmbeddedSource kEmbeddedSources[] = {
 ${table}};
 extern const std::size_t kEmbeddedSourceCount = ${index};
+extern const ComponentFile kComponentFiles[] = {
+${components}};
+extern const std::size_t kComponentFileCount = sizeof kComponentFiles / sizeof kComponentFiles[0];
 extern const char kBuildCommit[] = \"${commit}\";
 
 }  // namespace pgolf::detail

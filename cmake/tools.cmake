@@ -1,8 +1,8 @@
 # The tools: the commands outside the train, eval and export path (tokenizer,
-# shard, data, bench, compare, submit, download) and the sources only they need. The
-# full tree builds them into pgolf; the code archive, the counted code (README
-# "Code bytes"), leaves this file and PGOLF_TOOL_FILES out, and a tree unpacked
-# from it builds pgolf without them. Included by CMakeLists.txt and by
+# shard, data, bench, compare, submit, download, inspect, unpack) and the
+# sources only they need. The full tree builds them into pgolf; the code
+# archive, the counted code (README "Code bytes"), leaves this file and
+# PGOLF_TOOL_FILES out, and a tree unpacked from it builds pgolf without them. Included by CMakeLists.txt and by
 # cmake/embed_sources.cmake (which embeds every other file).
 set(PGOLF_TOOL_FILES
   cmake/tools.cmake
@@ -16,7 +16,8 @@ set(PGOLF_TOOL_FILES
   include/pgolf/data/corpus.h src/data/corpus.cpp
   include/pgolf/data/download.h src/data/download.cpp
   include/pgolf/data/tokenizer_train.h src/data/tokenizer_train.cpp
-  include/pgolf/eval/stats.h src/eval/stats.cpp)
+  include/pgolf/eval/stats.h src/eval/stats.cpp
+  include/pgolf/export/unpack.h src/export/unpack.cpp)
 
 # Adds the tools to pgolf_core and pgolf: called by CMakeLists.txt once both exist.
 function(pgolf_add_tools)

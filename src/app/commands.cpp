@@ -22,12 +22,10 @@
 #include "pgolf/data/data.h"
 #include "pgolf/dist/dist.h"
 #include "pgolf/core/io.h"
-#include "pgolf/export/layout.h"
 #include "pgolf/core/run.h"
 #include "pgolf/core/runtime.h"
 #include "pgolf/core/signals.h"
 #include "pgolf/export/submission.h"
-#include "pgolf/export/unpack.h"
 #include "pgolf/data/tokenizer.h"
 #include "pgolf/data/tokenizer_check.h"
 #include "pgolf/train/train.h"
@@ -244,90 +242,6 @@ int cmd_export(const ConfigArgs& args, const std::string& weights, const std::st
   }
   log.line("export: " + source + " model_params:" + std::to_string(model.num_params()));
   export_submission(model, cfg, output, log);
-  return 0;
-}
-
-namespace {
-
-// `pgolf inspect` of a train_gpt.py: the files of its code archive, their sizes and the total.
-int inspect_code_archive(const std::string& path) {
-  std::uint64_t total = 0, files = 0;
-  for (const ArchiveMember& m : read_code_archive(path)) {
-    if (m.dir) continue;
-    std::printf("%10zu  %s\n", m.data.size(), printable(m.path).c_str());
-    total += m.data.size();
-    ++files;
-  }
-  std::printf("code archive in %s: %llu files, %llu bytes; the script: %llu bytes\n", path.c_str(),
-              static_cast<unsigned long long>(files), static_cast<unsigned long long>(total),
-              static_cast<unsigned long long>(std::filesystem::file_size(path)));
-  return 0;
-}
-
-}  // namespace
-
-int cmd_inspect(const std::string& path, bool codecs) {
-  if (ends_with(path, ".py")) return inspect_code_archive(path);
-  const ArtifactContents artifact = read_artifact(path);
-  const std::vector<QuantTensor>& tensors = artifact.tensors;
-  const Codec codec = artifact.codec;
-  const std::uint64_t file_bytes = std::filesystem::file_size(path);
-  std::vector<std::uint64_t> packed;
-  std::uint64_t packed_sum = 0, raw_sum = 0, params = 0;
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    if (::isatty(2)) std::cerr << "\rcompressing tensor " << i + 1 << "/" << tensors.size() << std::flush;
-    packed.push_back(compressed_record_size(tensors[i], codec));
-    packed_sum += packed.back();
-  }
-  if (::isatty(2)) std::cerr << "\r\033[K";
-  std::printf("%-32s %-14s %-28s %12s %12s %7s\n", "name", "shape", "scheme", "raw_bytes", "packed_bytes", "share");
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    const auto& t = tensors[i];
-    const std::string scheme = format_tensor_plan(t.plan) + (t.lqer.rank > 0 ? "+lqer" + std::to_string(t.lqer.rank) : "");
-    const std::uint64_t raw = t.data.numel() * t.data.element_size() + (t.scale.defined() ? t.scale.numel() * 2 : 0);
-    raw_sum += raw;
-    params += static_cast<std::uint64_t>(t.data.numel());
-    std::printf("%-32s %-14s %-28s %12llu %12llu %6.2f%%\n", printable(t.name).c_str(), c10::str(at::IntArrayRef(t.shape)).c_str(),
-                scheme.c_str(), static_cast<unsigned long long>(raw), static_cast<unsigned long long>(packed[i]),
-                100.0 * static_cast<double>(packed[i]) / static_cast<double>(packed_sum));
-  }
-  // The counted code is the train_gpt.py export wrote next to the artifact.
-  const std::string script = (std::filesystem::path(path).parent_path() / "train_gpt.py").string();
-  const bool has_code = std::filesystem::exists(script);
-  const std::uint64_t code = has_code ? std::filesystem::file_size(script) : 0;
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "tensors:%zu params:%llu raw_bytes:%llu codec:%s artifact_bytes:%llu code_bytes:%llu%s total:%llu budget:%llu %s\n",
-                tensors.size(), static_cast<unsigned long long>(params), static_cast<unsigned long long>(raw_sum),
-                codec_name(codec), static_cast<unsigned long long>(file_bytes), static_cast<unsigned long long>(code),
-                has_code ? "" : " (no train_gpt.py next to the artifact)", static_cast<unsigned long long>(file_bytes + code),
-                static_cast<unsigned long long>(kSubmissionBudget), file_bytes + code <= kSubmissionBudget ? "(fits)" : "(OVER BUDGET)");
-  std::cout << buf << "(packed_bytes compresses each tensor alone with the artifact's codec; share is of their sum)\n";
-  std::string record;
-  for (const auto& [k, v] : parse_record(artifact.record_text, path).values) record += " " + k + "=" + v;
-  std::cout << "version:" << artifact.version << " model record (" << artifact.record_bytes
-            << " bytes):" << (record.empty() ? " none (written by an older pgolf)" : record) << "\n";
-  if (codecs) {
-    std::printf("\n%-18s %12s %12s %12s %12s\n", "layout", "raw", "zstd-22", "xz-9e", "brotli-11");
-    for (Layout l : all_layouts()) {
-      const std::string bytes = layout_payload(tensors, l);
-      std::printf("%-18s %12zu", layout_name(l), bytes.size());
-      for (Codec c : {Codec::Zstd, Codec::Xz, Codec::Brotli}) {
-        if (::isatty(2)) std::cerr << "\r" << layout_name(l) << " " << codec_name(c) << "..." << std::flush;
-        const std::size_t n = compress(bytes, c).size();
-        if (::isatty(2)) std::cerr << "\r\033[K";
-        std::printf(" %12zu", n);
-      }
-      std::printf("\n");
-      std::fflush(stdout);
-    }
-  }
-  return 0;
-}
-
-int cmd_unpack(const std::string& archive, const std::string& output) {
-  std::uint64_t files = 0;
-  for (const ArchiveMember& m : unpack_code_archive(archive, output)) files += m.dir ? 0 : 1;
-  std::cout << "unpacked " << files << " files of " << archive << " into " << output << "\n";
   return 0;
 }
 

@@ -77,19 +77,6 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   add_config_options(exp, cfg_args);
 
-  auto* inspect = app.add_subcommand("inspect", PGOLF_DOC("list an artifact's tensors, schemes and compressed sizes, or the files "
-                                                 "of the code archive in a train_gpt.py"));
-  inspect->add_option("path", model_path, PGOLF_DOC("artifact or train_gpt.py"))->required()->check(CLI::ExistingFile);
-  bool inspect_codecs = false;
-  inspect->add_flag("--codecs", inspect_codecs,
-                    PGOLF_DOC("also compress the payload with every codec (zstd-22, xz -9e, brotli-11) in every byte layout and print the sizes"));
-
-  std::string unpack_archive, unpack_output;
-  auto* unpack = app.add_subcommand("unpack", PGOLF_DOC("extract the source in a train_gpt.py (the counted code export writes next "
-                                                "to an artifact) into a new folder, which then builds pgolf"));
-  unpack->add_option("archive", unpack_archive, PGOLF_DOC("train_gpt.py"))->required()->check(CLI::ExistingFile);
-  unpack->add_option("--output", unpack_output, PGOLF_DOC("folder to create (or an empty one)"))->required();
-
   std::vector<std::string> args(argv, argv + argc);
 #ifdef PGOLF_TOOLS
   const auto run_tool = pgolf::add_tool_commands(app, cfg_args);
@@ -104,8 +91,6 @@ int main(int argc, char** argv) {
     if (*train) return pgolf::cmd_train(cfg_args, resume_dir, overwrite);
     if (*eval) return pgolf::cmd_eval(cfg_args, model_path);
     if (*exp) return pgolf::cmd_export(cfg_args, export_weights, export_output, export_random_std);
-    if (*inspect) return pgolf::cmd_inspect(model_path, inspect_codecs);
-    if (*unpack) return pgolf::cmd_unpack(unpack_archive, unpack_output);
 #ifdef PGOLF_TOOLS
     if (const auto code = run_tool()) return *code;
 #endif

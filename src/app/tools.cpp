@@ -37,6 +37,8 @@ struct ToolOptions {
   BenchOptions bench_opts;
   std::vector<std::string> compare_runs;
   double compare_margin = kRecordMargin;
+  std::string inspect_path, unpack_archive, unpack_output;
+  bool inspect_codecs = false;
   SubmitOptions submit;
   DownloadOptions dl;
   ToolOptions() { dl.endpoint.clear(); }  // cmd_download: HF_ENDPOINT or the default
@@ -55,7 +57,7 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
   auto o = std::make_shared<ToolOptions>();
   // The options set by the command line below, by name.
   auto& [corpus, vocab_size, tok_output, tok_caseops, shard_opts, shard_tokenizer, bench_opts, compare_runs,
-         compare_margin, submit_opts, dl] = *o;
+         compare_margin, inspect_path, unpack_archive, unpack_output, inspect_codecs, submit_opts, dl] = *o;
   auto* tokenizer = app.add_subcommand("tokenizer", "train a SentencePiece BPE tokenizer (byte fallback, as the challenge's) on a corpus");
   add_corpus_options(tokenizer, corpus);
   tokenizer->add_option("--vocab-size", vocab_size, "number of pieces")->capture_default_str();
@@ -122,6 +124,17 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
       "Example: pgolf compare logs/new_seed1337 logs/new_seed42 logs/new_seed2024 -- logs/old_seed1337 logs/old_seed42\n"
       "The exit code is 0 whatever the verdict, 1 when a run cannot be read (e.g. it did not finish).");
 
+  auto* inspect = app.add_subcommand("inspect", "list an artifact's tensors, schemes and compressed sizes, or the files "
+                                                 "of the code archive in a train_gpt.py");
+  inspect->add_option("path", inspect_path, "artifact or train_gpt.py")->required()->check(CLI::ExistingFile);
+  inspect->add_flag("--codecs", inspect_codecs,
+                    "also compress the payload with every codec (zstd-22, xz -9e, brotli-11) in every byte layout and print the sizes");
+
+  auto* unpack = app.add_subcommand("unpack", "extract the source in a train_gpt.py (the counted code export writes next "
+                                                "to an artifact) into a new folder, which then builds pgolf");
+  unpack->add_option("archive", unpack_archive, "train_gpt.py")->required()->check(CLI::ExistingFile);
+  unpack->add_option("--output", unpack_output, "folder to create (or an empty one)")->required();
+
   auto* submit = app.add_subcommand("submit", "turn finished runs of one configuration (its seeds) into a records folder: "
                                                "README.md, submission.json, the train logs and train_gpt.py");
   submit->add_option("runs", submit_opts.runs, "run folders of `pgolf train`, one per seed, of the same configuration")
@@ -176,6 +189,8 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
         throw std::invalid_argument("compare needs two sets of runs separated by --: pgolf compare RUN_A... -- RUN_B...");
       return cmd_compare({runs.begin(), separator}, {separator + 1, runs.end()}, t.compare_margin);
     }
+    if (*inspect) return cmd_inspect(t.inspect_path, t.inspect_codecs);
+    if (*unpack) return cmd_unpack(t.unpack_archive, t.unpack_output);
     if (*submit) return cmd_submit(t.submit);
     if (*download) return cmd_download(t.dl);
     return std::nullopt;

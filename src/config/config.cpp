@@ -1,4 +1,5 @@
 #include "pgolf/config/config.h"
+#include "pgolf/config/components.h"
 #include "pgolf/core/doc.h"
 
 #include "pgolf/config/python_names.h"
@@ -409,14 +410,16 @@ Config load_config(const std::vector<std::string>& files, const std::vector<std:
   return cfg;
 }
 
+bool uses_gptq(const ExportConfig& e) {
+  for (const TensorPlan* p : {&e.quant_mlp, &e.quant_attn, &e.quant_bigram_proj, &e.quant_tok_emb, &e.quant_bigram_embed, &e.quant_other})
+    if (p->scheme == Scheme::IntRow && p->quant.gptq) return true;
+  return false;
+}
+
 void fill_derived(Config& cfg) {
   if (cfg.eval.eval_seq_len == 0) cfg.eval.eval_seq_len = cfg.train.train_seq_len;
-  bool gptq = false;
-  for (const TensorPlan* p : {&cfg.export_.quant_mlp, &cfg.export_.quant_attn, &cfg.export_.quant_bigram_proj,
-                              &cfg.export_.quant_tok_emb, &cfg.export_.quant_bigram_embed, &cfg.export_.quant_other})
-    gptq = gptq || (p->scheme == Scheme::IntRow && p->quant.gptq);
   cfg.schedule.calibration_reserve_seconds =
-      gptq && cfg.schedule.max_wallclock_seconds > 0 ? cfg.export_.gptq_reserve_seconds : 0.0;
+      uses_gptq(cfg.export_) && cfg.schedule.max_wallclock_seconds > 0 ? cfg.export_.gptq_reserve_seconds : 0.0;
   if (cfg.ttt.ttt_context == 0) cfg.ttt.ttt_context = cfg.eval.eval_seq_len;
 }
 
@@ -655,6 +658,7 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   validate(c.eval, check);
   validate(c.ttt, check);
   validate(c.runtime, check);
+  require_components(c);
 }
 
 void validate_model_config(const ModelConfig& model) {

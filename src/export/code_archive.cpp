@@ -8,6 +8,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "pgolf/config/components.h"
 #include "pgolf/export/minify.h"
 
 namespace pgolf {
@@ -45,8 +46,23 @@ std::vector<std::pair<std::string, std::string>> counted_sources() {
   return files;
 }
 
-std::string code_tar() {
-  const auto files = counted_sources();
+std::vector<std::pair<std::string, std::string>> counted_sources(const Config& cfg) {
+  std::set<std::string> unused;
+  for (std::size_t i = 0; i < detail::kComponentFileCount; ++i) {
+    const auto& f = detail::kComponentFiles[i];
+    const Component* c = find_component(f.component);
+    if (!c) throw std::logic_error(std::string("cmake/components.cmake names component ") + f.component +
+                                   ", which config/components.cpp does not know");
+    if (!c->used(cfg)) unused.insert(f.path);
+  }
+  auto files = counted_sources();
+  files.erase(std::remove_if(files.begin(), files.end(), [&](const auto& f) { return unused.count(f.first) > 0; }), files.end());
+  return files;
+}
+
+std::string code_tar() { return code_tar(counted_sources()); }
+
+std::string code_tar(const std::vector<std::pair<std::string, std::string>>& files) {
   std::vector<TarEntry> entries;
   std::set<std::string> dirs;
   for (const auto& [path, data] : files) {
@@ -90,13 +106,15 @@ std::string code_tar() {
   return out;
 }
 
-CodeArchive code_archive(Codec c) {
+CodeArchive code_archive(Codec c) { return code_archive(c, counted_sources()); }
+
+CodeArchive code_archive(Codec c, const std::vector<std::pair<std::string, std::string>>& files) {
   CodeArchive r;
-  const std::string tar = code_tar();
+  const std::string tar = code_tar(files);
   r.bytes = compress(tar, c);
   r.tar_bytes = tar.size();
   r.raw_bytes = 0;
-  for (const auto& [path, data] : counted_sources()) r.raw_bytes += data.size();
+  for (const auto& [path, data] : files) r.raw_bytes += data.size();
   r.codec = c;
   return r;
 }

@@ -11,6 +11,7 @@
 
 #include "pgolf/export/artifact.h"
 #include "pgolf/export/gptq.h"
+#include "pgolf/config/components.h"
 
 namespace pgolf {
 
@@ -170,7 +171,11 @@ class Evaluator {
       std::vector<at::Tensor> ws, hs;
       for (std::size_t i : members) ws.push_back(source(i, c)), hs.push_back(hessian(i).to(at::kCPU));
       const TensorPlan plan = plan_tensor(weights_[members[0]].name, weights_[members[0]].tensor, c.quant);
-      const std::vector<RowQuantized> rs = gptq_quantize_batched(at::stack(ws), at::stack(hs), plan.quant, c.quant.gptq);
+      std::vector<RowQuantized> rs;
+      if constexpr (kHasGptq)
+        rs = gptq_quantize_batched(at::stack(ws), at::stack(hs), plan.quant, c.quant.gptq);
+      else
+        missing_component("GPTQ");
       for (std::size_t j = 0; j < members.size(); ++j) {
         const NamedTensor& w = weights_[members[j]];
         store(key(members[j], c), members[j],

@@ -1,6 +1,7 @@
 #include "pgolf/export/quant.h"
 
 #include "pgolf/export/gptq.h"
+#include "pgolf/config/components.h"
 
 #include <ATen/core/grad_mode.h>
 
@@ -10,6 +11,14 @@
 
 namespace pgolf {
 namespace {
+
+// GPTQ where this build has it (config/components.h).
+RowQuantized gptq_rows(const at::Tensor& w, const at::Tensor& h, const RowQuantizer& rq, const GptqOptions& opts) {
+  if constexpr (kHasGptq)
+    return gptq_quantize(w, h, rq, opts);
+  else
+    missing_component("GPTQ");
+}
 
 bool contains(const std::string& name, const char* fragment) { return name.find(fragment) != std::string::npos; }
 
@@ -41,13 +50,6 @@ const std::vector<PlanClass>& plan_classes() {
   return classes;
 }
 
-bool uses_gptq(const QuantOptions& o) {
-  for (const PlanClass& c : plan_classes()) {
-    const TensorPlan& p = o.*c.plan;
-    if (p.scheme == Scheme::IntRow && p.quant.gptq) return true;
-  }
-  return false;
-}
 
 TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const QuantOptions& o) {
   TORCH_CHECK(t.is_floating_point(), "tensor '", name, "' is not floating point; the model has no such parameter");
@@ -104,7 +106,7 @@ QuantTensor quantize_tensor(const std::string& name, const at::Tensor& tensor, c
   if (plan.scheme == Scheme::IntRow) {
     if (plan.quant.gptq && !hessian.defined())
       throw std::runtime_error("tensor '" + name + "' is planned with GPTQ but has no calibration Hessian");
-    RowQuantized r = plan.quant.gptq ? gptq_quantize(t.to(at::kFloat).reshape({t.size(0), -1}), hessian.to(at::kCPU), plan.quant, gptq)
+    RowQuantized r = plan.quant.gptq ? gptq_rows(t.to(at::kFloat).reshape({t.size(0), -1}), hessian.to(at::kCPU), plan.quant, gptq)
                                      : quantize_rows(t, plan.quant);
     q.data = r.q.flatten().contiguous();
     q.scale = r.scale.contiguous();
@@ -123,7 +125,12 @@ std::vector<QuantTensor> quantize_tensors(const std::vector<NamedTensor>& params
 at::Tensor dequantize(const QuantTensor& q) {
   if (!q.scale.defined()) return q.data.to(at::kFloat).reshape(q.shape);
   at::Tensor w = dequantize_rows({q.data.reshape({q.scale.numel(), -1}), q.scale});
-  if (q.lqer.rank > 0) w += low_rank_delta(q.lqer, w.size(0), w.size(1));
+  if (q.lqer.rank > 0) {
+    if constexpr (kHasLqer)
+      w += low_rank_delta(q.lqer, w.size(0), w.size(1));
+    else
+      missing_component("LQER (the artifact holds LQER corrections)");
+  }
   return w.reshape(q.shape);
 }
 
@@ -131,7 +138,10 @@ void add_low_rank_correction(QuantTensor& q, const at::Tensor& original, std::in
   if (q.plan.scheme != Scheme::IntRow || q.shape.size() != 2)
     throw std::invalid_argument("LQER corrects integer-quantised matrices; '" + q.name + "' is not one");
   q.lqer = {};
-  q.lqer = fit_low_rank(original.to(at::kFloat).reshape(q.shape) - dequantize(q), rank);
+  if constexpr (kHasLqer)
+    q.lqer = fit_low_rank(original.to(at::kFloat).reshape(q.shape) - dequantize(q), rank);
+  else
+    missing_component("LQER");
 }
 
 }  // namespace pgolf

@@ -1,6 +1,8 @@
 #include "pgolf/export/script.h"
 
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "pgolf/core/codec.h"
@@ -106,8 +108,16 @@ std::string submission_script(const std::string& config_text, const std::string&
 }
 
 std::string submission_script(const Config& cfg) {
-  static const std::string archive = code_archive(Codec::Xz).bytes;
-  return submission_script(recorded_config(cfg), archive);
+  // xz -9e of the tree takes a second: each set of files is compressed once per process.
+  static std::map<std::string, std::string> archives;
+  static std::mutex mutex;
+  const auto files = counted_sources(cfg);
+  std::string paths;
+  for (const auto& [path, data] : files) paths += path + "\n";
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = archives.find(paths);
+  if (it == archives.end()) it = archives.emplace(paths, code_archive(Codec::Xz, files).bytes).first;
+  return submission_script(recorded_config(cfg), it->second);
 }
 
 std::string script_archive_tar(const std::string& script, const std::string& origin) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "pgolf/export/artifact.h"
+#include "pgolf/config/components.h"
 #include "pgolf/config/record.h"
 #include "pgolf/export/calibrate.h"
 #include "pgolf/export/script.h"
@@ -19,18 +20,22 @@
 namespace pgolf {
 std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const std::string& data_path, std::int64_t seq_len,
                                                 const QuantOptions& quant, RunLog& log) {
-  if (!uses_gptq(quant)) return {};
   const auto t0 = std::chrono::steady_clock::now();
   std::vector<std::string> names;
   for (const auto& p : model.parameters()) {
     const TensorPlan plan = plan_tensor(p.name, p.tensor, quant);
     if (plan.scheme == Scheme::IntRow && plan.quant.gptq) names.push_back(p.name);
   }
-  log.progress("GPTQ: calibrating on " + std::to_string(quant.gptq_tokens) + " training tokens...");
-  auto h = input_hessians(model, shard_files(train_pattern(data_path)), quant.gptq_tokens, seq_len, 8, names);
-  log.line("gptq: Hessians of " + std::to_string(h.size()) + " matrices from " + std::to_string(quant.gptq_tokens) +
-           " training tokens in " + std::to_string(static_cast<long long>(ms_since(t0))) + "ms");
-  return h;
+  if (names.empty()) return {};
+  if constexpr (!kHasGptq) {
+    missing_component("GPTQ");
+  } else {
+    log.progress("GPTQ: calibrating on " + std::to_string(quant.gptq_tokens) + " training tokens...");
+    auto h = input_hessians(model, shard_files(train_pattern(data_path)), quant.gptq_tokens, seq_len, 8, names);
+    log.line("gptq: Hessians of " + std::to_string(h.size()) + " matrices from " + std::to_string(quant.gptq_tokens) +
+             " training tokens in " + std::to_string(static_cast<long long>(ms_since(t0))) + "ms");
+    return h;
+  }
 }
 
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log) {
@@ -140,6 +145,19 @@ EvalSums score_prequant(GPT& model, const EvalConfig& cfg, const ScoringData& da
   return s.sums;
 }
 
+namespace {
+
+// evaluate_ttt() where this build has test-time training (config/components.h).
+TttScores ttt_scores(GPT& model, const ScoringData& data, const TttOptions& opts, Dist& dist,
+                     const std::function<void(const TttProgress&)>& progress) {
+  if constexpr (kHasTtt)
+    return evaluate_ttt(model, data.val, data.bytes, opts, dist, progress);
+  else
+    missing_component("TTT");
+}
+
+}  // namespace
+
 EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, RunLog& log, const std::string& label,
                    Dist& dist) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -159,7 +177,7 @@ EvalSums score_ttt(GPT& model, const TttOptions& opts, const ScoringData& data, 
               ": documents left when it runs out are scored without adaptation)";
     log.line(line);
   };
-  const TttScores s = evaluate_ttt(model, data.val, data.bytes, opts, dist, progress);
+  const TttScores s = ttt_scores(model, data, opts, dist, progress);
   const EvalSums e = all_reduce(s.sums, dist, model.options().device, label);
   log.line(label + ":docs adapted:" + std::to_string(s.adapted_docs) + " unadapted:" + std::to_string(s.unadapted_docs) +
            " (rank 0) global_phases:" + std::to_string(s.global_phases));

@@ -125,34 +125,49 @@ TEST(CodeArchive, UnpackRefusesUsedFoldersAndEscapingPaths) {
   EXPECT_NE(r.output.find("no code archive in it"), std::string::npos) << r.output;
 }
 
-// The run's train_gpt.py, run by Python in another folder, unpacks and builds
-// a pgolf that trains and scores as this one does and writes the same
-// train_gpt.py (slow: a build of pgolf on 2 cores).
+// The run's train_gpt.py, started by torchrun with two ranks in another
+// folder (local rank 0 unpacks and builds while rank 1 waits for it), trains
+// and scores as this build does under the same launch and writes the same
+// train_gpt.py; the pgolf it built, without the optional components the
+// configuration does not use, scores the artifact as this one does and
+// refuses a configuration that needs one (slow: a build of pgolf on 2 cores).
 TEST(CodeArchive, CountedTreeBuildsAndScoresTheSame) {
   TempDir dir;
   const Config c = test::tiny_run(dir, 8);
   test::write_text(dir.file("tiny.env"), format_config(c));
-  auto full = test::run_pgolf("train --config " + dir.file("tiny.env"));
+  // torchrun and the Python of the LibTorch this build uses (scripts/setup.sh's .venv).
+  const std::string torchrun = std::string("PATH=") + PGOLF_SOURCE_DIR +
+                               "/.venv/bin:$PATH OMP_NUM_THREADS=1 NUM_THREADS=1 torchrun --standalone --nproc_per_node=2 ";
+  auto full = test::run_shell(torchrun + "--no-python " + PGOLF_BINARY + " train --config " + dir.file("tiny.env"));
   ASSERT_EQ(full.exit_code, 0) << full.output;
   ASSERT_NE(final_line(full.output), "missing") << full.output;
 
-  // The Python of the LibTorch this build uses (scripts/setup.sh's .venv);
   // ccache (found by CMakeLists.txt) serves a rerun from any temporary folder.
   make_dirs(dir.file("elsewhere"));
   auto r = test::run_shell("cd " + dir.file("elsewhere") + " && export CCACHE_BASEDIR=" + dir.path() +
                            " CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime SEED=" +
-                           std::to_string(c.run.seed) + " PGOLF_BUILD_DIR=" + dir.file("pb") + " && '" + PGOLF_SOURCE_DIR +
-                           "/.venv/bin/python3' " + dir.file("run/train_gpt.py") + " --set LOG_DIR=" + dir.path() +
-                           " --set RUN_ID=counted");
+                           std::to_string(c.run.seed) + " PGOLF_BUILD_DIR=" + dir.file("pb") + " && " + torchrun +
+                           dir.file("run/train_gpt.py") + " --set LOG_DIR=" + dir.path() + " --set RUN_ID=counted");
   ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("launcher:torchrun world_size:2"), std::string::npos) << r.output;
   EXPECT_EQ(final_line(r.output), final_line(full.output));
   EXPECT_EQ(read_file(dir.file("counted/train_gpt.py")), read_file(dir.file("run/train_gpt.py")));
-  std::string counted;
-  for (const auto& build : fs::directory_iterator(dir.file("pb"))) counted = build.path().string() + "/b/pgolf";
+  std::string tree;
+  for (const auto& build : fs::directory_iterator(dir.file("pb"))) tree = build.path().string();
+  const std::string counted = tree + "/b/pgolf";
   ASSERT_TRUE(fs::exists(counted)) << counted;
   r = test::run_shell(counted + " --help");
   EXPECT_EQ(r.output.find("download"), std::string::npos) << r.output;
-  r = test::run_shell(counted + " eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env"));
+  // Built without the components the configuration does not use, it refuses one that does.
+  EXPECT_FALSE(fs::exists(tree + "/src/src/eval/ttt.cpp"));
+  EXPECT_TRUE(fs::exists(tree + "/src/include/pgolf/eval/ttt.h"));
+  r = test::run_shell(counted + " config --config " + dir.file("tiny.env") + " --set TTT_ENABLED=1");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("TTT_ENABLED=1 needs TTT, which this pgolf was built without"), std::string::npos) << r.output;
+  const std::string eval = " eval " + dir.file("run/final_model.pgolf") + " --config " + dir.file("tiny.env");
+  auto full_eval = test::run_pgolf(eval);
+  r = test::run_shell(counted + eval);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(final_line(r.output), final_line(full.output));
+  ASSERT_NE(final_line(full_eval.output), "missing") << full_eval.output;
+  EXPECT_EQ(final_line(r.output), final_line(full_eval.output));
 }

@@ -38,12 +38,4 @@ int cmd_eval(const ConfigArgs& args, const std::string& path);
 // entries: compressed size depends on the shape of the row distribution, so
 // this sizes an artifact of trained weights without training.
 int cmd_export(const ConfigArgs& args, const std::string& weights, const std::string& output, double random_std);
-// `pgolf inspect`: per-tensor table of an artifact and its size against the
-// budget; with `codecs`, the payload's size under every codec and byte layout.
-// A code archive (export/unpack.h: named .br, .zst or .xz) is listed instead,
-// file by file with its size.
-int cmd_inspect(const std::string& path, bool codecs);
-// `pgolf unpack`: extracts a code archive into `output`, a new or empty folder.
-int cmd_unpack(const std::string& archive, const std::string& output);
-
 }  // namespace pgolf

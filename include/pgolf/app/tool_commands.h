@@ -1,5 +1,6 @@
 // The commands outside the train, eval and export path: data preparation,
-// download, benchmarks and comparisons of runs. They are not part of the
+// download, benchmarks, comparisons of runs, submissions, and reading
+// artifacts and train_gpt.py back. They are not part of the
 // counted code (README "Code bytes"): src/app/tools.cpp wires them to the
 // command line of the full build only.
 #pragma once
@@ -31,5 +32,14 @@ int cmd_data(const ConfigArgs& args);
 // opts.endpoint is HF_ENDPOINT or the default; the token is HF_TOKEN; the
 // progress line follows PROGRESS (auto, on, off).
 int cmd_download(DownloadOptions opts);
+
+// `pgolf inspect`: per-tensor table of an artifact and its size against the
+// budget; with `codecs`, the payload's size under every codec and byte layout.
+// Given a train_gpt.py (a name ending in .py), its code archive (export/unpack.h)
+// is listed instead, file by file with its size.
+int cmd_inspect(const std::string& path, bool codecs);
+// `pgolf unpack`: extracts the code archive of a train_gpt.py into `output`,
+// a new or empty folder.
+int cmd_unpack(const std::string& archive, const std::string& output);
 
 }  // namespace pgolf

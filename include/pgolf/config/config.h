@@ -285,6 +285,10 @@ Config load_config(const std::vector<std::string>& files, const std::vector<std:
 // component reads its own section only.
 void fill_derived(Config& cfg);
 
+// Whether a storage plan of the export (QUANT_*) rounds with GPTQ, which
+// calibrates on training data after the training loop (GPTQ_RESERVE_SECONDS).
+bool uses_gptq(const ExportConfig& e);
+
 // Ranges of every numeric key (sizes within practical limits, all within
 // int32; positive finite floats where required), non-empty paths and the
 // cross-field checks (dimensions divide, fractions in range, ...). Each error

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "pgolf/config/config.h"
 #include "pgolf/core/codec.h"
 
 namespace pgolf {
@@ -19,19 +20,25 @@ std::vector<std::pair<std::string, std::string>> embedded_sources();
 
 // The same, each minified (minify_source()): the files of the archive.
 std::vector<std::pair<std::string, std::string>> counted_sources();
+// ... less the sources of the optional components `cfg` does not use
+// (config/components.h): the counted code of that configuration.
+std::vector<std::pair<std::string, std::string>> counted_sources(const Config& cfg);
 
-// A POSIX ustar archive of the counted files with their parent directories,
-// sorted by path, mtime 0, owner 0:0 with empty names, modes 0644 and 0755.
-std::string code_tar();
+// A POSIX ustar archive of `files` (counted_sources()) with their parent
+// directories, sorted by path, mtime 0, owner 0:0 with empty names, modes
+// 0644 and 0755.
+std::string code_tar(const std::vector<std::pair<std::string, std::string>>& files);
+std::string code_tar();  // of counted_sources()
 
 struct CodeArchive {
-  std::string bytes;         // compress(code_tar(), codec)
+  std::string bytes;         // compress(code_tar(files), codec)
   std::uint64_t raw_bytes;   // sum of the counted (minified) file sizes
-  std::uint64_t tar_bytes;   // size of code_tar(), what decompress() must be told
+  std::uint64_t tar_bytes;   // size of the tar, what decompress() must be told
   Codec codec;
 };
 
-CodeArchive code_archive(Codec c);
+CodeArchive code_archive(Codec c, const std::vector<std::pair<std::string, std::string>>& files);
+CodeArchive code_archive(Codec c);  // of counted_sources()
 
 // The git commit the embedded files were taken at (12 hex digits),
 // "<commit>+changes" when they differed from it, "none" outside a checkout.
@@ -49,6 +56,13 @@ struct EmbeddedSource {
 };
 extern const EmbeddedSource kEmbeddedSources[];
 extern const std::size_t kEmbeddedSourceCount;
+// cmake/components.cmake: each optional component's files, a row per file.
+struct ComponentFile {
+  const char* component;
+  const char* path;
+};
+extern const ComponentFile kComponentFiles[];
+extern const std::size_t kComponentFileCount;
 extern const char kBuildCommit[];
 }  // namespace detail
 

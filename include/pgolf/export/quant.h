@@ -30,8 +30,6 @@ struct QuantOptions {
   std::int64_t lqer_tensors = 0;           // LQER-correct this many integer matrices (largest error first)
   std::int64_t lqer_rank = 4;              // the corrections' rank
 };
-// True when some class plan rounds with GPTQ (and so export needs calibration).
-bool uses_gptq(const QuantOptions& opts);
 QuantOptions quant_options(const ExportConfig& e, const QatConfig& qat);
 
 // The six tensor classes: the configuration key of each, its plan in

@@ -27,7 +27,8 @@ std::string recorded_config(const Config& cfg);
 // train_gpt.py for `config_text` (recorded_config()) and the xz code archive
 // `archive_xz`.
 std::string submission_script(const std::string& config_text, const std::string& archive_xz);
-// The same with this binary's own code archive (built once per process).
+// The same with this binary's code archive for `cfg` (counted_sources(cfg):
+// the optional components it does not use left out).
 std::string submission_script(const Config& cfg);
 
 // The code archive inside a train_gpt.py, decompressed to its tar; throws,

@@ -37,7 +37,7 @@ struct ExportResult {
 ExportResult export_submission(GPT& model, const Config& cfg, const std::string& path, RunLog& log);
 
 // The input Hessians GPTQ plans need (calibrate.h, GPTQ_TOKENS of the
-// training shards under DATA_PATH); empty when no plan uses GPTQ.
+// training shards under DATA_PATH); empty when no tensor's plan uses GPTQ.
 std::map<std::string, at::Tensor> gptq_hessians(GPT& model, const std::string& data_path, std::int64_t seq_len,
                                                 const QuantOptions& quant, RunLog& log);
 

@@ -5,9 +5,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "helpers.h"
 #include "tar_reader.h"
+#include "pgolf/config/components.h"
 #include "pgolf/export/code_archive.h"
 #include "pgolf/export/minify.h"
 #include "pgolf/core/io.h"
@@ -95,4 +97,46 @@ TEST(CodeArchive, HoldsExactlyTheCountedTree) {
 // the archive embeds, and archives, the same bytes.
 TEST(CodeArchive, CountedFilesAreMinifiedToAFixedPoint) {
   for (const auto& [path, data] : counted_sources()) EXPECT_EQ(minify_source(path, data), data) << path;
+}
+
+// The counted code of a configuration leaves out the sources of the optional
+// components it does not use (cmake/components.cmake, config/components.h),
+// and only those; the headers stay.
+TEST(CodeArchive, LeavesOutTheComponentsAConfigurationDoesNotUse) {
+  std::map<std::string, std::vector<std::string>> files_of;
+  for (std::size_t i = 0; i < pgolf::detail::kComponentFileCount; ++i)
+    files_of[pgolf::detail::kComponentFiles[i].component].push_back(pgolf::detail::kComponentFiles[i].path);
+  ASSERT_EQ(files_of.size(), components().size());
+  for (const Component& c : components()) {
+    EXPECT_TRUE(c.present) << c.name << ": the full build has every component";
+    EXPECT_FALSE(files_of[c.name].empty()) << c.name;
+  }
+  auto paths = [](const Config& cfg) {
+    std::set<std::string> out;
+    for (const auto& [path, data] : counted_sources(cfg)) out.insert(path);
+    return out;
+  };
+  std::set<std::string> all;
+  for (const auto& [path, data] : counted_sources()) all.insert(path);
+  const Config plain;
+  const std::set<std::string> lean = paths(plain);
+  for (const auto& [name, files] : files_of)
+    for (const std::string& f : files) {
+      EXPECT_EQ(all.count(f), 1u) << f;
+      EXPECT_EQ(lean.count(f), 0u) << f << " of " << name << ", which the default does not use";
+    }
+  EXPECT_EQ(all.size() - lean.size(), pgolf::detail::kComponentFileCount);
+  EXPECT_EQ(lean.count("include/pgolf/eval/ttt.h"), 1u);
+
+  Config ttt = plain;
+  ttt.ttt.ttt_enabled = true;
+  Config gptq = plain;
+  gptq.export_.quant_attn = parse_tensor_plan("int6,gptq");
+  Config lqer = plain;
+  lqer.export_.lqer_tensors = 2;
+  for (const auto& [cfg, name] : {std::pair<const Config&, const char*>{ttt, "TTT"}, {gptq, "GPTQ"}, {lqer, "LQER"}}) {
+    std::set<std::string> expected = lean;
+    expected.insert(files_of[name].begin(), files_of[name].end());
+    EXPECT_EQ(paths(cfg), expected) << name;
+  }
 }
