@@ -9,6 +9,8 @@ const std::vector<Component>& components() {
       {"TTT", "TTT_ENABLED=1", kHasTtt, [](const Config& c) { return c.ttt.ttt_enabled; }},
       {"GPTQ", "a QUANT_* plan with gptq", kHasGptq, [](const Config& c) { return uses_gptq(c.export_); }},
       {"LQER", "LQER_TENSORS > 0", kHasLqer, [](const Config& c) { return c.export_.lqer_tensors > 0; }},
+      {"CUDA_GRAPHS", "CUDA_GRAPHS=1", kHasCudaGraphs, [](const Config& c) { return c.runtime.cuda_graphs; }},
+      {"CUDA_KERNELS", "FUSED_KERNELS=1", kHasCudaKernels, [](const Config& c) { return c.runtime.fused_kernels; }},
   };
   return list;
 }

@@ -640,6 +640,7 @@ void validate(const RuntimeConfig& c, const Check& check) {
 }  // namespace
 
 void validate_config(const Config& c, const std::map<std::string, std::string>* sources) {
+  require_components(c);  // first: an absent component's own keys do not matter
   const Check check(c, sources);
   // Every integer key but SEED fits in 32 bits; the sections narrow that.
   for (const auto& k : config_keys())
@@ -658,7 +659,6 @@ void validate_config(const Config& c, const std::map<std::string, std::string>* 
   validate(c.eval, check);
   validate(c.ttt, check);
   validate(c.runtime, check);
-  require_components(c);
 }
 
 void validate_model_config(const ModelConfig& model) {

@@ -10,8 +10,13 @@
 #include <limits>
 #include <type_traits>
 
-#ifdef PGOLF_WITH_CUDA
+// The CUDA launches: in a build with the CUDA path and the kernels' sources
+// (the CUDA_KERNELS component, config/components.h); elsewhere the CPU loops.
+#if defined(PGOLF_WITH_CUDA) && PGOLF_HAS_CUDA_KERNELS
+#define PGOLF_CUDA_KERNELS 1
 #include <c10/cuda/CUDAStream.h>
+#else
+#define PGOLF_CUDA_KERNELS 0
 #endif
 
 #include "launch.h"
@@ -47,13 +52,13 @@ void for_row_chunks(std::int64_t rows, const Body& body) {
 
 // The per-channel partials [chunks or blocks, width] for `rows` rows of x's op.
 inline at::Tensor channel_partials(const at::Tensor& x, std::int64_t rows, std::int64_t width) {
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
   if (x.is_cuda()) return at::empty({cuda::column_partial_blocks(rows), width}, x.options().dtype(at::kFloat));
 #endif
   return at::empty({cpu_partial_count(rows), width}, x.options().dtype(acc_dtype(x)));
 }
 
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
 inline void* stream_of(const at::Tensor& t) { return c10::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
 inline bool is_bf16(const at::Tensor& t) {
   TORCH_CHECK(t.scalar_type() == at::kBFloat16 || t.scalar_type() == at::kFloat, "fused CUDA ops take float32 or bfloat16, got ",

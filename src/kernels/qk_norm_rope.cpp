@@ -106,7 +106,7 @@ struct QkNormRope : torch::autograd::Function<QkNormRope> {
     const at::Tensor gain = gain_in.defined() ? gain_in.to(acc_dtype(x)).contiguous() : at::Tensor();
     const double eps = rms_norm_eps(x.scalar_type());
     at::Tensor y = at::empty_like(x);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda()) {
       const HeadRows h(x, cos);
       cuda::qk_norm_rope_forward(x.data_ptr(), y.data_ptr(), is_bf16(x), cos.data_ptr<float>(), sin.data_ptr<float>(),
@@ -129,7 +129,7 @@ struct QkNormRope : torch::autograd::Function<QkNormRope> {
     at::Tensor gx = at::empty_like(x);
     const HeadRows h(x, cos);
     at::Tensor ggain_rows = gain.defined() ? at::empty({h.rows}, x.options().dtype(acc_dtype(x))) : at::Tensor();
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::qk_norm_rope_backward(x.data_ptr(), gy.data_ptr(), gx.data_ptr(),
                                   ggain_rows.defined() ? ggain_rows.data_ptr<float>() : nullptr, is_bf16(x), cos.data_ptr<float>(),

@@ -43,7 +43,7 @@ struct LeakyRelu2 : torch::autograd::Function<LeakyRelu2> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, double slope) {
     const at::Tensor x = x_in.contiguous();
     at::Tensor y = at::empty_like(x);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::leaky_relu2_forward(x.data_ptr(), y.data_ptr(), is_bf16(x), x.numel(), static_cast<float>(slope), stream_of(x));
     else
@@ -59,7 +59,7 @@ struct LeakyRelu2 : torch::autograd::Function<LeakyRelu2> {
     const double slope = ctx->saved_data["slope"].toDouble();
     const at::Tensor gy = grads[0].to(x.scalar_type()).contiguous();
     at::Tensor gx = at::empty_like(x);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::leaky_relu2_backward(x.data_ptr(), gy.data_ptr(), gx.data_ptr(), is_bf16(x), x.numel(), static_cast<float>(slope),
                                  stream_of(x));

@@ -94,7 +94,7 @@ struct ResidualNorm : torch::autograd::Function<ResidualNorm> {
     const std::int64_t D = x.size(-1), rows = x.numel() / D;
     const double eps = rms_norm_eps(x.scalar_type());
     at::Tensor out = at::empty_like(x), n = at::empty_like(x);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::residual_norm_forward(x.data_ptr(), y.data_ptr(), p.data_ptr<float>(), q.data_ptr<float>(), out.data_ptr(),
                                   n.data_ptr(), is_bf16(x), rows, D, static_cast<float>(s), static_cast<float>(eps),
@@ -119,7 +119,7 @@ struct ResidualNorm : torch::autograd::Function<ResidualNorm> {
     const at::Tensor gout = grads[0].to(x.scalar_type()).contiguous(), gn = grads[1].to(x.scalar_type()).contiguous();
     const std::int64_t D = x.size(-1), rows = x.numel() / D;
     at::Tensor gx = at::empty_like(x), gy = at::empty_like(x), partial = channel_partials(x, rows, 2 * D);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::residual_norm_backward(x.data_ptr(), y.data_ptr(), p.data_ptr<float>(), q.data_ptr<float>(), gout.data_ptr(),
                                    gn.data_ptr(), gx.data_ptr(), gy.data_ptr(), partial.data_ptr<float>(), is_bf16(x), rows, D,

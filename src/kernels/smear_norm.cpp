@@ -117,7 +117,7 @@ struct SmearNorm : torch::autograd::Function<SmearNorm> {
     const std::int64_t D = x.size(2), seq = x.size(1), rows = x.numel() / D;
     const double eps = rms_norm_eps(x.scalar_type());
     at::Tensor out = at::empty_like(x);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::smear_norm_forward(x.data_ptr(), g.data_ptr<float>(), out.data_ptr(), is_bf16(x), rows, seq, D, smear_first,
                                static_cast<float>(eps), stream_of(x));
@@ -141,7 +141,7 @@ struct SmearNorm : torch::autograd::Function<SmearNorm> {
     const at::Tensor gout = grads[0].to(x.scalar_type()).contiguous();
     const std::int64_t D = x.size(2), seq = x.size(1), rows = x.numel() / D;
     at::Tensor gx = at::empty_like(x), partial = channel_partials(x, rows, D);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (x.is_cuda())
       cuda::smear_norm_backward(x.data_ptr(), g.data_ptr<float>(), gout.data_ptr(), gx.data_ptr(), partial.data_ptr<float>(),
                                 is_bf16(x), rows, seq, D, smear_first, static_cast<float>(eps), stream_of(x));

@@ -65,7 +65,7 @@ void ce_rows_backward_cpu(const at::Tensor& z, const at::Tensor& targets, const 
 
 void softcap_ce_rows(const at::Tensor& z, const at::Tensor& targets, double cap, const at::Tensor& loss, const at::Tensor& lse) {
   TORCH_CHECK(z.is_contiguous() && targets.is_contiguous() && z.dim() == 2, "softcap_ce_rows: contiguous [n, V] logits");
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
   if (z.is_cuda()) {
     cuda::softcap_ce_forward(z.data_ptr(), is_bf16(z), targets.data_ptr<std::int64_t>(), z.size(0), z.size(1),
                              static_cast<float>(cap), loss.data_ptr<float>(), lse.data_ptr<float>(), stream_of(z));
@@ -79,7 +79,7 @@ void softcap_ce_rows(const at::Tensor& z, const at::Tensor& targets, double cap,
 void softcap_ce_rows_backward(const at::Tensor& z, const at::Tensor& targets, const at::Tensor& lse, const at::Tensor& g,
                               double cap) {
   TORCH_CHECK(z.is_contiguous() && g.is_contiguous() && z.dim() == 2, "softcap_ce_rows_backward: contiguous [n, V] logits");
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
   if (z.is_cuda()) {
     cuda::softcap_ce_backward(z.data_ptr(), is_bf16(z), targets.data_ptr<std::int64_t>(), lse.data_ptr<float>(),
                               g.data_ptr<float>(), z.size(0), z.size(1), static_cast<float>(cap), stream_of(z));

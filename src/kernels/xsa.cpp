@@ -94,7 +94,7 @@ struct Xsa : torch::autograd::Function<Xsa> {
     const at::Tensor y = y_in.contiguous(), v = v_in.contiguous();
     const std::int64_t hd = y.size(3), group = y.size(2) / v.size(2), groups = v.numel() / hd;
     at::Tensor out = at::empty_like(y);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (y.is_cuda())
       cuda::xsa_forward(y.data_ptr(), v.data_ptr(), out.data_ptr(), is_bf16(y), groups, group, hd, stream_of(y));
     else
@@ -112,7 +112,7 @@ struct Xsa : torch::autograd::Function<Xsa> {
     const at::Tensor g = grads[0].to(y.scalar_type()).contiguous();
     const std::int64_t hd = y.size(3), group = y.size(2) / v.size(2), groups = v.numel() / hd;
     at::Tensor gy = at::empty_like(y), gv = at::empty_like(v);
-#ifdef PGOLF_WITH_CUDA
+#if PGOLF_CUDA_KERNELS
     if (y.is_cuda())
       cuda::xsa_backward(y.data_ptr(), v.data_ptr(), g.data_ptr(), gy.data_ptr(), gv.data_ptr(), is_bf16(y), groups, group, hd,
                          stream_of(y));

@@ -1,5 +1,6 @@
 #include "pgolf/train/step.h"
 
+#include "pgolf/config/components.h"
 #include "pgolf/core/runtime.h"
 
 namespace pgolf {
@@ -7,7 +8,11 @@ namespace pgolf {
 bool use_cuda_graphs(bool requested, const at::Device& device) { return requested && device.is_cuda(); }
 
 std::unique_ptr<GraphRecorder> step_recorder(bool cuda_graphs, const at::Device& device) {
-  return use_cuda_graphs(cuda_graphs, device) ? cuda_graph_recorder(device) : nullptr;
+  if (!use_cuda_graphs(cuda_graphs, device)) return nullptr;
+  if constexpr (kHasCudaGraphs)
+    return cuda_graph_recorder(device);
+  else
+    missing_component("CUDA_GRAPHS");
 }
 
 TrainStep::TrainStep(GPT& model, Optimizers& opt, std::int64_t grad_accum, GradientSync* sync,

@@ -1,5 +1,5 @@
-// The optional components (cmake/components.cmake): test-time training, GPTQ
-// and LQER. A configuration that does not use one leaves its sources out of
+// The optional components (cmake/components.cmake): test-time training,
+// GPTQ, LQER, CUDA graphs and the fused ops' CUDA kernels. A configuration that does not use one leaves its sources out of
 // its counted code (export/code_archive.h), and a pgolf built from that code
 // has kHas<Name> false: the code reaches a component only under
 // `if constexpr (kHas<Name>)`, and validate_config() refuses a configuration
@@ -15,6 +15,10 @@ namespace pgolf {
 constexpr bool kHasTtt = PGOLF_HAS_TTT;
 constexpr bool kHasGptq = PGOLF_HAS_GPTQ;
 constexpr bool kHasLqer = PGOLF_HAS_LQER;
+constexpr bool kHasCudaGraphs = PGOLF_HAS_CUDA_GRAPHS;
+// The fused ops' CUDA kernels; src/kernels/fused_detail.h launches them only
+// where this and the CUDA path both hold (PGOLF_CUDA_KERNELS).
+constexpr bool kHasCudaKernels = PGOLF_HAS_CUDA_KERNELS;
 
 struct Component {
   const char* name;     // as in cmake/components.cmake

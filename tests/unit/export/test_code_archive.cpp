@@ -134,7 +134,12 @@ TEST(CodeArchive, LeavesOutTheComponentsAConfigurationDoesNotUse) {
   gptq.export_.quant_attn = parse_tensor_plan("int6,gptq");
   Config lqer = plain;
   lqer.export_.lqer_tensors = 2;
-  for (const auto& [cfg, name] : {std::pair<const Config&, const char*>{ttt, "TTT"}, {gptq, "GPTQ"}, {lqer, "LQER"}}) {
+  Config graphs = plain;
+  graphs.runtime.cuda_graphs = true;
+  Config fused = plain;
+  fused.runtime.fused_kernels = true;
+  for (const auto& [cfg, name] : {std::pair<const Config&, const char*>{ttt, "TTT"}, {gptq, "GPTQ"}, {lqer, "LQER"},
+                                  {graphs, "CUDA_GRAPHS"}, {fused, "CUDA_KERNELS"}}) {
     std::set<std::string> expected = lean;
     expected.insert(files_of[name].begin(), files_of[name].end());
     EXPECT_EQ(paths(cfg), expected) << name;
