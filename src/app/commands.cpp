@@ -14,6 +14,7 @@
 #include <numeric>
 #include <optional>
 
+#include "pgolf/config/components.h"
 #include "pgolf/export/artifact.h"
 #include "pgolf/app/provenance.h"
 #include "pgolf/train/checkpoint.h"
@@ -101,8 +102,12 @@ int cmd_train(const ConfigArgs& args, const std::string& resume_dir, bool overwr
   std::map<std::string, std::string> inputs;  // the data and tokenizer by content, read once when needed
   if (!resume_dir.empty() || launch.world_size > 1) inputs = input_identity(cfg);
   if (!resume_dir.empty()) {
-    resume = load_checkpoint(checkpoint_path(cfg.run.log_dir + "/" + cfg.run.run_id));
-    check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu", inputs);
+    if constexpr (kHasCheckpoints) {
+      resume = load_checkpoint(checkpoint_path(cfg.run.log_dir + "/" + cfg.run.run_id));
+      check_resumable(*resume, cfg, launch.world_size, device.is_cuda() ? "cuda" : "cpu", inputs);
+    } else {
+      missing_component("CHECKPOINTS (--resume)");
+    }
   }
   std::unique_ptr<Dist> dist = join_launch(launch, device, cfg.runtime);
   // Before any work: every rank has the same configuration, data and tokenizer.

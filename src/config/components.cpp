@@ -11,6 +11,8 @@ const std::vector<Component>& components() {
       {"LQER", "LQER_TENSORS > 0", kHasLqer, [](const Config& c) { return c.export_.lqer_tensors > 0; }},
       {"CUDA_GRAPHS", "CUDA_GRAPHS=1", kHasCudaGraphs, [](const Config& c) { return c.runtime.cuda_graphs; }},
       {"CUDA_KERNELS", "FUSED_KERNELS=1", kHasCudaKernels, [](const Config& c) { return c.runtime.fused_kernels; }},
+      {"CHECKPOINTS", "CHECKPOINT_EVERY or CHECKPOINT_MINUTES", kHasCheckpoints,
+       [](const Config& c) { return c.train.checkpoint_every > 0 || c.train.checkpoint_minutes > 0; }},
   };
   return list;
 }

@@ -300,6 +300,20 @@ void apply_assignment(Config& cfg, std::string_view assignment, const std::strin
   record(sources, key->name, origin);
 }
 
+std::map<std::string, std::string> config_values(const Config& cfg) {
+  std::map<std::string, std::string> out;
+  for (const auto& k : config_keys()) out[k.name] = get_config_value(cfg, k);
+  return out;
+}
+
+bool changes_results(const ConfigKey& key) {
+  static const std::set<std::string> only_where_and_when = {
+      "RUN_ID",          "LOG_DIR",       "PROGRESS",         "DIST_TIMEOUT_SECONDS",
+      "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "CHECKPOINT_EVERY", "CHECKPOINT_MINUTES", "MAIN_PHASE_TIMEOUT_SECONDS",
+      "TOKENIZER_CHECK", "LOG_COMPAT"};
+  return !only_where_and_when.count(key.name);
+}
+
 namespace {
 
 constexpr std::uintmax_t kMaxConfigFileBytes = 1 << 20;

@@ -150,13 +150,6 @@ std::string checksum_of(std::vector<NamedTensor> tensors, const std::map<std::st
 
 }  // namespace
 
-std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/checkpoint.safetensors"; }
-
-std::map<std::string, std::string> config_values(const Config& cfg) {
-  std::map<std::string, std::string> out;
-  for (const auto& k : config_keys()) out[k.name] = get_config_value(cfg, k);
-  return out;
-}
 
 void save_checkpoint(const std::string& path, const TrainState& s) {
   std::vector<NamedTensor> tensors;
@@ -228,14 +221,6 @@ TrainState load_checkpoint(const std::string& path) {
   return s;
 }
 
-bool changes_results(const ConfigKey& key) {
-  static const std::set<std::string> only_where_and_when = {
-      "RUN_ID",          "LOG_DIR",       "PROGRESS",         "DIST_TIMEOUT_SECONDS",
-      "TRAIN_LOG_EVERY", "VAL_LOSS_EVERY", "CHECKPOINT_EVERY", "CHECKPOINT_MINUTES", "MAIN_PHASE_TIMEOUT_SECONDS",
-      "TOKENIZER_CHECK", "LOG_COMPAT"};
-  return !only_where_and_when.count(key.name);
-}
-
 void check_resumable(const TrainState& s, const Config& cfg, int world_size, const std::string& device,
                      const std::map<std::string, std::string>& inputs) {
   std::vector<std::string> faults;
@@ -268,19 +253,6 @@ void check_resumable(const TrainState& s, const Config& cfg, int world_size, con
   for (const auto& f : faults) list += (list.empty() ? "" : ", ") + f;
   throw CheckpointError("cannot resume from '" + s.path + "': the run would differ from the checkpoint's in " + list +
                         " (resume with the values the run had, or start a new run)");
-}
-
-void restore_tensors(const std::vector<at::Tensor>& live, const std::vector<at::Tensor>& saved, const std::string& what) {
-  if (live.size() != saved.size())
-    throw std::runtime_error(what + ": the checkpoint holds " + std::to_string(saved.size()) + " tensors, the run " +
-                             std::to_string(live.size()));
-  for (std::size_t i = 0; i < live.size(); ++i)
-    if (live[i].scalar_type() != saved[i].scalar_type() || live[i].sizes() != saved[i].sizes())
-      throw std::runtime_error(what + " tensor " + std::to_string(i) + ": the checkpoint's is " +
-                               c10::toString(saved[i].scalar_type()) + c10::str(saved[i].sizes()) + ", the run's " +
-                               c10::toString(live[i].scalar_type()) + c10::str(live[i].sizes()));
-  at::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < live.size(); ++i) live[i].detach().copy_(saved[i]);
 }
 
 }  // namespace pgolf

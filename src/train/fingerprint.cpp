@@ -8,7 +8,6 @@
 
 #include "pgolf/core/io.h"
 #include "pgolf/data/data.h"
-#include "pgolf/train/checkpoint.h"
 
 namespace pgolf {
 namespace {

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "pgolf/config/components.h"
 #include "pgolf/config/record.h"
 #include "pgolf/optim/averaging.h"
 #include "pgolf/train/checkpoint.h"
@@ -20,6 +21,24 @@
 #include "pgolf/model/weights.h"
 
 namespace pgolf {
+namespace {
+
+// Copies saved tensors into live ones of the same count, dtypes and shapes;
+// `what` ("optimiser state") names them in the error otherwise.
+void restore_tensors(const std::vector<at::Tensor>& live, const std::vector<at::Tensor>& saved, const std::string& what) {
+  if (live.size() != saved.size())
+    throw std::runtime_error(what + ": the checkpoint holds " + std::to_string(saved.size()) + " tensors, the run " +
+                             std::to_string(live.size()));
+  for (std::size_t i = 0; i < live.size(); ++i)
+    if (live[i].scalar_type() != saved[i].scalar_type() || live[i].sizes() != saved[i].sizes())
+      throw std::runtime_error(what + " tensor " + std::to_string(i) + ": the checkpoint's is " +
+                               c10::toString(saved[i].scalar_type()) + c10::str(saved[i].sizes()) + ", the run's " +
+                               c10::toString(live[i].scalar_type()) + c10::str(live[i].sizes()));
+  at::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < live.size(); ++i) live[i].detach().copy_(saved[i]);
+}
+
+}  // namespace
 
 bool qat_active(const Config& cfg, std::int64_t step, double elapsed_ms) {
   return cfg.qat.qat_enabled && run_fraction_reached(cfg.schedule, cfg.qat.qat_start_frac, step, elapsed_ms);
@@ -140,6 +159,7 @@ class Trainer {
   // the schedule's clock included (the time between the checkpoint and the
   // crash is not counted).
   void restore(const TrainState& s) {
+    if constexpr (!kHasCheckpoints) missing_component("CHECKPOINTS");
     try {
       copy_weights(model_, s.weights, "checkpoint '" + s.path + "'");
       restore_tensors(opt_->state(), s.optimizer, "optimiser state");
@@ -480,7 +500,10 @@ class Trainer {
     dist_.on_main("the checkpoint write", [&] {  // the others wait here, not in the next step's training time
       if (inputs_.empty()) inputs_ = input_identity(cfg_);  // read once, at the first checkpoint
       s.inputs = inputs_;
-      save_checkpoint(path, s);
+      if constexpr (kHasCheckpoints)
+        save_checkpoint(path, s);
+      else
+        missing_component("CHECKPOINTS");
     }, main_phase_bound());
     log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + fmt(" write_time:%.0fms", ms_since(t)));
     checkpoint_step_ = step_;

@@ -1,5 +1,5 @@
 // The optional components (cmake/components.cmake): test-time training,
-// GPTQ, LQER, CUDA graphs and the fused ops' CUDA kernels. A configuration that does not use one leaves its sources out of
+// GPTQ, LQER, CUDA graphs, the fused ops' CUDA kernels and checkpoints. A configuration that does not use one leaves its sources out of
 // its counted code (export/code_archive.h), and a pgolf built from that code
 // has kHas<Name> false: the code reaches a component only under
 // `if constexpr (kHas<Name>)`, and validate_config() refuses a configuration
@@ -19,6 +19,7 @@ constexpr bool kHasCudaGraphs = PGOLF_HAS_CUDA_GRAPHS;
 // The fused ops' CUDA kernels; src/kernels/fused_detail.h launches them only
 // where this and the CUDA path both hold (PGOLF_CUDA_KERNELS).
 constexpr bool kHasCudaKernels = PGOLF_HAS_CUDA_KERNELS;
+constexpr bool kHasCheckpoints = PGOLF_HAS_CHECKPOINTS;
 
 struct Component {
   const char* name;     // as in cmake/components.cmake

@@ -254,6 +254,14 @@ std::string closest_config_key(std::string_view name);
 // ("--set", "env", "file.env:12") and is part of any error message.
 void set_config_value(Config& cfg, const ConfigKey& key, std::string_view value, const std::string& origin);
 std::string get_config_value(const Config& cfg, const ConfigKey& key);
+// Every key of `cfg` with its value (checkpoints and rank fingerprints record them).
+std::map<std::string, std::string> config_values(const Config& cfg);
+// Whether a key's value can change the trained weights or the artifact. Those
+// that cannot say where the run's files go, what is logged when, how long a
+// collective may wait, when checkpoints are written and whether the tokenizer
+// is checked against the shards (TOKENIZER_CHECK: a run either stops or goes on
+// with the same numbers).
+bool changes_results(const ConfigKey& key);
 
 // Applies one KEY=VALUE assignment; a train_gpt.py name is an error naming
 // its pgolf key (python_names.h), any other unknown key one naming the closest key.

@@ -51,10 +51,7 @@ struct TrainState {
 };
 
 // RUN_DIR/checkpoint.safetensors
-std::string checkpoint_path(const std::string& run_dir);
-
-// Every key of `cfg` with its value, as TrainState::config holds them.
-std::map<std::string, std::string> config_values(const Config& cfg);
+inline std::string checkpoint_path(const std::string& run_dir) { return run_dir + "/checkpoint.safetensors"; }
 
 // Written atomically (io.h's AtomicFile: a temp file in the same folder,
 // fsync, rename), so a crash while writing leaves the previous checkpoint.
@@ -66,13 +63,6 @@ void save_checkpoint(const std::string& path, const TrainState& state);
 // load_safetensors' error, which names them too.
 TrainState load_checkpoint(const std::string& path);
 
-// Whether a key's value can change the trained weights or the artifact. Those
-// that cannot say where the run's files go, what is logged when, how long a
-// collective may wait, when checkpoints are written and whether the tokenizer
-// is checked against the shards (TOKENIZER_CHECK: a run either stops or goes on
-// with the same numbers).
-bool changes_results(const ConfigKey& key);
-
 // Throws CheckpointError unless a run of `cfg` on `world_size` processes on
 // `device`, reading data and tokenizer of identity `inputs` (input_identity),
 // continues `state` as its own run would have: the message names the file
@@ -82,9 +72,5 @@ bool changes_results(const ConfigKey& key);
 // (by path for a checkpoint without inputs).
 void check_resumable(const TrainState& state, const Config& cfg, int world_size, const std::string& device,
                      const std::map<std::string, std::string>& inputs);
-
-// Copies saved tensors into live ones of the same count, dtypes and shapes;
-// `what` ("optimiser state") names them in the error otherwise.
-void restore_tensors(const std::vector<at::Tensor>& live, const std::vector<at::Tensor>& saved, const std::string& what);
 
 }  // namespace pgolf

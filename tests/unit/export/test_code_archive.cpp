@@ -138,8 +138,10 @@ TEST(CodeArchive, LeavesOutTheComponentsAConfigurationDoesNotUse) {
   graphs.runtime.cuda_graphs = true;
   Config fused = plain;
   fused.runtime.fused_kernels = true;
+  Config checkpoints = plain;
+  checkpoints.train.checkpoint_minutes = 5;
   for (const auto& [cfg, name] : {std::pair<const Config&, const char*>{ttt, "TTT"}, {gptq, "GPTQ"}, {lqer, "LQER"},
-                                  {graphs, "CUDA_GRAPHS"}, {fused, "CUDA_KERNELS"}}) {
+                                  {graphs, "CUDA_GRAPHS"}, {fused, "CUDA_KERNELS"}, {checkpoints, "CHECKPOINTS"}}) {
     std::set<std::string> expected = lean;
     expected.insert(files_of[name].begin(), files_of[name].end());
     EXPECT_EQ(paths(cfg), expected) << name;
