@@ -13,6 +13,7 @@ const std::vector<Component>& components() {
       {"CUDA_KERNELS", "FUSED_KERNELS=1", kHasCudaKernels, [](const Config& c) { return c.runtime.fused_kernels; }},
       {"CHECKPOINTS", "CHECKPOINT_EVERY or CHECKPOINT_MINUTES", kHasCheckpoints,
        [](const Config& c) { return c.train.checkpoint_every > 0 || c.train.checkpoint_minutes > 0; }},
+      {"MINIFIER", "", kHasMinifier, [](const Config&) { return false; }},
   };
   return list;
 }

@@ -42,7 +42,8 @@ std::string build_commit() { return detail::kBuildCommit; }
 
 std::vector<std::pair<std::string, std::string>> counted_sources() {
   auto files = embedded_sources();
-  for (auto& [path, data] : files) data = minify_source(path, data);
+  if constexpr (kHasMinifier)
+    for (auto& [path, data] : files) data = minify_source(path, data);
   return files;
 }
 

@@ -1,5 +1,6 @@
 // The optional components (cmake/components.cmake): test-time training,
-// GPTQ, LQER, CUDA graphs, the fused ops' CUDA kernels and checkpoints. A configuration that does not use one leaves its sources out of
+// GPTQ, LQER, CUDA graphs, the fused ops' CUDA kernels, checkpoints, and the
+// minifier, which the counted code never holds. A configuration that does not use one leaves its sources out of
 // its counted code (export/code_archive.h), and a pgolf built from that code
 // has kHas<Name> false: the code reaches a component only under
 // `if constexpr (kHas<Name>)`, and validate_config() refuses a configuration
@@ -20,6 +21,9 @@ constexpr bool kHasCudaGraphs = PGOLF_HAS_CUDA_GRAPHS;
 // where this and the CUDA path both hold (PGOLF_CUDA_KERNELS).
 constexpr bool kHasCudaKernels = PGOLF_HAS_CUDA_KERNELS;
 constexpr bool kHasCheckpoints = PGOLF_HAS_CHECKPOINTS;
+// The minifier (export/minify.h): only the full tree has it; the counted
+// tree's files are minified already (minifying is idempotent).
+constexpr bool kHasMinifier = PGOLF_HAS_MINIFIER;
 
 struct Component {
   const char* name;     // as in cmake/components.cmake

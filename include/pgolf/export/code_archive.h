@@ -18,7 +18,8 @@ namespace pgolf {
 // The embedded files as (repository-relative path, bytes), sorted by path.
 std::vector<std::pair<std::string, std::string>> embedded_sources();
 
-// The same, each minified (minify_source()): the files of the archive.
+// The same, each minified (minify_source(); a tree unpacked from the counted
+// code, which has no minifier, is minified already): the files of the archive.
 std::vector<std::pair<std::string, std::string>> counted_sources();
 // ... less the sources of the optional components `cfg` does not use
 // (config/components.h): the counted code of that configuration.

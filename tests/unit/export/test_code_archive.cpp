@@ -109,6 +109,7 @@ TEST(CodeArchive, LeavesOutTheComponentsAConfigurationDoesNotUse) {
   ASSERT_EQ(files_of.size(), components().size());
   for (const Component& c : components()) {
     EXPECT_TRUE(c.present) << c.name << ": the full build has every component";
+    EXPECT_EQ(c.used(Config{}), false) << c.name << " is off by default";
     EXPECT_FALSE(files_of[c.name].empty()) << c.name;
   }
   auto paths = [](const Config& cfg) {
@@ -125,6 +126,7 @@ TEST(CodeArchive, LeavesOutTheComponentsAConfigurationDoesNotUse) {
       EXPECT_EQ(all.count(f), 1u) << f;
       EXPECT_EQ(lean.count(f), 0u) << f << " of " << name << ", which the default does not use";
     }
+  EXPECT_EQ(files_of["MINIFIER"], std::vector<std::string>{"src/export/minify.cpp"});
   EXPECT_EQ(all.size() - lean.size(), pgolf::detail::kComponentFileCount);
   EXPECT_EQ(lean.count("include/pgolf/eval/ttt.h"), 1u);
 
