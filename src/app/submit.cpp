@@ -96,13 +96,10 @@ void require_one_configuration(const std::vector<SubmittedRun>& runs) {
   }
 }
 
+// README.md of the records folder, from the runs and their submission.json (`summary`).
 std::string readme(const SubmitOptions& o, const std::vector<SubmittedRun>& runs, const nlohmann::ordered_json& summary) {
-  std::vector<double> loss, bpb;
-  for (const SubmittedRun& r : runs) {
-    loss.push_back(r.result.val_loss);
-    bpb.push_back(r.result.val_bpb);
-  }
-  const SampleSummary l = summarize(loss), b = summarize(bpb);
+  const SampleSummary l{runs.size(), summary["val_loss"].get<double>(), summary["val_loss_std"].get<double>()};
+  const SampleSummary b{runs.size(), summary["val_bpb"].get<double>(), summary["val_bpb_std"].get<double>()};
   const std::uint64_t code = runs.front().script.size();
   std::string md = "# " + o.name + "\n\n";
   md += o.author + " (@" + o.github_id + "), " + summary["date"].get<std::string>() + ", " + o.track + ": **val_bpb " +
@@ -238,19 +235,18 @@ int cmd_submit(const SubmitOptions& o) {
   make_dirs(tmp);
   write_file_atomic(tmp + "/train_gpt.py", runs.front().script);
   write_file_atomic(tmp + "/submission.json", json);
-  write_file_atomic(tmp + "/README.md", readme(dated, runs, nlohmann::ordered_json::parse(json)));
+  const nlohmann::ordered_json summary = nlohmann::ordered_json::parse(json);
+  write_file_atomic(tmp + "/README.md", readme(dated, runs, summary));
   for (const SubmittedRun& r : runs)
     write_file_atomic(tmp + "/train_seed" + std::to_string(r.cfg.run.seed) + ".log",
                       read_file((fs::path(r.dir) / "train.log").string()));
   if (fs::exists(o.output)) fs::remove(o.output);  // the empty folder checked above
   fs::rename(tmp, o.output);
 
-  std::vector<double> bpb;
-  for (const RunResult& r : results) bpb.push_back(r.val_bpb);
-  const SampleSummary b = summarize(bpb);
   std::cout << "submit: " << o.output << ": README.md, submission.json, train_gpt.py (" << runs.front().script.size()
-            << " bytes), " << runs.size() << " train log" << (runs.size() > 1 ? "s" : "") << "; val_bpb " << fixed(b.mean, 8)
-            << " (std " << fixed(b.std, 8) << ") over " << runs.size() << " seed" << (runs.size() > 1 ? "s" : "") << "\n";
+            << " bytes), " << runs.size() << " train log" << (runs.size() > 1 ? "s" : "") << "; val_bpb "
+            << fixed(summary["val_bpb"].get<double>(), 8) << " (std " << fixed(summary["val_bpb_std"].get<double>(), 8)
+            << ") over " << runs.size() << " seed" << (runs.size() > 1 ? "s" : "") << "\n";
   if (provenance_field(results.front(), "world_size") != "8" ||
       provenance_field(results.front(), "device_name").find("H100") == std::string::npos)
     std::cout << "submit: note: trained on " << hardware(results.front())

@@ -51,15 +51,25 @@ TEST(Compare, ReadsTheFinalEventOfAFolderOrItsMetricsFile) {
   EXPECT_DOUBLE_EQ(r.train_time_ms, 599512.5);
   EXPECT_EQ(r.steps, 7000);
   EXPECT_EQ(r.total_bytes, 15912345);
+  EXPECT_EQ(r.artifact_bytes, 15800000);
+  EXPECT_EQ(r.eval_ms, -1);  // a final event without eval_ms
+  EXPECT_TRUE(r.compliance.empty());
   const RunResult from_file = read_run_result(run + "/metrics.jsonl");
   EXPECT_EQ(from_file.seed, "42");
   EXPECT_DOUBLE_EQ(from_file.val_loss, 1.9012345678);
 
   std::ofstream(run + "/metrics.jsonl", std::ios::app)
-      << "{\"event\":\"final\",\"steps\":7001,\"train_time_ms\":1.0,\"val_loss\":1.5,\"val_bpb\":0.9,\"total_bytes\":2}\n"
+      << "{\"event\":\"provenance\",\"pgolf\":\"0.9.0\",\"world_size\":\"8\"}\n"
+      << "{\"event\":\"compliance\",\"size\":\"pass\",\"eval_time\":\"fail\"}\n"
+      << "{\"event\":\"final\",\"steps\":7001,\"train_time_ms\":1.0,\"eval_ms\":250.5,\"val_loss\":1.5,\"val_bpb\":0.9,"
+         "\"artifact_bytes\":1,\"total_bytes\":2}\n"
       << "{\"event\":\"tra";
-  EXPECT_DOUBLE_EQ(read_run_result(run).val_loss, 1.5);
-  EXPECT_EQ(read_run_result(run).steps, 7001);
+  const RunResult later = read_run_result(run);
+  EXPECT_DOUBLE_EQ(later.val_loss, 1.5);
+  EXPECT_EQ(later.steps, 7001);
+  EXPECT_DOUBLE_EQ(later.eval_ms, 250.5);
+  EXPECT_EQ(later.provenance.at("world_size"), "8");
+  EXPECT_EQ(later.compliance, (std::vector<std::pair<std::string, std::string>>{{"eval_time", "fail"}, {"size", "pass"}}));
 
   test::write_text(run + "/config.env", "export SEED='7' # quoted\n");
   EXPECT_EQ(read_run_result(run).seed, "7");
@@ -95,8 +105,8 @@ TEST(Compare, AnUnfinishedRunIsAnErrorNamingIt) {
 
   // A quick experiment's score (EVAL_TOKENS_LIMIT) is no challenge score.
   test::write_text(run + "/metrics.jsonl",
-                   "{\"event\":\"final\",\"steps\":10,\"train_time_ms\":5,\"val_loss\":2,\"val_bpb\":1,\"total_bytes\":9,"
-                   "\"subset_tokens\":5000}\n");
+                   "{\"event\":\"final\",\"steps\":10,\"train_time_ms\":5,\"val_loss\":2,\"val_bpb\":1,\"artifact_bytes\":8,"
+                   "\"total_bytes\":9,\"subset_tokens\":5000}\n");
   EXPECT_NE(read_error(run).find("scored on the first 5000 validation tokens only (EVAL_TOKENS_LIMIT)"), std::string::npos)
       << read_error(run);
 
