@@ -62,13 +62,13 @@ std::string read_seed(const fs::path& config_env) {
 }
 
 // The "event" field of a metrics.jsonl object; "" when it has none.
-std::string event_name(const nlohmann::json& event) {
+std::string event_name(const nlohmann::ordered_json& event) {
   const auto it = event.find("event");
   return it != event.end() && it->is_string() ? it->get<std::string>() : "";
 }
 
 // How a run without a final event ended, as far as its last event tells.
-std::string how_it_ended(const nlohmann::json& last) {
+std::string how_it_ended(const nlohmann::ordered_json& last) {
   if (last.is_null()) return "metrics.jsonl holds no event yet: the run has not logged anything";
   const std::string event = event_name(last);
   auto step = [&] {
@@ -86,7 +86,7 @@ std::string how_it_ended(const nlohmann::json& last) {
   return "its last event is '" + event + "'" + step() + ": it is still running, or it was killed";
 }
 
-double final_number(const nlohmann::json& final_event, const char* key, const std::string& where) {
+double final_number(const nlohmann::ordered_json& final_event, const char* key, const std::string& where) {
   const auto it = final_event.find(key);
   if (it == final_event.end() || !it->is_number())
     throw std::runtime_error(where + ": the final event of metrics.jsonl has no number \"" + key + "\"" +
@@ -108,9 +108,9 @@ RunResult read_run_result(const std::string& path) {
     throw std::runtime_error("'" + path + "' has no metrics.jsonl: not a run folder of `pgolf train`, or the run has not started");
   const std::string where = "'" + path + "'";
   const std::string text = read_file(metrics.string());
-  nlohmann::json final_event, compliance, provenance, last;
+  nlohmann::ordered_json final_event, compliance, provenance, last;
   for (std::string_view line : lines_of(text)) {
-    nlohmann::json event = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::ordered_json event = nlohmann::ordered_json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!event.is_object()) continue;
     const std::string name = event_name(event);
     if (name == "final") final_event = event;

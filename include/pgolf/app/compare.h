@@ -23,7 +23,7 @@ struct RunResult {
   double val_loss = 0, val_bpb = 0, train_time_ms = 0;
   std::int64_t steps = 0, total_bytes = 0, artifact_bytes = 0;
   double eval_ms = -1;  // -1: the final event has none (pgolf before 0.9.0)
-  std::vector<std::pair<std::string, std::string>> compliance;  // (rule, "pass"|"fail"), in order
+  std::vector<std::pair<std::string, std::string>> compliance;  // (rule, "pass"|"fail"), in the event's order
   std::map<std::string, std::string> provenance;                // its string fields (device_name, world_size, ...)
 };
 

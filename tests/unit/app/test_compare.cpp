@@ -69,7 +69,7 @@ TEST(Compare, ReadsTheFinalEventOfAFolderOrItsMetricsFile) {
   EXPECT_EQ(later.steps, 7001);
   EXPECT_DOUBLE_EQ(later.eval_ms, 250.5);
   EXPECT_EQ(later.provenance.at("world_size"), "8");
-  EXPECT_EQ(later.compliance, (std::vector<std::pair<std::string, std::string>>{{"eval_time", "fail"}, {"size", "pass"}}));
+  EXPECT_EQ(later.compliance, (std::vector<std::pair<std::string, std::string>>{{"size", "pass"}, {"eval_time", "fail"}}));
 
   test::write_text(run + "/config.env", "export SEED='7' # quoted\n");
   EXPECT_EQ(read_run_result(run).seed, "7");
