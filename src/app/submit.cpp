@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
 #include <stdexcept>
 
@@ -217,6 +218,8 @@ int cmd_submit(const SubmitOptions& o) {
   for (const auto& [flag, value] : {std::pair<const char*, const std::string&>{"--name", o.name}, {"--author", o.author},
                                     {"--github-id", o.github_id}})
     if (value.empty()) throw std::invalid_argument(std::string("submit needs ") + flag + " (submission.json records it)");
+  if (!o.date.empty() && !std::regex_match(o.date, std::regex("[0-9]{4}-[0-9]{2}-[0-9]{2}")))
+    throw std::invalid_argument("--date '" + o.date + "' is not YYYY-MM-DD");
   if (fs::exists(o.output) && !(fs::is_directory(o.output) && fs::is_empty(o.output)))
     throw std::runtime_error("'" + o.output + "' exists and is not an empty folder: choose a new --output folder");
   std::vector<SubmittedRun> runs;

@@ -94,6 +94,9 @@ TEST(Submit, TurnsSeedRunsIntoARecordsFolderAndRefusesMismatchedRuns) {
   refused(dir.file("s1") + " " + dir.file("s1"), none, "two runs have SEED=1");
   refused(dir.file("s1") + " " + dir.file("s3_other"), none, "WARMDOWN_ITERS=3");
   refused(dir.file("s1") + " " + dir.file("s4_slow_eval"), none, "fails the rule 'eval_time'");
+  r = test::run_pgolf("submit " + dir.file("s1") + " --output " + none + " --name T --author A --github-id a --date 7.12.2026");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--date '7.12.2026' is not YYYY-MM-DD"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(none));
   std::vector<std::string> left;  // no temporary folder stays behind
   for (const auto& e : fs::directory_iterator(dir.file("records"))) left.push_back(e.path().filename().string());
