@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 
 #include "pgolf/core/codec.h"
@@ -85,17 +86,18 @@ std::string b85decode(std::string_view text) {
 }
 
 std::string recorded_config(const Config& cfg) {
-  const Config defaults;
+  // format_config()'s lines, one per key in config_keys() order, quoted where
+  // a config file needs it, of the keys whose values differ from the defaults.
+  std::istringstream now(format_config(cfg)), base(format_config(Config{}));
   std::string out;
   for (const ConfigKey& k : config_keys()) {
     const std::string name = k.name;
-    if (name == "SEED" || name == "RUN_ID" || name == "LOG_DIR") continue;
-    const std::string v = get_config_value(cfg, k);
-    if (v == get_config_value(defaults, k)) continue;
-    // One value per line, read back literally (config files take values unquoted).
-    if (v.find_first_of("\n\r") != std::string::npos)
+    if (get_config_value(cfg, k).find_first_of("\n\r") != std::string::npos)
       throw std::runtime_error("config: " + name + " holds a line break, which a config file cannot carry");
-    out += name + "=" + v + "\n";
+    std::string line, default_line;
+    std::getline(now, line);
+    std::getline(base, default_line);
+    if (line != default_line && name != "SEED" && name != "RUN_ID" && name != "LOG_DIR") out += line + "\n";
   }
   return out;
 }

@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "helpers.h"
 #include "pgolf/core/codec.h"
 #include "pgolf/export/code_archive.h"
 #include "pgolf/export/script.h"
@@ -50,8 +51,15 @@ TEST(Script, RecordsTheConfigurationLessPerRunKeys) {
   c.run.log_dir = "/tmp/x";
   EXPECT_EQ(recorded_config(c), "");
   c.model.num_layers = 10;
-  c.run.data_path = "/data/a \"b\"";
-  EXPECT_EQ(recorded_config(c), "DATA_PATH=/data/a \"b\"\nNUM_LAYERS=10\n");
+  c.run.data_path = "/data/a \"b\" #2";  // quoted, as format_config() quotes it, so that it reads back
+  const std::string text = recorded_config(c);
+  EXPECT_EQ(text, "DATA_PATH='/data/a \"b\" #2'\nNUM_LAYERS=10\n");
+  test::TempDir dir;  // train_gpt.py writes it to config.env, which pgolf reads as a config file
+  test::write_text(dir.file("config.env"), text);
+  Config read;
+  apply_config_file(read, dir.file("config.env"));
+  EXPECT_EQ(read.run.data_path, c.run.data_path);
+  EXPECT_EQ(read.model.num_layers, 10);
   c.run.tokenizer_path = "a\nb";
   EXPECT_THROW(recorded_config(c), std::runtime_error);
 }
