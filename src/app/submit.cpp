@@ -166,7 +166,7 @@ std::vector<std::string> techniques(const Config& cfg) {
   if (cfg.qat.qat_enabled) t.push_back("late QAT from " + format_value(cfg.qat.qat_start_frac) + " of the run");
   t.push_back("export: prune " + format_value(cfg.export_.prune_frac) + ", MLP " + format_tensor_plan(cfg.export_.quant_mlp) +
               ", attention " + format_tensor_plan(cfg.export_.quant_attn) + ", " + codec_name(cfg.export_.artifact_codec));
-  if (cfg.export_.quant_mlp.quant.gptq || cfg.export_.quant_attn.quant.gptq)
+  if (uses_gptq(cfg.export_))
     t.push_back("GPTQ on " + std::to_string(cfg.export_.gptq_tokens) + " training tokens within the training time");
   t.push_back("sliding-window evaluation, stride " + std::to_string(cfg.eval.eval_stride));
   if (cfg.ttt.ttt_enabled) t.push_back("score-first test-time training (LoRA rank " + std::to_string(cfg.ttt.ttt_rank) + ")");

@@ -50,7 +50,6 @@ const std::vector<PlanClass>& plan_classes() {
   return classes;
 }
 
-
 TensorPlan plan_tensor(const std::string& name, const at::Tensor& t, const QuantOptions& o) {
   TORCH_CHECK(t.is_floating_point(), "tensor '", name, "' is not floating point; the model has no such parameter");
   const bool control = is_control_tensor(name);
