@@ -127,7 +127,7 @@ std::string readme(const SubmitOptions& o, const std::vector<SubmittedRun>& runs
         recorded_config(runs.front().cfg) + "```\n\n";
   md += "## Reproducing\n\n`train_gpt.py` (" + std::to_string(code) +
         " bytes, the code counted in the total) holds pgolf's minified C++ source (its train, eval and export path) "
-        "as a base85 xz tar, and the configuration. Run in this folder it unpacks the source, builds pgolf against the "
+        "as an xz tar (raw bytes in a latin-1 string literal), and the configuration. Run in this folder it unpacks the source, builds pgolf against the "
         "installed PyTorch and trains:\n\n```\nSEED=" + std::to_string(runs.front().cfg.run.seed) +
         " torchrun --standalone --nproc_per_node=8 train_gpt.py\n```\n\n"
         "The build needs cmake (3.25 or newer), a C++17 compiler, PyTorch " + provenance_field(runs.front().result, "libtorch") +

@@ -12,24 +12,22 @@
 namespace pgolf {
 namespace {
 
-constexpr char kB85[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~";
-
 // The Python around the configuration (C) and the archive (P). The build
 // folder is named by a CRC of both, so an edited script never runs a stale
 // binary; local rank 0 builds while the other ranks of the node wait for it.
 constexpr char kHead[] =
-    "# pgolf %VERSION%: the counted code of this submission. Unpacks pgolf's C++ source,\n"
+    "# pgolf %VERSION%: the counted code of this submission (coding:latin-1, P holds raw bytes). Unpacks pgolf's C++ source,\n"
     "# builds it against this Python's PyTorch (cmake, a C++17 compiler and the libraries README.md lists)\n"
     "# and trains the configuration C; the environment and --set KEY=VALUE arguments override it:\n"
     "#   SEED=42 torchrun --standalone --nproc_per_node=8 train_gpt.py\n"
-    "import base64,io,lzma,os,shutil,subprocess as s,sys,tarfile,time,zlib\n";
+    "import io,lzma,os,shutil,subprocess as s,sys,tarfile,time,zlib\n";
 constexpr char kTail[] =
     "d=os.path.abspath(os.environ.get(\"PGOLF_BUILD_DIR\",\"pgolf_build\"))+\"/%08x\"%zlib.crc32((C+P).encode());b=d+\"/b/pgolf\"\n"
     "if os.environ.get(\"LOCAL_RANK\",\"0\")==\"0\"and not os.path.exists(d+\"/built\"):\n"
     " import torch\n"
-    " t=tarfile.open(fileobj=io.BytesIO(lzma.decompress(base64.b85decode(P))))\n"
+    " t=tarfile.open(fileobj=io.BytesIO(lzma.decompress(P.encode(\"latin-1\"))))\n"
     " t.extractall(d+\"/src\",**({\"filter\":\"data\"}if hasattr(tarfile,\"data_filter\")else{}))\n"
-    " open(d+\"/config.env\",\"w\").write(C)\n"
+    " open(d+\"/config.env\",\"wb\").write(C.encode(\"latin-1\"))\n"
     " s.run([\"cmake\",\"-S\",d+\"/src\",\"-B\",d+\"/b\",\"-DCMAKE_BUILD_TYPE=Release\",\"-DCMAKE_PREFIX_PATH=\"+torch.utils.cmake_prefix_path]"
     "+[\"-GNinja\"]*bool(shutil.which(\"ninja\")),check=True)\n"
     " s.run([\"cmake\",\"--build\",d+\"/b\",\"-j\",str(os.cpu_count()),\"--target\",\"pgolf\"],check=True)\n"
@@ -45,42 +43,55 @@ std::string replace_all(std::string text, const std::string& from, const std::st
 
 }  // namespace
 
-// Each group of 4 bytes, read as a big-endian number n, is written as the 5
-// digits of n in base 85, most significant first. A last group of k < 4
-// bytes is padded with zeros and only its first k + 1 digits kept.
-std::string b85encode(std::string_view bytes) {
+// Each byte is the character of the same number (the file is read as
+// latin-1), but for the five a literal cannot hold raw.
+std::string latin1_literal(std::string_view bytes) {
   std::string out;
-  out.reserve((bytes.size() + 3) / 4 * 5);
-  for (std::size_t i = 0; i < bytes.size(); i += 4) {
-    const std::size_t k = std::min<std::size_t>(4, bytes.size() - i);
-    std::uint32_t n = 0;
-    for (std::size_t j = 0; j < 4; ++j) n = n << 8 | (j < k ? static_cast<unsigned char>(bytes[i + j]) : 0u);
-    char digits[5];
-    for (int j = 4; j >= 0; --j, n /= 85) digits[j] = kB85[n % 85];
-    out.append(digits, k + 1);
+  out.reserve(bytes.size() + bytes.size() / 50);
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    const char c = bytes[i];
+    const bool octal_next = i + 1 < bytes.size() && bytes[i + 1] >= '0' && bytes[i + 1] <= '7';
+    switch (c) {
+      case '\\': out += "\\\\"; break;
+      case '"': out += "\\\""; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\0': out += octal_next ? "\\x00" : "\\0"; break;
+      default: out += c;
+    }
   }
   return out;
 }
 
-// The inverse: a short last group is padded with the largest digit ('~'),
-// so that its kept bytes come out exact, and the padding bytes dropped.
-std::string b85decode(std::string_view text) {
-  std::int8_t value[256];
-  std::fill(std::begin(value), std::end(value), -1);
-  for (int i = 0; i < 85; ++i) value[static_cast<unsigned char>(kB85[i])] = static_cast<std::int8_t>(i);
+std::string latin1_literal_value(std::string_view body) {
   std::string out;
-  out.reserve(text.size() / 5 * 4 + 4);
-  for (std::size_t i = 0; i < text.size(); i += 5) {
-    const std::size_t k = std::min<std::size_t>(5, text.size() - i);
-    if (k == 1) throw std::runtime_error("base85: a last group of one character");
-    std::uint64_t n = 0;
-    for (std::size_t j = 0; j < 5; ++j) {
-      const int v = j < k ? value[static_cast<unsigned char>(text[i + j])] : 84;
-      if (v < 0) throw std::runtime_error("base85: character " + std::to_string(i + j) + " is outside the alphabet");
-      n = n * 85 + static_cast<std::uint64_t>(v);
+  out.reserve(body.size());
+  for (std::size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (c == '"' || c == '\n' || c == '\r' || c == '\0')
+      throw std::runtime_error("string literal: a raw quote, line break or NUL at character " + std::to_string(i));
+    if (c != '\\') {
+      out += c;
+      continue;
     }
-    if (n > 0xffffffffu) throw std::runtime_error("base85: group at character " + std::to_string(i) + " exceeds 2^32");
-    for (std::size_t j = 0; j + 1 < k; ++j) out.push_back(static_cast<char>(n >> (24 - 8 * j) & 0xff));
+    const std::string_view escape = body.substr(i, 4);
+    if (escape == "\\x00") {
+      out += '\0';
+      i += 3;
+      continue;
+    }
+    const bool octal_after = escape.size() > 2 && escape[2] >= '0' && escape[2] <= '7';
+    switch (escape.size() > 1 ? escape[1] : ' ') {
+      case '\\': out += '\\'; break;
+      case '"': out += '"'; break;
+      case 'n': out += '\n'; break;
+      case 'r': out += '\r'; break;
+      case '0': if (!octal_after) { out += '\0'; break; } [[fallthrough]];
+      default:
+        throw std::runtime_error("string literal: the escape at character " + std::to_string(i) +
+                                 " is none of \\\\ \\\" \\n \\r \\0 \\x00");
+    }
+    ++i;
   }
   return out;
 }
@@ -103,11 +114,11 @@ std::string recorded_config(const Config& cfg) {
 }
 
 std::string submission_script(const std::string& config_text, const std::string& archive_xz) {
-  // Inside """...""" every quote and backslash is escaped; base85 has neither.
+  // Inside """...""" every quote and backslash is escaped (recorded_config() has no CR or NUL).
   std::string config = replace_all(replace_all(config_text, "\\", "\\\\"), "\"", "\\\"");
   // No commit here: a tree built from the archive has none, and must write the same script.
   std::string head = replace_all(kHead, "%VERSION%", PGOLF_VERSION);
-  return head + "C=\"\"\"" + config + "\"\"\"" + kPayloadStart + b85encode(archive_xz) + "\"\n" + kTail;
+  return head + "C=\"\"\"" + config + "\"\"\"" + kPayloadStart + latin1_literal(archive_xz) + "\"\n" + kTail;
 }
 
 std::string submission_script(const Config& cfg) {
@@ -124,14 +135,16 @@ std::string submission_script(const Config& cfg) {
 }
 
 std::string script_archive_tar(const std::string& script, const std::string& origin) {
-  const auto start = script.find(kPayloadStart);
-  const auto end = start == std::string::npos ? start : script.find('"', start + sizeof kPayloadStart - 1);
-  if (end == std::string::npos)
+  // The literal runs from P=" to the first quote that no backslash escapes.
+  auto end = script.find(kPayloadStart);
+  const auto begin = end == std::string::npos ? end : end + sizeof kPayloadStart - 1;
+  for (end = begin; end < script.size() && script[end] != '"'; ++end)
+    if (script[end] == '\\') ++end;
+  if (end >= script.size())
     throw std::runtime_error("'" + origin + "': no code archive in it (a train_gpt.py of pgolf has a line P=\"...\")");
   try {
-    const std::string begin = kPayloadStart;
-    return decompress_at_most(b85decode(std::string_view(script).substr(start + begin.size(), end - start - begin.size())),
-                              Codec::Xz, std::uint64_t{1} << 30);
+    return decompress_at_most(latin1_literal_value(std::string_view(script).substr(begin, end - begin)), Codec::Xz,
+                              std::uint64_t{1} << 30);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error("'" + origin + "': cannot read the code archive in it: " + e.what());
   }

@@ -78,7 +78,7 @@ ExportResult export_submission(GPT& model, const Config& cfg, const std::string&
                                              .sizes(int_widths_label(widths), codec_name(codec), r.artifact_bytes, r.total(), path);
   log.line(sizes[0]);
   log.line("Code size: " + std::to_string(r.code_bytes) + " bytes (" + r.code_path + ": the source of pgolf's train, "
-           "eval and export path, minified, as a base85 xz tar, and the configuration)");
+           "eval and export path, minified, as an xz tar in a latin-1 string, and the configuration)");
   for (std::size_t i = 1; i < sizes.size(); ++i) log.line(sizes[i]);
   const long long left = static_cast<long long>(budget.budget) - static_cast<long long>(r.total());
   char buf[160];

@@ -58,13 +58,27 @@ std::string final_line(const std::string& out) {
 
 }  // namespace
 
+// Python itself (an independent reader) gives back every byte of the
+// literal, NUL before each digit included, from a file declared latin-1.
+TEST(Script, PythonReadsTheLatin1LiteralAsTheBytes) {
+  TempDir dir;
+  std::string bytes;
+  for (int b = 0; b < 256; ++b) bytes += static_cast<char>(b);
+  for (char d = '0'; d <= '9'; ++d) bytes += std::string(1, '\0') + d + '"' + '\\';
+  write_file_atomic(dir.file("p.py"), "# coding:latin-1\nimport sys\nP=\"" + latin1_literal(bytes) +
+                                          "\"\nopen(sys.argv[1],'wb').write(P.encode('latin-1'))\n");
+  const auto r = test::run_shell("python3 " + dir.file("p.py") + " " + dir.file("out"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_file(dir.file("out")), bytes);
+}
+
 // train_gpt.py alone rebuilds pgolf: `pgolf unpack` writes the counted tree,
 // which configures; `pgolf inspect` lists the same files; Python reads its
 // configuration and archive as pgolf wrote them.
 TEST(CodeArchive, UnpackedTreeConfigures) {
   TempDir dir;
   Config c;
-  c.run.data_path = "/data/with \"quotes\" and \\ backslash";
+  c.run.data_path = "/data/with \"quotes\", \\ and caf\xc3\xa9";  // UTF-8 bytes pass through latin-1 unchanged
   const std::string script = submission_script(c);
   write_file_atomic(dir.file("train_gpt.py"), script);
   const std::string src = dir.file("src");
@@ -85,10 +99,12 @@ TEST(CodeArchive, UnpackedTreeConfigures) {
   EXPECT_NE(r.output.find("  src/train/train.cpp\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("the script: " + std::to_string(script.size()) + " bytes"), std::string::npos) << r.output;
 
-  // Python runs the script's assignments and decodes the archive itself.
+  // Python runs the script's assignments (reading it as its first line
+  // declares) and decodes the archive and the configuration itself.
   test::write_text(dir.file("read.py"),
-                   "import base64,lzma,sys\nsrc=open(sys.argv[1]).read()\nns={}\nexec(src[:src.index('\\nd=')],ns)\n"
-                   "sys.stdout.write('%d\\n%s' % (len(lzma.decompress(base64.b85decode(ns['P']))), ns['C']))\n");
+                   "import lzma,sys\nsrc=open(sys.argv[1],'rb').read()\nns={}\nexec(src[:src.index(b'\\nd=')],ns)\n"
+                   "sys.stdout.buffer.write(b'%d\\n' % len(lzma.decompress(ns['P'].encode('latin-1')))"
+                   "+ns['C'].encode('latin-1'))\n");
   r = test::run_shell("python3 " + dir.file("read.py") + " " + dir.file("train_gpt.py"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, std::to_string(code_tar(counted).size()) + "\n" + recorded_config(c));

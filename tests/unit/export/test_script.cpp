@@ -1,4 +1,4 @@
-// train_gpt.py (export/script.h): base85 as Python's, the recorded
+// train_gpt.py (export/script.h): the latin-1 string literal, the recorded
 // configuration, and the code archive carried whole.
 #include <gtest/gtest.h>
 
@@ -11,35 +11,32 @@
 
 using namespace pgolf;
 
-// Python 3's base64.b85encode gave these (an independent implementation).
-TEST(Script, Base85IsPythonsB85) {
+// The escapes written out by hand; every other byte stands for itself.
+TEST(Script, Latin1LiteralEscapesOnlyWhatALiteralCannotHold) {
+  using namespace std::string_literals;
   const std::pair<std::string, std::string> cases[] = {
       {"", ""},
-      {"h", "Xa"},
-      {"he", "Xk`"},
-      {"hel", "Xk}~"},
-      {"hell", "Xk~0{"},
-      {"hello", "Xk~0{Zv"},
-      {std::string("\x00\x01\x02\x03\x04\x05\x06\x07\x08", 9), "009C61O)~M2m"},
-      {"\xff\xff\xff\xff", "|NsC0"},
-      {std::string(5, '\0'), "0000000"},
+      {"a\"b\\c", "a\\\"b\\\\c"},
+      {"\n\r", "\\n\\r"},
+      {"\0"s, "\\0"},
+      {"\0" "9"s, "\\09"},          // 9 is no octal digit: \0 stays short
+      {"\0" "7"s, "\\x007"},        // \07 would be one character, BEL
+      {"\0\0"s, "\\0\\0"},
+      {"\xff\x80\x7f\t'"s, "\xff\x80\x7f\t'"},
   };
-  for (const auto& [bytes, text] : cases) {
-    EXPECT_EQ(b85encode(bytes), text);
-    EXPECT_EQ(b85decode(text), bytes) << text;
+  for (const auto& [bytes, body] : cases) {
+    EXPECT_EQ(latin1_literal(bytes), body);
+    EXPECT_EQ(latin1_literal_value(body), bytes) << body;
   }
+  std::string all;
+  for (int b = 0; b < 256; ++b) all += static_cast<char>(b);
   std::mt19937 gen(7);
-  for (std::size_t n = 0; n < 70; ++n) {
-    std::string bytes(n, '\0');
-    for (char& c : bytes) c = static_cast<char>(gen() & 0xff);
-    const std::string text = b85encode(bytes);
-    EXPECT_EQ(text.size(), n / 4 * 5 + (n % 4 ? n % 4 + 1 : 0));
-    EXPECT_EQ(text.find_first_of("\"\\'\n"), std::string::npos);  // fits a Python string literal as it is
-    EXPECT_EQ(b85decode(text), bytes) << n;
-  }
-  EXPECT_THROW(b85decode("Xk~0\""), std::runtime_error);  // outside the alphabet
-  EXPECT_THROW(b85decode("~~~~~"), std::runtime_error);   // past 2^32
-  EXPECT_THROW(b85decode("Xk~0{Z"), std::runtime_error);  // a last group of one character
+  for (int n = 0; n < 2000; ++n) all += static_cast<char>(gen() % 10 == 0 ? 0 : gen() & 0xff);
+  const std::string body = latin1_literal(all);
+  EXPECT_EQ(body.find_first_of(std::string("\n\r\0"s)), std::string::npos);
+  EXPECT_EQ(latin1_literal_value(body), all);
+  for (const std::string& bad : {"a\"b"s, "\\q"s, "ab\\"s, "\\01"s, "\\x01"s, "a\nb"s, "a\0b"s})
+    EXPECT_THROW(latin1_literal_value(bad), std::runtime_error) << bad;
 }
 
 // The keys that differ from the defaults, less the ones each run sets itself.
@@ -70,7 +67,7 @@ TEST(Script, CarriesTheConfigurationAndTheArchive) {
   const CodeArchive xz = code_archive(Codec::Xz);
   const std::string script = submission_script("A=\"q\"\\\nB=2\n", xz.bytes);
   EXPECT_NE(script.find("C=\"\"\"A=\\\"q\\\"\\\\\nB=2\n\"\"\""), std::string::npos) << script.substr(0, 800);
-  EXPECT_NE(script.find("\nP=\"" + b85encode(xz.bytes) + "\"\n"), std::string::npos);
+  EXPECT_NE(script.find("\nP=\"" + latin1_literal(xz.bytes) + "\"\n"), std::string::npos);
   EXPECT_EQ(script_archive_tar(script, "x.py"), code_tar());
   EXPECT_EQ(script.size(), submission_script("A=\"q\"\\\nB=2\n", xz.bytes).size());
   Config c;
@@ -83,7 +80,7 @@ TEST(Script, CarriesTheConfigurationAndTheArchive) {
     EXPECT_NE(std::string(e.what()).find("'other.py': no code archive"), std::string::npos) << e.what();
   }
   try {
-    script_archive_tar("C=\"\"\"\"\"\"\nP=\"Xk~0{Zv\"\n", "bad.py");
+    script_archive_tar("C=\"\"\"\"\"\"\nP=\"\\\"xz\\\"\"\n", "bad.py");
     FAIL() << "not xz";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("'bad.py': cannot read the code archive"), std::string::npos) << e.what();
