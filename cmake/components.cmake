@@ -15,7 +15,7 @@ set(PGOLF_COMPONENT_GPTQ src/export/gptq.cpp src/export/calibrate.cpp)
 set(PGOLF_COMPONENT_LQER src/export/lqer.cpp)
 set(PGOLF_COMPONENT_CUDA_GRAPHS src/train/cuda_graph.cpp)
 # The fused ops' CUDA kernels; their ATen references and CPU loops stay.
-set(PGOLF_COMPONENT_CUDA_KERNELS src/kernels/cuda_kernels.cuh src/kernels/qk_norm_rope.cu src/kernels/relu2.cu
+set(PGOLF_COMPONENT_CUDA_KERNELS src/kernels/cuda_kernels.cuh src/kernels/device_check.cu src/kernels/qk_norm_rope.cu src/kernels/relu2.cu
   src/kernels/residual_norm.cu src/kernels/smear_norm.cu src/kernels/softcap_ce.cu src/kernels/xsa.cu)
 set(PGOLF_COMPONENT_CHECKPOINTS src/train/checkpoint.cpp)
 set(PGOLF_COMPONENT_MINIFIER src/export/minify.cpp)

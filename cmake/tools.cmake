@@ -24,8 +24,12 @@ function(pgolf_add_tools)
   pgolf_find_library(sentencepiece_train sentencepiece_trainer.h sentencepiece_train DEPS pgolf::sentencepiece)
   # libcurl (libcurl4-openssl-dev), for `pgolf download` only, is optional: the
   # offline GPU machine's bundle has none, and there pgolf builds without it and
-  # `pgolf download` says what is missing.
-  pgolf_find_library(curl curl/curl.h curl OPTIONAL)
+  # `pgolf download` says what is missing. -DPGOLF_DOWNLOAD=OFF leaves it out
+  # where it is installed too (scripts/gpu_kit.sh: the kit carries no libcurl).
+  option(PGOLF_DOWNLOAD "link libcurl, where found, for pgolf download" ON)
+  if(PGOLF_DOWNLOAD)
+    pgolf_find_library(curl curl/curl.h curl OPTIONAL)
+  endif()
   target_link_libraries(pgolf_core PRIVATE pgolf::sentencepiece_train)
   if(TARGET pgolf::curl)
     message(STATUS "pgolf: libcurl ${PGOLF_curl_LIBRARY}: pgolf download enabled")
@@ -33,7 +37,7 @@ function(pgolf_add_tools)
     # On src/core/http.cpp alone: the precompiled header, shared by every target, stays the same.
     set_property(SOURCE src/core/http.cpp APPEND PROPERTY COMPILE_DEFINITIONS PGOLF_WITH_CURL=1)
   else()
-    message(STATUS "pgolf: libcurl not found (install libcurl4-openssl-dev): pgolf download disabled")
+    message(STATUS "pgolf: libcurl not found (install libcurl4-openssl-dev) or PGOLF_DOWNLOAD=OFF: pgolf download disabled")
   endif()
   target_sources(pgolf PRIVATE src/app/tools.cpp)
   set_property(SOURCE src/app/main.cpp APPEND PROPERTY COMPILE_DEFINITIONS PGOLF_TOOLS=1)

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iterator>
+#include <numeric>
 #include <cstdio>
 
 #include "pgolf/data/data.h"
@@ -138,6 +139,36 @@ std::string format_bench_ratio(const BenchResult& a, const BenchResult& b) {
                 b.tokens_per_second() / a.tokens_per_second(), b.step_ms / a.step_ms, b.forward_ms / a.forward_ms,
                 b.backward_ms / a.backward_ms, a.mfu() > 0 ? (std::to_string(b.mfu() / a.mfu()).substr(0, 5)).c_str() : "n/a");
   return buf;
+}
+
+namespace {
+
+// "mean:M min:A max:B" of `values` (not empty).
+std::string spread(const std::vector<double>& values, const char* format) {
+  const auto [lo, hi] = std::minmax_element(values.begin(), values.end());
+  const double mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+  char buf[160];
+  const std::string f = std::string("mean:") + format + " min:" + format + " max:" + format;
+  std::snprintf(buf, sizeof buf, f.c_str(), mean, *lo, *hi);
+  return buf;
+}
+
+}  // namespace
+
+std::string format_bench_repeats(const std::vector<BenchResult>& runs) {
+  std::vector<double> ms;
+  for (const BenchResult& r : runs) ms.push_back(r.step_ms);
+  return "step_ms over " + std::to_string(runs.size()) + " runs: " + spread(ms, "%.2f") + "\n";
+}
+
+std::string format_bench_repeats(const std::vector<std::pair<BenchResult, BenchResult>>& pairs) {
+  std::vector<double> step, tokens;
+  for (const auto& [a, b] : pairs) {
+    step.push_back(b.step_ms / a.step_ms);
+    tokens.push_back(b.tokens_per_second() / a.tokens_per_second());
+  }
+  return "ratio (second / first) over " + std::to_string(pairs.size()) + " pairs: step_ms " + spread(step, "x%.3f") +
+         " tokens_per_s " + spread(tokens, "x%.3f") + "\n";
 }
 
 }  // namespace pgolf

@@ -69,16 +69,23 @@ int cmd_bench(const ConfigArgs& args, const BenchOptions& opts) {
     std::cout << format_bench(r);
     return r;
   };
-  const BenchResult first = run(cfg, "");
-  if (opts.against.empty()) return 0;
   ConfigArgs with = args;
   std::string label = " with";
   for (const auto& kv : opts.against) {
     with.sets.push_back(kv);
     label += " " + kv;
   }
-  const BenchResult second = run(resolve_config(with), label);
-  std::cout << format_bench_ratio(first, second);
+  const Config second_cfg = opts.against.empty() ? cfg : resolve_config(with);
+  std::vector<BenchResult> runs;
+  std::vector<std::pair<BenchResult, BenchResult>> pairs;
+  for (int i = 1; i <= opts.repeats; ++i) {
+    const std::string repeat = opts.repeats > 1 ? " (repeat " + std::to_string(i) + "/" + std::to_string(opts.repeats) + ")" : "";
+    runs.push_back(run(cfg, repeat));
+    if (opts.against.empty()) continue;
+    pairs.emplace_back(runs.back(), run(second_cfg, label + repeat));
+    std::cout << format_bench_ratio(pairs.back().first, pairs.back().second);
+  }
+  if (opts.repeats > 1) std::cout << (pairs.empty() ? format_bench_repeats(runs) : format_bench_repeats(pairs));
   return 0;
 }
 

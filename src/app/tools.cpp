@@ -98,6 +98,11 @@ std::function<std::optional<int>()> add_tool_commands(CLI::App& app, ConfigArgs&
   bench->add_option("--against", bench_opts.against,
                     "KEY=VALUE (repeatable): bench the configuration as given, then with these values set (e.g. "
                     "FUSED_KERNELS=1 or CUDA_GRAPHS=1), and print both and their ratio");
+  bench->add_option("--repeats", bench_opts.repeats,
+                    "run the bench (with --against: the pair, alternately) this many times and print the mean, "
+                    "smallest and largest step time (or ratio) over them, the spread a comparison needs")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
 
   auto* data = app.add_subcommand("data", "check the shards and tokenizer of a configuration and print their stats");
   add_config_options(data, cfg_args);

@@ -1,6 +1,7 @@
 #include "pgolf/core/runtime.h"
 
 #include "pgolf/config/config.h"
+#include "pgolf/kernels/fused.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -140,6 +141,9 @@ std::string runtime_info() {
   int runtime = 0;
   cudaRuntimeGetVersion(&runtime);
   out << "cuda path: built (CUDA runtime " << runtime / 1000 << "." << (runtime % 1000) / 10 << ")\n";
+#if PGOLF_HAS_CUDA_KERNELS
+  out << "cuda kernels: built for compute capabilities " << cuda_kernel_architectures() << "\n";
+#endif
 #else
   out << "cuda path: not built\n";
 #endif

@@ -159,6 +159,7 @@ GPT::GPT(const ModelConfig& cfg, ModelOptions opts) : cfg_(cfg), opts_(opts) {
     blocks_.push_back(b);
   }
   fused_ = use_fused_kernels(opts.fused_kernels, opts.device);
+  if (fused_) check_fused_kernels_run_on(opts.device);
   embed_norm_ = pick_embed_norm(cfg, fused_);
   const double slope = cfg.mlp_activation == MlpActivation::LeakyRelu2 ? cfg.mlp_leaky_slope : 0.0;
   qk_norm_rope_ = fused_ ? fused_qk_norm_rope : qk_norm_rope;

@@ -12,7 +12,9 @@
 
 #include "helpers.h"
 #include "pgolf/dist/dist.h"
+#include "pgolf/core/runtime.h"
 #include "pgolf/eval/eval.h"
+#include "pgolf/kernels/fused.h"
 #include "pgolf/model/model.h"
 #include "pgolf/optim/optim.h"
 #include "pgolf/train/step.h"
@@ -325,3 +327,17 @@ TEST(Cuda, AFailedCaptureLeavesTheDeviceUsable) {
   EXPECT_ANY_THROW(recorder->capture([&] { (void)x.matmul(x).sum().item<float>(); }));
   EXPECT_FLOAT_EQ(x.matmul(x).sum().item<float>(), 64.0f * 64.0f * 64.0f);
 }
+
+#if defined(PGOLF_WITH_CUDA) && PGOLF_HAS_CUDA_KERNELS
+// The fused kernels of this build have an image for the visible GPU (its
+// architecture is in TORCH_CUDA_ARCH_LIST, or the PTX covers it), so
+// FUSED_KERNELS=1 starts; the list `pgolf info` prints is the one built.
+TEST(Cuda, FusedKernelsHaveAnImageForThisGpu) {
+  REQUIRE_CUDA();
+  EXPECT_EQ(cuda_kernels_unavailable(0), "");
+  EXPECT_NO_THROW(check_fused_kernels_run_on(kGpu));
+  EXPECT_NE(std::string(cuda_kernel_architectures()).find("9.0"), std::string::npos) << cuda_kernel_architectures();
+  EXPECT_NE(runtime_info().find(std::string("cuda kernels: built for compute capabilities ") + cuda_kernel_architectures()),
+            std::string::npos);
+}
+#endif

@@ -6,6 +6,7 @@
 // an 8-GPU step.
 #pragma once
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pgolf/config/config.h"
@@ -17,6 +18,7 @@ struct BenchOptions {
   int steps = 5, warmup = 1, world_size = 1;
   double peak_tflops = 0;  // 0: the device's known bf16 peak (none on CPU)
   std::vector<std::string> against;  // KEY=VALUE: a second run with these set, compared with the first
+  int repeats = 1;                    // runs (of the pair, alternately, with `against`)
 };
 
 struct BenchResult {
@@ -55,5 +57,10 @@ BenchResult run_bench(const Config& cfg, const BenchOptions& opts);
 std::string format_bench(const BenchResult& r);
 // "ratio (B / A): tokens_per_s:x step_ms:x mfu:x" of run b against run a.
 std::string format_bench_ratio(const BenchResult& a, const BenchResult& b);
+// Over repeated runs: "step_ms over N runs: mean:M min:A max:B" of `runs`;
+// with a second run each (`pairs`), the same of the step-time and
+// tokens-per-second ratios (second / first), pair by pair.
+std::string format_bench_repeats(const std::vector<BenchResult>& runs);
+std::string format_bench_repeats(const std::vector<std::pair<BenchResult, BenchResult>>& pairs);
 
 }  // namespace pgolf

@@ -128,8 +128,9 @@ TEST(FusedQkNormRope, MatchesTheCompositionInValuesAndGradients) {
           // Gradients scale like 1/scale: compare relative to their size.
           const double gs = x2.grad().abs().max().to(at::kDouble).item<double>();
           EXPECT_TRUE(at::allclose(x1.grad().to(at::kDouble) / gs, x2.grad().to(at::kDouble) / gs, t, t)) << what << " grad x";
-          if (with_gain)
+          if (with_gain) {
             EXPECT_TRUE(at::allclose(g1.grad().to(at::kDouble), g2.grad().to(at::kDouble), t, t)) << what << " grad gain";
+          }
         }
 }
 
@@ -143,6 +144,26 @@ TEST(FusedKernels, TheSwitchIsIgnoredWithANoteOffCuda) {
   EXPECT_NE(notes[0].find("FUSED_KERNELS=1 is ignored on cpu"), std::string::npos) << notes[0];
   EXPECT_TRUE(use_fused_kernels(true, at::Device(at::kCUDA, 0)));
   EXPECT_TRUE(ignored_cuda_switches(c.runtime, at::Device(at::kCUDA, 0)).empty());
+}
+
+// Built with the kernels but without a usable GPU (this machine: no driver),
+// asking for them on a CUDA device stops at the model's start with the
+// runtime's reason and the architectures built. On a GPU,
+// Cuda.FusedKernelsHaveAnImageForThisGpu checks that they load.
+TEST(FusedKernels, WithoutAUsableGpuTheModelStopsNamingWhy) {
+#if defined(PGOLF_WITH_CUDA) && PGOLF_HAS_CUDA_KERNELS
+  if (at::hasCUDA()) GTEST_SKIP() << "a GPU is visible";
+  try {
+    check_fused_kernels_run_on(at::Device(at::kCUDA, 0));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("FUSED_KERNELS=1: the CUDA runtime cannot load this pgolf's kernels on GPU 0: ", 0), 0u) << what;
+    EXPECT_NE(what.find(std::string("compute capabilities ") + cuda_kernel_architectures()), std::string::npos) << what;
+  }
+#else
+  GTEST_SKIP() << "built without the CUDA kernels";
+#endif
 }
 
 // The CUDA kernels against the CPU loops (the launch: grid, block reduction,

@@ -58,7 +58,9 @@ TEST(FusedResidualNorm, MatchesTheCompositionInValuesAndGradients) {
           EXPECT_TRUE(close_scaled(x1.grad(), x2.grad(), grad_tol(dt))) << what << " grad x";
           EXPECT_TRUE(close_scaled(y1.grad(), y2.grad(), grad_tol(dt))) << what << " grad y";
           EXPECT_TRUE(close_scaled(q1.grad(), q2.grad(), grad_tol(dt))) << what << " grad q";
-          if (with_p) EXPECT_TRUE(close_scaled(p1.grad(), p2.grad(), grad_tol(dt))) << what << " grad p";
+          if (with_p) {
+            EXPECT_TRUE(close_scaled(p1.grad(), p2.grad(), grad_tol(dt))) << what << " grad p";
+          }
         }
 }
 
