@@ -77,6 +77,9 @@ cp -r data/demo/datasets/fortunes_sp1024 "$KIT.new/data/datasets/"
 cp data/demo/tokenizers/fortunes_1024_bpe.model "$KIT.new/data/tokenizers/"
 cp configs/*.env "$KIT.new/configs/"
 cp scripts/gpu_kit_run.sh "$KIT.new/run.sh"
+# The unit tests by name (ctest's label), for run.sh --cpu.
+ctest --test-dir "$BUILD" -L '^unit$' -N | sed -n 's/^ *Test *#[0-9]*: //p' > "$KIT.new/unit_tests.txt"
+[[ -s $KIT.new/unit_tests.txt ]] || fail "ctest lists no unit test in $BUILD"
 chmod +x "$KIT.new/run.sh"
 
 # Every library a binary needs is the kit's, LibTorch's, CUDA's runtime or
