@@ -101,9 +101,14 @@ stage_1() {
 
 stage_2() {
   local rc=0
+  # The run folder (weights, artifact: tens of MB) stays out of the report
+  # folder, which comes back from the device; its metrics.jsonl is kept.
+  RUNS=$(mktemp -d)
+  trap 'rm -rf "$RUNS"' EXIT  # also when the cap's SIGTERM ends the stage
   "$PGOLF" train "${RUN[@]}" --set DATA_PATH="$KIT/data/datasets/fortunes_sp1024" \
     --set TOKENIZER_PATH="$KIT/data/tokenizers/fortunes_1024_bpe.model" --set ARTIFACT_CODEC=zstd \
-    --set LOG_DIR="$OUT_DIR/runs" --set RUN_ID=stage2 > "$OUT_DIR/train.log" 2>&1 || rc=1
+    --set LOG_DIR="$RUNS" --set RUN_ID=stage2 > "$OUT_DIR/train.log" 2>&1 || rc=1
+  cp "$RUNS/stage2/metrics.jsonl" "$OUT_DIR/train_metrics.jsonl" 2>/dev/null
   note '```'
   grep -E "^(model_params|first_step|stopping_early|peak memory|final_|Serialized|Code size|Total submission|export_time|compliance:)" \
     "$OUT_DIR/train.log" | grep -v "_exact" >> "$REPORT"
