@@ -50,21 +50,41 @@ done
 
 # The exact versions to fetch (apt's candidates) and, with this script's hash,
 # the manifest that says whether an existing bundle is current.
-versions=()
-for p in "${BUILD_PACKAGES[@]}" "${FORTUNE_PACKAGES[@]}"; do
-  v=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
-  [[ -n $v && $v != "(none)" ]] || fail "apt knows no package '$p': run 'apt-get update' (as root) and retry"
-  versions+=("$p=$v")
-done
-manifest=$(printf '%s\n' "${versions[@]}" "script $(sha256sum "$0" | cut -d' ' -f1)")
+candidates() {
+  versions=()
+  local p v
+  for p in "${BUILD_PACKAGES[@]}" "${FORTUNE_PACKAGES[@]}"; do
+    v=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
+    [[ -n $v && $v != "(none)" ]] || { unknown_package=$p; return 1; }
+    versions+=("$p=$v")
+  done
+  manifest=$(printf '%s\n' "${versions[@]}" "script $(sha256sum "$0" | cut -d' ' -f1)")
+}
+# A machine whose package lists were never fetched, or are older than the
+# mirror, knows no version or one the mirror no longer has: as root the lists
+# are fetched once (as scripts/setup.sh does before installing), else the
+# message says how.
+apt_update() {
+  [[ $(id -u) -eq 0 ]] || fail "$1: run 'apt-get update' (as root) and retry"
+  echo "gpu_bundle: $1: running apt-get update"
+  quiet "apt-get update" apt-get update -qq
+}
+unknown_package=""
+if ! candidates; then
+  apt_update "apt knows no package '$unknown_package'"
+  candidates || fail "apt knows no package '$unknown_package', even after apt-get update"
+fi
 
 if [[ ${PGOLF_BUNDLE_REBUILD:-0} != 1 && -f $BUNDLE/manifest && $(cat "$BUNDLE/manifest") == "$manifest" ]]; then
   echo "gpu_bundle: $BUNDLE is up to date"
 else
   echo "gpu_bundle: downloading ${#versions[@]} Debian packages"
   mkdir -p "$TMP/debs"
-  (cd "$TMP/debs" && quiet "apt-get download (if a version is gone from the mirror: apt-get update)" \
-    apt-get download "${versions[@]}")
+  if ! (cd "$TMP/debs" && apt-get download "${versions[@]}" > "$QUIET_LOG" 2>&1); then
+    apt_update "apt-get download failed ($(grep -m1 -E '^E:' "$QUIET_LOG" || tail -n 1 "$QUIET_LOG"))"
+    candidates || fail "apt knows no package '$unknown_package', even after apt-get update"
+    (cd "$TMP/debs" && quiet "apt-get download" apt-get download "${versions[@]}")
+  fi
   for p in "${BUILD_PACKAGES[@]}"; do quiet "unpack $p" dpkg-deb -x "$TMP"/debs/"${p}"_*.deb "$TMP/root"; done
   for p in "${FORTUNE_PACKAGES[@]}"; do quiet "unpack $p" dpkg-deb -x "$TMP"/debs/"${p}"_*.deb "$TMP/fortunes"; done
 
