@@ -100,6 +100,10 @@ done
   echo "commit: $(git rev-parse --short=12 HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- src include cmake CMakeLists.txt tests 2>/dev/null || echo +changes)"
   echo "version: $("$BUILD/pgolf" --version)"
   "$BUILD/pgolf" info | grep '^cuda kernels:'
+  # The newest C and C++ runtime versions the binaries ask for: the oldest
+  # system the kit runs on (GLIBC_2.34 is Ubuntu 22.04's or Debian 12's).
+  echo "needs: $(objdump -T "$KIT.new"/bin/* "$KIT.new"/lib/* | grep -oE '(GLIBC|GLIBCXX|CXXABI)_[0-9.]+' |
+    sort -uV | awk -F_ '{ top[$1] = $0 } END { print top["GLIBC"], top["GLIBCXX"], top["CXXABI"] }')"
 } > "$KIT.new/MANIFEST"
 rm -rf "$KIT"
 mv "$KIT.new" "$KIT"
@@ -135,6 +139,23 @@ if [[ $CHECK == 1 ]]; then
     cat "$check/run.log"
     fail "the relocated kit failed (its report above; logs in $check/out)"
   fi
+  # On a GPU a CUDA test that skips (the device not seen) fails stage 0: the
+  # same stage in GPU mode, here, with an nvidia-smi that answers but no
+  # device, must fail for that reason alone, with exit status 10.
+  mkdir -p "$check/fake-bin"
+  printf '#!/bin/sh\necho "no GPU, 0 MiB, none, 0.0"\n' > "$check/fake-bin/nvidia-smi"
+  chmod +x "$check/fake-bin/nvidia-smi"
+  rc=0
+  (cd "$check" && env -u LD_LIBRARY_PATH PGOLF_TORCH_LIB="$check/site-packages/torch/lib" \
+    PATH="$check/fake-bin:/usr/local/bin:/usr/bin:/bin" bash "$check/kit/run.sh" --stages 0 \
+    --out "$check/out-gpu-mode" > "$check/run-gpu-mode.log" 2>&1) || rc=$?
+  report=$check/out-gpu-mode/report.md
+  if [[ $rc != 10 ]] || grep -qE "MISSING|REFUSED" "$report" || ! grep -q "failed 0, skipped [1-9]" "$report"; then
+    cat "$check/run-gpu-mode.log"
+    fail "run.sh in GPU mode without a GPU: expected stage 0 to fail on its skipped CUDA tests alone (exit 10), got exit $rc"
+  fi
+  echo "gpu_kit: in GPU mode without a GPU, stage 0 failed on its skipped CUDA tests, as it must:" \
+    "$(grep -E '^- pgolf_(cuda_)?tests:' "$report" | sed 's/^- //' | tr '\n' ';')"
   mkdir -p logs/gpu_kit_check
   cp "$check/out/report.md" logs/gpu_kit_check/report.md
   grep -E "^(stage [0-9]|Total: )" "$check/out/report.md" | sed 's/^/gpu_kit: /'

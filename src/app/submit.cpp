@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "pgolf/core/io.h"
+#include "pgolf/core/text.h"
 #include "pgolf/eval/stats.h"
 #include "pgolf/export/script.h"
 #include "pgolf/export/tensor_plan.h"
@@ -38,12 +39,6 @@ struct SubmittedRun {
   Config cfg;
   std::string script;  // train_gpt.py
 };
-
-std::string fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
 
 std::string today_utc() {
   const std::time_t now = std::time(nullptr);
@@ -103,19 +98,18 @@ std::string readme(const SubmitOptions& o, const std::vector<SubmittedRun>& runs
   const SampleSummary b{runs.size(), summary["val_bpb"].get<double>(), summary["val_bpb_std"].get<double>()};
   const std::uint64_t code = runs.front().script.size();
   std::string md = "# " + o.name + "\n\n";
-  md += o.author + " (@" + o.github_id + "), " + summary["date"].get<std::string>() + ", " + o.track + ": **val_bpb " +
-        fixed(b.mean, 8) + "** (std " + fixed(b.std, 8) + ", val_loss " + fixed(l.mean, 8) + " nats) over " +
-        std::to_string(runs.size()) + " seed" + (runs.size() > 1 ? "s" : "") + ", trained and scored with pgolf on " +
-        hardware(runs.front().result) + ".\n\n";
+  md += o.author + " (@" + o.github_id + "), " + summary["date"].get<std::string>() + ", " + o.track +
+        strprintf(": **val_bpb %.8f** (std %.8f, val_loss %.8f nats) over %zu seed%s", b.mean, b.std, l.mean, runs.size(),
+                  runs.size() > 1 ? "s" : "") +
+        ", trained and scored with pgolf on " + hardware(runs.front().result) + ".\n\n";
   md += "## Results\n\n| seed | val_loss | val_bpb | steps | train s | eval s | artifact bytes | code bytes | total bytes |\n"
         "|---|---|---|---|---|---|---|---|---|\n";
   for (const SubmittedRun& r : runs)
-    md += "| " + std::to_string(r.cfg.run.seed) + " | " + fixed(r.result.val_loss, 8) + " | " + fixed(r.result.val_bpb, 8) +
-          " | " + std::to_string(r.result.steps) + " | " + fixed(r.result.train_time_ms / 1000, 1) + " | " +
-          fixed(r.result.eval_ms / 1000, 1) + " | " + std::to_string(r.result.artifact_bytes) + " | " + std::to_string(code) +
-          " | " + std::to_string(r.result.total_bytes) + " |\n";
-  md += "| mean (std) | " + fixed(l.mean, 8) + " (" + fixed(l.std, 8) + ") | " + fixed(b.mean, 8) + " (" + fixed(b.std, 8) +
-        ") | | | | | | |\n\n";
+    md += strprintf("| %lld | %.8f | %.8f | %lld | %.1f | %.1f | %lld | %llu | %lld |\n", static_cast<long long>(r.cfg.run.seed),
+                    r.result.val_loss, r.result.val_bpb, static_cast<long long>(r.result.steps), r.result.train_time_ms / 1000,
+                    r.result.eval_ms / 1000, static_cast<long long>(r.result.artifact_bytes),
+                    static_cast<unsigned long long>(code), static_cast<long long>(r.result.total_bytes));
+  md += strprintf("| mean (std) | %.8f (%.8f) | %.8f (%.8f) | | | | | | |\n\n", l.mean, l.std, b.mean, b.std);
   md += "Scores are the sliding-window evaluation of the artifact read back (`final_sliding_window_exact` in each "
         "train_seed*.log). `pgolf compare` tests these runs against another set (one-sided Welch t-test of a "
         "0.005-nat improvement, the bar for a record).\n\n";
@@ -248,7 +242,7 @@ int cmd_submit(const SubmitOptions& o) {
 
   std::cout << "submit: " << o.output << ": README.md, submission.json, train_gpt.py (" << runs.front().script.size()
             << " bytes), " << runs.size() << " train log" << (runs.size() > 1 ? "s" : "") << "; val_bpb "
-            << fixed(summary["val_bpb"].get<double>(), 8) << " (std " << fixed(summary["val_bpb_std"].get<double>(), 8)
+            << strprintf("%.8f", summary["val_bpb"].get<double>()) << " (std " << strprintf("%.8f", summary["val_bpb_std"].get<double>())
             << ") over " << runs.size() << " seed" << (runs.size() > 1 ? "s" : "") << "\n";
   if (provenance_field(results.front(), "world_size") != "8" ||
       provenance_field(results.front(), "device_name").find("H100") == std::string::npos)
