@@ -139,23 +139,34 @@ if [[ $CHECK == 1 ]]; then
     cat "$check/run.log"
     fail "the relocated kit failed (its report above; logs in $check/out)"
   fi
-  # On a GPU a CUDA test that skips (the device not seen) fails stage 0: the
-  # same stage in GPU mode, here, with an nvidia-smi that answers but no
-  # device, must fail for that reason alone, with exit status 10.
+  # GPU mode on a machine without a GPU, with an nvidia-smi that answers:
+  # stage 0 must fail on its skipped CUDA tests alone (a skip on a GPU means
+  # the GPU was not seen), and stages 1 to 3 must stop within seconds, naming
+  # the missing GPU, instead of running on the CPU until their caps.
   mkdir -p "$check/fake-bin"
   printf '#!/bin/sh\necho "no GPU, 0 MiB, none, 0.0"\n' > "$check/fake-bin/nvidia-smi"
   chmod +x "$check/fake-bin/nvidia-smi"
   rc=0
   (cd "$check" && env -u LD_LIBRARY_PATH PGOLF_TORCH_LIB="$check/site-packages/torch/lib" \
-    PATH="$check/fake-bin:/usr/local/bin:/usr/bin:/bin" bash "$check/kit/run.sh" --stages 0 \
+    PATH="$check/fake-bin:/usr/local/bin:/usr/bin:/bin" bash "$check/kit/run.sh" \
     --out "$check/out-gpu-mode" > "$check/run-gpu-mode.log" 2>&1) || rc=$?
   report=$check/out-gpu-mode/report.md
-  if [[ $rc != 10 ]] || grep -qE "MISSING|REFUSED" "$report" || ! grep -q "failed 0, skipped [1-9]" "$report"; then
+  gpu_mode_fault=""
+  [[ $rc == 10 ]] || gpu_mode_fault="exit status $rc, not 10"
+  grep -qE "MISSING|REFUSED" "$report" && gpu_mode_fault="a library was missing or refused"
+  grep -q "failed 0, skipped [1-9]" "$report" || gpu_mode_fault="stage 0 did not fail on skipped tests"
+  for n in 1 2 3; do
+    line=$(grep "^stage $n: " "$report")
+    [[ $line =~ ^stage\ $n:\ FAILED.*,\ ([0-9]+)\ s\ of ]] && ((BASH_REMATCH[1] <= 30)) ||
+      gpu_mode_fault="stage $n did not fail within 30 s: '$line'"
+  done
+  [[ $(grep -c "no GPU is visible" "$report") -ge 3 ]] || gpu_mode_fault="stages 1 to 3 do not name the missing GPU"
+  if [[ -n $gpu_mode_fault ]]; then
     cat "$check/run-gpu-mode.log"
-    fail "run.sh in GPU mode without a GPU: expected stage 0 to fail on its skipped CUDA tests alone (exit 10), got exit $rc"
+    fail "run.sh in GPU mode without a GPU: $gpu_mode_fault (its report above)"
   fi
-  echo "gpu_kit: in GPU mode without a GPU, stage 0 failed on its skipped CUDA tests, as it must:" \
-    "$(grep -E '^- pgolf_(cuda_)?tests:' "$report" | sed 's/^- //' | tr '\n' ';')"
+  echo "gpu_kit: in GPU mode without a GPU, stage 0 failed on its skipped CUDA tests and stages 1 to 3 within" \
+    "seconds, as they must: $(grep -E '^(- pgolf_(cuda_)?tests:|stage [0-3]:)' "$report" | sed 's/^- //' | tr '\n' ';')"
   mkdir -p logs/gpu_kit_check
   cp "$check/out/report.md" logs/gpu_kit_check/report.md
   grep -E "^(stage [0-9]|Total: )" "$check/out/report.md" | sed 's/^/gpu_kit: /'
