@@ -125,19 +125,25 @@ if [[ $CHECK == 1 ]]; then
   rm -rf "$check"
   mkdir -p "$check/site-packages/torch"
   cp -r "$KIT" "$check/kit"
-  # torch/lib and the nvidia/ libraries its run path names ($ORIGIN/../../nvidia/...),
-  # laid out as in any site-packages folder.
+  # torch/lib, torch's version.py and the nvidia/ libraries its run path names
+  # ($ORIGIN/../../nvidia/...), laid out as in any site-packages folder.
   site=$(cd "$TORCH_PREFIX/../../.." && pwd)
   for d in torch/lib nvidia; do
     [[ -d $site/$d ]] || continue
     cp -al "$site/$d" "$check/site-packages/$d" 2>/dev/null || cp -r "$site/$d" "$check/site-packages/$d"
   done
+  cp "$site/torch/version.py" "$check/site-packages/torch/"  # run.sh reads torch's version there
   echo "gpu_kit: running the relocated kit's stages on the CPU ($check/kit/run.sh --cpu)"
   if ! (cd "$check" && env -u LD_LIBRARY_PATH PGOLF_TORCH_LIB="$check/site-packages/torch/lib" \
       PGOLF_KIT_REFUSE="$ROOT/.venv" PATH=/usr/local/bin:/usr/bin:/bin bash "$check/kit/run.sh" --cpu \
       --out "$check/out" > "$check/run.log" 2>&1); then
     cat "$check/run.log"
     fail "the relocated kit failed (its report above; logs in $check/out)"
+  fi
+  # run.sh read the copied torch's version and found the kit's own.
+  torch_line=$(grep "^torch here: " "$check/out/report.md")
+  if ! [[ $torch_line =~ ^torch\ here:\ ([0-9][^ ]*)\ .*built\ against\ ([^ ]+)$ && ${BASH_REMATCH[1]} == "${BASH_REMATCH[2]}" ]]; then
+    fail "the relocated kit did not recognise the torch it was built against: '$torch_line'"
   fi
   # GPU mode on a machine without a GPU, with an nvidia-smi that answers:
   # stage 0 must fail on its skipped CUDA tests alone (a skip on a GPU means

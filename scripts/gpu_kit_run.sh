@@ -200,6 +200,14 @@ export LD_LIBRARY_PATH=$lib_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), host $(hostname), $(nproc) cores; stages $STAGES"
   echo
   sed 's/^/    /' "$KIT/MANIFEST"
+  # The PyTorch found here against the LibTorch the kit was built with
+  # (libtorch:2.11.0 cuda:13.0 is the wheel 2.11.0+cu130): another one may
+  # load and fail later, so the report says so first.
+  found=$(sed -n "s/^__version__ = '\(.*\)'/\1/p" "$TORCH_LIB/../version.py" 2>/dev/null)
+  built=$(sed -n 's/.* libtorch:\([^ ]*\) cuda:\([0-9]*\)\.\([0-9]*\).*/\1+cu\2\3/p' "$KIT/MANIFEST")
+  echo
+  echo "torch here: ${found:-unknown} ($TORCH_LIB); the kit was built against ${built:-unknown}"
+  [[ $found == "$built" ]] || echo "WARNING: not the PyTorch the kit was built against: a failure to load or a crash below may come from that"
 } > "$REPORT"
 
 declare -A NAME=([0]="device, libraries and CUDA tests" [1]="bench of the switches" [2]="training, export, round trip"
