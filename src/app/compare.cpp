@@ -153,14 +153,14 @@ SampleSummary summary_of(const std::vector<RunResult>& runs, double RunResult::*
 std::string format_set(const char* label, const std::vector<RunResult>& runs, int name_width) {
   std::string out = strprintf("set %s: %zu run%s\n", label, runs.size(), runs.size() == 1 ? "" : "s");
   out += strprintf("  %-*s %8s %10s %10s %8s %9s %12s\n", name_width, "run", "seed", "val_loss", "val_bpb", "steps",
-                "train_s", "total_bytes");
+                   "train_s", "total_bytes");
   for (const RunResult& r : runs)
     out += strprintf("  %-*s %8s %10.6f %10.6f %8lld %9.1f %12lld\n", name_width, r.name.c_str(), r.seed.c_str(), r.val_loss,
-                  r.val_bpb, static_cast<long long>(r.steps), r.train_time_ms / 1000, static_cast<long long>(r.total_bytes));
+                     r.val_bpb, static_cast<long long>(r.steps), r.train_time_ms / 1000, static_cast<long long>(r.total_bytes));
   const SampleSummary loss = summary_of(runs, &RunResult::val_loss), bpb = summary_of(runs, &RunResult::val_bpb);
   auto std_text = [](const SampleSummary& s) { return s.n < 2 ? std::string("n/a") : strprintf("%.6f", s.std); };
   out += strprintf("  %s: n=%zu val_loss mean %.6f std %s, val_bpb mean %.6f std %s\n", label, loss.n, loss.mean,
-                std_text(loss).c_str(), bpb.mean, std_text(bpb).c_str());
+                   std_text(loss).c_str(), bpb.mean, std_text(bpb).c_str());
   return out;
 }
 
@@ -176,14 +176,14 @@ std::string format_comparison(const std::vector<RunResult>& a, const std::vector
   const SampleSummary sa = summary_of(a, &RunResult::val_loss), sb = summary_of(b, &RunResult::val_loss);
   const double diff = sb.mean - sa.mean;
   out += strprintf("B - A: val_loss %+.6f nats, val_bpb %+.6f (positive: A is better)\n", diff,
-                summary_of(b, &RunResult::val_bpb).mean - summary_of(a, &RunResult::val_bpb).mean);
+                   summary_of(b, &RunResult::val_bpb).mean - summary_of(a, &RunResult::val_bpb).mean);
 
   out += diff > 0 ? strprintf("compare: A improves on B by %.4f nats (margin %g): ", diff, margin)
                   : strprintf("compare: A does not improve on B (B - A = %.4f nats, margin %g): ", diff, margin);
   const WelchTest w = welch_margin_test(sa, sb, margin);
   if (!w.undefined.empty()) return out + "no p-value: " + w.undefined + "\n";
   return out + strprintf("t=%.2f df=%.1f p=%.3g, %ssignificant at p<%g\n", w.t, w.df, w.p, w.p < kRecordAlpha ? "" : "not ",
-                      kRecordAlpha);
+                         kRecordAlpha);
 }
 
 }  // namespace pgolf

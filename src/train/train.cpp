@@ -180,7 +180,7 @@ class Trainer {
     stop_after_ = s.stop_after;
     train_ms_ = s.train_ms;
     last_checkpoint_ms_ = clock_.agreed_ms();
-    log_.line("resumed from step " + std::to_string(step_) + " (" + s.path + strprintf(") train_time:%.0fms", train_ms_));
+    log_.line(strprintf("resumed from step %lld (%s) train_time:%.0fms", static_cast<long long>(step_), s.path.c_str(), train_ms_));
     log_.metric("resume", {{"step", double(step_)}, {"train_time_ms", train_ms_}});
   }
 
@@ -227,8 +227,8 @@ class Trainer {
       if (checkpoint_due()) checkpoint();
     }
     if (!stop_signal_ && step_ < cfg_.schedule.iterations)
-      log_.line(strprintf("stopping_early: wallclock_cap train_time:%.0fms", train_ms_) + " step:" + std::to_string(step_) +
-                "/" + std::to_string(cfg_.schedule.iterations));
+      log_.line(strprintf("stopping_early: wallclock_cap train_time:%.0fms step:%lld/%lld", train_ms_, static_cast<long long>(step_),
+                          static_cast<long long>(cfg_.schedule.iterations)));
     if (epoch_after(step_) > 1) log_.line("data: " + std::to_string(epoch_after(step_)) + " epochs over the training shards");
     log_.line(peak_memory_report(device_));
     return {step_, train_ms_, last_eval, stop_signal_};
@@ -248,7 +248,7 @@ class Trainer {
       return std::nullopt;
     }
     const EvalSums e = standard_eval();
-    log_.line(strprintf("final_averaged val_loss:%.4f", e.val_loss()) + strprintf(" val_bpb:%.4f", e.val_bpb()));
+    log_.line(strprintf("final_averaged val_loss:%.4f val_bpb:%.4f", e.val_loss(), e.val_bpb()));
     return e;
   }
 
@@ -306,9 +306,9 @@ class Trainer {
 
   void log_stop(const TrainResult& r) {
     log_.metric("stop", {{"signal", double(r.stop_signal)}, {"step", double(r.steps)}, {"train_time_ms", r.train_time_ms}});
-    log_.line(std::string("stopped: ") + stop_signal_name(r.stop_signal) + " after step:" + std::to_string(r.steps) + "/" +
-              std::to_string(cfg_.schedule.iterations) + strprintf(" train_time:%.0fms", r.train_time_ms) + "; weights saved to " +
-              r.weights_path);
+    log_.line(strprintf("stopped: %s after step:%lld/%lld train_time:%.0fms; weights saved to %s", stop_signal_name(r.stop_signal),
+                        static_cast<long long>(r.steps), static_cast<long long>(cfg_.schedule.iterations), r.train_time_ms,
+                        r.weights_path.c_str()));
   }
 
   void log_compliance(const TrainResult& r) {
@@ -412,7 +412,7 @@ class Trainer {
     at::Tensor t = at::full({}, train_ms_ + ms_since(t0_), at::TensorOptions().dtype(at::kDouble).device(device_));
     dist_.all_reduce_sum(t, "first step time");
     clock_.agree_first_step(t.item<double>() / world_);
-    log_.line(strprintf("first_step_ms:%.0f", clock_.first_step_ms()) + strprintf(" since_launch_ms:%.0f", ms_since_process_start()));
+    log_.line(strprintf("first_step_ms:%.0f since_launch_ms:%.0f", clock_.first_step_ms(), ms_since_process_start()));
   }
 
   // A step's numbers on their way to the host: [sum of losses, sum of the
@@ -447,15 +447,15 @@ class Trainer {
     const double loss = sums[0] / world_;
     clock_.agree(r.step, sums[1] / world_);
     if (r.log || final || !std::isfinite(loss)) {
-      log_.line("step:" + std::to_string(r.step) + "/" + std::to_string(cfg_.schedule.iterations) + strprintf(" train_loss:%.4f", loss) +
-                strprintf(" train_time:%.0fms", r.local_ms) + strprintf(" step_avg:%.2fms", r.local_ms / r.step));
+      log_.line(strprintf("step:%lld/%lld train_loss:%.4f train_time:%.0fms step_avg:%.2fms", static_cast<long long>(r.step),
+                          static_cast<long long>(cfg_.schedule.iterations), loss, r.local_ms, r.local_ms / r.step));
       log_.metric("train", {{"step", double(r.step)}, {"train_loss", loss}, {"lr_mult", r.lr_mult}, {"train_time_ms", r.local_ms}});
     }
     // The same sum on every rank: all stop here together, before a checkpoint
     // (checkpoint() reads the pending report first) or the weights of this
     // state are written.
     if (!std::isfinite(loss))
-      throw std::runtime_error(strprintf("step:%.0f", double(r.step)) + strprintf(" train_loss:%g", loss) +
+      throw std::runtime_error(strprintf("step:%lld train_loss:%g", static_cast<long long>(r.step), loss) +
                                " is not finite, so the run stops here; nothing of this state is saved (lower the "
                                "learning rates MATRIX_LR, SCALAR_LR, TIED_EMBED_LR or GRAD_CLIP_NORM, or resume from the "
                                "last checkpoint with other values)");
@@ -500,7 +500,7 @@ class Trainer {
       else
         missing_component("CHECKPOINTS");
     }, main_phase_bound());
-    log_.line("checkpoint: step:" + std::to_string(step_) + " " + path + strprintf(" write_time:%.0fms", ms_since(t)));
+    log_.line(strprintf("checkpoint: step:%lld %s write_time:%.0fms", static_cast<long long>(step_), path.c_str(), ms_since(t)));
     checkpoint_step_ = step_;
     last_checkpoint_ms_ = clock_.agreed_ms();
     t0_ = Clock::now();
@@ -537,9 +537,9 @@ class Trainer {
     auto t = Clock::now();
     log_.progress("validating...");
     EvalSums e = standard_eval();
-    log_.line("step:" + std::to_string(step) + "/" + std::to_string(cfg_.schedule.iterations) + strprintf(" val_loss:%.4f", e.val_loss()) +
-              strprintf(" val_bpb:%.4f", e.val_bpb()) + strprintf(" train_time:%.0fms", train_ms) +
-              strprintf(" step_avg:%.2fms", train_ms / std::max<std::int64_t>(step, 1)) + strprintf(" eval_time:%.0fms", ms_since(t)));
+    log_.line(strprintf("step:%lld/%lld val_loss:%.4f val_bpb:%.4f train_time:%.0fms step_avg:%.2fms eval_time:%.0fms",
+                        static_cast<long long>(step), static_cast<long long>(cfg_.schedule.iterations), e.val_loss(), e.val_bpb(),
+                        train_ms, train_ms / std::max<std::int64_t>(step, 1), ms_since(t)));
     log_.metric("val", {{"step", double(step)}, {"val_loss", e.val_loss()}, {"val_bpb", e.val_bpb()}, {"train_time_ms", train_ms}});
     return e;
   }
