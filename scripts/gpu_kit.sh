@@ -133,10 +133,18 @@ if [[ $CHECK == 1 ]]; then
     cp -al "$site/$d" "$check/site-packages/$d" 2>/dev/null || cp -r "$site/$d" "$check/site-packages/$d"
   done
   cp "$site/torch/version.py" "$check/site-packages/torch/"  # run.sh reads torch's version there
+  # The relocated kit's run.sh, as a GPU machine would run it: the copy of
+  # torch's folders as the only LibTorch, no LD_LIBRARY_PATH, this checkout's
+  # .venv refused as a library source; PATH_FIRST goes before the system PATH.
+  relocated_run() {
+    local log=$1
+    shift
+    (cd "$check" && env -u LD_LIBRARY_PATH PGOLF_TORCH_LIB="$check/site-packages/torch/lib" \
+      PGOLF_KIT_REFUSE="$ROOT/.venv" PATH="${PATH_FIRST:+$PATH_FIRST:}/usr/local/bin:/usr/bin:/bin" \
+      bash "$check/kit/run.sh" "$@" > "$log" 2>&1)
+  }
   echo "gpu_kit: running the relocated kit's stages on the CPU ($check/kit/run.sh --cpu)"
-  if ! (cd "$check" && env -u LD_LIBRARY_PATH PGOLF_TORCH_LIB="$check/site-packages/torch/lib" \
-      PGOLF_KIT_REFUSE="$ROOT/.venv" PATH=/usr/local/bin:/usr/bin:/bin bash "$check/kit/run.sh" --cpu \
-      --out "$check/out" > "$check/run.log" 2>&1); then
+  if ! relocated_run "$check/run.log" --cpu --out "$check/out"; then
     cat "$check/run.log"
     fail "the relocated kit failed (its report above; logs in $check/out)"
   fi
@@ -153,9 +161,7 @@ if [[ $CHECK == 1 ]]; then
   printf '#!/bin/sh\necho "no GPU, 0 MiB, none, 0.0"\n' > "$check/fake-bin/nvidia-smi"
   chmod +x "$check/fake-bin/nvidia-smi"
   rc=0
-  (cd "$check" && env -u LD_LIBRARY_PATH PGOLF_TORCH_LIB="$check/site-packages/torch/lib" \
-    PATH="$check/fake-bin:/usr/local/bin:/usr/bin:/bin" bash "$check/kit/run.sh" \
-    --out "$check/out-gpu-mode" > "$check/run-gpu-mode.log" 2>&1) || rc=$?
+  PATH_FIRST=$check/fake-bin relocated_run "$check/run-gpu-mode.log" --out "$check/out-gpu-mode" || rc=$?
   report=$check/out-gpu-mode/report.md
   gpu_mode_fault=""
   [[ $rc == 10 ]] || gpu_mode_fault="exit status $rc, not 10"
